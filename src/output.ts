@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, extname, join } from 'node:path';
+import { ReenactError } from './errors.js';
+
+/** Temporary files not yet committed; removed if the process is interrupted. */
+const pending = new Set<string>();
+let handlersInstalled = false;
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  const cleanup = () => {
+    for (const path of pending) rmSync(path, { force: true, recursive: true });
+    pending.clear();
+  };
+  process.on('exit', cleanup);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      cleanup();
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  }
+}
+
+/**
+ * An output file written under a temporary name beside its final path and renamed into
+ * place only when complete, so a failure or Ctrl-C never leaves a half-written file.
+ */
+export class PendingOutput {
+  /** Where to write; keeps the final extension so tools that infer the format from it work. */
+  readonly tempPath: string;
+
+  private constructor(readonly finalPath: string) {
+    const ext = extname(finalPath);
+    const stem = basename(finalPath, ext);
+    this.tempPath = join(dirname(finalPath), `.${stem}.${randomBytes(4).toString('hex')}.partial${ext}`);
+    pending.add(this.tempPath);
+    installHandlers();
+  }
+
+  /** Checks that the folder exists and is writable before any work starts. */
+  static async create(finalPath: string): Promise<PendingOutput> {
+    const folder = dirname(finalPath);
+    try {
+      const info = await stat(folder);
+      if (!info.isDirectory()) throw new Error('not a folder');
+      await access(folder, 2 /* W_OK */);
+    } catch (cause) {
+      throw new ReenactError(
+        'OUTPUT_UNWRITABLE',
+        `Cannot write ${finalPath}: the folder ${folder} does not exist or is not writable.`,
+        'Choose an output path in a folder you can write to.',
+        { cause },
+      );
+    }
+    return new PendingOutput(finalPath);
+  }
+
+  async commit(): Promise<void> {
+    await rename(this.tempPath, this.finalPath);
+    pending.delete(this.tempPath);
+  }
+
+  async discard(): Promise<void> {
+    await rm(this.tempPath, { force: true, recursive: true });
+    pending.delete(this.tempPath);
+  }
+}
+
+/** Runs `write` against a temporary path and renames it to `finalPath` only if it succeeds. */
+export async function writeAtomically<T>(finalPath: string, write: (tempPath: string) => Promise<T>): Promise<T> {
+  const output = await PendingOutput.create(finalPath);
+  try {
+    const result = await write(output.tempPath);
+    await output.commit();
+    return result;
+  } catch (error) {
+    await output.discard();
+    throw error;
+  }
+}
+
+/** Creates the folder of a path if needed (for outputs in folders the tool itself makes). */
+export async function ensureFolder(path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+}
