@@ -9,11 +9,14 @@ const require = createRequire(import.meta.url);
 /** Number of landmarks per face: the 468 Face Mesh points followed by 10 iris points. */
 export const LANDMARK_COUNT = 478;
 
-export interface Face {
-  /** Face box in image pixels (BlazeFace, refined by the mesh). */
+export interface FaceBox {
+  /** Face box in image pixels (BlazeFace; refined by the mesh when landmarks were computed). */
   box: Box;
   /** Detector confidence in [0, 1]. */
   score: number;
+}
+
+export interface Face extends FaceBox {
   /** LANDMARK_COUNT (x, y, z) triples in image pixels, in MediaPipe Face Mesh order. */
   landmarks: Float32Array;
 }
@@ -88,17 +91,35 @@ export class FaceAnalyzer {
     return new FaceAnalyzer(human, tf);
   }
 
-  /** Faces in the image, largest box first. Empty when there is none. */
+  /** Faces in the image with their landmarks, largest box first. Empty when there is none. */
   detect(image: RgbImage): Promise<Face[]> {
-    const run = this.queue.then(() => this.detectNow(image));
+    return this.enqueue(() => this.detectNow(image, true) as Promise<Face[]>);
+  }
+
+  /**
+   * Face boxes and scores only (BlazeFace, no mesh), largest first: several times faster than
+   * `detect`, for tracking faces through every frame of a video.
+   */
+  detectBoxes(image: RgbImage): Promise<FaceBox[]> {
+    return this.enqueue(() => this.detectNow(image, false));
+  }
+
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work);
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async detectNow(image: RgbImage): Promise<Face[]> {
+  private async detectNow(image: RgbImage, withMesh: boolean): Promise<FaceBox[]> {
     const input = this.tf.tensor3d(image.data, [image.height, image.width, 3], 'int32');
     try {
-      const result = await this.human.detect(input as never);
+      const override = { face: { mesh: { enabled: withMesh }, iris: { enabled: withMesh } } } as Partial<Config>;
+      const result = await this.human.detect(input as never, override);
+      if (!withMesh) {
+        return result.face
+          .map((face) => ({ box: { x: face.box[0], y: face.box[1], width: face.box[2], height: face.box[3] }, score: face.boxScore ?? face.score }))
+          .sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
+      }
       const faces: Face[] = [];
       for (const face of result.face) {
         if (face.mesh.length < LANDMARK_COUNT) continue;
