@@ -1,0 +1,206 @@
+import { ReenactError } from '../errors.js';
+import type { Face } from '../face/detector.js';
+import { rollDegrees } from '../face/landmarks.js';
+import type { RgbImage } from '../types.js';
+import { type Affine, compose, invert, rotation, scaling, transformedBounds, translation, warpAffine } from './affine.js';
+
+/** Side of the model-ready crop (the FOMM vox models take 256x256). */
+export const DEFAULT_CROP_SIZE = 256;
+
+/**
+ * Side of the square crop as a multiple of the face's extent (the larger of the landmark
+ * mesh's width and height, measured upright). The mesh runs from the hairline to the chin;
+ * at 1.9 the crop holds the hair above it and the neck below, and the face fills about the
+ * same share of the frame as in the FOMM VoxCeleb crops and the driving clips cut by
+ * `crop-video` (checked on both fixture portraits: short spiky hair and long hair both fit).
+ */
+export const DEFAULT_CROP_SCALE = 1.9;
+
+/** The crop centre sits this fraction of the crop side above the mesh centre, to fit the hair. */
+const HAIR_SHIFT = 0.08;
+
+/** Landmarks of the face oval proper (the mesh's first 468 points, irises excluded). */
+const MESH_POINTS = 468;
+
+export interface AlignOptions {
+  /** Side of the output crop in pixels. Default 256. */
+  size?: number;
+  /** Crop side as a multiple of the face extent. Default DEFAULT_CROP_SCALE. */
+  cropScale?: number;
+}
+
+export interface UprightFrame {
+  /** Size of the canvas holding the whole photo rotated upright (grown, nothing cut off). */
+  width: number;
+  height: number;
+  photoToUpright: Affine;
+}
+
+export interface SourceAlignment {
+  /** Head roll in the photo, degrees (rollDegrees of the face). */
+  roll: number;
+  /** The face the crop was made around, in photo coordinates. */
+  face: Face;
+  /** size x size, face upright, sampled once from the photo. */
+  crop: RgbImage;
+  cropToPhoto: Affine;
+  photoToCrop: Affine;
+  upright: UprightFrame;
+}
+
+/**
+ * The transform rotating a width x height photo by -roll degrees about its centre onto a canvas
+ * grown to the rotated bounding box, so that no pixel is cut off.
+ */
+export function uprightFrame(width: number, height: number, roll: number): UprightFrame {
+  const rotate = compose(rotation(-roll), translation(-width / 2, -height / 2));
+  const bounds = transformedBounds(rotate, width, height);
+  // Round away float noise so an unrotated photo keeps its exact size.
+  const grownWidth = Math.ceil(bounds.x1 - bounds.x0 - 1e-6);
+  const grownHeight = Math.ceil(bounds.y1 - bounds.y0 - 1e-6);
+  return { width: grownWidth, height: grownHeight, photoToUpright: compose(translation(grownWidth / 2, grownHeight / 2), rotate) };
+}
+
+/**
+ * The whole photo rotated by -roll so the eye line is horizontal. The corners the rotation
+ * uncovers repeat the nearest edge pixels rather than showing black.
+ */
+export function rotateUpright(photo: RgbImage, roll: number): { image: RgbImage; photoToUpright: Affine } {
+  const frame = uprightFrame(photo.width, photo.height, roll);
+  const { image } = warpAffine(photo, invert(frame.photoToUpright), frame.width, frame.height);
+  return { image, photoToUpright: frame.photoToUpright };
+}
+
+/**
+ * Cuts the model-ready crop: the face upright (roll removed), centred, with hair and chin, at
+ * size x size. Photo -> upright -> crop is composed into one affine, so the crop is sampled once
+ * from the original pixels; where the square runs past the photo, edge pixels are repeated.
+ */
+export function alignSource(photo: RgbImage, face: Face, options: AlignOptions = {}): SourceAlignment {
+  const size = options.size ?? DEFAULT_CROP_SIZE;
+  const cropScale = options.cropScale ?? DEFAULT_CROP_SCALE;
+  if (!Number.isInteger(size) || size < 16 || size > 4096) {
+    throw new ReenactError('BAD_ARGUMENT', `crop size ${size} is out of range.`, 'Use a whole number of pixels between 16 and 4096 (the models take 256).');
+  }
+  if (!(cropScale >= 0.5 && cropScale <= 10)) {
+    throw new ReenactError('BAD_ARGUMENT', `crop scale ${cropScale} is out of range.`, 'Use a scale between 0.5 and 10 (default 1.9).');
+  }
+  const roll = rollDegrees(face);
+  const upright = uprightFrame(photo.width, photo.height, roll);
+
+  let x0 = Infinity;
+  let y0 = Infinity;
+  let x1 = -Infinity;
+  let y1 = -Infinity;
+  const t = upright.photoToUpright;
+  for (let i = 0; i < MESH_POINTS; i++) {
+    const x = face.landmarks[i * 3]!;
+    const y = face.landmarks[i * 3 + 1]!;
+    const ux = t.a * x + t.b * y + t.c;
+    const uy = t.d * x + t.e * y + t.f;
+    if (ux < x0) x0 = ux;
+    if (ux > x1) x1 = ux;
+    if (uy < y0) y0 = uy;
+    if (uy > y1) y1 = uy;
+  }
+  const side = cropScale * Math.max(x1 - x0, y1 - y0);
+  const centreX = (x0 + x1) / 2;
+  const centreY = (y0 + y1) / 2 - HAIR_SHIFT * side;
+  const uprightToCrop = compose(scaling(size / side), translation(side / 2 - centreX, side / 2 - centreY));
+  const photoToCrop = compose(uprightToCrop, upright.photoToUpright);
+  const cropToPhoto = invert(photoToCrop);
+  const { image: crop } = warpAffine(photo, cropToPhoto, size, size);
+  return { roll, face, crop, cropToPhoto, photoToCrop, upright };
+}
+
+export interface RestoreOptions {
+  /**
+   * Width in crop pixels of an alpha ramp along the crop's edge, so the restored region blends
+   * into the photo without a seam. Default 0 (hard edge).
+   */
+  feather?: number;
+}
+
+/**
+ * Puts a crop-space image (the crop, or a frame generated from it) back into the photo's frame:
+ * rotation and scale undone, written only inside the crop's footprint; every other photo pixel
+ * is left exactly as it was. Returns a new image; `photo` is not modified.
+ */
+export function restoreToPhoto(cropImage: RgbImage, alignment: SourceAlignment, photo: RgbImage, options: RestoreOptions = {}): RgbImage {
+  const feather = options.feather ?? 0;
+  // A crop-space image of another size (e.g. a model run at 512) maps through the same footprint.
+  const cropSize = alignment.crop.width;
+  const photoToImage = compose(scaling(cropImage.width / cropSize, cropImage.height / cropSize), alignment.photoToCrop);
+  const imageToPhoto = invert(photoToImage);
+
+  // Only the footprint's bounding box is resampled.
+  const bounds = transformedBounds(imageToPhoto, cropImage.width, cropImage.height);
+  const left = Math.max(0, Math.floor(bounds.x0));
+  const top = Math.max(0, Math.floor(bounds.y0));
+  const right = Math.min(photo.width, Math.ceil(bounds.x1));
+  const bottom = Math.min(photo.height, Math.ceil(bounds.y1));
+  const output: RgbImage = { width: photo.width, height: photo.height, data: new Uint8Array(photo.data) };
+  if (right <= left || bottom <= top) return output;
+  const patchWidth = right - left;
+  const patchHeight = bottom - top;
+  const patchToImage = compose(photoToImage, translation(left, top));
+  const { image: patch } = warpAffine(cropImage, patchToImage, patchWidth, patchHeight);
+  const alpha = warpAffine(footprintAlpha(cropImage.width, cropImage.height, feather * (cropImage.width / cropSize)), patchToImage, patchWidth, patchHeight, {
+    border: 'constant',
+    fill: [0],
+  }).image.data;
+
+  const out = output.data;
+  const src = patch.data;
+  for (let y = 0; y < patchHeight; y++) {
+    for (let x = 0; x < patchWidth; x++) {
+      const weight = alpha[y * patchWidth + x]!;
+      if (weight === 0) continue;
+      const o = ((top + y) * photo.width + left + x) * 3;
+      const p = (y * patchWidth + x) * 3;
+      if (weight === 255) {
+        out[o] = src[p]!;
+        out[o + 1] = src[p + 1]!;
+        out[o + 2] = src[p + 2]!;
+      } else {
+        const w = weight / 255;
+        for (let ch = 0; ch < 3; ch++) out[o + ch] = out[o + ch]! + (src[p + ch]! - out[o + ch]!) * w + 0.5;
+      }
+    }
+  }
+  return output;
+}
+
+/** A one-channel mask of a crop: 255 inside, ramping to 0 over `feather` pixels at the edge. */
+function footprintAlpha(width: number, height: number, feather: number): { width: number; height: number; data: Uint8Array; channels: number } {
+  const data = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const dy = Math.min(y + 0.5, height - y - 0.5);
+    for (let x = 0; x < width; x++) {
+      const distance = Math.min(dy, x + 0.5, width - x - 0.5);
+      data[y * width + x] = feather > 0 ? Math.min(255, Math.round((255 * distance) / feather)) : 255;
+    }
+  }
+  return { width, height, data, channels: 1 };
+}
+
+/**
+ * The face to animate: the largest (detect returns largest first) unless `index` picks another.
+ * `source` names the photo in messages.
+ */
+export function chooseFace(faces: Face[], index?: number, source = 'the photo'): Face {
+  if (faces.length === 0) {
+    throw new ReenactError(
+      'NO_FACE',
+      `no face found in ${source}.`,
+      'Use a photo where the face is clearly visible, frontal, well lit, at least ~80 px wide.',
+    );
+  }
+  if (index === undefined) return faces[0]!;
+  if (!Number.isInteger(index) || index < 0 || index >= faces.length) {
+    const count = faces.length === 1 ? '1 face' : `${faces.length} faces`;
+    throw new ReenactError('FACE_INDEX', `${source} has ${count}; --face must be 0..${faces.length - 1}.`, 'Run `reenact inspect` on the photo to see the faces and their numbers.');
+  }
+  return faces[index]!;
+}
+
