@@ -1,0 +1,100 @@
+import type { OnnxGraph } from './onnx-graph.js';
+import { antiAliasDownsample, coordinateGrid, hourglass } from './hourglass.js';
+import type { Weights } from './weights.js';
+
+/** dense_motion_params plus what the generator decides for it. */
+export interface DenseMotionSpec {
+  numKp: number;
+  numChannels: number;
+  estimateJacobian: boolean;
+  estimateOcclusionMap: boolean;
+  blockExpansion: number;
+  maxFeatures: number;
+  numBlocks: number;
+  scaleFactor: number;
+}
+
+/** Graph values of the (normalised) keypoints; jacobians present when the model estimates them. */
+export interface KeypointValues {
+  value: string;
+  jacobian?: string;
+}
+
+export interface DenseMotionOutputs {
+  /** [1, h, w, 2] sampling grid (x, y) from driving to source. */
+  deformation: string;
+  /** [1, K + 1, h, w] softmax masks, background first. */
+  mask: string;
+  /** [1, 1, h, w] in (0, 1), when estimated. */
+  occlusion?: string;
+}
+
+/** The dense motion net's own downsampling of the source (`down.weight`); depends on the source only. */
+export function downsampleSource(g: OnnxGraph, source: string, spec: DenseMotionSpec, w: Weights, height: number, width: number) {
+  return antiAliasDownsample(g, source, w, spec.numChannels, spec.scaleFactor, height, width);
+}
+
+/**
+ * DenseMotionNetwork on the already downsampled source [1, C, h, w]: heatmap differences,
+ * sparse motions T_k(z) = kp_s + J_s·inv(J_d)·(z − kp_d), deformed sources, hourglass, masks,
+ * deformation, occlusion.
+ */
+export function denseMotion(
+  g: OnnxGraph, sourceSmall: string, kpSource: KeypointValues, kpDriving: KeypointValues,
+  spec: DenseMotionSpec, w: Weights, height: number, width: number,
+): DenseMotionOutputs {
+  const k = spec.numKp;
+  const positions = height * width;
+  const grid = g.constant({ dims: [1, 1, positions, 2], data: coordinateGrid(height, width) }, 'grid');
+
+  const gaussian = (kp: string) => {
+    const diff = g.sub(grid, g.reshape(kp, [1, k, 1, 2]));
+    const squared = g.reduceSum(g.mul(diff, diff), [3], false);
+    return g.exp(g.div(g.mul(squared, g.scalar(-0.5)), g.scalar(0.01)));
+  };
+  const heat = g.sub(gaussian(kpDriving.value), gaussian(kpSource.value));
+  const zeros = g.floats(new Array<number>(positions).fill(0), [1, 1, positions]);
+  const heatmaps = g.reshape(g.concat([zeros, heat], 1), [1, k + 1, 1, height, width]);
+
+  let moved = g.sub(grid, g.reshape(kpDriving.value, [1, k, 1, 2]));
+  if (spec.estimateJacobian && kpSource.jacobian && kpDriving.jacobian) {
+    const jacobian = g.matMul(kpSource.jacobian, inverse2x2(g, kpDriving.jacobian, k));
+    // Row vectors: (z − kp_d)ᵀ · Jᵀ.
+    moved = g.matMul(moved, g.transpose(jacobian, [0, 1, 3, 2]));
+  }
+  const driven = g.add(moved, g.reshape(kpSource.value, [1, k, 1, 2]));
+  const motions = g.concat([grid, driven], 1); // [1, K+1, hw, 2]
+
+  const sources = g.expand(sourceSmall, [k + 1, spec.numChannels, height, width]);
+  const deformed = g.gridSample(sources, g.reshape(motions, [k + 1, height, width, 2]));
+  const input = g.reshape(
+    g.concat([heatmaps, g.reshape(deformed, [1, k + 1, spec.numChannels, height, width])], 2),
+    [1, (k + 1) * (spec.numChannels + 1), height, width],
+  );
+  const features = hourglass(g, input, w.at('hourglass'), {
+    blockExpansion: spec.blockExpansion, inFeatures: (k + 1) * (spec.numChannels + 1),
+    numBlocks: spec.numBlocks, maxFeatures: spec.maxFeatures,
+  });
+  const maskConv = w.at('mask');
+  const mask = g.softmax(
+    g.conv(features.out, maskConv.get('weight', [k + 1, features.channels, 7, 7]), maskConv.get('bias', [k + 1]), { pads: 3 }), 1,
+  );
+  const deformation = g.reshape(
+    g.reduceSum(g.mul(g.reshape(mask, [1, k + 1, positions, 1]), motions), [1], false),
+    [1, height, width, 2],
+  );
+  let occlusion: string | undefined;
+  if (spec.estimateOcclusionMap) {
+    const occ = w.at('occlusion');
+    occlusion = g.sigmoid(g.conv(features.out, occ.get('weight', [1, features.channels, 7, 7]), occ.get('bias', [1]), { pads: 3 }));
+  }
+  return { deformation, mask, occlusion };
+}
+
+/** Inverse of K 2×2 matrices [1, K, 2, 2] by the adjugate: [[d, −b], [−c, a]] / (ad − bc). */
+function inverse2x2(g: OnnxGraph, m: string, k: number): string {
+  const [a, b, c, d] = g.split(g.reshape(m, [1, k, 4]), 2, [1, 1, 1, 1]) as [string, string, string, string];
+  const det = g.sub(g.mul(a, d), g.mul(b, c));
+  const adjugate = g.concat([d, g.neg(b), g.neg(c), a], 2);
+  return g.reshape(g.div(adjugate, det), [1, k, 2, 2]);
+}

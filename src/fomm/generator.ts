@@ -1,0 +1,123 @@
+import { OnnxGraph } from './onnx-graph.js';
+import { denseMotion, downsampleSource, type DenseMotionSpec } from './dense-motion.js';
+import { downBlock, resBlock, sameBlock, upBlock } from './hourglass.js';
+import type { Weights } from './weights.js';
+
+/** common_params + generator_params (with its dense_motion_params) + the frame size. */
+export interface GeneratorSpec {
+  numKp: number;
+  numChannels: number;
+  estimateJacobian: boolean;
+  blockExpansion: number;
+  maxFeatures: number;
+  numDownBlocks: number;
+  numBottleneckBlocks: number;
+  estimateOcclusionMap: boolean;
+  denseMotion: { blockExpansion: number; maxFeatures: number; numBlocks: number; scaleFactor: number };
+  imageHeight: number;
+  imageWidth: number;
+}
+
+/** Sizes of the maps the generator graphs exchange. */
+export interface GeneratorShapes {
+  featureChannels: number;
+  featureHeight: number;
+  featureWidth: number;
+  motionHeight: number;
+  motionWidth: number;
+}
+
+export function generatorShapes(spec: GeneratorSpec): GeneratorShapes {
+  let featureHeight = spec.imageHeight;
+  let featureWidth = spec.imageWidth;
+  for (let i = 0; i < spec.numDownBlocks; i++) {
+    featureHeight = Math.floor(featureHeight / 2);
+    featureWidth = Math.floor(featureWidth / 2);
+  }
+  const scale = spec.denseMotion.scaleFactor;
+  return {
+    featureChannels: Math.min(spec.maxFeatures, spec.blockExpansion * 2 ** spec.numDownBlocks),
+    featureHeight, featureWidth,
+    motionHeight: scale === 1 ? spec.imageHeight : Math.floor(spec.imageHeight * scale),
+    motionWidth: scale === 1 ? spec.imageWidth : Math.floor(spec.imageWidth * scale),
+  };
+}
+
+function denseMotionSpec(spec: GeneratorSpec): DenseMotionSpec {
+  return {
+    numKp: spec.numKp, numChannels: spec.numChannels, estimateJacobian: spec.estimateJacobian,
+    estimateOcclusionMap: spec.estimateOcclusionMap, ...spec.denseMotion,
+  };
+}
+
+/**
+ * The part of the occlusion-aware generator that depends on the source only, run once per video:
+ * `source` [1, C, H, W] → `features` (first + down blocks) and `source_small` (the dense motion
+ * net's anti-aliased downsampling). Weights are the `generator` state dict.
+ */
+export function buildSourceEncoder(spec: GeneratorSpec, w: Weights): OnnxGraph {
+  const g = new OnnxGraph('fomm_source_encoder');
+  const shapes = generatorShapes(spec);
+  const width = (i: number) => Math.min(spec.maxFeatures, spec.blockExpansion * 2 ** i);
+  const source = g.input('source', [1, spec.numChannels, spec.imageHeight, spec.imageWidth]);
+  let out = sameBlock(g, source, w.at('first'), spec.numChannels, spec.blockExpansion, 7, 3);
+  for (let i = 0; i < spec.numDownBlocks; i++) out = downBlock(g, out, w.at(`down_blocks.${i}`), width(i), width(i + 1));
+  g.output('features', out, [1, shapes.featureChannels, shapes.featureHeight, shapes.featureWidth]);
+  const small = downsampleSource(g, source, denseMotionSpec(spec), w.at('dense_motion_network'), spec.imageHeight, spec.imageWidth);
+  g.output('source_small', small.out, [1, spec.numChannels, shapes.motionHeight, shapes.motionWidth]);
+  return g;
+}
+
+/** Inputs of the per-frame generator graph, in feed order. */
+export function frameGeneratorInputs(spec: GeneratorSpec): string[] {
+  const names = ['features', 'source_small', 'source', 'kp_source', 'kp_driving'];
+  if (spec.estimateJacobian) names.push('jacobian_source', 'jacobian_driving');
+  return names;
+}
+
+/**
+ * Everything per driving frame: dense motion, feature warping and occlusion, bottleneck, up
+ * blocks, final conv + sigmoid → `prediction` [1, C, H, W]. Also outputs `mask`,
+ * `occlusion` (when estimated) and `deformed` (the full-size source warped by the motion alone).
+ */
+export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph {
+  const g = new OnnxGraph('fomm_frame_generator');
+  const s = generatorShapes(spec);
+  const k = spec.numKp;
+  const c = spec.numChannels;
+  const features = g.input('features', [1, s.featureChannels, s.featureHeight, s.featureWidth]);
+  const sourceSmall = g.input('source_small', [1, c, s.motionHeight, s.motionWidth]);
+  const source = g.input('source', [1, c, spec.imageHeight, spec.imageWidth]);
+  const kpSource = { value: g.input('kp_source', [1, k, 2]), jacobian: undefined as string | undefined };
+  const kpDriving = { value: g.input('kp_driving', [1, k, 2]), jacobian: undefined as string | undefined };
+  if (spec.estimateJacobian) {
+    kpSource.jacobian = g.input('jacobian_source', [1, k, 2, 2]);
+    kpDriving.jacobian = g.input('jacobian_driving', [1, k, 2, 2]);
+  }
+  const motion = denseMotion(g, sourceSmall, kpSource, kpDriving, denseMotionSpec(spec), w.at('dense_motion_network'), s.motionHeight, s.motionWidth);
+
+  const resizeGrid = (height: number, width: number) => {
+    if (height === s.motionHeight && width === s.motionWidth) return motion.deformation;
+    const map = g.transpose(motion.deformation, [0, 3, 1, 2]);
+    return g.transpose(g.resizeBilinear(map, 1, 2, height, width), [0, 2, 3, 1]);
+  };
+  let out = g.gridSample(features, resizeGrid(s.featureHeight, s.featureWidth));
+  if (motion.occlusion) {
+    const occlusion = s.featureHeight === s.motionHeight && s.featureWidth === s.motionWidth
+      ? motion.occlusion
+      : g.resizeBilinear(motion.occlusion, 1, 1, s.featureHeight, s.featureWidth);
+    out = g.mul(out, occlusion);
+  }
+  for (let i = 0; i < spec.numBottleneckBlocks; i++) out = resBlock(g, out, w.at(`bottleneck.r${i}`), s.featureChannels);
+  const width = (i: number) => Math.min(spec.maxFeatures, spec.blockExpansion * 2 ** i);
+  const d = spec.numDownBlocks;
+  for (let i = 0; i < d; i++) out = upBlock(g, out, w.at(`up_blocks.${i}`), width(d - i), width(d - i - 1));
+  const final = w.at('final');
+  out = g.sigmoid(g.conv(out, final.get('weight', [c, spec.blockExpansion, 7, 7]), final.get('bias', [c]), { pads: 3 }));
+
+  g.output('prediction', out, [1, c, spec.imageHeight, spec.imageWidth]);
+  g.output('mask', motion.mask, [1, k + 1, s.motionHeight, s.motionWidth]);
+  if (motion.occlusion) g.output('occlusion', motion.occlusion, [1, 1, s.motionHeight, s.motionWidth]);
+  g.output('deformed', g.gridSample(source, resizeGrid(spec.imageHeight, spec.imageWidth)), [1, c, spec.imageHeight, spec.imageWidth]);
+  return g;
+}

@@ -1,0 +1,114 @@
+import type { OnnxGraph } from './onnx-graph.js';
+import { foldAffine, type Weights } from './weights.js';
+
+/** The building blocks shared by the keypoint detector, the dense motion network and the generator. */
+
+/** conv (bias) → batch norm → ReLU, with the batch norm folded into the conv. Keys `conv.*`, `norm.*`. */
+export function convNormRelu(g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number, kernel: number, pad: number): string {
+  const conv = w.at('conv');
+  const weight = conv.get('weight', [outChannels, inChannels, kernel, kernel]);
+  const bias = conv.get('bias', [outChannels]);
+  const { scale, shift } = w.at('norm').batchNorm(outChannels);
+  const folded = foldAffine(weight, bias, scale, shift);
+  return g.relu(g.conv(x, folded.weight, folded.bias, { pads: pad }));
+}
+
+/** SameBlock2d: conv k×k "same" → BN → ReLU. */
+export function sameBlock(g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number, kernel: number, pad: number): string {
+  return convNormRelu(g, x, w, inChannels, outChannels, kernel, pad);
+}
+
+/** DownBlock2d: conv 3×3 → BN → ReLU → 2×2 average pool. */
+export function downBlock(g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number): string {
+  return g.averagePool2(convNormRelu(g, x, w, inChannels, outChannels, 3, 1));
+}
+
+/** UpBlock2d: nearest 2× → conv 3×3 → BN → ReLU. */
+export function upBlock(g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number): string {
+  return convNormRelu(g, g.upsampleNearest2(x), w, inChannels, outChannels, 3, 1);
+}
+
+/** ResBlock2d: BN1 → ReLU → conv1 → BN2 (folded) → ReLU → conv2, plus the input. */
+export function resBlock(g: OnnxGraph, x: string, w: Weights, channels: number): string {
+  const norm1 = w.at('norm1').batchNorm(channels);
+  const normed = g.add(
+    g.mul(x, g.constant({ dims: [1, channels, 1, 1], data: norm1.scale }, 'bn_scale')),
+    g.constant({ dims: [1, channels, 1, 1], data: norm1.shift }, 'bn_shift'),
+  );
+  const conv1 = w.at('conv1');
+  const norm2 = w.at('norm2').batchNorm(channels);
+  const folded = foldAffine(conv1.get('weight', [channels, channels, 3, 3]), conv1.get('bias', [channels]), norm2.scale, norm2.shift);
+  const hidden = g.relu(g.conv(g.relu(normed), folded.weight, folded.bias, { pads: 1 }));
+  const conv2 = w.at('conv2');
+  const out = g.conv(hidden, conv2.get('weight', [channels, channels, 3, 3]), conv2.get('bias', [channels]), { pads: 1 });
+  return g.add(out, x);
+}
+
+export interface HourglassSpec {
+  blockExpansion: number;
+  inFeatures: number;
+  numBlocks: number;
+  maxFeatures: number;
+}
+
+/** Hourglass (U-Net) of `encoder.down_blocks.N` and `decoder.up_blocks.N`; returns E + C channels at the input size. */
+export function hourglass(g: OnnxGraph, x: string, w: Weights, spec: HourglassSpec): { out: string; channels: number } {
+  const { blockExpansion: e, inFeatures, numBlocks, maxFeatures: m } = spec;
+  const width = (i: number) => Math.min(m, e * 2 ** i);
+  const skips = [x];
+  for (let i = 0; i < numBlocks; i++) {
+    skips.push(downBlock(g, skips[skips.length - 1]!, w.at(`encoder.down_blocks.${i}`), i === 0 ? inFeatures : width(i), width(i + 1)));
+  }
+  let out = skips.pop()!;
+  let n = 0;
+  for (let i = numBlocks - 1; i >= 0; i--, n++) {
+    const inChannels = (i === numBlocks - 1 ? 1 : 2) * width(i + 1);
+    out = upBlock(g, out, w.at(`decoder.up_blocks.${n}`), inChannels, width(i));
+    out = g.concat([out, skips.pop()!], 1);
+  }
+  return { out, channels: e + inFeatures };
+}
+
+/** Python's round(): halves go to the even neighbour (the kernel size formula depends on it). */
+function pythonRound(value: number): number {
+  const floor = Math.floor(value);
+  const diff = value - floor;
+  if (diff > 0.5) return floor + 1;
+  if (diff < 0.5) return floor;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+/**
+ * AntiAliasInterpolation2d: depthwise Gaussian blur (the stored `down.weight`), then every
+ * int(1/s)-th pixel from 0 — done as one strided depthwise conv. Identity when scale is 1.
+ */
+export function antiAliasDownsample(
+  g: OnnxGraph, x: string, w: Weights, channels: number, scale: number, height: number, width: number,
+): { out: string; height: number; width: number } {
+  if (scale === 1) return { out: x, height, width };
+  const sigma = (1 / scale - 1) / 2;
+  const kernel = 2 * pythonRound(sigma * 4) + 1;
+  const stride = Math.trunc(1 / scale);
+  const weight = w.get('down.weight', [channels, 1, kernel, kernel]);
+  let out = g.conv(x, weight, undefined, { pads: Math.floor(kernel / 2), stride, group: channels });
+  const convHeight = Math.floor((height - 1) / stride) + 1;
+  const convWidth = Math.floor((width - 1) / stride) + 1;
+  const outHeight = Math.floor(height * scale);
+  const outWidth = Math.floor(width * scale);
+  if (convHeight !== outHeight || convWidth !== outWidth) out = g.slice(out, [0, 0], [outHeight, outWidth], [2, 3]);
+  return { out, height: outHeight, width: outWidth };
+}
+
+/** The [-1, 1] coordinate grid of an h×w map as (h·w, 2) rows of (x, y), computed in float32 as the reference does. */
+export function coordinateGrid(height: number, width: number): Float32Array {
+  const grid = new Float32Array(height * width * 2);
+  const f = Math.fround;
+  for (let i = 0; i < height; i++) {
+    const y = f(f(2 * f(i / (height - 1))) - 1);
+    for (let j = 0; j < width; j++) {
+      grid[(i * width + j) * 2] = f(f(2 * f(j / (width - 1))) - 1);
+      grid[(i * width + j) * 2 + 1] = y;
+    }
+  }
+  return grid;
+}

@@ -1,0 +1,51 @@
+import { OnnxGraph } from './onnx-graph.js';
+import { antiAliasDownsample, coordinateGrid, hourglass } from './hourglass.js';
+import type { Weights } from './weights.js';
+
+/** What the keypoint detector graph needs to know (common_params + kp_detector_params + the frame size). */
+export interface KeypointDetectorSpec {
+  numKp: number;
+  numChannels: number;
+  estimateJacobian: boolean;
+  temperature: number;
+  blockExpansion: number;
+  maxFeatures: number;
+  scaleFactor: number;
+  numBlocks: number;
+  singleJacobianMap: boolean;
+  pad: number;
+  imageHeight: number;
+  imageWidth: number;
+}
+
+/**
+ * KPDetector: image [1, C, H, W] in [0, 1] → `value` [1, K, 2] (x, y in [-1, 1]) and, with
+ * jacobians, `jacobian` [1, K, 2, 2]. Weights are the `kp_detector` state dict.
+ */
+export function buildKeypointDetector(spec: KeypointDetectorSpec, w: Weights): OnnxGraph {
+  const g = new OnnxGraph('fomm_keypoint_detector');
+  const k = spec.numKp;
+  const image = g.input('image', [1, spec.numChannels, spec.imageHeight, spec.imageWidth]);
+  const down = antiAliasDownsample(g, image, w, spec.numChannels, spec.scaleFactor, spec.imageHeight, spec.imageWidth);
+  const features = hourglass(g, down.out, w.at('predictor'), {
+    blockExpansion: spec.blockExpansion, inFeatures: spec.numChannels, numBlocks: spec.numBlocks, maxFeatures: spec.maxFeatures,
+  });
+  const heatHeight = down.height + 2 * spec.pad - 6;
+  const heatWidth = down.width + 2 * spec.pad - 6;
+  const positions = heatHeight * heatWidth;
+  const kp = w.at('kp');
+  const heat = g.conv(features.out, kp.get('weight', [k, features.channels, 7, 7]), kp.get('bias', [k]), { pads: spec.pad });
+  // Softmax over all positions of each channel of heat / temperature.
+  const heatmap = g.softmax(g.div(g.reshape(heat, [1, k, positions]), g.scalar(spec.temperature)), 2);
+  const grid = g.constant({ dims: [positions, 2], data: coordinateGrid(heatHeight, heatWidth) }, 'grid');
+  g.output('value', g.matMul(heatmap, grid), [1, k, 2]);
+  if (spec.estimateJacobian) {
+    const maps = spec.singleJacobianMap ? 1 : k;
+    const jac = w.at('jacobian');
+    const jacobianMap = g.conv(features.out, jac.get('weight', [4 * maps, features.channels, 7, 7]), jac.get('bias', [4 * maps]), { pads: spec.pad });
+    // (1, J, 4, hw) @ (1, K, hw, 1): heatmap-weighted sums, J = 1 broadcasting over the K keypoints.
+    const weighted = g.matMul(g.reshape(jacobianMap, [1, maps, 4, positions]), g.reshape(heatmap, [1, k, positions, 1]));
+    g.output('jacobian', g.reshape(weighted, [1, k, 2, 2]), [1, k, 2, 2]);
+  }
+  return g;
+}

@@ -1,0 +1,237 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism, homedir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ReenactError } from '../errors.js';
+import { writeAtomically } from '../output.js';
+import type { RgbImage } from '../types.js';
+import { generatorSpec, keypointDetectorSpec, type FommModelParams, type FrameSize } from './architecture.js';
+import { loadCheckpoint } from './checkpoint.js';
+import type { FommConfig } from './config.js';
+import { buildFrameGenerator, buildSourceEncoder, frameGeneratorInputs, generatorShapes, type GeneratorShapes } from './generator.js';
+import { buildKeypointDetector } from './keypoint-detector.js';
+import type { Keypoints } from './keypoints.js';
+import type { ModelWeights } from './random-weights.js';
+import { StateDictWeights, Weights } from './weights.js';
+
+/** Bumped whenever the graphs built from the same weights change, so cached models are rebuilt. */
+const GRAPH_VERSION = 1;
+
+export interface FommModelOptions {
+  /** A parsed config, its model_params, or the path of a config .yaml. */
+  config: FommConfig | FommModelParams | string;
+  /** A loaded checkpoint (or generated weights), or the path of a .pth.tar. */
+  checkpoint: ModelWeights | string;
+  /** ONNX Runtime intra-op threads; default: all available cores. */
+  threads?: number;
+  /** Where built ONNX models are kept; default $REENACT_CACHE_DIR, else $XDG_CACHE_HOME/reenact or ~/.cache/reenact. */
+  cacheDir?: string;
+  /** Frame size the graphs are built for; default 256×256. */
+  frameSize?: FrameSize;
+}
+
+/** A float image, rows top to bottom, channels interleaved (HWC), values in [0, 1]. */
+export interface FloatImage {
+  width: number;
+  height: number;
+  channels: number;
+  data: Float32Array;
+}
+
+/** A float32 map with its shape (NCHW without the batch). */
+export interface FloatMap {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** What the generator needs of the source, computed once per video. */
+export interface SourceEncoding {
+  keypoints: Keypoints;
+  /** @internal graph inputs that depend on the source only. */
+  readonly tensors: { features: ort.Tensor; sourceSmall: ort.Tensor; source: ort.Tensor };
+}
+
+export interface GeneratedFrame {
+  image: FloatImage;
+  debug?: {
+    /** The source warped by the dense motion alone, full size. */
+    deformed: FloatImage;
+    /** [K + 1, h, w] dense-motion masks, background first. */
+    mask: FloatMap;
+    /** [h, w], when the model estimates occlusion. */
+    occlusion?: FloatMap;
+  };
+}
+
+/** The default folder for cached converted models. */
+export function defaultCacheDir(): string {
+  if (process.env.REENACT_CACHE_DIR) return process.env.REENACT_CACHE_DIR;
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'reenact');
+}
+
+function isModelParams(config: FommConfig | FommModelParams): config is FommModelParams {
+  return 'commonParams' in config;
+}
+
+/**
+ * The First Order Motion Model on ONNX Runtime: three graphs built from the config and the
+ * checkpoint (keypoint detector, source encoder, per-frame generator), cached on disk.
+ */
+export class FommModel {
+  private constructor(
+    readonly params: FommModelParams,
+    readonly frameSize: FrameSize,
+    private readonly keypointSession: ort.InferenceSession,
+    private readonly encoderSession: ort.InferenceSession,
+    private readonly generatorSession: ort.InferenceSession,
+    private readonly shapes: GeneratorShapes,
+  ) {}
+
+  static async load(options: FommModelOptions): Promise<FommModel> {
+    const config = typeof options.config === 'string' ? await (await import('./config.js')).loadConfig(options.config) : options.config;
+    const params = isModelParams(config) ? config : config.modelParams;
+    const weights = typeof options.checkpoint === 'string' ? await loadCheckpoint(options.checkpoint) : options.checkpoint;
+    const frameSize = options.frameSize ?? { height: 256, width: 256 };
+    const threads = options.threads ?? availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new ReenactError('BAD_ARGUMENT', `threads must be a whole number of at least 1, not ${threads}.`, 'Pass --threads 1 or more.');
+    }
+    const key = createHash('sha256')
+      .update(JSON.stringify({ version: GRAPH_VERSION, weights: weights.sha256, params, frameSize, ort: ort.env.versions.common }))
+      .digest('hex').slice(0, 32);
+    const folder = join(options.cacheDir ?? defaultCacheDir(), 'fomm', key);
+    const kpSpec = keypointDetectorSpec(params, frameSize);
+    const genSpec = generatorSpec(params, frameSize);
+    const kpWeights = new Weights(new StateDictWeights(weights.kpDetector, 'kp_detector'));
+    const genWeights = new Weights(new StateDictWeights(weights.generator, 'generator'));
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+    };
+    const session = async (name: string, build: () => { toBytes(): Uint8Array }) =>
+      ort.InferenceSession.create(await cachedModel(folder, name, build), sessionOptions);
+    const keypointSession = await session('keypoint-detector.onnx', () => buildKeypointDetector(kpSpec, kpWeights));
+    const encoderSession = await session('source-encoder.onnx', () => buildSourceEncoder(genSpec, genWeights));
+    const generatorSession = await session('frame-generator.onnx', () => buildFrameGenerator(genSpec, genWeights));
+    return new FommModel(params, frameSize, keypointSession, encoderSession, generatorSession, generatorShapes(genSpec));
+  }
+
+  get numKp(): number {
+    return this.params.commonParams.numKp;
+  }
+
+  private imageTensor(image: RgbImage): ort.Tensor {
+    const { height, width } = this.frameSize;
+    if (image.width !== width || image.height !== height) {
+      throw new ReenactError('BAD_ARGUMENT', `The model takes ${width}x${height} frames; this one is ${image.width}x${image.height}.`, 'Crop and resize the face to the model size first.');
+    }
+    const plane = width * height;
+    const data = new Float32Array(3 * plane);
+    for (let i = 0; i < plane; i++) {
+      data[i] = image.data[i * 3]! / 255;
+      data[plane + i] = image.data[i * 3 + 1]! / 255;
+      data[2 * plane + i] = image.data[i * 3 + 2]! / 255;
+    }
+    return new ort.Tensor('float32', data, [1, 3, height, width]);
+  }
+
+  private async keypointsOf(image: ort.Tensor): Promise<Keypoints> {
+    const out = await this.keypointSession.run({ image });
+    return {
+      numKp: this.numKp,
+      value: out.value!.data as Float32Array,
+      jacobian: out.jacobian ? (out.jacobian.data as Float32Array) : undefined,
+    };
+  }
+
+  /** Keypoints (and jacobians) of a frame of the model's size. */
+  async detectKeypoints(image: RgbImage): Promise<Keypoints> {
+    return this.keypointsOf(this.imageTensor(image));
+  }
+
+  /** Keypoints and encoder features of the source photo; reuse for every driving frame. */
+  async encodeSource(image: RgbImage): Promise<SourceEncoding> {
+    const source = this.imageTensor(image);
+    const [keypoints, encoded] = [await this.keypointsOf(source), await this.encoderSession.run({ source })];
+    return { keypoints, tensors: { features: encoded.features!, sourceSmall: encoded.source_small!, source } };
+  }
+
+  /** One output frame for (normalised) driving keypoints. */
+  async generate(source: SourceEncoding, kpDriving: Keypoints, options: { debug?: boolean } = {}): Promise<GeneratedFrame> {
+    const k = this.numKp;
+    if (kpDriving.numKp !== k || kpDriving.value.length !== 2 * k) {
+      throw new ReenactError('BAD_ARGUMENT', `Driving keypoints have ${kpDriving.numKp} points; the model has ${k}.`, 'Use keypoints detected by the same model.');
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      features: source.tensors.features,
+      source_small: source.tensors.sourceSmall,
+      source: source.tensors.source,
+      kp_source: new ort.Tensor('float32', source.keypoints.value, [1, k, 2]),
+      kp_driving: new ort.Tensor('float32', kpDriving.value, [1, k, 2]),
+    };
+    if (this.params.commonParams.estimateJacobian) {
+      if (!source.keypoints.jacobian || !kpDriving.jacobian) {
+        throw new ReenactError('BAD_ARGUMENT', 'This model needs keypoint jacobians; the keypoints given have none.', 'Use keypoints detected by the same model.');
+      }
+      feeds.jacobian_source = new ort.Tensor('float32', source.keypoints.jacobian, [1, k, 2, 2]);
+      feeds.jacobian_driving = new ort.Tensor('float32', kpDriving.jacobian, [1, k, 2, 2]);
+    }
+    const fetches = ['prediction'];
+    const hasOcclusion = this.params.generatorParams.estimateOcclusionMap;
+    if (options.debug) fetches.push('mask', 'deformed', ...(hasOcclusion ? ['occlusion'] : []));
+    const out = await this.generatorSession.run(feeds, fetches);
+    const image = toHwc(out.prediction!);
+    if (!options.debug) return { image };
+    const { motionHeight: h, motionWidth: w } = this.shapes;
+    return {
+      image,
+      debug: {
+        deformed: toHwc(out.deformed!),
+        mask: { shape: [k + 1, h, w], data: out.mask!.data as Float32Array },
+        occlusion: out.occlusion ? { shape: [h, w], data: out.occlusion.data as Float32Array } : undefined,
+      },
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([this.keypointSession.release(), this.encoderSession.release(), this.generatorSession.release()]);
+  }
+}
+
+/** [1, C, H, W] → HWC. */
+function toHwc(tensor: ort.Tensor): FloatImage {
+  const [, channels, height, width] = tensor.dims as [number, number, number, number];
+  const planar = tensor.data as Float32Array;
+  const plane = height * width;
+  const data = new Float32Array(plane * channels);
+  for (let c = 0; c < channels; c++) for (let i = 0; i < plane; i++) data[i * channels + c] = planar[c * plane + i]!;
+  return { width, height, channels, data };
+}
+
+/** 8-bit RGB of a float image in [0, 1] (rounded, clamped). */
+export function toRgbImage(image: FloatImage): RgbImage {
+  const data = new Uint8Array(image.width * image.height * 3);
+  for (let i = 0; i < data.length; i++) data[i] = Math.min(255, Math.max(0, Math.round(image.data[i]! * 255)));
+  return { width: image.width, height: image.height, data };
+}
+
+/** The model bytes from the cache folder, or built and stored there (atomically; a cache that cannot be written is skipped). */
+async function cachedModel(folder: string, name: string, build: () => { toBytes(): Uint8Array }): Promise<Uint8Array> {
+  const path = join(folder, name);
+  if (existsSync(path)) {
+    try {
+      return new Uint8Array(await readFile(path));
+    } catch {
+      // Unreadable cache entry: rebuild below.
+    }
+  }
+  const bytes = build().toBytes();
+  try {
+    await mkdir(folder, { recursive: true });
+    await writeAtomically(path, (temp) => writeFile(temp, bytes));
+  } catch {
+    // The cache only saves build time; running without it is correct.
+  }
+  return bytes;
+}
