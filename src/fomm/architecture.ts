@@ -1,19 +1,9 @@
+import type { FommConfig } from './config.js';
 import type { GeneratorSpec } from './generator.js';
 import type { KeypointDetectorSpec } from './keypoint-detector.js';
 
 /** model_params of a FOMM config (camelCase), as the graph builders read them. */
-export interface FommModelParams {
-  commonParams: { numKp: number; numChannels: number; estimateJacobian: boolean };
-  kpDetectorParams: {
-    temperature: number; blockExpansion: number; maxFeatures: number; scaleFactor: number; numBlocks: number;
-    singleJacobianMap: boolean; pad: number;
-  };
-  generatorParams: {
-    blockExpansion: number; maxFeatures: number; numDownBlocks: number; numBottleneckBlocks: number;
-    estimateOcclusionMap: boolean;
-    denseMotionParams: { blockExpansion: number; maxFeatures: number; numBlocks: number; scaleFactor: number };
-  };
-}
+export type FommModelParams = FommConfig;
 
 /** The frame size the graphs are built for (the published models use 256×256). */
 export interface FrameSize {

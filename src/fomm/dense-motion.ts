@@ -12,6 +12,8 @@ export interface DenseMotionSpec {
   maxFeatures: number;
   numBlocks: number;
   scaleFactor: number;
+  /** Variance of the keypoint Gaussians (0.01). */
+  kpVariance: number;
 }
 
 /** Graph values of the (normalised) keypoints; jacobians present when the model estimates them. */
@@ -50,7 +52,7 @@ export function denseMotion(
   const gaussian = (kp: string) => {
     const diff = g.sub(grid, g.reshape(kp, [1, k, 1, 2]));
     const squared = g.reduceSum(g.mul(diff, diff), [3], false);
-    return g.exp(g.div(g.mul(squared, g.scalar(-0.5)), g.scalar(0.01)));
+    return g.exp(g.div(g.mul(squared, g.scalar(-0.5)), g.scalar(spec.kpVariance)));
   };
   const heat = g.sub(gaussian(kpDriving.value), gaussian(kpSource.value));
   const zeros = g.floats(new Array<number>(positions).fill(0), [1, 1, positions]);

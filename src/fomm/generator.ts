@@ -13,7 +13,7 @@ export interface GeneratorSpec {
   numDownBlocks: number;
   numBottleneckBlocks: number;
   estimateOcclusionMap: boolean;
-  denseMotion: { blockExpansion: number; maxFeatures: number; numBlocks: number; scaleFactor: number };
+  denseMotion: { blockExpansion: number; maxFeatures: number; numBlocks: number; scaleFactor: number; kpVariance: number };
   imageHeight: number;
   imageWidth: number;
 }

@@ -9,7 +9,7 @@ import { writeAtomically } from '../output.js';
 import type { RgbImage } from '../types.js';
 import { generatorSpec, keypointDetectorSpec, type FommModelParams, type FrameSize } from './architecture.js';
 import { loadCheckpoint } from './checkpoint.js';
-import type { FommConfig } from './config.js';
+import { loadConfig, type FommConfig } from './config.js';
 import { buildFrameGenerator, buildSourceEncoder, frameGeneratorInputs, generatorShapes, type GeneratorShapes } from './generator.js';
 import { buildKeypointDetector } from './keypoint-detector.js';
 import type { Keypoints } from './keypoints.js';
@@ -20,8 +20,8 @@ import { StateDictWeights, Weights } from './weights.js';
 const GRAPH_VERSION = 1;
 
 export interface FommModelOptions {
-  /** A parsed config, its model_params, or the path of a config .yaml. */
-  config: FommConfig | FommModelParams | string;
+  /** A parsed config (model_params) or the path of a config .yaml. */
+  config: FommConfig | string;
   /** A loaded checkpoint (or generated weights), or the path of a .pth.tar. */
   checkpoint: ModelWeights | string;
   /** ONNX Runtime intra-op threads; default: all available cores. */
@@ -71,10 +71,6 @@ export function defaultCacheDir(): string {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'reenact');
 }
 
-function isModelParams(config: FommConfig | FommModelParams): config is FommModelParams {
-  return 'commonParams' in config;
-}
-
 /**
  * The First Order Motion Model on ONNX Runtime: three graphs built from the config and the
  * checkpoint (keypoint detector, source encoder, per-frame generator), cached on disk.
@@ -90,8 +86,7 @@ export class FommModel {
   ) {}
 
   static async load(options: FommModelOptions): Promise<FommModel> {
-    const config = typeof options.config === 'string' ? await (await import('./config.js')).loadConfig(options.config) : options.config;
-    const params = isModelParams(config) ? config : config.modelParams;
+    const params = typeof options.config === 'string' ? await loadConfig(options.config) : options.config;
     const weights = typeof options.checkpoint === 'string' ? await loadCheckpoint(options.checkpoint) : options.checkpoint;
     const frameSize = options.frameSize ?? { height: 256, width: 256 };
     const threads = options.threads ?? availableParallelism();

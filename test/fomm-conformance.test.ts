@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { compareConformance, writeConformance } from '../src/fomm/conformance.js';
+import { FommModel } from '../src/fomm/model.js';
+import { readImage } from '../src/media/image.js';
+import { shared, skipWithoutShared } from './shared.js';
+
+const golden = shared('fomm', 'golden-tiny');
+
+describe('FOMM conformance on golden-tiny', { skip: skipWithoutShared }, () => {
+  const folders: string[] = [];
+  after(async () => {
+    for (const folder of folders) await rm(folder, { recursive: true, force: true });
+  });
+
+  for (const format of ['legacy', 'zip']) {
+    test(`${format} checkpoint: every golden file reproduced within tolerance`, async () => {
+      const work = await mkdtemp(join(tmpdir(), 'reenact-fomm-conformance-'));
+      folders.push(work);
+      const model = await FommModel.load({
+        config: join(golden, 'config.yaml'),
+        checkpoint: join(golden, `checkpoint.${format}.pth.tar`),
+        cacheDir: join(work, 'cache'),
+      });
+      try {
+        const written = await writeConformance(model, golden, work);
+        const goldenFiles = (await readdir(golden)).filter((name) => name.endsWith('.npy')).sort();
+        assert.deepEqual(written.slice().sort(), goldenFiles);
+        const results = await compareConformance(work, golden, written);
+        for (const result of results) {
+          assert.ok(result.pass, `${result.file}: max |diff| ${result.maxAbsDiff} > ${result.tolerance}`);
+        }
+        // The keypoints are held to the tighter tolerance.
+        for (const result of results.filter((r) => r.file.startsWith('kp_'))) assert.ok(result.maxAbsDiff < 1e-4);
+      } finally {
+        await model.dispose();
+      }
+    });
+  }
+
+  test('a second load reuses the cached ONNX models and gives the same keypoints', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'reenact-fomm-cache-'));
+    folders.push(work);
+    const options = { config: join(golden, 'config.yaml'), checkpoint: join(golden, 'checkpoint.zip.pth.tar'), cacheDir: work };
+    const first = await FommModel.load(options);
+    const [folder] = await readdir(join(work, 'fomm'));
+    const files = (await readdir(join(work, 'fomm', folder!))).sort();
+    assert.deepEqual(files, ['frame-generator.onnx', 'keypoint-detector.onnx', 'source-encoder.onnx']);
+    const second = await FommModel.load(options);
+    const image = await readImage(join(golden, 'driving_003.png'));
+    const [a, b] = [await first.detectKeypoints(image), await second.detectKeypoints(image)];
+    assert.deepEqual(a.value, b.value);
+    await first.dispose();
+    await second.dispose();
+  });
+});
