@@ -38,6 +38,8 @@ type TfCore = typeof import('@tensorflow/tfjs-core');
 export class FaceAnalyzer {
   /** Human is stateful per call; calls are chained so concurrent callers never interleave. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** The video stream whose face regions Human holds in its cache, if the last call tracked one. */
+  private lastStream: object | undefined;
 
   private constructor(
     private readonly human: Human,
@@ -104,16 +106,38 @@ export class FaceAnalyzer {
     return this.enqueue(() => this.detectNow(image, false));
   }
 
+  /**
+   * Faces in one frame of a video stream, for per-frame tracking: the mesh runs on the regions
+   * the previous frame's landmarks give (MediaPipe's tracking; BlazeFace is skipped), and the
+   * detector runs again only when the mesh loses a face. `stream` identifies the video; a new
+   * object, `redetect`, or any other analyzer call in between starts from a fresh detection.
+   */
+  detectInStream(image: RgbImage, stream: object, options: { redetect?: boolean } = {}): Promise<Face[]> {
+    return this.enqueue(() => {
+      const continuing = this.lastStream === stream && !options.redetect;
+      const result = this.detectNow(image, true, continuing) as Promise<Face[]>;
+      this.lastStream = stream;
+      return result;
+    });
+  }
+
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
     const run = this.queue.then(work);
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async detectNow(image: RgbImage, withMesh: boolean): Promise<FaceBox[]> {
+  private async detectNow(image: RgbImage, withMesh: boolean, reuseRegions = false): Promise<FaceBox[]> {
+    this.lastStream = undefined;
     const input = this.tf.tensor3d(image.data, [image.height, image.width, 3], 'int32');
     try {
-      const override = { face: { mesh: { enabled: withMesh }, iris: { enabled: withMesh } } } as Partial<Config>;
+      // Human reuses its cached face regions only when skipAllowed (frame difference below
+      // cacheSensitivity) and the skip frame/time budgets allow; both are unlimited while tracking.
+      const skip = reuseRegions ? Number.MAX_SAFE_INTEGER : 0;
+      const override = {
+        cacheSensitivity: reuseRegions ? 1e9 : 0,
+        face: { detector: { skipFrames: skip, skipTime: skip }, mesh: { enabled: withMesh }, iris: { enabled: withMesh } },
+      } as Partial<Config>;
       const result = await this.human.detect(input as never, override);
       if (!withMesh) {
         return result.face
