@@ -1,0 +1,244 @@
+import type { Face } from '../face/detector.js';
+import type { RgbImage } from '../types.js';
+import { delaunay } from './delaunay.js';
+import { fillMouth, lipColourStats, mouthOpeningArea, type ColourStats } from './mouth.js';
+import { OneEuroFilter } from './one-euro.js';
+import { EYE_OUTER_CORNERS, FACE_OVAL, INNER_LIP_PAIRS, MESH_POINTS, RIGID_POINTS } from './regions.js';
+import { compose, fitSimilarity, invert, scaleOf, type Similarity } from './similarity.js';
+import { warpPiecewiseAffine } from './warp.js';
+
+export interface MeshAnimatorOptions {
+  /** One Euro smoothing of the driving landmarks against detector jitter. Default true. */
+  smoothing?: boolean;
+  /** One Euro cutoff at rest, Hz. Default 1.5. */
+  minCutoff?: number;
+  /** One Euro speed coefficient, per face size per second. Default 4. */
+  beta?: number;
+  /** Paint the driver's mouth interior where the source's mouth has none. Default true. */
+  mouthFill?: boolean;
+}
+
+/**
+ * Rings of anchor points around the face outline (scaled from the face centre) and how much
+ * of the head's motion each follows: hair, ears and neck move with the head, fading out so
+ * the background beyond the last ring stays exactly still.
+ */
+const ANCHOR_RINGS = [
+  { scale: 1.3, follow: 0.9 },
+  { scale: 1.75, follow: 0.45 },
+  { scale: 2.4, follow: 0 },
+] as const;
+
+/** Fixed anchors per image side, so the mesh covers the whole frame and its border never moves. */
+const BORDER_STEPS = 8;
+
+/**
+ * The `mesh` motion model: animates a photo by warping it with a dense piecewise-affine field
+ * over the Face Mesh landmarks, driven by the landmarks of a driving video. The driver's head
+ * pose (a similarity fitted on rigid landmarks) and its expression (the landmark offsets left
+ * after undoing the pose) are both taken relative to a reference frame of the driving video,
+ * scaled to the source face and applied to the source landmarks.
+ */
+export class MeshAnimator {
+  private readonly image: RgbImage;
+  /** Mesh vertices on the source photo: the 468 landmarks, then the anchors (interleaved x, y). */
+  private readonly from: Float64Array;
+  private readonly to: Float64Array;
+  private readonly triangles: Uint32Array;
+  /** Per anchor: how much of the head motion it follows. */
+  private readonly anchorFollow: Float64Array;
+  /** The reference driving landmarks, and the similarity taking them onto the source face. */
+  private readonly reference: Float64Array;
+  private readonly referenceToSource: Similarity;
+  /** Source landmarks expressed in the reference frame's coordinates. */
+  private readonly sourceInReference: Float64Array;
+  private readonly sourceLips: ColourStats;
+  private readonly sourceMouthArea: number;
+  private readonly filter: OneEuroFilter | undefined;
+  /** Coordinates are filtered divided by this (the reference face size), so the filter's units are faces. */
+  private readonly referenceSize: number;
+  private readonly mouthFill: boolean;
+  private readonly driving = new Float64Array(MESH_POINTS * 2);
+  private lastOutput: RgbImage | undefined;
+
+  constructor(source: { image: RgbImage; face: Face }, reference: Face, options: MeshAnimatorOptions = {}) {
+    this.image = source.image;
+    const sourcePoints = planar(source.face);
+    this.reference = planar(reference);
+    this.referenceSize = faceSize(this.reference);
+    this.referenceToSource = fitSimilarity(this.reference, sourcePoints, RIGID_POINTS);
+    const toReference = invert(this.referenceToSource);
+    this.sourceInReference = new Float64Array(MESH_POINTS * 2);
+    for (let i = 0; i < MESH_POINTS; i++) apply(toReference, sourcePoints, i, this.sourceInReference, i);
+
+    const anchors = anchorPoints(sourcePoints, this.image);
+    this.anchorFollow = anchors.follow;
+    this.from = new Float64Array(sourcePoints.length + anchors.points.length);
+    this.from.set(sourcePoints);
+    this.from.set(anchors.points, sourcePoints.length);
+    this.to = Float64Array.from(this.from);
+    this.triangles = delaunay(topologyLayout(this.from));
+
+    this.sourceLips = lipColourStats(this.image, sourcePoints);
+    this.sourceMouthArea = mouthOpeningArea(sourcePoints);
+    this.mouthFill = options.mouthFill ?? true;
+    this.filter =
+      options.smoothing === false
+        ? undefined
+        : new OneEuroFilter(MESH_POINTS * 2, { minCutoff: options.minCutoff ?? 1.5, beta: options.beta ?? 4, derivativeCutoff: 1 });
+  }
+
+  /**
+   * The source animated to follow `driving` (landmarks of the driving frame, in the driving
+   * frame's px), at the source photo's size. A null face holds the last pose.
+   */
+  render(driving: { face: Face | null; frame: RgbImage; time: number }): RgbImage {
+    if (!driving.face) return copy(this.lastOutput ?? this.image);
+    const points = this.driving;
+    const landmarks = driving.face.landmarks;
+    for (let i = 0; i < MESH_POINTS; i++) {
+      points[2 * i] = landmarks[3 * i]!;
+      points[2 * i + 1] = landmarks[3 * i + 1]!;
+    }
+    if (this.filter) {
+      const size = this.referenceSize;
+      for (let i = 0; i < points.length; i++) points[i]! /= size;
+      this.filter.filter(points, driving.time);
+      for (let i = 0; i < points.length; i++) points[i]! *= size;
+    }
+
+    // Driver pose relative to the reference, and the same motion about the source face.
+    const pose = fitSimilarity(this.reference, points, RIGID_POINTS);
+    const unpose = invert(pose);
+    const sourcePose = compose(this.referenceToSource, compose(pose, invert(this.referenceToSource)));
+    const toSource = compose(this.referenceToSource, pose);
+    const to = this.to;
+    const reference = this.reference;
+    const inReference = this.sourceInReference;
+    for (let i = 0; i < MESH_POINTS; i++) {
+      // Expression: the driver's offset from the reference once its pose is undone.
+      const dx = unpose.a * points[2 * i]! - unpose.b * points[2 * i + 1]! + unpose.tx - reference[2 * i]!;
+      const dy = unpose.b * points[2 * i]! + unpose.a * points[2 * i + 1]! + unpose.ty - reference[2 * i + 1]!;
+      const x = inReference[2 * i]! + dx;
+      const y = inReference[2 * i + 1]! + dy;
+      to[2 * i] = toSource.a * x - toSource.b * y + toSource.tx;
+      to[2 * i + 1] = toSource.b * x + toSource.a * y + toSource.ty;
+    }
+    const from = this.from;
+    for (let k = 0; k < this.anchorFollow.length; k++) {
+      const i = MESH_POINTS + k;
+      const w = this.anchorFollow[k]!;
+      const x = from[2 * i]!;
+      const y = from[2 * i + 1]!;
+      to[2 * i] = x + w * (sourcePose.a * x - sourcePose.b * y + sourcePose.tx - x);
+      to[2 * i + 1] = y + w * (sourcePose.b * x + sourcePose.a * y + sourcePose.ty - y);
+    }
+
+    const out = copy(this.image);
+    warpPiecewiseAffine(this.image, from, to, this.triangles, out.data);
+    if (this.mouthFill) {
+      const targetArea = mouthOpeningArea(to);
+      // How far the target opening outgrows the (posed) source's own mouth interior.
+      const available = this.sourceMouthArea * scaleOf(sourcePose) ** 2;
+      const strength = targetArea > 1 ? fillStrength(targetArea / Math.max(available, 1e-6)) : 0;
+      if (strength > 0) {
+        fillMouth({
+          out,
+          target: to,
+          driverFrame: driving.frame,
+          driver: points,
+          sourceLips: this.sourceLips,
+          driverLips: lipColourStats(driving.frame, points),
+          strength,
+        });
+      }
+    }
+    this.lastOutput = out;
+    return copy(out);
+  }
+}
+
+/**
+ * Blend weight of the driver's mouth interior for a target opening `growth` times the source's:
+ * none while the source's own interior stretches a little, full by the time its teeth would
+ * show as vertical streaks.
+ */
+function fillStrength(growth: number): number {
+  const t = Math.min(1, Math.max(0, (growth - 1.15) / 0.5));
+  return t * t * (3 - 2 * t);
+}
+
+function copy(image: RgbImage): RgbImage {
+  return { width: image.width, height: image.height, data: image.data.slice() };
+}
+
+/** The 468 mesh landmarks as interleaved x, y. */
+function planar(face: Face): Float64Array {
+  const points = new Float64Array(MESH_POINTS * 2);
+  for (let i = 0; i < MESH_POINTS; i++) {
+    points[2 * i] = face.landmarks[3 * i]!;
+    points[2 * i + 1] = face.landmarks[3 * i + 1]!;
+  }
+  return points;
+}
+
+function faceSize(points: Float64Array): number {
+  const [a, b] = EYE_OUTER_CORNERS;
+  return Math.max(1, Math.hypot(points[2 * b] - points[2 * a], points[2 * b + 1] - points[2 * a + 1]));
+}
+
+function apply(s: Similarity, src: Float64Array, i: number, dst: Float64Array, j: number): void {
+  const x = src[2 * i]!;
+  const y = src[2 * i + 1]!;
+  dst[2 * j] = s.a * x - s.b * y + s.tx;
+  dst[2 * j + 1] = s.b * x + s.a * y + s.ty;
+}
+
+/** Anchor rings around the face outline and fixed points along the image border. */
+function anchorPoints(points: Float64Array, image: RgbImage): { points: Float64Array; follow: Float64Array } {
+  let cx = 0;
+  let cy = 0;
+  for (const i of FACE_OVAL) {
+    cx += points[2 * i]!;
+    cy += points[2 * i + 1]!;
+  }
+  cx /= FACE_OVAL.length;
+  cy /= FACE_OVAL.length;
+  const xy: number[] = [];
+  const follow: number[] = [];
+  // Ring points must stay clear of the border anchors, or triangles there degenerate.
+  const margin = 2;
+  for (const ring of ANCHOR_RINGS) {
+    for (const i of FACE_OVAL) {
+      const x = cx + (points[2 * i]! - cx) * ring.scale;
+      const y = cy + (points[2 * i + 1]! - cy) * ring.scale;
+      if (x < margin || y < margin || x > image.width - margin || y > image.height - margin) continue;
+      xy.push(x, y);
+      follow.push(ring.follow);
+    }
+  }
+  for (let k = 0; k < BORDER_STEPS; k++) {
+    const t = k / BORDER_STEPS;
+    xy.push(t * image.width, 0, image.width, t * image.height, (1 - t) * image.width, image.height, 0, (1 - t) * image.height);
+    follow.push(0, 0, 0, 0);
+  }
+  return { points: Float64Array.from(xy), follow: Float64Array.from(follow) };
+}
+
+/**
+ * Vertex positions the triangulation is built on: the source's, with a closed mouth opened a
+ * little, so triangles span the opening from upper to lower inner lip instead of slivers
+ * crossing the lips (which would tear when the driver opens the mouth).
+ */
+function topologyLayout(vertices: Float64Array): Float64Array {
+  const layout = Float64Array.from(vertices);
+  const gap = 0.03 * faceSize(vertices);
+  for (const [upper, lower] of INNER_LIP_PAIRS) {
+    const opening = layout[2 * lower + 1]! - layout[2 * upper + 1]!;
+    if (opening >= gap) continue;
+    const mid = (layout[2 * lower + 1]! + layout[2 * upper + 1]!) / 2;
+    layout[2 * upper + 1] = mid - gap / 2;
+    layout[2 * lower + 1] = mid + gap / 2;
+  }
+  return layout;
+}

@@ -1,0 +1,179 @@
+import type { RgbImage } from '../types.js';
+import { INNER_LIPS, OUTER_LIPS } from './regions.js';
+
+/** Per-channel mean and standard deviation of some pixels. */
+export interface ColourStats {
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+/** Colour statistics of the lips (between the outer and inner lip contours). */
+export function lipColourStats(image: RgbImage, points: ArrayLike<number>): ColourStats {
+  const outer = polygon(points, OUTER_LIPS);
+  const inner = polygon(points, INNER_LIPS);
+  const sum = [0, 0, 0];
+  const sumSq = [0, 0, 0];
+  let n = 0;
+  const [x0, y0, x1, y1] = bounds(outer, image);
+  for (let y = y0; y <= y1; y++) {
+    for (let x = x0; x <= x1; x++) {
+      if (!inside(outer, x + 0.5, y + 0.5) || inside(inner, x + 0.5, y + 0.5)) continue;
+      const o = (y * image.width + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        const v = image.data[o + c]!;
+        sum[c]! += v;
+        sumSq[c]! += v * v;
+      }
+      n++;
+    }
+  }
+  if (n === 0) return { mean: [128, 128, 128], std: [1, 1, 1] };
+  const mean = sum.map((s) => s / n) as [number, number, number];
+  const std = sumSq.map((s, c) => Math.sqrt(Math.max(1, s / n - mean[c]! ** 2))) as [number, number, number];
+  return { mean, std };
+}
+
+/** Area in px^2 of the opening between the inner lips. */
+export function mouthOpeningArea(points: ArrayLike<number>): number {
+  const poly = polygon(points, INNER_LIPS);
+  let area = 0;
+  for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) area += poly[j]! * poly[i + 1]! - poly[i]! * poly[j + 1]!;
+  return Math.abs(area) / 2;
+}
+
+export interface MouthFill {
+  /** Warped source into which the mouth interior is painted. */
+  out: RgbImage;
+  /** Target landmarks (interleaved x, y) on `out`. */
+  target: ArrayLike<number>;
+  /** The driving frame and its landmarks (interleaved x, y), from which the interior is taken. */
+  driverFrame: RgbImage;
+  driver: ArrayLike<number>;
+  /** Lip colours of the source and of the driving frame: the interior is mapped from one to the other. */
+  sourceLips: ColourStats;
+  driverLips: ColourStats;
+  /** 0..1: how much of the opening has no source content (0 keeps the warped source). */
+  strength: number;
+}
+
+/**
+ * Paints the driving frame's mouth interior (teeth, tongue, dark) into the target inner-lip
+ * polygon: each pixel samples the driving frame through an affine map fitted on both lip
+ * contours, is colour-matched from the driver's lips to the source's, and is blended in with
+ * a soft edge along the inner lips.
+ */
+export function fillMouth(fill: MouthFill): void {
+  const { out, target, driverFrame, driver, sourceLips, driverLips, strength } = fill;
+  if (strength <= 0) return;
+  const inner = polygon(target, INNER_LIPS);
+  const map = fitAffine(target, driver, [...INNER_LIPS, ...OUTER_LIPS]);
+  if (!map) return;
+  const mouthWidth = Math.hypot(inner[20]! - inner[0]!, inner[21]! - inner[1]!);
+  const feather = Math.max(1, 0.06 * mouthWidth);
+  const gain = [0, 1, 2].map((c) => Math.min(2, Math.max(0.5, sourceLips.std[c]! / driverLips.std[c]!)));
+  const { width, data } = out;
+  const [x0, y0, x1, y1] = bounds(inner, out);
+  const dw = driverFrame.width;
+  const dh = driverFrame.height;
+  for (let y = y0; y <= y1; y++) {
+    for (let x = x0; x <= x1; x++) {
+      const px = x + 0.5;
+      const py = y + 0.5;
+      if (!inside(inner, px, py)) continue;
+      const edge = Math.min(1, distanceToEdges(inner, px, py) / feather);
+      const alpha = strength * edge * edge * (3 - 2 * edge);
+      // Driver pixel, bilinear, in the driver frame's pixel grid.
+      const sx = Math.min(dw - 1, Math.max(0, map[0] * px + map[1] * py + map[2] - 0.5));
+      const sy = Math.min(dh - 1, Math.max(0, map[3] * px + map[4] * py + map[5] - 0.5));
+      const ix = Math.min(dw - 2, sx | 0);
+      const iy = Math.min(dh - 2, sy | 0);
+      const fx = sx - ix;
+      const fy = sy - iy;
+      const p = (iy * dw + ix) * 3;
+      const q = p + dw * 3;
+      const o = (y * width + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        const d = driverFrame.data;
+        const v = (1 - fy) * ((1 - fx) * d[p + c]! + fx * d[p + 3 + c]!) + fy * ((1 - fx) * d[q + c]! + fx * d[q + 3 + c]!);
+        const matched = (v - driverLips.mean[c]!) * gain[c]! + sourceLips.mean[c]!;
+        const blended = data[o + c]! + alpha * (matched - data[o + c]!);
+        data[o + c] = blended < 0 ? 0 : blended > 255 ? 255 : blended + 0.5;
+      }
+    }
+  }
+}
+
+function polygon(points: ArrayLike<number>, indices: readonly number[]): Float64Array {
+  const poly = new Float64Array(indices.length * 2);
+  indices.forEach((index, k) => {
+    poly[2 * k] = points[2 * index]!;
+    poly[2 * k + 1] = points[2 * index + 1]!;
+  });
+  return poly;
+}
+
+/** Pixel bounds [x0, y0, x1, y1] of a polygon, clipped to the image. */
+function bounds(poly: Float64Array, image: RgbImage): [number, number, number, number] {
+  let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+  for (let i = 0; i < poly.length; i += 2) {
+    minX = Math.min(minX, poly[i]!);
+    maxX = Math.max(maxX, poly[i]!);
+    minY = Math.min(minY, poly[i + 1]!);
+    maxY = Math.max(maxY, poly[i + 1]!);
+  }
+  return [
+    Math.max(0, Math.floor(minX)),
+    Math.max(0, Math.floor(minY)),
+    Math.min(image.width - 1, Math.ceil(maxX)),
+    Math.min(image.height - 1, Math.ceil(maxY)),
+  ];
+}
+
+/** Even-odd point-in-polygon test. */
+function inside(poly: Float64Array, x: number, y: number): boolean {
+  let result = false;
+  for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) {
+    const yi = poly[i + 1]!, yj = poly[j + 1]!;
+    if (yi > y !== yj > y && x < ((poly[j]! - poly[i]!) * (y - yi)) / (yj - yi) + poly[i]!) result = !result;
+  }
+  return result;
+}
+
+function distanceToEdges(poly: Float64Array, x: number, y: number): number {
+  let best = Infinity;
+  for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) {
+    const ax = poly[j]!, ay = poly[j + 1]!;
+    const ex = poly[i]! - ax, ey = poly[i + 1]! - ay;
+    const len2 = ex * ex + ey * ey;
+    const t = len2 > 0 ? Math.min(1, Math.max(0, ((x - ax) * ex + (y - ay) * ey) / len2)) : 0;
+    best = Math.min(best, Math.hypot(x - ax - t * ex, y - ay - t * ey));
+  }
+  return best;
+}
+
+/**
+ * Least-squares affine map [a, b, c, d, e, f] (u = a*x + b*y + c, v = d*x + e*y + f) taking the
+ * `indices` points of `from` onto those of `to`; undefined when the points are degenerate.
+ */
+function fitAffine(from: ArrayLike<number>, to: ArrayLike<number>, indices: readonly number[]): [number, number, number, number, number, number] | undefined {
+  let sxx = 0, sxy = 0, syy = 0, sx = 0, sy = 0;
+  let sxu = 0, syu = 0, su = 0, sxv = 0, syv = 0, sv = 0;
+  for (const i of indices) {
+    const x = from[2 * i]!, y = from[2 * i + 1]!, u = to[2 * i]!, v = to[2 * i + 1]!;
+    sxx += x * x; sxy += x * y; syy += y * y; sx += x; sy += y;
+    sxu += x * u; syu += y * u; su += u;
+    sxv += x * v; syv += y * v; sv += v;
+  }
+  const n = indices.length;
+  // Normal equations M [a b c]^T = r with M = [[sxx sxy sx] [sxy syy sy] [sx sy n]], solved by Cramer's rule.
+  const det = sxx * (syy * n - sy * sy) - sxy * (sxy * n - sy * sx) + sx * (sxy * sy - syy * sx);
+  if (Math.abs(det) < 1e-9) return undefined;
+  const solve = (r0: number, r1: number, r2: number): [number, number, number] => [
+    (r0 * (syy * n - sy * sy) - sxy * (r1 * n - sy * r2) + sx * (r1 * sy - syy * r2)) / det,
+    (sxx * (r1 * n - sy * r2) - r0 * (sxy * n - sy * sx) + sx * (sxy * r2 - r1 * sx)) / det,
+    (sxx * (syy * r2 - r1 * sy) - sxy * (sxy * r2 - r1 * sx) + r0 * (sxy * sy - syy * sx)) / det,
+  ];
+  const [a, b, c] = solve(sxu, syu, su);
+  const [d, e, f] = solve(sxv, syv, sv);
+  return [a, b, c, d, e, f];
+}
