@@ -1,0 +1,227 @@
+import { basename, extname, resolve } from 'node:path';
+import { chooseFace } from '../align/source.js';
+import { CompareComposer } from '../compose/compare.js';
+import { cropToEven } from '../compose/even.js';
+import { createLabel, drawLabel, syntheticMetadata } from '../compose/label.js';
+import { ReenactError } from '../errors.js';
+import { FaceAnalyzer } from '../face/detector.js';
+import type { FommModel } from '../fomm/model.js';
+import { decodeVideo } from '../media/decode.js';
+import { VideoEncoder } from '../media/encode.js';
+import { cancelled } from '../media/ffmpeg.js';
+import { readImage } from '../media/image.js';
+import { probeVideo } from '../media/probe.js';
+import { openVideo } from '../media/repair.js';
+import { PendingOutput } from '../output.js';
+import type { ProgressCallback, RgbImage } from '../types.js';
+import { prepareFommMotion } from './fomm-motion.js';
+import { prepareMeshMotion } from './mesh-motion.js';
+import type { MotionSession } from './motion.js';
+import { noTrack } from './motion.js';
+import { prefetch } from './prefetch.js';
+
+export type MotionModelName = 'mesh' | 'fomm';
+
+export interface AnimateOptions {
+  /** The portrait photo to animate. */
+  source: string;
+  /** The driving video whose motion (and audio) the output takes. */
+  driving: string;
+  /** The MP4 to write (atomically: it appears only when complete). */
+  output: string;
+  /** 'mesh' (built in, default) or 'fomm' (needs config and checkpoint). */
+  model?: MotionModelName;
+  /** FOMM config .yaml (e.g. vox-adv-256.yaml). */
+  config?: string;
+  /** FOMM checkpoint .pth.tar (e.g. vox-adv-cpk.pth.tar). */
+  checkpoint?: string;
+  /** Write source | driving | result side by side. */
+  compare?: boolean;
+  /** Draw the visible "AI-generated" mark. Default true; the metadata says it either way. */
+  label?: boolean;
+  /** Which face of the photo (0 = largest). */
+  face?: number;
+  /** The driving frame whose pose maps onto the photo's: an index, or 'best' (closest landmarks). Default: the first frame with a face. */
+  startFrame?: number | 'best';
+  signal?: AbortSignal;
+  /** Threads for the FOMM model. */
+  threads?: number;
+}
+
+export interface AnimateResult {
+  output: string;
+  model: MotionModelName;
+  width: number;
+  height: number;
+  fps: number;
+  frames: number;
+  /** Seconds of video written. */
+  duration: number;
+  hasAudio: boolean;
+  labelled: boolean;
+  /** The driving frame used as the reference pose. */
+  startFrame: number;
+  /** Driving frames without a detectable face, where the last pose was held. */
+  framesWithoutFace: number;
+  /** Wall-clock seconds of the whole run. */
+  seconds: number;
+}
+
+const VIDEO_EXTENSIONS = new Set(['.mp4', '.m4v', '.mov']);
+
+let sharedAnalyzer: Promise<FaceAnalyzer> | undefined;
+
+/** One face analyzer for the process: loading its models takes a while. */
+function faceAnalyzer(): Promise<FaceAnalyzer> {
+  sharedAnalyzer ??= FaceAnalyzer.create().catch((error: unknown) => {
+    sharedAnalyzer = undefined;
+    throw error;
+  });
+  return sharedAnalyzer;
+}
+
+function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?: { config: string; checkpoint: string } } {
+  const model = options.model ?? 'mesh';
+  if (model !== 'mesh' && model !== 'fomm') {
+    throw new ReenactError('BAD_ARGUMENT', `unknown model "${String(model)}".`, 'Use --model mesh (built in) or --model fomm (with --config and --checkpoint).');
+  }
+  if (model === 'fomm' && (!options.config || !options.checkpoint)) {
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `--model fomm needs the published FOMM files: ${!options.config ? '--config is missing' : '--checkpoint is missing'}.`,
+      'Pass --config vox-adv-256.yaml --checkpoint vox-adv-cpk.pth.tar (from the First Order Motion Model release), or use --model mesh, which needs no download.',
+    );
+  }
+  if (model === 'mesh' && (options.config || options.checkpoint)) {
+    throw new ReenactError('BAD_ARGUMENT', '--config and --checkpoint are for --model fomm.', 'Add --model fomm to use the FOMM checkpoint, or leave them out for the mesh model.');
+  }
+  const start = options.startFrame;
+  if (start !== undefined && start !== 'best' && !(Number.isInteger(start) && start >= 0)) {
+    throw new ReenactError('BAD_ARGUMENT', `--start-frame must be a frame number of 0 or more, not ${String(start)}.`, 'Give a whole frame number, or --best-frame.');
+  }
+  if (options.face !== undefined && !(Number.isInteger(options.face) && options.face >= 0)) {
+    throw new ReenactError('BAD_ARGUMENT', `--face must be a face number of 0 or more, not ${options.face}.`, 'Faces are numbered from 0, largest first.');
+  }
+  if (!VIDEO_EXTENSIONS.has(extname(options.output).toLowerCase())) {
+    throw new ReenactError('BAD_ARGUMENT', `the output ${options.output} should end in .mp4: reenact writes H.264 MP4.`, 'Name the output something.mp4.');
+  }
+  for (const input of [options.source, options.driving]) {
+    if (resolve(input) === resolve(options.output)) {
+      throw new ReenactError('BAD_ARGUMENT', `the output ${options.output} is also an input.`, 'Write the output to a new file.');
+    }
+  }
+  return model === 'fomm' ? { model, fomm: { config: options.config!, checkpoint: options.checkpoint! } } : { model };
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw cancelled();
+}
+
+/**
+ * Animates the face of a photo with the motion of a driving video and writes an MP4 with the
+ * driving video's frame rate, length and audio, at the photo's size (rounded down to even),
+ * labelled as AI-generated (a visible mark unless label is false, and metadata always).
+ *
+ * Frames stream from the decoder through the motion model to the encoder; memory does not grow
+ * with the clip's length (a best-frame search keeps landmarks only). Bad input throws a
+ * ReenactError (NO_FACE, NO_TRACK, OUTPUT_UNWRITABLE, ...) and aborting throws CANCELLED;
+ * either way no output file is left.
+ */
+export async function animate(options: AnimateOptions, onProgress?: ProgressCallback): Promise<AnimateResult> {
+  const started = performance.now();
+  const { signal } = options;
+  const { model: modelName, fomm } = checkOptions(options);
+  throwIfAborted(signal);
+  // The output folder is checked before any work (PendingOutput checks it exists and is writable).
+  await (await PendingOutput.create(options.output)).discard();
+  const drivingInfo = await probeVideo(options.driving);
+  const photo = await readImage(options.source);
+  onProgress?.({ stage: 'prepare', done: 0 });
+
+  const analyzer = await faceAnalyzer();
+  throwIfAborted(signal);
+  const face = chooseFace(await analyzer.detect(photo), options.face, options.source);
+  let model: FommModel | undefined;
+  if (fomm) {
+    const { FommModel } = await import('../fomm/model.js');
+    model = await FommModel.load({ config: fomm.config, checkpoint: fomm.checkpoint, ...(options.threads ? { threads: options.threads } : {}) });
+  }
+  throwIfAborted(signal);
+
+  const opened = await openVideo(options.driving, { info: drivingInfo, signal });
+  let session: MotionSession | undefined;
+  try {
+    const { info } = opened;
+    const background = cropToEven(photo);
+    const context = {
+      photo,
+      background,
+      face,
+      analyzer,
+      driving: { path: opened.path, info, name: basename(options.driving) },
+      startFrame: options.startFrame,
+      signal,
+      onProgress,
+    };
+    session = model ? await prepareFommMotion(context, model) : await prepareMeshMotion(context);
+    throwIfAborted(signal);
+
+    const drivingSize = { width: session.decode.width ?? info.width, height: session.decode.height ?? info.height };
+    const composer = options.compare ? new CompareComposer(background, drivingSize, background) : undefined;
+    const width = composer?.layout.width ?? background.width;
+    const height = composer?.layout.height ?? background.height;
+    const labelled = options.label ?? true;
+    const label = labelled ? await createLabel(width, height) : undefined;
+    const encoder = await VideoEncoder.create(options.output, {
+      width,
+      height,
+      fps: info.fps,
+      ...(info.hasAudio ? { audioFrom: { path: opened.path } } : {}),
+      metadata: syntheticMetadata({ model: modelName }),
+    });
+    let frames = 0;
+    try {
+      const total = info.frameCount || undefined;
+      onProgress?.({ stage: 'animate', done: 0, total });
+      let writing: Promise<void> = Promise.resolve();
+      for await (const frame of prefetch(decodeVideo(opened.path, session.decode), 2)) {
+        throwIfAborted(signal);
+        const animated = await session.render(frame);
+        const out: RgbImage = composer ? composer.compose(frame, animated) : animated;
+        if (label) drawLabel(out, label);
+        // One frame in flight to ffmpeg while the next is computed.
+        await writing;
+        writing = encoder.write(out);
+        // Observed here; the rejection itself is rethrown by the await above or below.
+        writing.catch(() => {});
+        frames++;
+        onProgress?.({ stage: 'animate', done: frames, total });
+      }
+      await writing;
+      throwIfAborted(signal);
+      if (session.framesWithFace === 0) throw noTrack(basename(options.driving));
+      await encoder.finish();
+    } catch (error) {
+      await encoder.abort();
+      throw error;
+    }
+    return {
+      output: options.output,
+      model: modelName,
+      width,
+      height,
+      fps: info.fps,
+      frames,
+      duration: frames / info.fps,
+      hasAudio: info.hasAudio,
+      labelled: label !== undefined,
+      startFrame: session.startFrame ?? 0,
+      framesWithoutFace: frames - session.framesWithFace,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    await session?.close();
+    await model?.dispose();
+    await opened.cleanup();
+  }
+}

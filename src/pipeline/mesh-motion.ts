@@ -1,0 +1,109 @@
+import { ReenactError } from '../errors.js';
+import type { Face } from '../face/detector.js';
+import { LandmarkTracker } from '../face/tracker.js';
+import { normalizeLandmarks } from '../fomm/best-frame.js';
+import { decodeVideo, type DecodeOptions } from '../media/decode.js';
+import { MeshAnimator } from '../mesh/animator.js';
+import type { RgbImage, VideoFrame } from '../types.js';
+import { meshPoints, noTrack, type MotionContext, type MotionSession } from './motion.js';
+
+/**
+ * Driving frames are decoded at most this many pixels on the long side: landmarks of a face in
+ * a 720 px frame are as good as at 1080p for the warp, and a 1080p RGB pipe costs ~3x more.
+ */
+const MAX_DRIVING_SIDE = 720;
+
+function squaredDistance(a: Float64Array, b: Float64Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += (a[i]! - b[i]!) ** 2;
+  return sum;
+}
+
+/**
+ * The `mesh` mode: landmarks of every driving frame (tracked frame to frame) drive a warp of the
+ * photo. The reference frame, whose pose and expression map onto the photo's as they are, is the
+ * first frame with a face, a chosen frame, or (best) the frame whose landmarks are closest to the
+ * photo's. Choosing a later or best frame needs a first pass over the landmarks; only landmarks
+ * are kept from it (~6 KB a frame), never frames, and the second pass reuses them.
+ */
+export async function prepareMeshMotion(context: MotionContext): Promise<MotionSession> {
+  const { analyzer, driving, background, face, signal, onProgress } = context;
+  const { info } = driving;
+  const scale = Math.min(1, MAX_DRIVING_SIDE / Math.max(info.width, info.height));
+  const decode: DecodeOptions = { info, signal, width: Math.max(2, Math.round(info.width * scale)), height: Math.max(2, Math.round(info.height * scale)) };
+  const tracker = new LandmarkTracker(analyzer);
+  const source = { image: background, face };
+
+  /** Landmarks from the first pass, by frame index (null: no face). */
+  const stored: (Face | null)[] = [];
+  let reference: Face | undefined;
+  let startFrame: number | undefined;
+
+  const wanted = context.startFrame;
+  if (wanted !== undefined && wanted !== 0) {
+    const best = wanted === 'best';
+    const sourcePoints = best ? normalizeLandmarks({ points: meshPoints(face), stride: 2 }) : undefined;
+    let bestDistance = Infinity;
+    const total = best ? info.frameCount || undefined : wanted + 1;
+    for await (const frame of decodeVideo(driving.path, decode)) {
+      const tracked = await tracker.track(frame);
+      stored.push(tracked);
+      onProgress?.({ stage: best ? 'best frame' : 'start frame', done: stored.length, total });
+      if (tracked && sourcePoints) {
+        const distance = squaredDistance(sourcePoints, normalizeLandmarks({ points: meshPoints(tracked), stride: 2 }));
+        if (distance < bestDistance) {
+          bestDistance = distance;
+          startFrame = frame.index;
+          reference = tracked;
+        }
+      }
+      if (!best && frame.index >= wanted) break;
+    }
+    if (!best) {
+      if (stored.length <= wanted) {
+        throw new ReenactError('BAD_ARGUMENT', `--start-frame ${wanted} is past the end of ${driving.name} (${stored.length} frames).`, `Choose a frame from 0 to ${stored.length - 1}, or --best-frame.`);
+      }
+      // The chosen frame, or the nearest one with a face.
+      for (let offset = 0; offset < stored.length && !reference; offset++) {
+        for (const index of [wanted - offset, wanted + offset]) {
+          const candidate = stored[index];
+          if (candidate && !reference) {
+            reference = candidate;
+            startFrame = index;
+          }
+        }
+      }
+    } else if (!reference) {
+      throw noTrack(driving.name);
+    }
+  }
+
+  let animator: MeshAnimator | undefined = reference ? new MeshAnimator(source, reference) : undefined;
+  let framesWithFace = 0;
+  return {
+    decode,
+    get startFrame() {
+      return startFrame;
+    },
+    get framesWithFace() {
+      return framesWithFace;
+    },
+    async render(frame: VideoFrame): Promise<RgbImage> {
+      const tracked = frame.index < stored.length ? stored[frame.index]! : await tracker.track(frame);
+      if (tracked) {
+        framesWithFace++;
+        if (!animator) {
+          // No reference chosen: the first frame with a face is the one that maps onto the photo.
+          animator = new MeshAnimator(source, tracked);
+          startFrame = frame.index;
+        }
+      }
+      // Before the driver's face first appears the photo stays as it is; a lost face holds the last pose.
+      if (!animator) return { ...background, data: background.data.slice() };
+      return animator.render({ face: tracked, frame, time: frame.time });
+    },
+    async close() {
+      stored.length = 0;
+    },
+  };
+}
