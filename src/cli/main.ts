@@ -1,11 +1,17 @@
 import { Command, CommanderError } from 'commander';
 import { ReenactError } from '../errors.js';
+import { addAlignCommand } from './align.js';
+import { addAnimateCommand } from './animate.js';
+import { addCropVideoCommand } from './crop-video.js';
+import { addInspectCommand } from './inspect.js';
+import { addBenchCommand } from './bench.js';
+import { addFommCommand } from './fomm.js';
 
 /**
  * Each command lives in its own module and adds itself to the program; this file only
  * assembles them and turns errors into messages and exit codes.
  */
-const commandModules: ((program: Command) => void)[] = [];
+const commandModules: ((program: Command) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand];
 
 export function buildProgram(): Command {
   const program = new Command('reenact')

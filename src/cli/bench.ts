@@ -1,0 +1,32 @@
+import { Command, Option } from 'commander';
+import { ReenactError } from '../errors.js';
+import { benchmarkFomm } from '../fomm/bench.js';
+import { positiveInteger } from './fomm.js';
+
+interface FommBenchCliOptions {
+  config: string;
+  checkpoint?: string;
+  randomWeights?: boolean;
+  frames: number;
+  threads?: number;
+}
+
+/** `reenact bench ...`: speed measurements that print one JSON line. */
+export function addBenchCommand(program: Command): void {
+  const bench = program.command('bench').description('Measure speed; prints one JSON line');
+  bench
+    .command('fomm')
+    .description('Median ms per driving frame of FOMM (keypoints + per-frame generator; the once-per-video source encoding is reported apart)')
+    .requiredOption('--config <path>', 'FOMM config .yaml')
+    .option('--checkpoint <path>', 'checkpoint .pth.tar; without it, seeded random weights of the config\'s shapes (timing does not depend on the values)')
+    .option('--random-weights', 'use seeded random weights even though no checkpoint is given (the default without --checkpoint)')
+    .addOption(new Option('--frames <n>', 'driving frames to time, after one warm-up').argParser(positiveInteger('--frames')).default(10))
+    .addOption(new Option('--threads <n>', 'ONNX Runtime threads (default: all cores)').argParser(positiveInteger('--threads')))
+    .action(async (options: FommBenchCliOptions) => {
+      if (options.checkpoint && options.randomWeights) {
+        throw new ReenactError('BAD_ARGUMENT', '--checkpoint and --random-weights exclude each other.', 'Give one of them.');
+      }
+      const result = await benchmarkFomm({ config: options.config, checkpoint: options.checkpoint, frames: options.frames, threads: options.threads });
+      process.stdout.write(`${JSON.stringify({ bench: 'fomm', ...result })}\n`);
+    });
+}
