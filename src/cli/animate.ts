@@ -1,0 +1,93 @@
+import { Option, type Command } from 'commander';
+import { animate, type AnimateOptions, type MotionModelName } from '../pipeline/animate.js';
+import { integerIn, printJson } from './options.js';
+import { progressBar } from './progress.js';
+
+interface AnimateCommandOptions {
+  source: string;
+  driving: string;
+  output: string;
+  model: MotionModelName;
+  config?: string;
+  checkpoint?: string;
+  compare?: boolean;
+  label: boolean;
+  face?: number;
+  bestFrame?: boolean;
+  startFrame?: number;
+  threads?: number;
+  json?: boolean;
+}
+
+export function addAnimateCommand(program: Command): void {
+  program
+    .command('animate')
+    .description('Animate the face in a photo with the motion of a driving video; writes an MP4 labelled as AI-generated, with the driving video\'s audio.')
+    .requiredOption('--source <photo>', 'the portrait photo to animate (JPEG, PNG, WebP, HEIC)')
+    .requiredOption('--driving <video>', 'the video whose motion and audio to use')
+    .requiredOption('-o, --output <file.mp4>', 'where to write the result')
+    .addOption(new Option('--model <name>', 'motion model: mesh (built in) or fomm (First Order Motion Model; needs --config and --checkpoint)').choices(['mesh', 'fomm']).default('mesh'))
+    .option('--config <file.yaml>', 'FOMM config, e.g. vox-adv-256.yaml (with --model fomm)')
+    .option('--checkpoint <file.pth.tar>', 'FOMM checkpoint, e.g. vox-adv-cpk.pth.tar (with --model fomm)')
+    .option('--compare', 'write source | driving | result side by side')
+    .option('--no-label', 'leave out the visible "AI-generated" mark (the file\'s metadata still says it)')
+    .option('--face <n>', 'which face of the photo to animate, 0 = largest (see `reenact inspect`)', integerIn(0, 1000))
+    .addOption(new Option('--best-frame', 'start from the driving frame whose face is most like the photo\'s (a first pass over the landmarks)').conflicts('startFrame'))
+    .option('--start-frame <n>', 'the driving frame whose pose maps onto the photo\'s (default: the first with a face)', integerIn(0, 100_000_000))
+    .option('--threads <n>', 'threads for the FOMM model (default: all cores)', integerIn(1, 256))
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      `
+The driving video's pose and expression are taken relative to a reference frame (the first with a
+face, --start-frame N, or --best-frame) and applied to the photo. Frames where the driver's face is
+lost hold the last pose. The output has the driving video's frame rate, length and audio, and the
+photo's size rounded down to even.
+
+Animate only faces you have the right to use. Every output is marked as AI-generated.
+
+Examples:
+  reenact animate --source me.jpg --driving talk.mp4 -o me-talking.mp4
+  reenact animate --source me.jpg --driving talk.mp4 -o out.mp4 --model fomm \\
+      --config vox-adv-256.yaml --checkpoint vox-adv-cpk.pth.tar --best-frame --compare`,
+    )
+    .action(async (options: AnimateCommandOptions) => {
+      const controller = new AbortController();
+      const onInterrupt = () => controller.abort();
+      process.once('SIGINT', onInterrupt);
+      process.once('SIGTERM', onInterrupt);
+      const progress = progressBar();
+      const request: AnimateOptions = {
+        source: options.source,
+        driving: options.driving,
+        output: options.output,
+        model: options.model,
+        config: options.config,
+        checkpoint: options.checkpoint,
+        compare: options.compare ?? false,
+        label: options.label,
+        face: options.face,
+        startFrame: options.bestFrame ? 'best' : options.startFrame,
+        threads: options.threads,
+        signal: controller.signal,
+      };
+      try {
+        const result = await animate(request, progress);
+        progress.finish();
+        if (options.json) {
+          printJson(result);
+        } else {
+          process.stdout.write(
+            `${result.output}: ${result.width}x${result.height}, ${result.frames} frames at ${result.fps} fps (${result.duration.toFixed(2)} s), ` +
+              `${result.hasAudio ? 'with audio' : 'no audio'}, ${result.labelled ? 'marked' : 'not visibly marked'} as AI-generated; ` +
+              `model ${result.model}, reference frame ${result.startFrame}` +
+              `${result.framesWithoutFace ? `, ${result.framesWithoutFace} frames without a face held the last pose` : ''}; ${result.seconds.toFixed(1)} s\n`,
+          );
+        }
+      } finally {
+        progress.finish();
+        process.off('SIGINT', onInterrupt);
+        process.off('SIGTERM', onInterrupt);
+      }
+    });
+}
