@@ -1,0 +1,43 @@
+import { InvalidArgumentError } from 'commander';
+
+/** A commander option parser for a whole number in [min, max]. */
+export function integerIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const number = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || number < min || number > max) {
+      throw new InvalidArgumentError(`Expected a whole number from ${min} to ${max}.`);
+    }
+    return number;
+  };
+}
+
+/** A commander option parser for a number in [min, max]. */
+export function numberIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const number = Number(value);
+    if (value.trim() === '' || !Number.isFinite(number) || number < min || number > max) {
+      throw new InvalidArgumentError(`Expected a number from ${min} to ${max}.`);
+    }
+    return number;
+  };
+}
+
+/** An even whole number in [min, max] (video sides in yuv420p must be even). */
+export function evenIn(min: number, max: number): (value: string) => number {
+  const parse = integerIn(min, max);
+  return (value) => {
+    const number = parse(value);
+    if (number % 2 !== 0) throw new InvalidArgumentError(`Expected an even number (video sides must be even), e.g. ${number + 1}.`);
+    return number;
+  };
+}
+
+/** Machine-readable output: one JSON document on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' ? roundForJson(v) : v), 2)}\n`);
+}
+
+/** Sub-pixel precision without float noise (0.1 + 0.2 style tails). */
+function roundForJson(value: number): number {
+  return Number.isInteger(value) ? value : Math.round(value * 1000) / 1000;
+}
