@@ -98,16 +98,22 @@ export function isTuple(value: unknown): value is ReadonlyArray<PickleValue> {
   return Array.isArray(value) && Object.isFrozen(value);
 }
 
+/** The kind tag of a storage, tensor or global reference; undefined for every other value. */
+function refKind(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Map || value instanceof Uint8Array) return undefined;
+  return (value as { kind?: string }).kind;
+}
+
 export function isTensor(value: unknown): value is TensorRef {
-  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'tensor' && !Array.isArray(value) && !(value instanceof Map);
+  return refKind(value) === 'tensor';
 }
 
 function isStorage(value: unknown): value is StorageRef {
-  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'storage' && !Array.isArray(value) && !(value instanceof Map);
+  return refKind(value) === 'storage';
 }
 
 export function isGlobal(value: unknown): value is GlobalRef {
-  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'global' && !Array.isArray(value) && !(value instanceof Map);
+  return refKind(value) === 'global';
 }
 
 function describe(value: StackItem): string {
@@ -263,7 +269,7 @@ export function readPickle(bytes: Uint8Array, start: number, persistentLoad: Per
       case 0x8c: push(text(u8(), 'a string')); break; // SHORT_BINUNICODE
       case 0x8d: push(text(u64('a string'), 'a string')); break; // BINUNICODE8
       case 0x55: push(String.fromCharCode(...take(u8(), 'a string'))); break; // SHORT_BINSTRING (latin-1)
-      case 0x54: { const n = view.getInt32((need(4, 'a string length'), pos), true); pos += 4; const raw = take(n, 'a string'); push(latin1(raw)); break; } // BINSTRING
+      case 0x54: push(latin1(take(u32(), 'a string'))); break; // BINSTRING
       case 0x43: push(new Uint8Array(take(u8(), 'bytes'))); break; // SHORT_BINBYTES
       case 0x42: push(new Uint8Array(take(u32(), 'bytes'))); break; // BINBYTES
       case 0x8e: push(new Uint8Array(take(u64('bytes'), 'bytes'))); break; // BINBYTES8
