@@ -1,9 +1,9 @@
 import type { Face } from '../face/detector.js';
 import type { RgbImage } from '../types.js';
 import { delaunay } from './delaunay.js';
-import { fillMouth, lipColourStats, mouthOpeningArea, type ColourStats } from './mouth.js';
+import { faceColourStats, fillMouth, mouthOpeningArea, type ColourStats } from './mouth.js';
 import { OneEuroFilter } from './one-euro.js';
-import { EYE_OUTER_CORNERS, FACE_OVAL, INNER_LIP_PAIRS, MESH_POINTS, RIGID_POINTS } from './regions.js';
+import { EYE_OUTER_CORNERS, FACE_OVAL, INNER_LIP_PAIRS, MESH_POINTS, MOUTH_CORNERS, RIGID_POINTS } from './regions.js';
 import { compose, fitSimilarity, invert, scaleOf, type Similarity } from './similarity.js';
 import { warpPiecewiseAffine } from './warp.js';
 
@@ -24,9 +24,9 @@ export interface MeshAnimatorOptions {
  * the background beyond the last ring stays exactly still.
  */
 const ANCHOR_RINGS = [
-  { scale: 1.3, follow: 0.9 },
-  { scale: 1.75, follow: 0.45 },
-  { scale: 2.4, follow: 0 },
+  { scale: 1.35, follow: 1 },
+  { scale: 2, follow: 0.55 },
+  { scale: 2.8, follow: 0 },
 ] as const;
 
 /** Fixed anchors per image side, so the mesh covers the whole frame and its border never moves. */
@@ -52,7 +52,7 @@ export class MeshAnimator {
   private readonly referenceToSource: Similarity;
   /** Source landmarks expressed in the reference frame's coordinates. */
   private readonly sourceInReference: Float64Array;
-  private readonly sourceLips: ColourStats;
+  private readonly sourceColours: ColourStats;
   private readonly sourceMouthArea: number;
   private readonly filter: OneEuroFilter | undefined;
   /** Coordinates are filtered divided by this (the reference face size), so the filter's units are faces. */
@@ -79,7 +79,7 @@ export class MeshAnimator {
     this.to = Float64Array.from(this.from);
     this.triangles = delaunay(topologyLayout(this.from));
 
-    this.sourceLips = lipColourStats(this.image, sourcePoints);
+    this.sourceColours = faceColourStats(this.image, sourcePoints);
     this.sourceMouthArea = mouthOpeningArea(sourcePoints);
     this.mouthFill = options.mouthFill ?? true;
     this.filter =
@@ -147,8 +147,8 @@ export class MeshAnimator {
           target: to,
           driverFrame: driving.frame,
           driver: points,
-          sourceLips: this.sourceLips,
-          driverLips: lipColourStats(driving.frame, points),
+          sourceColours: this.sourceColours,
+          driverColours: faceColourStats(driving.frame, points),
           strength,
         });
       }
@@ -233,12 +233,19 @@ function anchorPoints(points: Float64Array, image: RgbImage): { points: Float64A
 function topologyLayout(vertices: Float64Array): Float64Array {
   const layout = Float64Array.from(vertices);
   const gap = 0.03 * faceSize(vertices);
+  // Downwards across the mouth: perpendicular to the line between the mouth corners.
+  const [left, right] = MOUTH_CORNERS;
+  const along = Math.atan2(vertices[2 * right + 1]! - vertices[2 * left + 1]!, vertices[2 * right]! - vertices[2 * left]!);
+  const nx = -Math.sin(along);
+  const ny = Math.cos(along);
   for (const [upper, lower] of INNER_LIP_PAIRS) {
-    const opening = layout[2 * lower + 1]! - layout[2 * upper + 1]!;
+    const opening = (layout[2 * lower]! - layout[2 * upper]!) * nx + (layout[2 * lower + 1]! - layout[2 * upper + 1]!) * ny;
     if (opening >= gap) continue;
-    const mid = (layout[2 * lower + 1]! + layout[2 * upper + 1]!) / 2;
-    layout[2 * upper + 1] = mid - gap / 2;
-    layout[2 * lower + 1] = mid + gap / 2;
+    const push = (gap - opening) / 2;
+    layout[2 * upper]! -= push * nx;
+    layout[2 * upper + 1]! -= push * ny;
+    layout[2 * lower]! += push * nx;
+    layout[2 * lower + 1]! += push * ny;
   }
   return layout;
 }

@@ -26,12 +26,12 @@ export function delaunay(xy: ArrayLike<number>): Uint32Array {
     px[i] = xy[2 * i]!;
     py[i] = xy[2 * i + 1]!;
   }
-  px[count] = midX - 50 * span;
-  py[count] = midY - 30 * span;
-  px[count + 1] = midX + 50 * span;
-  py[count + 1] = midY - 30 * span;
+  px[count] = midX - 1000 * span;
+  py[count] = midY - 600 * span;
+  px[count + 1] = midX + 1000 * span;
+  py[count + 1] = midY - 600 * span;
   px[count + 2] = midX;
-  py[count + 2] = midY + 50 * span;
+  py[count + 2] = midY + 1000 * span;
 
   interface Triangle {
     a: number;

@@ -1,36 +1,34 @@
 import type { RgbImage } from '../types.js';
-import { INNER_LIPS, OUTER_LIPS } from './regions.js';
+import { FACE_OVAL, INNER_LIPS, OUTER_LIPS } from './regions.js';
 
-/** Per-channel mean and standard deviation of some pixels. */
+/** Per-channel mean of some pixels. */
 export interface ColourStats {
   mean: [number, number, number];
-  std: [number, number, number];
 }
 
-/** Colour statistics of the lips (between the outer and inner lip contours). */
-export function lipColourStats(image: RgbImage, points: ArrayLike<number>): ColourStats {
-  const outer = polygon(points, OUTER_LIPS);
-  const inner = polygon(points, INNER_LIPS);
+/**
+ * Mean colour of the face (inside the face outline, every other pixel each way): the mouth
+ * interior is carried from the driver to the source by the ratio of these, which matches
+ * lighting and white balance. Lips would be the closer match in theory, but the inner lip
+ * landmarks of an open mouth sit inside the dark opening, which biases a lip mean.
+ */
+export function faceColourStats(image: RgbImage, points: ArrayLike<number>): ColourStats {
+  const outline = polygon(points, FACE_OVAL);
   const sum = [0, 0, 0];
-  const sumSq = [0, 0, 0];
   let n = 0;
-  const [x0, y0, x1, y1] = bounds(outer, image);
-  for (let y = y0; y <= y1; y++) {
-    for (let x = x0; x <= x1; x++) {
-      if (!inside(outer, x + 0.5, y + 0.5) || inside(inner, x + 0.5, y + 0.5)) continue;
+  const [x0, y0, x1, y1] = bounds(outline, image);
+  for (let y = y0; y <= y1; y += 2) {
+    for (let x = x0; x <= x1; x += 2) {
+      if (!inside(outline, x + 0.5, y + 0.5)) continue;
       const o = (y * image.width + x) * 3;
-      for (let c = 0; c < 3; c++) {
-        const v = image.data[o + c]!;
-        sum[c]! += v;
-        sumSq[c]! += v * v;
-      }
+      sum[0]! += image.data[o]!;
+      sum[1]! += image.data[o + 1]!;
+      sum[2]! += image.data[o + 2]!;
       n++;
     }
   }
-  if (n === 0) return { mean: [128, 128, 128], std: [1, 1, 1] };
-  const mean = sum.map((s) => s / n) as [number, number, number];
-  const std = sumSq.map((s, c) => Math.sqrt(Math.max(1, s / n - mean[c]! ** 2))) as [number, number, number];
-  return { mean, std };
+  if (n === 0) return { mean: [128, 128, 128] };
+  return { mean: sum.map((s) => s / n) as [number, number, number] };
 }
 
 /** Area in px^2 of the opening between the inner lips. */
@@ -49,28 +47,32 @@ export interface MouthFill {
   /** The driving frame and its landmarks (interleaved x, y), from which the interior is taken. */
   driverFrame: RgbImage;
   driver: ArrayLike<number>;
-  /** Lip colours of the source and of the driving frame: the interior is mapped from one to the other. */
-  sourceLips: ColourStats;
-  driverLips: ColourStats;
+  /** Face colours of the source and of the driving frame: the interior is mapped from one to the other. */
+  sourceColours: ColourStats;
+  driverColours: ColourStats;
   /** 0..1: how much of the opening has no source content (0 keeps the warped source). */
   strength: number;
 }
 
 /**
  * Paints the driving frame's mouth interior (teeth, tongue, dark) into the target inner-lip
- * polygon: each pixel samples the driving frame through an affine map fitted on both lip
- * contours, is colour-matched from the driver's lips to the source's, and is blended in with
+ * polygon: each pixel samples the driving frame through an affine map fitted on the lip
+ * contours, is colour-matched from the driver's face to the source's, and is blended in with
  * a soft edge along the inner lips.
  */
 export function fillMouth(fill: MouthFill): void {
-  const { out, target, driverFrame, driver, sourceLips, driverLips, strength } = fill;
+  const { out, target, driverFrame, driver, sourceColours, driverColours, strength } = fill;
   if (strength <= 0) return;
   const inner = polygon(target, INNER_LIPS);
-  const map = fitAffine(target, driver, [...INNER_LIPS, ...OUTER_LIPS]);
+  // The inner contours must correspond; the outer ones, lightly weighted, keep the fit
+  // well-posed when the opening is a thin slit.
+  const map = fitAffine(target, driver, [...INNER_LIPS.map((i) => [i, 1] as const), ...OUTER_LIPS.map((i) => [i, 0.05] as const)]);
   if (!map) return;
   const mouthWidth = Math.hypot(inner[20]! - inner[0]!, inner[21]! - inner[1]!);
   const feather = Math.max(1, 0.06 * mouthWidth);
-  const gain = [0, 1, 2].map((c) => Math.min(2, Math.max(0.5, sourceLips.std[c]! / driverLips.std[c]!)));
+  // A per-channel gain rather than a mean/std shift: the interior is much darker than the
+  // face, and an offset would lift the dark of an open mouth towards skin colour.
+  const gain = [0, 1, 2].map((c) => Math.min(1.6, Math.max(0.6, sourceColours.mean[c]! / Math.max(1, driverColours.mean[c]!))));
   const { width, data } = out;
   const [x0, y0, x1, y1] = bounds(inner, out);
   const dw = driverFrame.width;
@@ -95,7 +97,7 @@ export function fillMouth(fill: MouthFill): void {
       for (let c = 0; c < 3; c++) {
         const d = driverFrame.data;
         const v = (1 - fy) * ((1 - fx) * d[p + c]! + fx * d[p + 3 + c]!) + fy * ((1 - fx) * d[q + c]! + fx * d[q + 3 + c]!);
-        const matched = (v - driverLips.mean[c]!) * gain[c]! + sourceLips.mean[c]!;
+        const matched = v * gain[c]!;
         const blended = data[o + c]! + alpha * (matched - data[o + c]!);
         data[o + c] = blended < 0 ? 0 : blended > 255 ? 255 : blended + 0.5;
       }
@@ -152,19 +154,23 @@ function distanceToEdges(poly: Float64Array, x: number, y: number): number {
 }
 
 /**
- * Least-squares affine map [a, b, c, d, e, f] (u = a*x + b*y + c, v = d*x + e*y + f) taking the
- * `indices` points of `from` onto those of `to`; undefined when the points are degenerate.
+ * Weighted least-squares affine map [a, b, c, d, e, f] (u = a*x + b*y + c, v = d*x + e*y + f)
+ * taking the given [index, weight] points of `from` onto those of `to`; undefined when the
+ * points are degenerate.
  */
-function fitAffine(from: ArrayLike<number>, to: ArrayLike<number>, indices: readonly number[]): [number, number, number, number, number, number] | undefined {
-  let sxx = 0, sxy = 0, syy = 0, sx = 0, sy = 0;
+function fitAffine(
+  from: ArrayLike<number>,
+  to: ArrayLike<number>,
+  weighted: readonly (readonly [number, number])[],
+): [number, number, number, number, number, number] | undefined {
+  let sxx = 0, sxy = 0, syy = 0, sx = 0, sy = 0, n = 0;
   let sxu = 0, syu = 0, su = 0, sxv = 0, syv = 0, sv = 0;
-  for (const i of indices) {
+  for (const [i, w] of weighted) {
     const x = from[2 * i]!, y = from[2 * i + 1]!, u = to[2 * i]!, v = to[2 * i + 1]!;
-    sxx += x * x; sxy += x * y; syy += y * y; sx += x; sy += y;
-    sxu += x * u; syu += y * u; su += u;
-    sxv += x * v; syv += y * v; sv += v;
+    sxx += w * x * x; sxy += w * x * y; syy += w * y * y; sx += w * x; sy += w * y; n += w;
+    sxu += w * x * u; syu += w * y * u; su += w * u;
+    sxv += w * x * v; syv += w * y * v; sv += w * v;
   }
-  const n = indices.length;
   // Normal equations M [a b c]^T = r with M = [[sxx sxy sx] [sxy syy sy] [sx sy n]], solved by Cramer's rule.
   const det = sxx * (syy * n - sy * sy) - sxy * (sxy * n - sy * sx) + sx * (sxy * sy - syy * sx);
   if (Math.abs(det) < 1e-9) return undefined;

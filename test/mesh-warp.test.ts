@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { delaunay } from '../src/mesh/delaunay.js';
+import { OneEuroFilter } from '../src/mesh/one-euro.js';
+import { compose, fitSimilarity, invert } from '../src/mesh/similarity.js';
+import { warpPiecewiseAffine } from '../src/mesh/warp.js';
+import type { RgbImage } from '../src/types.js';
+
+/** A deterministic pseudo-random sequence (so a failure can be reproduced). */
+function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+/** Grid vertices over a width x height image, border included, `steps` cells per side. */
+function grid(width: number, height: number, steps: number): Float64Array {
+  const xy: number[] = [];
+  for (let j = 0; j <= steps; j++) for (let i = 0; i <= steps; i++) xy.push((i * width) / steps, (j * height) / steps);
+  return Float64Array.from(xy);
+}
+
+function texture(width: number, height: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const o = (y * width + x) * 3;
+      data[o] = (x * 7 + y * 3) & 255;
+      data[o + 1] = (x * y) & 255;
+      data[o + 2] = 40 + ((x ^ y) & 127);
+    }
+  }
+  return { width, height, data };
+}
+
+describe('delaunay', () => {
+  test('no point lies inside any triangle circumcircle, and the triangles tile the hull', () => {
+    const next = random(7);
+    const xy: number[] = [0, 0, 100, 0, 100, 100, 0, 100];
+    // Interior points keep half a pixel from the hull, as mesh points keep from the image border.
+    for (let i = 0; i < 300; i++) xy.push(0.5 + next() * 99, 0.5 + next() * 99);
+    const triangles = delaunay(xy);
+    let area = 0;
+    for (let t = 0; t < triangles.length; t += 3) {
+      const [a, b, c] = [triangles[t]!, triangles[t + 1]!, triangles[t + 2]!];
+      const ax = xy[2 * a]!, ay = xy[2 * a + 1]!, bx = xy[2 * b]!, by = xy[2 * b + 1]!, cx = xy[2 * c]!, cy = xy[2 * c + 1]!;
+      area += Math.abs((bx - ax) * (cy - ay) - (cx - ax) * (by - ay)) / 2;
+      const d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by));
+      const ux = ((ax * ax + ay * ay) * (by - cy) + (bx * bx + by * by) * (cy - ay) + (cx * cx + cy * cy) * (ay - by)) / d;
+      const uy = ((ax * ax + ay * ay) * (cx - bx) + (bx * bx + by * by) * (ax - cx) + (cx * cx + cy * cy) * (bx - ax)) / d;
+      const r2 = (ax - ux) ** 2 + (ay - uy) ** 2;
+      for (let p = 0; p < xy.length / 2; p++) {
+        if (p === a || p === b || p === c) continue;
+        assert.ok((xy[2 * p]! - ux) ** 2 + (xy[2 * p + 1]! - uy) ** 2 >= r2 * (1 - 1e-9), `point ${p} inside the circumcircle of ${a},${b},${c}`);
+      }
+    }
+    assert.ok(Math.abs(area - 100 * 100) < 1e-6, `triangles cover ${area}, not the 100x100 square`);
+  });
+});
+
+describe('similarity', () => {
+  test('fit recovers a known rotation, scale and shift; invert and compose undo it', () => {
+    const next = random(3);
+    const from = Float64Array.from({ length: 40 }, () => next() * 200);
+    const angle = 0.3;
+    const truth = { a: 1.7 * Math.cos(angle), b: 1.7 * Math.sin(angle), tx: 12, ty: -5 };
+    const to = new Float64Array(40);
+    for (let i = 0; i < 20; i++) {
+      to[2 * i] = truth.a * from[2 * i]! - truth.b * from[2 * i + 1]! + truth.tx;
+      to[2 * i + 1] = truth.b * from[2 * i]! + truth.a * from[2 * i + 1]! + truth.ty;
+    }
+    const fit = fitSimilarity(from, to, [...Array(20).keys()]);
+    for (const key of ['a', 'b', 'tx', 'ty'] as const) assert.ok(Math.abs(fit[key] - truth[key]) < 1e-9, key);
+    const identity = compose(invert(fit), fit);
+    assert.ok(Math.abs(identity.a - 1) < 1e-12 && Math.abs(identity.b) < 1e-12 && Math.abs(identity.tx) < 1e-9 && Math.abs(identity.ty) < 1e-9);
+  });
+});
+
+describe('piecewise-affine warp', () => {
+  const source = texture(97, 83);
+
+  test('is the identity when the target mesh equals the source mesh', () => {
+    const from = grid(source.width, source.height, 6);
+    const out = source.data.slice();
+    warpPiecewiseAffine(source, from, from, delaunay(from), out);
+    assert.deepEqual(out, source.data);
+  });
+
+  test('a shifted interior moves the pixels by the shift, exactly for whole pixels', () => {
+    const from = grid(source.width, source.height, 8);
+    const to = Float64Array.from(from);
+    // Move every vertex at least one cell from the border by (3, 2) px: the cells between them translate.
+    const inner: number[] = [];
+    for (let i = 0; i < from.length / 2; i++) {
+      const x = from[2 * i]!, y = from[2 * i + 1]!;
+      if (x > 20 && x < 77 && y > 20 && y < 63) {
+        to[2 * i] = x + 3;
+        to[2 * i + 1] = y + 2;
+        inner.push(i);
+      }
+    }
+    assert.ok(inner.length >= 9);
+    const out = source.data.slice();
+    warpPiecewiseAffine(source, from, to, delaunay(from), out);
+    // Inside the moved block (its cells translate rigidly), output (x, y) = source (x - 3, y - 2).
+    for (let y = 40; y < 55; y++) {
+      for (let x = 40; x < 65; x++) {
+        for (let c = 0; c < 3; c++) assert.equal(out[(y * source.width + x) * 3 + c], source.data[((y - 2) * source.width + (x - 3)) * 3 + c], `(${x}, ${y})`);
+      }
+    }
+    // Pixels at the border stay exact copies.
+    for (let x = 0; x < source.width; x++) assert.equal(out[x * 3], source.data[x * 3]);
+  });
+
+  test('a strong random deformation leaves no unwritten pixel (no holes between triangles)', () => {
+    const next = random(11);
+    const steps = 10;
+    const from = grid(source.width, source.height, steps);
+    const to = Float64Array.from(from);
+    const cellX = source.width / steps;
+    const cellY = source.height / steps;
+    for (let j = 0; j <= steps; j++) {
+      for (let i = 0; i <= steps; i++) {
+        const k = j * (steps + 1) + i;
+        // Up to 40% of a cell, so no triangle folds; border vertices slide along their edge only.
+        const dx = (next() - 0.5) * 0.8 * cellX;
+        const dy = (next() - 0.5) * 0.8 * cellY;
+        if (i > 0 && i < steps) to[2 * k] = from[2 * k]! + dx;
+        if (j > 0 && j < steps) to[2 * k + 1] = from[2 * k + 1]! + dy;
+      }
+    }
+    const flat: RgbImage = { width: source.width, height: source.height, data: new Uint8Array(source.data.length).fill(200) };
+    const out = new Uint8Array(source.data.length);
+    warpPiecewiseAffine(flat, from, to, delaunay(from), out);
+    const holes = out.reduce((n, v) => n + (v === 0 ? 1 : 0), 0);
+    assert.equal(holes, 0, `${holes / 3} pixels were not written`);
+    assert.ok(out.every((v) => v === 200));
+  });
+});
+
+describe('One Euro filter', () => {
+  test('smooths jitter at rest and follows a fast move with little lag', () => {
+    const next = random(5);
+    const filter = new OneEuroFilter(1, { minCutoff: 1.5, beta: 4, derivativeCutoff: 1 });
+    const value = new Float64Array(1);
+    let rawSpread = 0;
+    let smoothSpread = 0;
+    for (let i = 0; i < 60; i++) {
+      const noise = (next() - 0.5) * 0.02;
+      value[0] = 1 + noise;
+      filter.filter(value, i / 30);
+      if (i >= 30) {
+        rawSpread += noise * noise;
+        smoothSpread += (value[0] - 1) ** 2;
+      }
+    }
+    assert.ok(smoothSpread < rawSpread / 4, `jitter ${smoothSpread} vs raw ${rawSpread}`);
+    // A jump of half a face in one frame: within 4 frames the output has covered 90% of it.
+    let reached = 0;
+    for (let i = 60; i < 64; i++) {
+      value[0] = 1.5;
+      filter.filter(value, i / 30);
+      reached = value[0];
+    }
+    assert.ok(reached > 1.45, `after 4 frames at 1.5 the output is ${reached}`);
+  });
+});
