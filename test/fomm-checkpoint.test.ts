@@ -293,6 +293,13 @@ describe('hostile pickles are refused without running anything', () => {
     const deep = new PickleWriter().proto();
     for (let i = 0; i < 200_000; i++) deep.op(0x5d);
     assertBad(() => parseCheckpoint(zipFile(deep.stop().bytes(), [])), /nests deeper/);
+    const marks = new PickleWriter().proto();
+    for (let i = 0; i < 200_000; i++) marks.mark();
+    assertBad(() => parseCheckpoint(zipFile(marks.stop().bytes(), [])), /nests deeper/);
+    // LONG_BINPUT into ever new slots: the memo is bounded.
+    const memoFlood = new PickleWriter().proto().none();
+    for (let i = 0; i < 1_100_000; i++) memoFlood.op(0x72, i & 0xff, (i >> 8) & 0xff, i >> 16, 0);
+    assertBad(() => parseCheckpoint(zipFile(memoFlood.stop().bytes(), [])), /memoizes too many values/);
   });
 
   test('cleanup', () => {

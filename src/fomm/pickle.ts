@@ -83,7 +83,7 @@ const ALLOWED_GLOBALS = new Set([
 
 /** Deepest container nesting and largest memo a state dict plausibly needs; beyond is hostile. */
 const MAX_STACK = 100_000;
-const MAX_MEMO = 50_000_000;
+const MAX_MEMO = 1_000_000;
 
 function bad(message: string, cause?: unknown): ReenactError {
   return new ReenactError(
@@ -241,6 +241,7 @@ export function readPickle(bytes: Uint8Array, start: number, persistentLoad: Per
         return { value: stack[0] as PickleValue, end: pos };
       }
       case 0x28: // MARK
+        if (marks.length >= MAX_STACK) throw bad(`Checkpoint pickle nests deeper than ${MAX_STACK} values.`);
         marks.push(stack.length);
         break;
       case 0x7d: push(new Map()); break; // EMPTY_DICT
