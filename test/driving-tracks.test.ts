@@ -9,6 +9,7 @@ import { FaceAnalyzer } from '../src/face/detector.js';
 import { decodeVideo } from '../src/media/decode.js';
 import { runFfmpeg, runTool } from '../src/media/ffmpeg.js';
 import { probeVideo } from '../src/media/probe.js';
+import type { VideoFrame } from '../src/types.js';
 import { shared, skipWithoutShared } from './shared.js';
 
 const driving = shared('fixtures', 'driving-talking.mp4');
@@ -120,7 +121,14 @@ describe('driving video tracks and crop', { skip: skipWithoutShared }, () => {
     const durations = await streamDurations(output);
     assert.ok(Math.abs(durations.video - 4) < 0.05 && Math.abs(durations.audio - 4) < 0.05, JSON.stringify(durations));
     // Frame 0 of the crop is frame 60 of the source, scaled down.
-    const source = (await firstFrame(driving, 2))!;
+    let source: VideoFrame | undefined;
+    for await (const frame of decodeVideo(driving)) {
+      if (frame.index === 60) {
+        source = frame;
+        break;
+      }
+    }
+    assert.ok(source);
     const cropped = (await firstFrame(output))!;
     let diff = 0;
     for (let y = 0; y < 128; y++) {
@@ -131,7 +139,8 @@ describe('driving video tracks and crop', { skip: skipWithoutShared }, () => {
         }
       }
     }
-    assert.ok(diff / (128 * 128 * 3) < 8, `mean difference ${diff / (128 * 128 * 3)}`);
+    // Frame 60 differs by ~2 on average; frames 59 and 61 by more than 11.
+    assert.ok(diff / (128 * 128 * 3) < 6, `mean difference ${diff / (128 * 128 * 3)}`);
   });
 
   test('tracks are written as JSON; nothing is left behind', async () => {
@@ -145,7 +154,7 @@ describe('driving video tracks and crop', { skip: skipWithoutShared }, () => {
   });
 });
 
-async function firstFrame(path: string, startTime = 0) {
-  for await (const frame of decodeVideo(path, { startTime, duration: 0.1 })) return frame;
+async function firstFrame(path: string) {
+  for await (const frame of decodeVideo(path, { duration: 0.1 })) return frame;
   return undefined;
 }
