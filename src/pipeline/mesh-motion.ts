@@ -1,6 +1,5 @@
 import { ReenactError } from '../errors.js';
 import type { Face } from '../face/detector.js';
-import { LandmarkTracker } from '../face/tracker.js';
 import { normalizeLandmarks } from '../fomm/best-frame.js';
 import { decodeVideo, type DecodeOptions } from '../media/decode.js';
 import { MeshAnimator } from '../mesh/animator.js';
@@ -20,7 +19,7 @@ function squaredDistance(a: Float64Array, b: Float64Array): number {
 }
 
 /**
- * The `mesh` mode: landmarks of every driving frame (tracked frame to frame) drive a warp of the
+ * The `mesh` mode: landmarks of every driving frame (detected afresh in each) drive a warp of the
  * photo. The reference frame, whose pose and expression map onto the photo's as they are, is the
  * first frame with a face, a chosen frame, or (best) the frame whose landmarks are closest to the
  * photo's. Choosing a later or best frame needs a first pass over the landmarks; only landmarks
@@ -31,8 +30,11 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
   const { info } = driving;
   const scale = Math.min(1, MAX_DRIVING_SIDE / Math.max(info.width, info.height));
   const decode: DecodeOptions = { info, signal, width: Math.max(2, Math.round(info.width * scale)), height: Math.max(2, Math.round(info.height * scale)) };
-  const tracker = new LandmarkTracker(analyzer);
   const source = { image: background, face };
+  // A full detection on every frame, not LandmarkTracker: the tracker reuses the previous
+  // frame's face region, and on fast head turns its landmarks lag or slip (10-13 degrees of roll
+  // and a third of the mouth opening off on driving-talking.mp4), which the warp would copy.
+  const landmarksOf = async (frame: RgbImage): Promise<Face | null> => (await analyzer.detect(frame))[0] ?? null;
 
   /** Landmarks from the first pass, by frame index (null: no face). */
   const stored: (Face | null)[] = [];
@@ -46,7 +48,7 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
     let bestDistance = Infinity;
     const total = best ? info.frameCount || undefined : wanted + 1;
     for await (const frame of decodeVideo(driving.path, decode)) {
-      const tracked = await tracker.track(frame);
+      const tracked = await landmarksOf(frame);
       stored.push(tracked);
       onProgress?.({ stage: best ? 'best frame' : 'start frame', done: stored.length, total });
       if (tracked && sourcePoints) {
@@ -89,7 +91,7 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
       return framesWithFace;
     },
     async render(frame: VideoFrame): Promise<RgbImage> {
-      const tracked = frame.index < stored.length ? stored[frame.index]! : await tracker.track(frame);
+      const tracked = frame.index < stored.length ? stored[frame.index]! : await landmarksOf(frame);
       if (tracked) {
         framesWithFace++;
         if (!animator) {

@@ -1,0 +1,95 @@
+/**
+ * Measurements for the animate acceptance tests: what the landmark detector sees in a video,
+ * and simple statistics. Shared by test/animate-*.test.ts and the benchmark.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Face, FaceAnalyzer } from '../src/face/detector.js';
+import { eyeCentres, landmark, LANDMARKS, rollDegrees } from '../src/face/landmarks.js';
+import { decodeVideo } from '../src/media/decode.js';
+import { runFfmpeg, runTool } from '../src/media/ffmpeg.js';
+import type { RgbImage } from '../src/types.js';
+
+export interface FrameMeasure {
+  index: number;
+  /** Inner-lip gap divided by the distance between the eye centres. */
+  mouth: number;
+  roll: number;
+  face: Face;
+}
+
+/** Mouth opening and roll of the largest face in every `step`-th frame (frames without a face are left out). */
+export async function measureVideo(path: string, analyzer: FaceAnalyzer, step: number, options: { width?: number; height?: number } = {}): Promise<FrameMeasure[]> {
+  const measures: FrameMeasure[] = [];
+  for await (const frame of decodeVideo(path, options)) {
+    if (frame.index % step !== 0) continue;
+    const [face] = await analyzer.detect(frame);
+    if (face) measures.push({ index: frame.index, mouth: mouthOpening(face), roll: rollDegrees(face), face });
+  }
+  return measures;
+}
+
+export function mouthOpening(face: Face): number {
+  const upper = landmark(face, LANDMARKS.upperInnerLip);
+  const lower = landmark(face, LANDMARKS.lowerInnerLip);
+  const { imageLeft, imageRight } = eyeCentres(face);
+  return Math.hypot(lower.x - upper.x, lower.y - upper.y) / Math.hypot(imageRight.x - imageLeft.x, imageRight.y - imageLeft.y);
+}
+
+export function correlation(a: number[], b: number[]): number {
+  const n = a.length;
+  const meanA = a.reduce((s, v) => s + v, 0) / n;
+  const meanB = b.reduce((s, v) => s + v, 0) / n;
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < n; i++) {
+    ab += (a[i]! - meanA) * (b[i]! - meanB);
+    aa += (a[i]! - meanA) ** 2;
+    bb += (b[i]! - meanB) ** 2;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+/** PSNR over the pixels `keep(x, y)` selects. */
+export function psnr(a: RgbImage, b: RgbImage, keep: (x: number, y: number) => boolean = () => true): number {
+  let squared = 0;
+  let count = 0;
+  for (let y = 0; y < a.height; y++) {
+    for (let x = 0; x < a.width; x++) {
+      if (!keep(x, y)) continue;
+      for (let ch = 0; ch < 3; ch++) {
+        const d = a.data[(y * a.width + x) * 3 + ch]! - b.data[(y * b.width + x) * 3 + ch]!;
+        squared += d * d;
+      }
+      count += 3;
+    }
+  }
+  return 10 * Math.log10((255 * 255) / Math.max(squared / count, 1e-12));
+}
+
+/** The frames of a video at the given indices (decoding all, keeping those). */
+export async function framesAt(path: string, indices: number[]): Promise<Map<number, RgbImage>> {
+  const wanted = new Set(indices);
+  const frames = new Map<number, RgbImage>();
+  for await (const frame of decodeVideo(path)) if (wanted.has(frame.index)) frames.set(frame.index, frame);
+  return frames;
+}
+
+export async function scratchFolder(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'reenact-animate-test-'));
+}
+
+/** Runs ffmpeg to make a test clip; `args` go between the input and the output. */
+export async function makeClip(input: string[], args: string[], output: string): Promise<string> {
+  await runFfmpeg(['-y', ...input, ...args, output], `making the test clip ${output}`);
+  return output;
+}
+
+/** Container tags and stream types as ffprobe reports them. */
+export async function probeTags(path: string): Promise<{ tags: Record<string, string>; streams: { codec_type: string; width?: number; height?: number; nb_frames?: string; r_frame_rate?: string }[] }> {
+  const result = await runTool('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', path]);
+  const parsed = JSON.parse(result.stdout) as { format: { tags?: Record<string, string> }; streams: { codec_type: string }[] };
+  return { tags: parsed.format.tags ?? {}, streams: parsed.streams };
+}
