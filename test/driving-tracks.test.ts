@@ -143,6 +143,23 @@ describe('driving video tracks and crop', { skip: skipWithoutShared }, () => {
     assert.ok(diff / (128 * 128 * 3) < 6, `mean difference ${diff / (128 * 128 * 3)}`);
   });
 
+  test('a cut to another place starts a new track; two blank frames do not, unless maxMissed is 0', async () => {
+    // 0-4 s: the head at (100, 100) with frames 50 and 51 blacked out; 4-8 s: the head at (800, 300).
+    const cut = join(folder, 'cut.mp4');
+    const graph =
+      '[0:v]split[a][b];' +
+      "[a]trim=0:4,setpts=PTS-STARTPTS,drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(n,50,51)',pad=1280:720:100:100[x];" +
+      '[b]trim=4:8,setpts=PTS-STARTPTS,pad=1280:720:800:300[y];[x][y]concat=n=2:v=1[v]';
+    await runFfmpeg(['-i', driving, '-filter_complex', graph, '-map', '[v]', '-c:v', 'libx264', '-preset', 'ultrafast', cut], 'making a clip with a cut');
+    const tracks = await findFaceTracks(cut, analyzer, { minFrames: 40 });
+    assert.deepEqual(tracks.map((t) => [t.start, t.end]), [[0, 120], [120, 240]]);
+    assert.ok(tracks[0]!.box.x < 400 && tracks[1]!.box.x > 600, JSON.stringify(tracks.map((t) => t.box)));
+    const strict = await findFaceTracks(cut, analyzer, { minFrames: 40, maxMissed: 0 });
+    assert.deepEqual(strict.map((t) => [t.start, t.end]), [[0, 50], [52, 120], [120, 240]]);
+    // The default minimum of 150 frames keeps neither 120-frame track.
+    assert.deepEqual(await findFaceTracks(cut, analyzer, { stride: 4 }), []);
+  });
+
   test('tracks are written as JSON; nothing is left behind', async () => {
     const tracks = await findFaceTracks(driving, analyzer, { stride: 5 });
     const path = join(folder, 'tracks.json');
