@@ -15,6 +15,7 @@ import { findFaceTracks, longestTrack } from '../src/driving/tracks.js';
 import { FaceAnalyzer } from '../src/face/detector.js';
 import { runFfmpeg } from '../src/media/ffmpeg.js';
 import { probeVideo } from '../src/media/probe.js';
+import { writeAtomically } from '../src/output.js';
 import { shared } from '../test/shared.js';
 
 const { values } = parseArgs({ options: { stride: { type: 'string', default: '5' }, minutes: { type: 'string', default: '10' } } });
@@ -32,7 +33,10 @@ async function longClip(seconds: number): Promise<string> {
   const input = existsSync(driving)
     ? ['-stream_loop', '-1', '-i', driving, '-vf', 'scale=640:640,pad=1920:1080:900:220:color=0x405060', '-c:a', 'aac']
     : ['-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=30', '-an'];
-  await runFfmpeg(['-y', ...input, '-t', String(seconds), '-r', '30', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '23', path], 'making the benchmark clip');
+  // Made under a temporary name so an interrupted run never leaves a short clip to be reused.
+  await writeAtomically(path, (tempPath) =>
+    runFfmpeg(['-y', ...input, '-t', String(seconds), '-r', '30', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '23', tempPath], 'making the benchmark clip'),
+  );
   return path;
 }
 
