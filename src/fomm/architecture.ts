@@ -1,6 +1,7 @@
 import type { FommConfig } from './config.js';
 import type { GeneratorSpec } from './generator.js';
 import type { KeypointDetectorSpec } from './keypoint-detector.js';
+import type { WinogradPolicy } from './onnx-graph.js';
 
 /** model_params of a FOMM config (camelCase), as the graph builders read them. */
 export type FommModelParams = FommConfig;
@@ -11,11 +12,11 @@ export interface FrameSize {
   width: number;
 }
 
-export function keypointDetectorSpec(params: FommModelParams, size: FrameSize): KeypointDetectorSpec {
-  return { ...params.commonParams, ...params.kpDetectorParams, imageHeight: size.height, imageWidth: size.width };
+export function keypointDetectorSpec(params: FommModelParams, size: FrameSize, winograd?: WinogradPolicy): KeypointDetectorSpec {
+  return { ...params.commonParams, ...params.kpDetectorParams, imageHeight: size.height, imageWidth: size.width, winograd };
 }
 
-export function generatorSpec(params: FommModelParams, size: FrameSize): GeneratorSpec {
+export function generatorSpec(params: FommModelParams, size: FrameSize, winograd?: WinogradPolicy): GeneratorSpec {
   const { denseMotionParams, ...generator } = params.generatorParams;
-  return { ...params.commonParams, ...generator, denseMotion: denseMotionParams, imageHeight: size.height, imageWidth: size.width };
+  return { ...params.commonParams, ...generator, denseMotion: denseMotionParams, imageHeight: size.height, imageWidth: size.width, winograd };
 }

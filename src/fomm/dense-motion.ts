@@ -75,7 +75,7 @@ export function denseMotion(
   );
   const features = hourglass(g, input, w.at('hourglass'), {
     blockExpansion: spec.blockExpansion, inFeatures: (k + 1) * (spec.numChannels + 1),
-    numBlocks: spec.numBlocks, maxFeatures: spec.maxFeatures,
+    numBlocks: spec.numBlocks, maxFeatures: spec.maxFeatures, height, width,
   });
   const maskConv = w.at('mask');
   const mask = g.softmax(

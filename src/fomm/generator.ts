@@ -1,4 +1,4 @@
-import { OnnxGraph } from './onnx-graph.js';
+import { OnnxGraph, type WinogradPolicy } from './onnx-graph.js';
 import { denseMotion, downsampleSource, type DenseMotionSpec } from './dense-motion.js';
 import { downBlock, resBlock, sameBlock, upBlock } from './hourglass.js';
 import type { Weights } from './weights.js';
@@ -16,6 +16,7 @@ export interface GeneratorSpec {
   denseMotion: { blockExpansion: number; maxFeatures: number; numBlocks: number; scaleFactor: number; kpVariance: number };
   imageHeight: number;
   imageWidth: number;
+  winograd?: WinogradPolicy;
 }
 
 /** Sizes of the maps the generator graphs exchange. */
@@ -56,12 +57,15 @@ function denseMotionSpec(spec: GeneratorSpec): DenseMotionSpec {
  * net's anti-aliased downsampling). Weights are the `generator` state dict.
  */
 export function buildSourceEncoder(spec: GeneratorSpec, w: Weights): OnnxGraph {
-  const g = new OnnxGraph('fomm_source_encoder');
+  const g = new OnnxGraph('fomm_source_encoder', { winograd: spec.winograd });
   const shapes = generatorShapes(spec);
   const width = (i: number) => Math.min(spec.maxFeatures, spec.blockExpansion * 2 ** i);
   const source = g.input('source', [1, spec.numChannels, spec.imageHeight, spec.imageWidth]);
   let out = sameBlock(g, source, w.at('first'), spec.numChannels, spec.blockExpansion, 7, 3);
-  for (let i = 0; i < spec.numDownBlocks; i++) out = downBlock(g, out, w.at(`down_blocks.${i}`), width(i), width(i + 1));
+  for (let i = 0; i < spec.numDownBlocks; i++) {
+    const size = { height: Math.floor(spec.imageHeight / 2 ** i), width: Math.floor(spec.imageWidth / 2 ** i) };
+    out = downBlock(g, out, w.at(`down_blocks.${i}`), width(i), width(i + 1), size);
+  }
   g.output('features', out, [1, shapes.featureChannels, shapes.featureHeight, shapes.featureWidth]);
   const small = downsampleSource(g, source, denseMotionSpec(spec), w.at('dense_motion_network'), spec.imageHeight, spec.imageWidth);
   g.output('source_small', small.out, [1, spec.numChannels, shapes.motionHeight, shapes.motionWidth]);
@@ -81,7 +85,7 @@ export function frameGeneratorInputs(spec: GeneratorSpec): string[] {
  * `occlusion` (when estimated) and `deformed` (the full-size source warped by the motion alone).
  */
 export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph {
-  const g = new OnnxGraph('fomm_frame_generator');
+  const g = new OnnxGraph('fomm_frame_generator', { winograd: spec.winograd });
   const s = generatorShapes(spec);
   const k = spec.numKp;
   const c = spec.numChannels;
@@ -108,7 +112,7 @@ export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph 
       : g.resizeBilinear(motion.occlusion, 1, 1, s.featureHeight, s.featureWidth);
     out = g.mul(out, occlusion);
   }
-  for (let i = 0; i < spec.numBottleneckBlocks; i++) out = resBlock(g, out, w.at(`bottleneck.r${i}`), s.featureChannels);
+  for (let i = 0; i < spec.numBottleneckBlocks; i++) out = resBlock(g, out, w.at(`bottleneck.r${i}`), s.featureChannels, { height: s.featureHeight, width: s.featureWidth });
   const width = (i: number) => Math.min(spec.maxFeatures, spec.blockExpansion * 2 ** i);
   const d = spec.numDownBlocks;
   for (let i = 0; i < d; i++) out = upBlock(g, out, w.at(`up_blocks.${i}`), width(d - i), width(d - i - 1));

@@ -1,4 +1,4 @@
-import { OnnxGraph } from './onnx-graph.js';
+import { OnnxGraph, type WinogradPolicy } from './onnx-graph.js';
 import { antiAliasDownsample, coordinateGrid, hourglass } from './hourglass.js';
 import type { Weights } from './weights.js';
 
@@ -16,6 +16,7 @@ export interface KeypointDetectorSpec {
   pad: number;
   imageHeight: number;
   imageWidth: number;
+  winograd?: WinogradPolicy;
 }
 
 /**
@@ -23,12 +24,13 @@ export interface KeypointDetectorSpec {
  * jacobians, `jacobian` [1, K, 2, 2]. Weights are the `kp_detector` state dict.
  */
 export function buildKeypointDetector(spec: KeypointDetectorSpec, w: Weights): OnnxGraph {
-  const g = new OnnxGraph('fomm_keypoint_detector');
+  const g = new OnnxGraph('fomm_keypoint_detector', { winograd: spec.winograd });
   const k = spec.numKp;
   const image = g.input('image', [1, spec.numChannels, spec.imageHeight, spec.imageWidth]);
   const down = antiAliasDownsample(g, image, w, spec.numChannels, spec.scaleFactor, spec.imageHeight, spec.imageWidth);
   const features = hourglass(g, down.out, w.at('predictor'), {
     blockExpansion: spec.blockExpansion, inFeatures: spec.numChannels, numBlocks: spec.numBlocks, maxFeatures: spec.maxFeatures,
+    height: down.height, width: down.width,
   });
   const heatHeight = down.height + 2 * spec.pad - 6;
   const heatWidth = down.width + 2 * spec.pad - 6;

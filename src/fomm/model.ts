@@ -12,12 +12,13 @@ import { loadCheckpoint } from './checkpoint.js';
 import { loadConfig, type FommConfig } from './config.js';
 import { buildFrameGenerator, buildSourceEncoder, frameGeneratorInputs, generatorShapes, type GeneratorShapes } from './generator.js';
 import { buildKeypointDetector } from './keypoint-detector.js';
+import type { WinogradPolicy } from './onnx-graph.js';
 import type { Keypoints } from './keypoints.js';
 import type { ModelWeights } from './random-weights.js';
 import { StateDictWeights, Weights } from './weights.js';
 
 /** Bumped whenever the graphs built from the same weights change, so cached models are rebuilt. */
-const GRAPH_VERSION = 1;
+const GRAPH_VERSION = 3;
 
 export interface FommModelOptions {
   /** A parsed config (model_params) or the path of a config .yaml. */
@@ -30,6 +31,8 @@ export interface FommModelOptions {
   cacheDir?: string;
   /** Frame size the graphs are built for; default 256×256. */
   frameSize?: FrameSize;
+  /** Winograd 3×3 convs: 'auto' (default) where faster. */
+  winograd?: WinogradPolicy;
 }
 
 /** A float image, rows top to bottom, channels interleaved (HWC), values in [0, 1]. */
@@ -94,15 +97,17 @@ export class FommModel {
       throw new ReenactError('BAD_ARGUMENT', `threads must be a whole number of at least 1, not ${threads}.`, 'Pass --threads 1 or more.');
     }
     const key = createHash('sha256')
-      .update(JSON.stringify({ version: GRAPH_VERSION, weights: weights.sha256, params, frameSize, ort: ort.env.versions.common }))
+      .update(JSON.stringify({ version: GRAPH_VERSION, weights: weights.sha256, params, frameSize, winograd: options.winograd ?? 'auto', ort: ort.env.versions.common }))
       .digest('hex').slice(0, 32);
     const folder = join(options.cacheDir ?? defaultCacheDir(), 'fomm', key);
-    const kpSpec = keypointDetectorSpec(params, frameSize);
-    const genSpec = generatorSpec(params, frameSize);
+    const kpSpec = keypointDetectorSpec(params, frameSize, options.winograd);
+    const genSpec = generatorSpec(params, frameSize, options.winograd);
     const kpWeights = new Weights(new StateDictWeights(weights.kpDetector, 'kp_detector'));
     const genWeights = new Weights(new StateDictWeights(weights.generator, 'generator'));
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+      // Fusing the Winograd transposes into its MatMul makes ORT's kernel about 2x slower.
+      extra: { optimization: { disable_specified_optimizers: 'MatmulTransposeFusion' } },
     };
     const session = async (name: string, build: () => { toBytes(): Uint8Array }) =>
       ort.InferenceSession.create(await cachedModel(folder, name, build), sessionOptions);

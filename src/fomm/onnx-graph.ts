@@ -22,8 +22,19 @@ export function float(value: number): FloatAttribute {
   return { float: value };
 }
 
+/**
+ * When 3×3 convs use Winograd F(4×4, 3×3): where it is faster (auto, the default), wherever the
+ * map size allows (always: to check its numerics on small models), or never.
+ */
+export type WinogradPolicy = 'auto' | 'always' | 'never';
+
+export interface GraphOptions {
+  winograd?: WinogradPolicy;
+}
+
 export interface ConvOptions {
-  pads?: number;
+  /** The same on every side, or [top, left, bottom, right]. */
+  pads?: number | [number, number, number, number];
   stride?: number;
   group?: number;
 }
@@ -40,7 +51,7 @@ export class OnnxGraph {
   private readonly constantCache = new Map<string, string>();
   private counter = 0;
 
-  constructor(readonly name: string) {}
+  constructor(readonly name: string, readonly options: GraphOptions = {}) {}
 
   private fresh(prefix: string): string {
     return `${prefix}_${this.counter++}`;
@@ -96,6 +107,14 @@ export class OnnxGraph {
     return name;
   }
 
+  /** An int64 constant of any shape (gather indices). */
+  constInt64Tensor(values: number[], dims: number[]): string {
+    const name = this.fresh('idx');
+    const data = BigInt64Array.from(values.map(BigInt));
+    this.initializers.push(onnx.TensorProto.create({ name, dims, dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(data.buffer) }));
+    return name;
+  }
+
   /** Any operator with one output. */
   op(opType: string, inputs: string[], attributes: Record<string, AttributeValue> = {}): string {
     return this.opMulti(opType, inputs, 1, attributes)[0]!;
@@ -113,11 +132,11 @@ export class OnnxGraph {
 
   conv(x: string, weight: FloatTensor, bias: FloatTensor | undefined, options: ConvOptions = {}): string {
     const [, , kh, kw] = weight.dims as [number, number, number, number];
-    const pads = options.pads ?? 0;
+    const pads = typeof options.pads === 'number' || options.pads === undefined ? new Array<number>(4).fill(options.pads ?? 0) : options.pads;
     const inputs = [x, this.constant(weight, 'conv_w')];
     if (bias) inputs.push(this.constant(bias, 'conv_b'));
     return this.op('Conv', inputs, {
-      kernel_shape: [kh, kw], pads: [pads, pads, pads, pads], strides: [options.stride ?? 1, options.stride ?? 1],
+      kernel_shape: [kh, kw], pads, strides: [options.stride ?? 1, options.stride ?? 1],
       group: options.group ?? 1,
     });
   }
@@ -149,6 +168,11 @@ export class OnnxGraph {
   /** 2x2 average pooling, stride 2 (PyTorch AvgPool2d((2, 2))). */
   averagePool2(x: string): string {
     return this.op('AveragePool', [x], { kernel_shape: [2, 2], strides: [2, 2] });
+  }
+
+  /** [1, 4C, H, W] with channels grouped by (row phase, column phase) → [1, C, 2H, 2W]. */
+  depthToSpace2(x: string): string {
+    return this.op('DepthToSpace', [x], { blocksize: 2, mode: 'DCR' });
   }
 
   /** Nearest-neighbour 2x upsampling (PyTorch F.interpolate(scale_factor=2)). */
