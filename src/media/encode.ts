@@ -5,7 +5,7 @@ import { ReenactError } from '../errors.js';
 import { PendingOutput, writeAtomically } from '../output.js';
 import type { RgbImage } from '../types.js';
 import { StderrTail, ffmpegFailed, fpsRational, runFfmpeg, spawnTool, waitForExit } from './ffmpeg.js';
-import { probeVideo } from './probe.js';
+import { hasAudioStream, probeVideo } from './probe.js';
 
 export interface AudioSource {
   /** A video or audio file whose first audio track is copied into the output (re-encoded as AAC). */
@@ -72,12 +72,8 @@ function metadataArgs(metadata: Record<string, string> | undefined): string[] {
 /** Input arguments for an audio source with its range, or none when it holds no audio. */
 async function audioInputArgs(audio: AudioSource | undefined): Promise<string[]> {
   if (!audio) return [];
-  const info = await probeVideo(audio.path).catch(async (error: unknown) => {
-    // An audio-only file is a fine audio source even though it is no video.
-    if (error instanceof ReenactError && error.code === 'NO_FRAMES') return { hasAudio: true };
-    throw error;
-  });
-  if (!info.hasAudio) return [];
+  // An audio-only file is a fine source too, so this checks streams rather than probing a video.
+  if (!(await hasAudioStream(audio.path))) return [];
   const args: string[] = [];
   if (audio.startTime) args.push('-ss', String(audio.startTime));
   if (audio.duration !== undefined) args.push('-t', String(audio.duration));

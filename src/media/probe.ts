@@ -112,12 +112,18 @@ function corrupt(path: string, detail: string): ReenactError {
   );
 }
 
+interface Inspected {
+  format: string;
+  duration: number;
+  video?: ProbeStream;
+  audio?: ProbeStream;
+}
+
 /**
- * Reads what a video holds without decoding it. Throws FILE_NOT_FOUND, NOT_MEDIA (not a video
- * at all, or a still image), CORRUPT_MEDIA (truncated: fewer packets than the header promises)
- * or NO_FRAMES (no video stream, or an empty one).
+ * Runs ffprobe and applies the checks every media input needs: a readable, non-image file whose
+ * streams hold as many packets as their headers promise (fewer means it was cut short).
  */
-export async function probeVideo(path: string): Promise<VideoInfo> {
+async function inspect(path: string): Promise<Inspected> {
   await assertFile(path);
   const size = (await stat(path)).size;
   const probed = await ffprobe(path, size <= COUNT_PACKETS_MAX_BYTES);
@@ -125,10 +131,32 @@ export async function probeVideo(path: string): Promise<VideoInfo> {
   const streams = probed.streams ?? [];
   const video = streams.find((stream) => stream.codec_type === 'video' && !stream.disposition?.attached_pic);
   const audio = streams.find((stream) => stream.codec_type === 'audio');
-
   if (IMAGE_FORMATS.test(format) || (video && format === 'tty')) {
     throw new ReenactError('NOT_MEDIA', `${path} is ${format === 'tty' ? 'text' : 'a still image'} (${format}), not a video.`, 'Give a video file (MP4, MOV, WebM, MKV) as the driving video.');
   }
+  for (const stream of [video, audio]) {
+    const declared = parseNumber(stream?.nb_frames);
+    const read = stream?.nb_read_packets === undefined ? undefined : Number(stream.nb_read_packets);
+    // An MP4 header lists every frame; reading fewer means the data after some point is missing.
+    if (read !== undefined && declared > 0 && read < declared) {
+      throw corrupt(path, `the header lists ${declared} ${stream!.codec_type} frames but only ${read} are present`);
+    }
+  }
+  return { format, duration: parseNumber(probed.format?.duration), ...(video ? { video } : {}), ...(audio ? { audio } : {}) };
+}
+
+/** Whether a media file (video or audio-only) has an audio stream; throws as probeVideo does for unreadable files. */
+export async function hasAudioStream(path: string): Promise<boolean> {
+  return (await inspect(path)).audio !== undefined;
+}
+
+/**
+ * Reads what a video holds without decoding it. Throws FILE_NOT_FOUND, NOT_MEDIA (not a video
+ * at all, or a still image), CORRUPT_MEDIA (truncated: fewer packets than the header promises)
+ * or NO_FRAMES (no video stream, or an empty one).
+ */
+export async function probeVideo(path: string): Promise<VideoInfo> {
+  const { format, video, audio, duration: formatDuration } = await inspect(path);
   if (!video) {
     throw new ReenactError(
       'NO_FRAMES',
@@ -145,15 +173,11 @@ export async function probeVideo(path: string): Promise<VideoInfo> {
   if (readPackets === 0 || (readPackets === undefined && video.nb_frames === '0')) {
     throw new ReenactError('NO_FRAMES', `${path} has a video stream with no frames.`, 'Record or export the video again; it holds no pictures.');
   }
-  // An MP4 header lists every frame; reading fewer means the data after some point is missing.
-  if (readPackets !== undefined && declaredFrames > 0 && readPackets < declaredFrames) {
-    throw corrupt(path, `the header lists ${declaredFrames} frames but only ${readPackets} are present`);
-  }
   const frameCount = readPackets ?? declaredFrames;
 
   const statedFps = parseRate(video.avg_frame_rate) || parseRate(video.r_frame_rate);
   const fps = plausibleFps(statedFps) ? statedFps : 0;
-  const duration = parseNumber(probed.format?.duration) || parseNumber(video.duration);
+  const duration = formatDuration || parseNumber(video.duration);
 
   const problems: string[] = [];
   if (!duration) problems.push('no duration');
