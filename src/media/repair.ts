@@ -24,8 +24,8 @@ export async function measureFrameRate(path: string): Promise<number> {
   const span = times[times.length - 1]! - times[0]! + typicalGap;
   if (!(span > 0)) return 0;
   const measured = times.length / span;
-  const common = COMMON_RATES.find((rate) => Math.abs(rate - measured) / rate < 0.02);
-  return common ?? Math.round(measured * 100) / 100;
+  const nearest = COMMON_RATES.reduce((best, rate) => (Math.abs(rate - measured) < Math.abs(best - measured) ? rate : best));
+  return Math.abs(nearest - measured) / nearest < 0.02 ? nearest : Math.round(measured * 100) / 100;
 }
 
 async function transcodeConstantRate(input: string, info: VideoInfo, outputPath: string, signal?: AbortSignal): Promise<void> {
