@@ -17,6 +17,8 @@ export interface FrameMeasure {
   mouth: number;
   roll: number;
   face: Face;
+  /** alignedFacePatch of the face. */
+  patch: Float32Array;
 }
 
 /** Mouth opening and roll of the largest face in every `step`-th frame (frames without a face are left out). */
@@ -25,7 +27,7 @@ export async function measureVideo(path: string, analyzer: FaceAnalyzer, step: n
   for await (const frame of decodeVideo(path, options)) {
     if (frame.index % step !== 0) continue;
     const [face] = await analyzer.detect(frame);
-    if (face) measures.push({ index: frame.index, mouth: mouthOpening(face), roll: rollDegrees(face), face });
+    if (face) measures.push({ index: frame.index, mouth: mouthOpening(face), roll: rollDegrees(face), face, patch: alignedFacePatch(frame, face) });
   }
   return measures;
 }
@@ -92,4 +94,35 @@ export async function probeTags(path: string): Promise<{ tags: Record<string, st
   const result = await runTool('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', path]);
   const parsed = JSON.parse(result.stdout) as { format: { tags?: Record<string, string> }; streams: { codec_type: string }[] };
   return { tags: parsed.format.tags ?? {}, streams: parsed.streams };
+}
+
+/**
+ * A size x size grey patch of the face, rotated and scaled so the eye centres land on fixed
+ * points: faces of one person compare alike whatever the pose, for identity checks.
+ */
+export function alignedFacePatch(image: RgbImage, face: Face, size = 64): Float32Array {
+  const { imageLeft, imageRight } = eyeCentres(face);
+  // Patch eye positions: (0.3, 0.35) and (0.7, 0.35) of the side.
+  const dx = imageRight.x - imageLeft.x;
+  const dy = imageRight.y - imageLeft.y;
+  const scale = Math.hypot(dx, dy) / (0.4 * size);
+  const cos = (dx / Math.hypot(dx, dy)) * scale;
+  const sin = (dy / Math.hypot(dx, dy)) * scale;
+  const patch = new Float32Array(size * size);
+  for (let v = 0; v < size; v++) {
+    for (let u = 0; u < size; u++) {
+      const pu = u + 0.5 - 0.3 * size;
+      const pv = v + 0.5 - 0.35 * size;
+      const x = Math.min(image.width - 1, Math.max(0, Math.round(imageLeft.x + cos * pu - sin * pv - 0.5)));
+      const y = Math.min(image.height - 1, Math.max(0, Math.round(imageLeft.y + sin * pu + cos * pv - 0.5)));
+      const p = (y * image.width + x) * 3;
+      patch[v * size + u] = 0.299 * image.data[p]! + 0.587 * image.data[p + 1]! + 0.114 * image.data[p + 2]!;
+    }
+  }
+  return patch;
+}
+
+/** Normalised cross-correlation of two patches: 1 for the same picture up to brightness and contrast. */
+export function patchSimilarity(a: Float32Array, b: Float32Array): number {
+  return correlation(Array.from(a), Array.from(b));
 }
