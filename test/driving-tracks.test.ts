@@ -71,21 +71,21 @@ describe('driving video tracks and crop', { skip: skipWithoutShared }, () => {
     assert.equal(track!.box.width, track!.box.height);
   });
 
-  test('in a larger frame the track box finds the face where it was placed; detecting every 3rd frame agrees', async () => {
+  test('in a larger frame the track box finds the face where it was placed; detecting every 6th frame agrees', async () => {
     const progress: number[] = [];
-    const [track] = await findFaceTracks(padded, analyzer, { onProgress: (event) => progress.push(event.done) });
+    const [track] = await findFaceTracks(padded, analyzer, { stride: 2, onProgress: (event) => progress.push(event.done) });
     assert.ok(track);
     assert.equal(track.frames, 240);
     assert.equal(progress.at(-1), 240);
     const { box } = track;
     assert.equal(box.width, box.height);
-    // The talking head fills its 256 px square at (300, 100) (the detector's boxes even reach past
-    // it), so the crop is centred near that square's centre and a little larger, with head motion.
+    // The talking head fills its 256 px square at (300, 100), so the crop (the area the face moves
+    // in, plus 10% a side) is centred near that square's centre and about as large.
     const centreX = box.x + box.width / 2;
     const centreY = box.y + box.height / 2;
     assert.ok(Math.abs(centreX - 428) < 60 && Math.abs(centreY - 228) < 60, JSON.stringify(box));
-    assert.ok(box.width >= 256 && box.width <= 500, JSON.stringify(box));
-    const strided = await findFaceTracks(padded, analyzer, { stride: 3 });
+    assert.ok(box.width >= 220 && box.width <= 330, JSON.stringify(box));
+    const strided = await findFaceTracks(padded, analyzer, { stride: 6 });
     assert.equal(strided.length, 1);
     assert.equal(strided[0]!.frames, 240);
     assert.ok(iou(strided[0]!.box, box) > 0.8);
