@@ -1,17 +1,19 @@
 /**
  * FOMM speed at the published vox-adv-256 size: median ms per driving frame (keypoints +
  * per-frame generator), with seeded random weights unless REENACT_FOMM_CHECKPOINT is set.
- * Usage: npm run bench:fomm [-- --threads 2 --frames 10]
+ * Usage: npm run bench:fomm [-- --threads 2 --frames 10 --winograd auto|always|never]
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchmarkFomm } from '../src/fomm/bench.js';
+import type { WinogradPolicy } from '../src/fomm/onnx-graph.js';
 
 const { values } = parseArgs({
   options: {
     threads: { type: 'string', default: '2' },
     frames: { type: 'string', default: '10' },
     config: { type: 'string' },
+    winograd: { type: 'string', default: 'auto' },
   },
 });
 const sharedDir = process.env.REENACT_SHARED ?? resolve(import.meta.dirname, '..', '..', 'shared');
@@ -21,5 +23,6 @@ const result = await benchmarkFomm({
   checkpoint: process.env.REENACT_FOMM_CHECKPOINT,
   threads: Number(values.threads),
   frames: Number(values.frames),
+  winograd: values.winograd as WinogradPolicy,
 });
 process.stdout.write(`${JSON.stringify({ bench: 'fomm', config, ...result })}\n`);

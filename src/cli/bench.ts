@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { ReenactError } from '../errors.js';
 import { benchmarkFomm } from '../fomm/bench.js';
+import type { WinogradPolicy } from '../fomm/onnx-graph.js';
 import { positiveInteger } from './fomm.js';
 
 interface FommBenchCliOptions {
@@ -9,6 +10,7 @@ interface FommBenchCliOptions {
   randomWeights?: boolean;
   frames: number;
   threads?: number;
+  winograd: WinogradPolicy;
 }
 
 /** `reenact bench ...`: speed measurements that print one JSON line. */
@@ -22,11 +24,12 @@ export function addBenchCommand(program: Command): void {
     .option('--random-weights', 'use seeded random weights even though no checkpoint is given (the default without --checkpoint)')
     .addOption(new Option('--frames <n>', 'driving frames to time, after one warm-up').argParser(positiveInteger('--frames')).default(10))
     .addOption(new Option('--threads <n>', 'ONNX Runtime threads (default: all cores)').argParser(positiveInteger('--threads')))
+    .addOption(new Option('--winograd <when>', 'Winograd F(4x4,3x3) for 3x3 convs').choices(['auto', 'always', 'never']).default('auto'))
     .action(async (options: FommBenchCliOptions) => {
       if (options.checkpoint && options.randomWeights) {
         throw new ReenactError('BAD_ARGUMENT', '--checkpoint and --random-weights exclude each other.', 'Give one of them.');
       }
-      const result = await benchmarkFomm({ config: options.config, checkpoint: options.checkpoint, frames: options.frames, threads: options.threads });
+      const result = await benchmarkFomm({ config: options.config, checkpoint: options.checkpoint, frames: options.frames, threads: options.threads, winograd: options.winograd });
       process.stdout.write(`${JSON.stringify({ bench: 'fomm', ...result })}\n`);
     });
 }

@@ -3,6 +3,7 @@ import type { RgbImage } from '../types.js';
 import { loadConfig, type FommConfig } from './config.js';
 import { RELATIVE_ADAPT, normalizeKeypoints } from './keypoints.js';
 import { FommModel } from './model.js';
+import type { WinogradPolicy } from './onnx-graph.js';
 import { randomWeights, type ModelWeights } from './random-weights.js';
 
 export interface FommBenchOptions {
@@ -13,6 +14,7 @@ export interface FommBenchOptions {
   frames?: number;
   threads?: number;
   cacheDir?: string;
+  winograd?: WinogradPolicy;
 }
 
 export interface FommBenchResult {
@@ -22,12 +24,15 @@ export interface FommBenchResult {
   medianGeneratorMs: number;
   minMsPerFrame: number;
   maxMsPerFrame: number;
+  /** Median CPU time (all threads) per frame: less sensitive than wall time to other processes on the machine. */
+  medianCpuMsPerFrame: number;
   /** Once per video, not in the per-frame figures. */
   sourceEncodingMs: number;
   loadMs: number;
   frames: number;
   threads: number;
   weights: 'checkpoint' | 'random';
+  winograd: WinogradPolicy;
 }
 
 function median(values: number[]): number {
@@ -63,7 +68,8 @@ export async function benchmarkFomm(options: FommBenchOptions): Promise<FommBenc
     const params = typeof options.config === 'string' ? await loadConfig(options.config) : options.config;
     checkpoint = randomWeights(params, { height: 256, width: 256 });
   }
-  const model = await FommModel.load({ config: options.config, checkpoint, threads, cacheDir: options.cacheDir });
+  const winograd = options.winograd ?? 'auto';
+  const model = await FommModel.load({ config: options.config, checkpoint, threads, cacheDir: options.cacheDir, winograd });
   const loadMs = performance.now() - loadStart;
   try {
     const { width, height } = model.frameSize;
@@ -74,17 +80,21 @@ export async function benchmarkFomm(options: FommBenchOptions): Promise<FommBenc
     const totals: number[] = [];
     const keypointTimes: number[] = [];
     const generatorTimes: number[] = [];
+    const cpuTimes: number[] = [];
     for (let i = 0; i <= frames; i++) {
       const frame = syntheticFrame(width, height, 1 + i);
+      const cpuStart = process.cpuUsage();
       const start = performance.now();
       const kp = await model.detectKeypoints(frame);
       const middle = performance.now();
       await model.generate(source, normalizeKeypoints(source.keypoints, kp, initial, RELATIVE_ADAPT));
       const end = performance.now();
+      const cpu = process.cpuUsage(cpuStart);
       if (i === 0) continue; // warm-up
       keypointTimes.push(middle - start);
       generatorTimes.push(end - middle);
       totals.push(end - start);
+      cpuTimes.push((cpu.user + cpu.system) / 1000);
     }
     const round = (ms: number) => Math.round(ms * 10) / 10;
     return {
@@ -92,12 +102,14 @@ export async function benchmarkFomm(options: FommBenchOptions): Promise<FommBenc
       medianKeypointsMs: round(median(keypointTimes)),
       medianGeneratorMs: round(median(generatorTimes)),
       minMsPerFrame: round(Math.min(...totals)),
+      medianCpuMsPerFrame: round(median(cpuTimes)),
       maxMsPerFrame: round(Math.max(...totals)),
       sourceEncodingMs: round(sourceEncodingMs),
       loadMs: round(loadMs),
       frames,
       threads,
       weights: options.checkpoint ? 'checkpoint' : 'random',
+      winograd,
     };
   } finally {
     await model.dispose();
