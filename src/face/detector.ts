@@ -171,15 +171,26 @@ const TRUNCATED_MESH = 'return c.map(x=>[Math.trunc(x[0]+y[0]),Math.trunc(x[1]+y
 const SUBPIXEL_MESH = 'return c.map(x=>[x[0]+y[0],x[1]+y[1],x[2]||0])';
 
 /**
+ * The face region Human keeps for the next frame while tracking takes its rotation from the
+ * cached box's landmarks, which it leaves as the first detection's BlazeFace points; this hands
+ * it the new mesh instead, so the region turns with the head (Human's rotation code already
+ * reads mesh landmarks). Only the tracking path (detectInStream) reuses cached regions.
+ */
+const STALE_TRACKING_ROTATION = 'let n0={...k3(P.mesh,p),confidence:p.confidence,landmarks:p.landmarks,size:p.size}';
+const MESH_TRACKING_ROTATION = 'let n0={...k3(P.mesh,p),confidence:p.confidence,landmarks:P.mesh,size:p.size}';
+
+/**
  * Loads Human's Node/wasm bundle with the mesh truncation removed, in memory. Whole-pixel
  * landmarks are too coarse: 1 px over a 40 px eye distance is 1.4 degrees of roll, and mesh
- * warping would jitter. The pattern is checked so a different Human version fails loudly.
+ * warping would jitter. The patterns are checked so a different Human version fails loudly.
  */
 function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/human') {
   const source = readFileSync(file, 'utf8');
-  const at = source.indexOf(TRUNCATED_MESH);
-  if (at < 0 || source.indexOf(TRUNCATED_MESH, at + 1) >= 0) {
-    throw new Error(`Unexpected @vladmandic/human build at ${file}: reenact needs version 3.3.6 (run npm ci).`);
+  for (const pattern of [TRUNCATED_MESH, STALE_TRACKING_ROTATION]) {
+    const at = source.indexOf(pattern);
+    if (at < 0 || source.indexOf(pattern, at + 1) >= 0) {
+      throw new Error(`Unexpected @vladmandic/human build at ${file}: reenact needs version 3.3.6 (run npm ci).`);
+    }
   }
   const ModuleClass = require('node:module') as {
     new (id: string, parent?: unknown): { filename: string; paths: string[]; exports: unknown; _compile(code: string, file: string): void };
@@ -188,7 +199,7 @@ function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/hum
   const module = new ModuleClass(file);
   module.filename = file;
   module.paths = ModuleClass._nodeModulePaths(dirname(file));
-  module._compile(source.replace(TRUNCATED_MESH, SUBPIXEL_MESH), file);
+  module._compile(source.replace(TRUNCATED_MESH, SUBPIXEL_MESH).replace(STALE_TRACKING_ROTATION, MESH_TRACKING_ROTATION), file);
   return module.exports as typeof import('@vladmandic/human');
 }
 

@@ -4,7 +4,9 @@ import type { Face, FaceAnalyzer } from './detector.js';
 export interface LandmarkTrackerOptions {
   /**
    * Run the face detector again after this many tracked frames, so the face region follows
-   * changes of scale that the mesh-only path keeps fixed. Default 30 (once a second at 30 fps).
+   * changes of scale that the mesh-only path keeps fixed. Default 10: on the talking-head
+   * fixture, 30 let the mouth opening drift by up to 0.2 eye widths from a full detection
+   * while the head turned; 10 keeps it within about 0.1, for ~3 ms more per frame on average.
    */
   redetectEvery?: number;
 }
@@ -23,7 +25,7 @@ export class LandmarkTracker {
     private readonly analyzer: FaceAnalyzer,
     options: LandmarkTrackerOptions = {},
   ) {
-    this.redetectEvery = Math.max(1, options.redetectEvery ?? 30);
+    this.redetectEvery = Math.max(1, options.redetectEvery ?? 10);
   }
 
   /** The largest face in the frame, or null when there is none (the caller holds the last pose). */

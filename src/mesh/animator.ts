@@ -1,10 +1,10 @@
 import type { Face } from '../face/detector.js';
 import type { RgbImage } from '../types.js';
-import { delaunay } from './delaunay.js';
 import { faceColourStats, fillMouth, mouthOpeningArea, type ColourStats } from './mouth.js';
 import { OneEuroFilter } from './one-euro.js';
-import { EYE_OUTER_CORNERS, FACE_OVAL, INNER_LIP_PAIRS, MESH_POINTS, MOUTH_CORNERS, RIGID_POINTS } from './regions.js';
+import { EYE_OUTER_CORNERS, FACE_OVAL, MESH_POINTS, RIGID_POINTS } from './regions.js';
 import { compose, fitSimilarity, invert, scaleOf, type Similarity } from './similarity.js';
+import { meshTriangles } from './topology.js';
 import { warpPiecewiseAffine } from './warp.js';
 
 export interface MeshAnimatorOptions {
@@ -77,7 +77,7 @@ export class MeshAnimator {
     this.from.set(sourcePoints);
     this.from.set(anchors.points, sourcePoints.length);
     this.to = Float64Array.from(this.from);
-    this.triangles = delaunay(topologyLayout(this.from));
+    this.triangles = meshTriangles(this.from);
 
     this.sourceColours = faceColourStats(this.image, sourcePoints);
     this.sourceMouthArea = mouthOpeningArea(sourcePoints);
@@ -223,29 +223,4 @@ function anchorPoints(points: Float64Array, image: RgbImage): { points: Float64A
     follow.push(0, 0, 0, 0);
   }
   return { points: Float64Array.from(xy), follow: Float64Array.from(follow) };
-}
-
-/**
- * Vertex positions the triangulation is built on: the source's, with a closed mouth opened a
- * little, so triangles span the opening from upper to lower inner lip instead of slivers
- * crossing the lips (which would tear when the driver opens the mouth).
- */
-function topologyLayout(vertices: Float64Array): Float64Array {
-  const layout = Float64Array.from(vertices);
-  const gap = 0.03 * faceSize(vertices);
-  // Downwards across the mouth: perpendicular to the line between the mouth corners.
-  const [left, right] = MOUTH_CORNERS;
-  const along = Math.atan2(vertices[2 * right + 1]! - vertices[2 * left + 1]!, vertices[2 * right]! - vertices[2 * left]!);
-  const nx = -Math.sin(along);
-  const ny = Math.cos(along);
-  for (const [upper, lower] of INNER_LIP_PAIRS) {
-    const opening = (layout[2 * lower]! - layout[2 * upper]!) * nx + (layout[2 * lower + 1]! - layout[2 * upper + 1]!) * ny;
-    if (opening >= gap) continue;
-    const push = (gap - opening) / 2;
-    layout[2 * upper]! -= push * nx;
-    layout[2 * upper + 1]! -= push * ny;
-    layout[2 * lower]! += push * nx;
-    layout[2 * lower + 1]! += push * ny;
-  }
-  return layout;
 }

@@ -34,8 +34,5 @@ export const INNER_LIP_PAIRS = [
   [415, 324],
 ] as const;
 
-/** Mouth corners on the outer lip contour, image-left then image-right. */
-export const MOUTH_CORNERS = [61, 291] as const;
-
 /** Eye corners: their distance is the face's size unit. */
 export const EYE_OUTER_CORNERS = [33, 263] as const;

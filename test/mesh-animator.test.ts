@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import sharp from 'sharp';
+import { FaceAnalyzer, type Face } from '../src/face/detector.js';
+import { landmark, LANDMARKS, rollDegrees } from '../src/face/landmarks.js';
+import { LandmarkTracker } from '../src/face/tracker.js';
+import { decodeVideo } from '../src/media/decode.js';
+import { readImage } from '../src/media/image.js';
+import { MeshAnimator } from '../src/mesh/animator.js';
+import { FACE_OVAL, INNER_LIPS } from '../src/mesh/regions.js';
+import type { RgbImage, VideoFrame } from '../src/types.js';
+import { shared, skipWithoutShared } from './shared.js';
+
+/** PSNR in dB of `b` against `a` over the pixels where `include(x, y)` holds. */
+function psnr(a: RgbImage, b: RgbImage, include: (x: number, y: number) => boolean = () => true): number {
+  let sum = 0;
+  let n = 0;
+  for (let y = 0; y < a.height; y++) {
+    for (let x = 0; x < a.width; x++) {
+      if (!include(x, y)) continue;
+      for (let c = 0; c < 3; c++) {
+        const d = a.data[(y * a.width + x) * 3 + c]! - b.data[(y * a.width + x) * 3 + c]!;
+        sum += d * d;
+      }
+      n += 3;
+    }
+  }
+  assert.ok(n > 0, 'empty comparison region');
+  return sum === 0 ? Infinity : 10 * Math.log10((255 * 255 * n) / sum);
+}
+
+/** Inner-lip gap over the eye-corner distance: 0 closed, ~0.3 wide open. */
+function mouthOpening(face: Face): number {
+  const upper = landmark(face, LANDMARKS.upperInnerLip);
+  const lower = landmark(face, LANDMARKS.lowerInnerLip);
+  const left = landmark(face, LANDMARKS.imageLeftEyeOuter);
+  const right = landmark(face, LANDMARKS.imageRightEyeOuter);
+  return Math.hypot(lower.x - upper.x, lower.y - upper.y) / Math.hypot(right.x - left.x, right.y - left.y);
+}
+
+/** Mean brightness (0..255) inside the inner-lip polygon. */
+function mouthBrightness(image: RgbImage, face: Face): number {
+  const polygon = INNER_LIPS.map((i) => landmark(face, i));
+  let sum = 0;
+  let n = 0;
+  for (let y = 0; y < image.height; y++) {
+    for (let x = 0; x < image.width; x++) {
+      let inside = false;
+      for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
+        const a = polygon[i]!, b = polygon[j]!;
+        if (a.y > y + 0.5 !== b.y > y + 0.5 && x + 0.5 < ((b.x - a.x) * (y + 0.5 - a.y)) / (b.y - a.y) + a.x) inside = !inside;
+      }
+      if (!inside) continue;
+      const o = (y * image.width + x) * 3;
+      sum += (image.data[o]! + image.data[o + 1]! + image.data[o + 2]!) / 3;
+      n++;
+    }
+  }
+  return n ? sum / n : 0;
+}
+
+function correlation(a: number[], b: number[]): number {
+  const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
+  const ma = mean(a);
+  const mb = mean(b);
+  let ab = 0, aa = 0, bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += (a[i]! - ma) * (b[i]! - mb);
+    aa += (a[i]! - ma) ** 2;
+    bb += (b[i]! - mb) ** 2;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+/** Centre and largest radius of the face outline. */
+function faceExtent(face: Face): { x: number; y: number; radius: number } {
+  let x = 0, y = 0;
+  for (const i of FACE_OVAL) {
+    x += face.landmarks[3 * i]!;
+    y += face.landmarks[3 * i + 1]!;
+  }
+  x /= FACE_OVAL.length;
+  y /= FACE_OVAL.length;
+  let radius = 0;
+  for (const i of FACE_OVAL) radius = Math.max(radius, Math.hypot(face.landmarks[3 * i]! - x, face.landmarks[3 * i + 1]! - y));
+  return { x, y, radius };
+}
+
+async function rotated(frame: RgbImage, degrees: number): Promise<RgbImage> {
+  const { data, info } = await sharp(frame.data, { raw: { width: frame.width, height: frame.height, channels: 3 } })
+    .rotate(degrees, { background: '#808080' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+describe('mesh animator', { skip: skipWithoutShared }, () => {
+  let analyzer: FaceAnalyzer;
+  /** The first 4 s of the talking-head clip (neutral, then the mouth opens wide around 2 s) and its tracked faces. */
+  let frames: VideoFrame[];
+  let driving: (Face | null)[];
+  const sources: Record<string, { image: RgbImage; face: Face }> = {};
+
+  before(async () => {
+    analyzer = await FaceAnalyzer.create();
+    frames = [];
+    for await (const frame of decodeVideo(shared('fixtures', 'driving-talking.mp4'), { duration: 4 })) frames.push(frame);
+    const tracker = new LandmarkTracker(analyzer);
+    driving = [];
+    for (const frame of frames) driving.push(await tracker.track(frame));
+    for (const name of ['portrait-outdoor.jpg', 'portrait-studio.png']) {
+      const image = await readImage(shared('fixtures', name));
+      sources[name] = { image, face: (await analyzer.detect(image))[0]! };
+    }
+  });
+
+  test('the clip is tracked in every frame', () => {
+    assert.equal(frames.length, 120);
+    assert.ok(driving.every((face) => face !== null));
+  });
+
+  for (const name of ['portrait-outdoor.jpg', 'portrait-studio.png']) {
+    test(`${name}: the reference frame reproduces the source`, () => {
+      const source = sources[name]!;
+      const animator = new MeshAnimator(source, driving[0]!);
+      const out = animator.render({ face: driving[0]!, frame: frames[0]!, time: 0 });
+      assert.equal(out.width, source.image.width);
+      assert.equal(out.height, source.image.height);
+      assert.ok(psnr(source.image, out) > 35);
+    });
+  }
+
+  test('driving the source with its own landmarks is the identity', () => {
+    const source = sources['portrait-studio.png']!;
+    const animator = new MeshAnimator(source, source.face, { smoothing: false });
+    const out = animator.render({ face: source.face, frame: source.image, time: 0 });
+    assert.deepEqual(out.data, source.image.data);
+  });
+
+  for (const name of ['portrait-outdoor.jpg', 'portrait-studio.png']) {
+    test(`${name}: the mouth of the output opens and closes with the driver, and the background stays still`, async () => {
+    const source = sources[name]!;
+    const animator = new MeshAnimator(source, driving[0]!);
+    const head = faceExtent(source.face);
+    const far = (x: number, y: number) => Math.hypot(x + 0.5 - head.x, y + 0.5 - head.y) > 3.2 * head.radius;
+    const away = (x: number, y: number) => Math.hypot(x + 0.5 - head.x, y + 0.5 - head.y) > 2.5 * head.radius;
+    const driver: number[] = [];
+    const output: number[] = [];
+    let widest = { opening: 0, brightness: 0 };
+    for (let k = 0; k < frames.length; k++) {
+      const out = animator.render({ face: driving[k]!, frame: frames[k]!, time: frames[k]!.time });
+      if (k % 3 !== 0) continue;
+      const [reference] = await analyzer.detect(frames[k]!);
+      const [rendered] = await analyzer.detect(out);
+      assert.ok(reference && rendered, `frame ${k}: a face in the driver and in the output`);
+      driver.push(mouthOpening(reference));
+      output.push(mouthOpening(rendered));
+      if (driver.at(-1)! > widest.opening) widest = { opening: driver.at(-1)!, brightness: mouthBrightness(out, rendered) };
+      // Far from the head nothing is resampled; nearer, the background barely moves.
+      assert.equal(psnr(source.image, out, far), Infinity, `frame ${k}: pixels far from the head changed`);
+      assert.ok(psnr(source.image, out, away) > 35, `frame ${k}: background PSNR ${psnr(source.image, out, away).toFixed(1)} dB`);
+    }
+    const r = correlation(driver, output);
+    assert.ok(r > 0.7, `mouth opening correlation ${r.toFixed(3)} (driver ${driver.map((v) => v.toFixed(2))}, output ${output.map((v) => v.toFixed(2))})`);
+    assert.ok(Math.max(...output) > mouthOpening(source.face) + 0.1, 'the output mouth opens wider than the source');
+    if (name === 'portrait-outdoor.jpg') {
+      // This source smiles with its teeth showing: the opened mouth is filled from the driver
+      // (a dark interior), not left as those teeth stretched over the opening.
+      const sourceMouth = mouthBrightness(source.image, source.face);
+      assert.ok(widest.brightness < 0.7 * sourceMouth, `mouth interior brightness ${widest.brightness.toFixed(0)}, source teeth ${sourceMouth.toFixed(0)}`);
+    }
+  });
+  }
+
+  for (const degrees of [-15, 12]) {
+    test(`a driver rolled by ${degrees} degrees rolls the output by as much`, async () => {
+      const source = sources['portrait-outdoor.jpg']!;
+      const frame = await rotated(frames[0]!, degrees);
+      const [face] = await analyzer.detect(frame);
+      assert.ok(face);
+      const [reference] = await analyzer.detect(await rotated(frames[0]!, 0));
+      const animator = new MeshAnimator(source, reference!);
+      const out = animator.render({ face, frame, time: 0 });
+      const [rendered] = await analyzer.detect(out);
+      assert.ok(rendered);
+      const turned = rollDegrees(rendered) - rollDegrees(source.face);
+      assert.ok(Math.abs(turned - degrees) < 3, `output rolled ${turned.toFixed(1)} degrees for a driver rolled ${degrees}`);
+    });
+  }
+
+  test('a frame without a face holds the last pose', () => {
+    const source = sources['portrait-studio.png']!;
+    const animator = new MeshAnimator(source, driving[0]!);
+    const moved = animator.render({ face: driving[60]!, frame: frames[60]!, time: 2 });
+    const held = animator.render({ face: null, frame: frames[61]!, time: 2 + 1 / 30 });
+    assert.deepEqual(held.data, moved.data);
+    assert.notDeepEqual(moved.data, source.image.data);
+  });
+});
