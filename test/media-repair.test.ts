@@ -88,6 +88,21 @@ describe('repairing recordings without a duration', () => {
     assert.ok(existsSync(plain.path), 'cleanup of an unrepaired video leaves the original alone');
   });
 
+  test('decodeVideo decodes through a repaired copy when the frame rate is unknown', async () => {
+    // What probe reports for a MediaRecorder file whose stated rate is its 1 ms time base.
+    const info = { ...(await probeVideo(recording)), fps: 0 };
+    const before = (await readdir(tmpdir())).filter((name) => name.includes('reenact-repaired')).length;
+    let count = 0;
+    for await (const frame of decodeVideo(recording, { info })) {
+      assert.equal(frame.index, count);
+      assert.ok(Math.abs(frame.time - count / 30) < 1e-9);
+      count++;
+    }
+    assert.equal(count, 90);
+    const after = (await readdir(tmpdir())).filter((name) => name.includes('reenact-repaired')).length;
+    assert.equal(after, before, 'the temporary copy is removed');
+  });
+
   test('the output must be an MP4 path; nothing is written otherwise', async () => {
     await assert.rejects(repairRecording(recording, join(folder, 'fixed.webm')), { code: 'BAD_ARGUMENT' });
     assert.deepEqual((await readdir(folder)).filter((name) => name.includes('fixed')), []);

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { ReenactError } from '../src/errors.js';
 import { decodeVideo, type DecodeOptions } from '../src/media/decode.js';
 import { VideoEncoder, copyAudio } from '../src/media/encode.js';
-import { runTool } from '../src/media/ffmpeg.js';
+import { runFfmpeg, runTool } from '../src/media/ffmpeg.js';
 import { probeVideo } from '../src/media/probe.js';
 import type { RgbImage, VideoFrame } from '../src/types.js';
 import { shared, skipWithoutShared } from './shared.js';
@@ -275,6 +275,27 @@ describe('VideoEncoder', { skip: skipWithoutShared }, () => {
     assert.equal(info.frameCount, 40);
     assert.ok(Math.abs(info.duration - 1.6) < 0.1, `duration ${info.duration}`);
     assert.equal((await ffprobeJson(withAudio)).format.tags?.comment, 'kept');
+  });
+
+  test('rotation metadata is applied: probe and decode give the display size', async () => {
+    const upright = join(folder, 'landscape.mp4');
+    await encodeTestClip(upright, 5);
+    const rotated = join(folder, 'rotated.mp4');
+    await runFfmpeg(['-y', '-i', upright, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated], 'tagging a rotation');
+    const info = await probeVideo(rotated);
+    // ffmpeg builds disagree on the sign of the legacy rotate tag; what matters is that probe and decode agree.
+    assert.ok(info.rotation === 90 || info.rotation === 270, `rotation ${info.rotation}`);
+    assert.equal(info.width, 64);
+    assert.equal(info.height, 96);
+    const frames = await collect(rotated);
+    assert.equal(frames.length, 5);
+    assert.equal(frames[0]!.width, 64);
+    assert.equal(frames[0]!.height, 96);
+    // Turned clockwise the source's left column (green 0) becomes the top row; anticlockwise, the bottom row.
+    const topGreen = frames[0]!.data[(0 * 64 + 32) * 3 + 1]!;
+    const bottomGreen = frames[0]!.data[(95 * 64 + 32) * 3 + 1]!;
+    const [dark, light] = info.rotation === 90 ? [topGreen, bottomGreen] : [bottomGreen, topGreen];
+    assert.ok(dark < 30 && light > 220, `rotation ${info.rotation}: green top ${topGreen}, bottom ${bottomGreen}`);
   });
 
   test('odd sizes and mismatched frames are refused; abort leaves no file', async () => {
