@@ -139,6 +139,10 @@ describe('decodeVideo', { skip: skipWithoutShared }, () => {
       range.map((frame) => frame.index),
       Array.from({ length: 60 }, (_, i) => 30 + i),
     );
+    // The seek lands on the right pictures: each frame of the range equals the same-numbered frame of a full decode.
+    const all = await collect(driving, { width: 16, height: 16 });
+    for (const frame of range) assert.ok(meanAbsDifference(frame.data, all[frame.index]!.data) < 0.5, `frame ${frame.index}`);
+    assert.ok(meanAbsDifference(range[0]!.data, all[40]!.data) > 0.5, 'frames 30 and 40 differ, so the check can fail');
   });
 
   test('a crop box reaching past the edge is padded with black', async () => {
