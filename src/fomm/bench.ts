@@ -15,6 +15,7 @@ export interface FommBenchOptions {
   threads?: number;
   cacheDir?: string;
   winograd?: WinogradPolicy;
+  spinning?: boolean;
 }
 
 export interface FommBenchResult {
@@ -33,6 +34,7 @@ export interface FommBenchResult {
   threads: number;
   weights: 'checkpoint' | 'random';
   winograd: WinogradPolicy;
+  spinning: boolean;
 }
 
 function median(values: number[]): number {
@@ -69,7 +71,7 @@ export async function benchmarkFomm(options: FommBenchOptions): Promise<FommBenc
     checkpoint = randomWeights(params, { height: 256, width: 256 });
   }
   const winograd = options.winograd ?? 'auto';
-  const model = await FommModel.load({ config: options.config, checkpoint, threads, cacheDir: options.cacheDir, winograd });
+  const model = await FommModel.load({ config: options.config, checkpoint, threads, cacheDir: options.cacheDir, winograd, spinning: options.spinning });
   const loadMs = performance.now() - loadStart;
   try {
     const { width, height } = model.frameSize;
@@ -110,6 +112,7 @@ export async function benchmarkFomm(options: FommBenchOptions): Promise<FommBenc
       threads,
       weights: options.checkpoint ? 'checkpoint' : 'random',
       winograd,
+      spinning: options.spinning ?? true,
     };
   } finally {
     await model.dispose();

@@ -1,5 +1,5 @@
 import type { OnnxGraph } from './onnx-graph.js';
-import { antiAliasDownsample, coordinateGrid, hourglass } from './hourglass.js';
+import { antiAliasDownsample, convHeads, coordinateGrid, hourglass } from './hourglass.js';
 import type { Weights } from './weights.js';
 
 /** dense_motion_params plus what the generator decides for it. */
@@ -78,18 +78,18 @@ export function denseMotion(
     numBlocks: spec.numBlocks, maxFeatures: spec.maxFeatures, height, width,
   });
   const maskConv = w.at('mask');
-  const mask = g.softmax(
-    g.conv(features.out, maskConv.get('weight', [k + 1, features.channels, 7, 7]), maskConv.get('bias', [k + 1]), { pads: 3 }), 1,
-  );
+  const heads = [{ weight: maskConv.get('weight', [k + 1, features.channels, 7, 7]), bias: maskConv.get('bias', [k + 1]) }];
+  if (spec.estimateOcclusionMap) {
+    const occ = w.at('occlusion');
+    heads.push({ weight: occ.get('weight', [1, features.channels, 7, 7]), bias: occ.get('bias', [1]) });
+  }
+  const [maskLogits, occlusionLogits] = convHeads(g, features.out, heads, 3) as [string, string | undefined];
+  const mask = g.softmax(maskLogits, 1);
   const deformation = g.reshape(
     g.reduceSum(g.mul(g.reshape(mask, [1, k + 1, positions, 1]), motions), [1], false),
     [1, height, width, 2],
   );
-  let occlusion: string | undefined;
-  if (spec.estimateOcclusionMap) {
-    const occ = w.at('occlusion');
-    occlusion = g.sigmoid(g.conv(features.out, occ.get('weight', [1, features.channels, 7, 7]), occ.get('bias', [1]), { pads: 3 }));
-  }
+  const occlusion = occlusionLogits ? g.sigmoid(occlusionLogits) : undefined;
   return { deformation, mask, occlusion };
 }
 

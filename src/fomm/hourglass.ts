@@ -1,4 +1,4 @@
-import type { OnnxGraph } from './onnx-graph.js';
+import type { FloatTensor, OnnxGraph } from './onnx-graph.js';
 import { foldAffine, type Weights } from './weights.js';
 import { conv3x3 } from './winograd.js';
 
@@ -152,4 +152,26 @@ export function coordinateGrid(height: number, width: number): Float32Array {
     }
   }
   return grid;
+}
+
+/**
+ * Several convs of the same input, kernel and padding (heads such as keypoints + jacobians, or
+ * masks + occlusion) as one conv whose output is split again: one pass over the input and no
+ * padding of a 1- or 10-channel output to ORT's 8/16-channel blocks per head.
+ */
+export function convHeads(g: OnnxGraph, x: string, heads: { weight: FloatTensor; bias: FloatTensor }[], pads: number): string[] {
+  if (heads.length === 1) return [g.conv(x, heads[0]!.weight, heads[0]!.bias, { pads })];
+  const [, inChannels, kh, kw] = heads[0]!.weight.dims as [number, number, number, number];
+  const sizes = heads.map((h) => h.weight.dims[0]!);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const weight = new Float32Array(total * inChannels * kh * kw);
+  const bias = new Float32Array(total);
+  let offset = 0;
+  for (const head of heads) {
+    weight.set(head.weight.data, offset * inChannels * kh * kw);
+    bias.set(head.bias.data, offset);
+    offset += head.weight.dims[0]!;
+  }
+  const out = g.conv(x, { dims: [total, inChannels, kh, kw], data: weight }, { dims: [total], data: bias }, { pads });
+  return g.split(out, 1, sizes);
 }

@@ -1,5 +1,5 @@
 import { OnnxGraph, type WinogradPolicy } from './onnx-graph.js';
-import { antiAliasDownsample, coordinateGrid, hourglass } from './hourglass.js';
+import { antiAliasDownsample, convHeads, coordinateGrid, hourglass } from './hourglass.js';
 import type { Weights } from './weights.js';
 
 /** What the keypoint detector graph needs to know (common_params + kp_detector_params + the frame size). */
@@ -36,15 +36,18 @@ export function buildKeypointDetector(spec: KeypointDetectorSpec, w: Weights): O
   const heatWidth = down.width + 2 * spec.pad - 6;
   const positions = heatHeight * heatWidth;
   const kp = w.at('kp');
-  const heat = g.conv(features.out, kp.get('weight', [k, features.channels, 7, 7]), kp.get('bias', [k]), { pads: spec.pad });
+  const maps = spec.singleJacobianMap ? 1 : k;
+  const heads = [{ weight: kp.get('weight', [k, features.channels, 7, 7]), bias: kp.get('bias', [k]) }];
+  if (spec.estimateJacobian) {
+    const jac = w.at('jacobian');
+    heads.push({ weight: jac.get('weight', [4 * maps, features.channels, 7, 7]), bias: jac.get('bias', [4 * maps]) });
+  }
+  const [heat, jacobianMap] = convHeads(g, features.out, heads, spec.pad) as [string, string | undefined];
   // Softmax over all positions of each channel of heat / temperature.
   const heatmap = g.softmax(g.div(g.reshape(heat, [1, k, positions]), g.scalar(spec.temperature)), 2);
   const grid = g.constant({ dims: [positions, 2], data: coordinateGrid(heatHeight, heatWidth) }, 'grid');
   g.output('value', g.matMul(heatmap, grid), [1, k, 2]);
-  if (spec.estimateJacobian) {
-    const maps = spec.singleJacobianMap ? 1 : k;
-    const jac = w.at('jacobian');
-    const jacobianMap = g.conv(features.out, jac.get('weight', [4 * maps, features.channels, 7, 7]), jac.get('bias', [4 * maps]), { pads: spec.pad });
+  if (jacobianMap) {
     // (1, J, 4, hw) @ (1, K, hw, 1): heatmap-weighted sums, J = 1 broadcasting over the K keypoints.
     const weighted = g.matMul(g.reshape(jacobianMap, [1, maps, 4, positions]), g.reshape(heatmap, [1, k, positions, 1]));
     g.output('jacobian', g.reshape(weighted, [1, k, 2, 2]), [1, k, 2, 2]);

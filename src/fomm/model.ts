@@ -18,7 +18,7 @@ import type { ModelWeights } from './random-weights.js';
 import { StateDictWeights, Weights } from './weights.js';
 
 /** Bumped whenever the graphs built from the same weights change, so cached models are rebuilt. */
-const GRAPH_VERSION = 4;
+const GRAPH_VERSION = 5;
 
 export interface FommModelOptions {
   /** A parsed config (model_params) or the path of a config .yaml. */
@@ -33,6 +33,11 @@ export interface FommModelOptions {
   frameSize?: FrameSize;
   /** Winograd 3×3 convs: 'auto' (default) where faster. */
   winograd?: WinogradPolicy;
+  /**
+   * Whether idle ORT worker threads spin (default true, ORT's own default): lower latency on an idle
+   * machine, wasted cores when other processes compete for them.
+   */
+  spinning?: boolean;
 }
 
 /** A float image, rows top to bottom, channels interleaved (HWC), values in [0, 1]. */
@@ -107,7 +112,10 @@ export class FommModel {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
       // Fusing the Winograd transposes into its MatMul makes ORT's kernel about 2x slower.
-      extra: { optimization: { disable_specified_optimizers: 'MatmulTransposeFusion' } },
+      extra: {
+        optimization: { disable_specified_optimizers: 'MatmulTransposeFusion' },
+        session: { intra_op: { allow_spinning: options.spinning === false ? '0' : '1' } },
+      },
     };
     const session = async (name: string, build: () => { toBytes(): Uint8Array }) =>
       ort.InferenceSession.create(await cachedModel(folder, name, build), sessionOptions);
