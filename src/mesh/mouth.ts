@@ -142,15 +142,17 @@ function inside(poly: Float64Array, x: number, y: number): boolean {
 }
 
 function distanceToEdges(poly: Float64Array, x: number, y: number): number {
-  let best = Infinity;
+  let best = Infinity; // squared
   for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) {
     const ax = poly[j]!, ay = poly[j + 1]!;
     const ex = poly[i]! - ax, ey = poly[i + 1]! - ay;
     const len2 = ex * ex + ey * ey;
     const t = len2 > 0 ? Math.min(1, Math.max(0, ((x - ax) * ex + (y - ay) * ey) / len2)) : 0;
-    best = Math.min(best, Math.hypot(x - ax - t * ex, y - ay - t * ey));
+    const dx = x - ax - t * ex;
+    const dy = y - ay - t * ey;
+    best = Math.min(best, dx * dx + dy * dy);
   }
-  return best;
+  return Math.sqrt(best);
 }
 
 /**
