@@ -5,7 +5,7 @@ import { cropToEven } from '../compose/even.js';
 import { createLabel, drawLabel, syntheticMetadata } from '../compose/label.js';
 import { ReenactError } from '../errors.js';
 import { FaceAnalyzer } from '../face/detector.js';
-import type { FommModel } from '../fomm/model.js';
+import { FommModel } from '../fomm/model.js';
 import { decodeVideo } from '../media/decode.js';
 import { VideoEncoder } from '../media/encode.js';
 import { cancelled } from '../media/ffmpeg.js';
@@ -143,7 +143,6 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
   const face = chooseFace(await analyzer.detect(photo), options.face, options.source);
   let model: FommModel | undefined;
   if (fomm) {
-    const { FommModel } = await import('../fomm/model.js');
     model = await FommModel.load({ config: fomm.config, checkpoint: fomm.checkpoint, ...(options.threads ? { threads: options.threads } : {}) });
   }
   throwIfAborted(signal);
