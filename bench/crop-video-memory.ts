@@ -16,6 +16,7 @@ import { FaceAnalyzer } from '../src/face/detector.js';
 import { runFfmpeg } from '../src/media/ffmpeg.js';
 import { probeVideo } from '../src/media/probe.js';
 import { writeAtomically } from '../src/output.js';
+import type { ProgressEvent } from '../src/types.js';
 import { shared } from '../test/shared.js';
 
 const { values } = parseArgs({ options: { stride: { type: 'string', default: '5' }, minutes: { type: 'string', default: '10' } } });
@@ -81,14 +82,18 @@ const sample = () => {
 const timer = setInterval(sample, 200);
 
 const trackStart = performance.now();
-const tracks = await findFaceTracks(clip, analyzer, { stride });
+/** A line on stderr every 1000 frames, to follow a long run. */
+const report = (event: ProgressEvent) => {
+  if (event.done % 1000 === 0) process.stderr.write(`${event.stage} ${event.done}/${event.total ?? '?'} rss ${Math.round(process.memoryUsage.rss() / 1024 ** 2)} MB\n`);
+};
+const tracks = await findFaceTracks(clip, analyzer, { stride, onProgress: report });
 const trackSeconds = (performance.now() - trackStart) / 1000;
 const trackPeak = peakRss;
 
 const output = join(tmpdir(), `reenact-bench-crop-${process.pid}.mp4`);
 const cropStart = performance.now();
 const track = longestTrack(tracks, clip, 150);
-const cropped = await cropDrivingVideo(clip, track, output);
+const cropped = await cropDrivingVideo(clip, track, output, { onProgress: report });
 const cropSeconds = (performance.now() - cropStart) / 1000;
 sample();
 clearInterval(timer);
