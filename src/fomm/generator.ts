@@ -115,7 +115,10 @@ export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph 
   for (let i = 0; i < spec.numBottleneckBlocks; i++) out = resBlock(g, out, w.at(`bottleneck.r${i}`), s.featureChannels, { height: s.featureHeight, width: s.featureWidth });
   const width = (i: number) => Math.min(spec.maxFeatures, spec.blockExpansion * 2 ** i);
   const d = spec.numDownBlocks;
-  for (let i = 0; i < d; i++) out = upBlock(g, out, w.at(`up_blocks.${i}`), width(d - i), width(d - i - 1));
+  for (let i = 0; i < d; i++) {
+    const size = { height: s.featureHeight * 2 ** i, width: s.featureWidth * 2 ** i };
+    out = upBlock(g, out, w.at(`up_blocks.${i}`), width(d - i), width(d - i - 1), size);
+  }
   const final = w.at('final');
   const finalWeight = final.get('weight', [c, spec.blockExpansion, 7, 7]);
   const finalBias = final.get('bias', [c]);

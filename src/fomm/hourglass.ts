@@ -1,6 +1,6 @@
 import type { FloatTensor, OnnxGraph } from './onnx-graph.js';
 import { foldAffine, type Weights } from './weights.js';
-import { conv3x3 } from './winograd.js';
+import { conv3x3, useWinograd } from './winograd.js';
 
 /** The building blocks shared by the keypoint detector, the dense motion network and the generator. */
 
@@ -36,30 +36,49 @@ export function downBlock(g: OnnxGraph, x: string, w: Weights, inChannels: numbe
 /**
  * UpBlock2d: nearest 2× → conv 3×3 → BN → ReLU. A 3×3 conv of a nearest-upsampled map is, for
  * each of the four output phases, a 2×2 conv of the small map with summed taps: 16 instead of
- * 36 multiply-adds per input pixel, same result up to rounding. The phases are interleaved by
- * DepthToSpace.
+ * 36 multiply-adds per input pixel, same result up to rounding. Where Winograd pays, the four
+ * phases run as one 3×3 conv (zero taps) with 4× the outputs: 9 multiplies per input pixel.
+ * DepthToSpace interleaves the phases.
  */
-export function upBlock(g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number): string {
+export function upBlock(g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number, size?: MapSize): string {
   const conv = w.at('conv');
   const { scale, shift } = w.at('norm').batchNorm(outChannels);
   const folded = foldAffine(conv.get('weight', [outChannels, inChannels, 3, 3]), conv.get('bias', [outChannels]), scale, shift);
   // Phase 0 reads offsets (-1, 0) with taps (w0, w1 + w2); phase 1 reads (0, +1) with (w0 + w1, w2).
   const taps = [[[0], [1, 2]], [[0, 1], [2]]] as const;
+  const phaseWeights = (py: number, px: number) => {
+    const weight = new Float32Array(outChannels * inChannels * 4);
+    for (let oc = 0; oc < outChannels * inChannels; oc++) {
+      for (let a = 0; a < 2; a++) {
+        for (let b = 0; b < 2; b++) {
+          let sum = 0;
+          for (const r of taps[py]![a]!) for (const s of taps[px]![b]!) sum += folded.weight.data[oc * 9 + r * 3 + s]!;
+          weight[oc * 4 + a * 2 + b] = sum;
+        }
+      }
+    }
+    return weight;
+  };
+  if (size && useWinograd(g, inChannels, 4 * outChannels, size)) {
+    // Phase (py, px) sits in the 3×3 window at rows py..py+1, columns px..px+1; channels (phase, out).
+    const weight = new Float32Array(4 * outChannels * inChannels * 9);
+    const bias = new Float32Array(4 * outChannels);
+    for (let phase = 0; phase < 4; phase++) {
+      const [py, px] = [phase >> 1, phase & 1];
+      const small = phaseWeights(py, px);
+      for (let oc = 0; oc < outChannels * inChannels; oc++) {
+        for (let a = 0; a < 2; a++) for (let b = 0; b < 2; b++) weight[(phase * outChannels * inChannels + oc) * 9 + (py + a) * 3 + px + b] = small[oc * 4 + a * 2 + b]!;
+      }
+      bias.set(folded.bias.data, phase * outChannels);
+    }
+    const phases = conv3x3(g, x, { dims: [4 * outChannels, inChannels, 3, 3], data: weight }, { dims: [4 * outChannels], data: bias }, size.height, size.width);
+    return g.relu(g.depthToSpace2(phases));
+  }
   const phases: string[] = [];
   for (const py of [0, 1]) {
     for (const px of [0, 1]) {
-      const weight = new Float32Array(outChannels * inChannels * 4);
-      for (let oc = 0; oc < outChannels * inChannels; oc++) {
-        for (let a = 0; a < 2; a++) {
-          for (let b = 0; b < 2; b++) {
-            let sum = 0;
-            for (const r of taps[py]![a]!) for (const s of taps[px]![b]!) sum += folded.weight.data[oc * 9 + r * 3 + s]!;
-            weight[oc * 4 + a * 2 + b] = sum;
-          }
-        }
-      }
       const pads: [number, number, number, number] = [1 - py, 1 - px, py, px];
-      phases.push(g.conv(x, { dims: [outChannels, inChannels, 2, 2], data: weight }, folded.bias, { pads }));
+      phases.push(g.conv(x, { dims: [outChannels, inChannels, 2, 2], data: phaseWeights(py, px) }, folded.bias, { pads }));
     }
   }
   return g.relu(g.depthToSpace2(g.concat(phases, 1)));
@@ -104,7 +123,8 @@ export function hourglass(g: OnnxGraph, x: string, w: Weights, spec: HourglassSp
   let n = 0;
   for (let i = numBlocks - 1; i >= 0; i--, n++) {
     const inChannels = (i === numBlocks - 1 ? 1 : 2) * width(i + 1);
-    out = upBlock(g, out, w.at(`decoder.up_blocks.${n}`), inChannels, width(i));
+    const size = { height: Math.floor(spec.height / 2 ** (i + 1)), width: Math.floor(spec.width / 2 ** (i + 1)) };
+    out = upBlock(g, out, w.at(`decoder.up_blocks.${n}`), inChannels, width(i), size);
     out = g.concat([out, skips.pop()!], 1);
   }
   return { out, channels: e + inFeatures };

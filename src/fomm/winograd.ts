@@ -35,12 +35,17 @@ export function winogradPays(inChannels: number, outChannels: number, height: nu
   return Math.min(inChannels, outChannels) >= 256 && height % 4 === 0 && width % 4 === 0 && height * width >= 256;
 }
 
+/** Whether a 3×3 conv of this shape uses Winograd under the graph's policy. */
+export function useWinograd(g: OnnxGraph, inChannels: number, outChannels: number, size: { height: number; width: number }): boolean {
+  const policy = g.options.winograd ?? 'auto';
+  if (policy === 'always') return size.height % 4 === 0 && size.width % 4 === 0;
+  return policy === 'auto' && winogradPays(inChannels, outChannels, size.height, size.width);
+}
+
 /** Conv 3×3, pad 1, stride 1 with bias, by Winograd when it pays, else ORT's Conv. */
 export function conv3x3(g: OnnxGraph, x: string, weight: FloatTensor, bias: FloatTensor, height: number, width: number): string {
   const [outChannels, inChannels] = weight.dims as [number, number];
-  const policy = g.options.winograd ?? 'auto';
-  const use = policy === 'always' ? height % 4 === 0 && width % 4 === 0 : policy === 'auto' && winogradPays(inChannels, outChannels, height, width);
-  if (!use) return g.conv(x, weight, bias, { pads: 1 });
+  if (!useWinograd(g, inChannels, outChannels, { height, width })) return g.conv(x, weight, bias, { pads: 1 });
   return winogradConv3x3(g, x, weight, bias, height, width);
 }
 
