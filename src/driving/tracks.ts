@@ -115,8 +115,8 @@ function positive(value: number, name: string, integer: boolean): number {
 
 /**
  * Finds the faces that stay in place long enough to animate from, as the FOMM authors'
- * crop-video.py does, but streamed: frames are decoded small (long side <= maxSide), face boxes
- * found on every stride-th frame, and each box joins the open track whose first box it overlaps
+ * crop-video.py does, but streamed: frames are decoded small (long side <= maxSide), faces found
+ * on every stride-th frame (each as its landmark extent, see meshBox), and each box joins the open track whose first box it overlaps
  * best (IoU > iouThreshold) or starts a new one. A track ends when it misses more than maxMissed
  * detection passes in a row. Tracks of at least minFrames frames are returned, earliest first,
  * each with a square crop in source pixels.
