@@ -3,7 +3,7 @@ import type { RgbImage } from '../types.js';
 import { faceColourStats, fillMouth, mouthOpeningArea, type ColourStats } from './mouth.js';
 import { OneEuroFilter } from './one-euro.js';
 import { EYE_OUTER_CORNERS, FACE_OVAL, MESH_POINTS, RIGID_POINTS } from './regions.js';
-import { compose, fitSimilarity, invert, scaleOf, type Similarity } from './similarity.js';
+import { compose, fitAffine, fitSimilarity, invert, scaleOf, type Affine } from './affine.js';
 import { meshTriangles } from './topology.js';
 import { warpPiecewiseAffine } from './warp.js';
 
@@ -29,13 +29,15 @@ const ANCHOR_RINGS = [
   { scale: 2.8, follow: 0 },
 ] as const;
 
+const RIGID_WEIGHTS = RIGID_POINTS.map((i) => [i, 1] as const);
+
 /** Fixed anchors per image side, so the mesh covers the whole frame and its border never moves. */
 const BORDER_STEPS = 8;
 
 /**
  * The `mesh` motion model: animates a photo by warping it with a dense piecewise-affine field
  * over the Face Mesh landmarks, driven by the landmarks of a driving video. The driver's head
- * pose (a similarity fitted on rigid landmarks) and its expression (the landmark offsets left
+ * pose (an affine transform fitted on rigid landmarks) and its expression (the landmark offsets left
  * after undoing the pose) are both taken relative to a reference frame of the driving video,
  * scaled to the source face and applied to the source landmarks.
  */
@@ -49,7 +51,7 @@ export class MeshAnimator {
   private readonly anchorFollow: Float64Array;
   /** The reference driving landmarks, and the similarity taking them onto the source face. */
   private readonly reference: Float64Array;
-  private readonly referenceToSource: Similarity;
+  private readonly referenceToSource: Affine;
   /** Source landmarks expressed in the reference frame's coordinates. */
   private readonly sourceInReference: Float64Array;
   private readonly sourceColours: ColourStats;
@@ -107,8 +109,11 @@ export class MeshAnimator {
       for (let i = 0; i < points.length; i++) points[i]! *= size;
     }
 
-    // Driver pose relative to the reference, and the same motion about the source face.
-    const pose = fitSimilarity(this.reference, points, RIGID_POINTS);
+    // Driver pose relative to the reference, and the same motion about the source face. An
+    // affine fit rather than a similarity: its shear and squash take up most of the apparent
+    // shape change of a face turning (yaw) or nodding (pitch), which would otherwise be read
+    // as expression and distort the source's features.
+    const pose = fitAffine(this.reference, points, RIGID_WEIGHTS) ?? fitSimilarity(this.reference, points, RIGID_POINTS);
     const unpose = invert(pose);
     const sourcePose = compose(this.referenceToSource, compose(pose, invert(this.referenceToSource)));
     const toSource = compose(this.referenceToSource, pose);
@@ -117,12 +122,12 @@ export class MeshAnimator {
     const inReference = this.sourceInReference;
     for (let i = 0; i < MESH_POINTS; i++) {
       // Expression: the driver's offset from the reference once its pose is undone.
-      const dx = unpose.a * points[2 * i]! - unpose.b * points[2 * i + 1]! + unpose.tx - reference[2 * i]!;
-      const dy = unpose.b * points[2 * i]! + unpose.a * points[2 * i + 1]! + unpose.ty - reference[2 * i + 1]!;
+      const dx = unpose.a * points[2 * i]! + unpose.b * points[2 * i + 1]! + unpose.tx - reference[2 * i]!;
+      const dy = unpose.c * points[2 * i]! + unpose.d * points[2 * i + 1]! + unpose.ty - reference[2 * i + 1]!;
       const x = inReference[2 * i]! + dx;
       const y = inReference[2 * i + 1]! + dy;
-      to[2 * i] = toSource.a * x - toSource.b * y + toSource.tx;
-      to[2 * i + 1] = toSource.b * x + toSource.a * y + toSource.ty;
+      to[2 * i] = toSource.a * x + toSource.b * y + toSource.tx;
+      to[2 * i + 1] = toSource.c * x + toSource.d * y + toSource.ty;
     }
     const from = this.from;
     for (let k = 0; k < this.anchorFollow.length; k++) {
@@ -130,8 +135,8 @@ export class MeshAnimator {
       const w = this.anchorFollow[k]!;
       const x = from[2 * i]!;
       const y = from[2 * i + 1]!;
-      to[2 * i] = x + w * (sourcePose.a * x - sourcePose.b * y + sourcePose.tx - x);
-      to[2 * i + 1] = y + w * (sourcePose.b * x + sourcePose.a * y + sourcePose.ty - y);
+      to[2 * i] = x + w * (sourcePose.a * x + sourcePose.b * y + sourcePose.tx - x);
+      to[2 * i + 1] = y + w * (sourcePose.c * x + sourcePose.d * y + sourcePose.ty - y);
     }
 
     const out = copy(this.image);
@@ -187,11 +192,11 @@ function faceSize(points: Float64Array): number {
   return Math.max(1, Math.hypot(points[2 * b] - points[2 * a], points[2 * b + 1] - points[2 * a + 1]));
 }
 
-function apply(s: Similarity, src: Float64Array, i: number, dst: Float64Array, j: number): void {
+function apply(s: Affine, src: Float64Array, i: number, dst: Float64Array, j: number): void {
   const x = src[2 * i]!;
   const y = src[2 * i + 1]!;
-  dst[2 * j] = s.a * x - s.b * y + s.tx;
-  dst[2 * j + 1] = s.b * x + s.a * y + s.ty;
+  dst[2 * j] = s.a * x + s.b * y + s.tx;
+  dst[2 * j + 1] = s.c * x + s.d * y + s.ty;
 }
 
 /** Anchor rings around the face outline and fixed points along the image border. */

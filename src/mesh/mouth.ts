@@ -1,4 +1,5 @@
 import type { RgbImage } from '../types.js';
+import { fitAffine } from './affine.js';
 import { FACE_OVAL, INNER_LIPS, OUTER_LIPS } from './regions.js';
 
 /** Per-channel mean of some pixels. */
@@ -85,8 +86,8 @@ export function fillMouth(fill: MouthFill): void {
       const edge = Math.min(1, distanceToEdges(inner, px, py) / feather);
       const alpha = strength * edge * edge * (3 - 2 * edge);
       // Driver pixel, bilinear, in the driver frame's pixel grid.
-      const sx = Math.min(dw - 1, Math.max(0, map[0] * px + map[1] * py + map[2] - 0.5));
-      const sy = Math.min(dh - 1, Math.max(0, map[3] * px + map[4] * py + map[5] - 0.5));
+      const sx = Math.min(dw - 1, Math.max(0, map.a * px + map.b * py + map.tx - 0.5));
+      const sy = Math.min(dh - 1, Math.max(0, map.c * px + map.d * py + map.ty - 0.5));
       const ix = Math.min(dw - 2, sx | 0);
       const iy = Math.min(dh - 2, sy | 0);
       const fx = sx - ix;
@@ -153,35 +154,4 @@ function distanceToEdges(poly: Float64Array, x: number, y: number): number {
     best = Math.min(best, dx * dx + dy * dy);
   }
   return Math.sqrt(best);
-}
-
-/**
- * Weighted least-squares affine map [a, b, c, d, e, f] (u = a*x + b*y + c, v = d*x + e*y + f)
- * taking the given [index, weight] points of `from` onto those of `to`; undefined when the
- * points are degenerate.
- */
-function fitAffine(
-  from: ArrayLike<number>,
-  to: ArrayLike<number>,
-  weighted: readonly (readonly [number, number])[],
-): [number, number, number, number, number, number] | undefined {
-  let sxx = 0, sxy = 0, syy = 0, sx = 0, sy = 0, n = 0;
-  let sxu = 0, syu = 0, su = 0, sxv = 0, syv = 0, sv = 0;
-  for (const [i, w] of weighted) {
-    const x = from[2 * i]!, y = from[2 * i + 1]!, u = to[2 * i]!, v = to[2 * i + 1]!;
-    sxx += w * x * x; sxy += w * x * y; syy += w * y * y; sx += w * x; sy += w * y; n += w;
-    sxu += w * x * u; syu += w * y * u; su += w * u;
-    sxv += w * x * v; syv += w * y * v; sv += w * v;
-  }
-  // Normal equations M [a b c]^T = r with M = [[sxx sxy sx] [sxy syy sy] [sx sy n]], solved by Cramer's rule.
-  const det = sxx * (syy * n - sy * sy) - sxy * (sxy * n - sy * sx) + sx * (sxy * sy - syy * sx);
-  if (Math.abs(det) < 1e-9) return undefined;
-  const solve = (r0: number, r1: number, r2: number): [number, number, number] => [
-    (r0 * (syy * n - sy * sy) - sxy * (r1 * n - sy * r2) + sx * (r1 * sy - syy * r2)) / det,
-    (sxx * (r1 * n - sy * r2) - r0 * (sxy * n - sy * sx) + sx * (sxy * r2 - r1 * sx)) / det,
-    (sxx * (syy * r2 - r1 * sy) - sxy * (sxy * r2 - r1 * sx) + r0 * (sxy * sy - syy * sx)) / det,
-  ];
-  const [a, b, c] = solve(sxu, syu, su);
-  const [d, e, f] = solve(sxv, syv, sv);
-  return [a, b, c, d, e, f];
 }
