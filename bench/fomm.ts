@@ -1,7 +1,7 @@
 /**
  * FOMM speed at the published vox-adv-256 size: median ms per driving frame (keypoints +
  * per-frame generator), with seeded random weights unless REENACT_FOMM_CHECKPOINT is set.
- * Usage: npm run bench:fomm [-- --threads 2 --frames 10 --winograd auto|always|never --no-spinning]
+ * Usage: npm run bench:fomm [-- --threads 2 --frames 10 --winograd auto|always|never --spinning]
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,7 +14,7 @@ const { values } = parseArgs({
     frames: { type: 'string', default: '10' },
     config: { type: 'string' },
     winograd: { type: 'string', default: 'auto' },
-    'no-spinning': { type: 'boolean', default: false },
+    spinning: { type: 'boolean', default: false },
   },
 });
 const sharedDir = process.env.REENACT_SHARED ?? resolve(import.meta.dirname, '..', '..', 'shared');
@@ -25,6 +25,6 @@ const result = await benchmarkFomm({
   threads: Number(values.threads),
   frames: Number(values.frames),
   winograd: values.winograd as WinogradPolicy,
-  spinning: !values['no-spinning'],
+  spinning: values.spinning,
 });
 process.stdout.write(`${JSON.stringify({ bench: 'fomm', config, ...result })}\n`);

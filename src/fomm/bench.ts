@@ -112,7 +112,7 @@ export async function benchmarkFomm(options: FommBenchOptions): Promise<FommBenc
       threads,
       weights: options.checkpoint ? 'checkpoint' : 'random',
       winograd,
-      spinning: options.spinning ?? true,
+      spinning: options.spinning ?? false,
     };
   } finally {
     await model.dispose();

@@ -34,8 +34,9 @@ export interface FommModelOptions {
   /** Winograd 3×3 convs: 'auto' (default) where faster. */
   winograd?: WinogradPolicy;
   /**
-   * Whether idle ORT worker threads spin (default true, ORT's own default): lower latency on an idle
-   * machine, wasted cores when other processes compete for them.
+   * Whether idle ORT worker threads spin-wait (ORT's own default). Off by default here: the
+   * pipeline decodes and encodes video beside the model, and spinning threads take the cores
+   * those need (measured: 1176 vs 691 CPU ms per frame on a busy 2-core machine).
    */
   spinning?: boolean;
 }
@@ -114,7 +115,7 @@ export class FommModel {
       // Fusing the Winograd transposes into its MatMul makes ORT's kernel about 2x slower.
       extra: {
         optimization: { disable_specified_optimizers: 'MatmulTransposeFusion' },
-        session: { intra_op: { allow_spinning: options.spinning === false ? '0' : '1' } },
+        session: { intra_op: { allow_spinning: options.spinning ? '1' : '0' } },
       },
     };
     const session = async (name: string, build: () => { toBytes(): Uint8Array }) =>
