@@ -88,7 +88,8 @@ describe('repairing recordings without a duration', () => {
     assert.ok(existsSync(plain.path), 'cleanup of an unrepaired video leaves the original alone');
   });
 
-  test('decodeVideo decodes through a repaired copy when the frame rate is unknown', async () => {
+  test('decodeVideo decodes through a repaired copy, also when the frame rate is unknown', async () => {
+    assert.equal(await countFrames(recording), 90);
     // What probe reports for a MediaRecorder file whose stated rate is its 1 ms time base.
     const info = { ...(await probeVideo(recording)), fps: 0 };
     const before = (await readdir(tmpdir())).filter((name) => name.includes('reenact-repaired')).length;

@@ -91,6 +91,7 @@ function looksCorrupt(stderr: StderrTail): boolean {
  * frame or two whatever the clip's length. Every decoded frame comes out exactly once
  * (passthrough timing, no drops or duplicates), with its index in the stream and its time.
  *
+ * A recording that needs repair (see probeVideo) is decoded through a temporary constant-rate copy.
  * Stopping early (break/return) or aborting kills ffmpeg. A file that turns out damaged part
  * way yields the frames that decoded and then throws CORRUPT_MEDIA.
  */
@@ -100,8 +101,9 @@ export async function* decodeVideo(path: string, options: DecodeOptions = {}): A
   let info = options.info ?? (await probeVideo(path));
   let source = path;
   let cleanup: (() => Promise<void>) | undefined;
-  if (info.needsRepair && !info.fps) {
-    // Without a frame rate no frame has a time: decode a constant-rate copy instead.
+  if (info.needsRepair) {
+    // Without a stated rate and duration frames have no dependable times: decode a constant-rate copy.
+    // Each call repairs again, so callers that decode a video more than once use openVideo() first.
     const opened = await openVideo(path, { info, signal });
     info = opened.info;
     source = opened.path;

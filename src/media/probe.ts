@@ -175,13 +175,18 @@ export async function probeVideo(path: string): Promise<VideoInfo> {
   }
   const frameCount = readPackets ?? declaredFrames;
 
-  const statedFps = parseRate(video.avg_frame_rate) || parseRate(video.r_frame_rate);
+  // The base rate is exact for constant-rate video (30/1, not 29.9999 from averaging timestamps);
+  // the average is the truer figure where they disagree (variable rate).
+  const baseFps = parseRate(video.r_frame_rate);
+  const averageFps = parseRate(video.avg_frame_rate);
+  const statedFps = baseFps && (!averageFps || Math.abs(averageFps - baseFps) / baseFps < 0.01) ? baseFps : averageFps || baseFps;
   const fps = plausibleFps(statedFps) ? statedFps : 0;
   const duration = formatDuration || parseNumber(video.duration);
 
   const problems: string[] = [];
   if (!duration) problems.push('no duration');
-  if (!fps) problems.push(`no believable frame rate (${video.r_frame_rate ?? 'none'})`);
+  // A base rate like 1000/1 is a millisecond time base, not a frame rate: frame times vary.
+  if (!fps || !plausibleFps(baseFps)) problems.push(`no believable frame rate (${video.r_frame_rate ?? 'none'})`);
   if (!frameCount) problems.push('no frame count');
 
   const rotation = rotationOf(video);
