@@ -281,6 +281,24 @@ describe('VideoEncoder', { skip: skipWithoutShared }, () => {
     assert.equal((await ffprobeJson(withAudio)).format.tags?.comment, 'kept');
   });
 
+  test('a frame buffer may be reused as soon as write() resolves', async () => {
+    const path = join(folder, 'reused-buffer.mp4');
+    const encoder = await VideoEncoder.create(path, { width: 32, height: 32, fps: 30 });
+    const frame = testFrame(32, 32, 0);
+    for (let i = 0; i < 30; i++) {
+      for (let p = 0; p < frame.data.length; p += 3) frame.data[p] = (i * 5) % 256;
+      await encoder.write(frame);
+    }
+    await encoder.finish();
+    const decoded = await collect(path);
+    assert.equal(decoded.length, 30);
+    for (const { data, index } of decoded) {
+      let red = 0;
+      for (let p = 0; p < data.length; p += 3) red += data[p]!;
+      assert.equal(Math.round(red / (data.length / 3) / 5), index);
+    }
+  });
+
   test('rotation metadata is applied: probe and decode give the display size', async () => {
     const upright = join(folder, 'landscape.mp4');
     await encodeTestClip(upright, 5);

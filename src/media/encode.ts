@@ -1,5 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { ReenactError } from '../errors.js';
 import { PendingOutput, writeAtomically } from '../output.js';
@@ -89,7 +88,7 @@ const AUDIO_OUTPUT_ARGS = ['-map', '1:a:0?', '-c:a', 'aac', '-b:a', '160k', '-af
 /**
  * Writes RGB frames as an H.264 (yuv420p) MP4 with the index at the front (+faststart), optional
  * audio from another file, and metadata tags. Frames stream into ffmpeg's stdin; write() waits
- * while the pipe is full, so a fast producer never piles frames up in memory. The file appears at
+ * until ffmpeg has taken the frame, so a fast producer never piles frames up in memory. The file appears at
  * outputPath only when finish() succeeds; abort() or a failure leaves nothing behind.
  */
 export class VideoEncoder {
@@ -157,12 +156,11 @@ export class VideoEncoder {
     }
     if (this.child.exitCode !== null || this.child.signalCode !== null) await this.failed();
     this.framesWritten++;
-    if (!this.stdin.write(frame.data)) {
-      // Wait for the pipe to drain, or for ffmpeg to die (then no drain ever comes).
-      const drained = once(this.stdin, 'drain').then(() => true);
-      const died = this.exited.then(() => false, () => false);
-      if (!(await Promise.race([drained, died]))) await this.failed();
-    }
+    // Resolve only once the pipe has taken every byte: the caller may then reuse the buffer, and a
+    // producer faster than x264 waits here instead of queueing frames. A dead ffmpeg fails the write.
+    const written = new Promise<boolean>((resolve) => this.stdin.write(frame.data, (error) => resolve(!error)));
+    const died = this.exited.then(() => false, () => false);
+    if (!(await Promise.race([written, died]))) await this.failed();
   }
 
   /** Closes the stream, waits for ffmpeg to write the file, and moves it into place. */
