@@ -71,9 +71,6 @@ export function toolPath(tool: Tool): string {
   return path;
 }
 
-export const ffmpegPath = (): string => toolPath('ffmpeg');
-export const ffprobePath = (): string => toolPath('ffprobe');
-
 /** Keeps the last part of a child's stderr: enough to explain a failure, bounded for long runs. */
 export class StderrTail {
   private text = '';
@@ -98,10 +95,6 @@ export class StderrTail {
       .filter(Boolean)
       .slice(-lines)
       .join('\n');
-  }
-
-  get isEmpty(): boolean {
-    return this.text.trim() === '';
   }
 
   toString(): string {
