@@ -17,7 +17,7 @@ import type { ProgressCallback, RgbImage } from '../types.js';
 import { prepareFommMotion } from './fomm-motion.js';
 import { prepareMeshMotion } from './mesh-motion.js';
 import type { MotionSession } from './motion.js';
-import { noTrack } from './motion.js';
+import { mapAhead, noTrack } from './motion.js';
 import { prefetch } from './prefetch.js';
 
 export type MotionModelName = 'mesh' | 'fomm';
@@ -183,9 +183,11 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
       const total = info.frameCount || undefined;
       onProgress?.({ stage: 'animate', done: 0, total });
       let writing: Promise<void> = Promise.resolve();
-      for await (const frame of prefetch(decodeVideo(opened.path, session.decode), 2)) {
+      const motion = session;
+      const driven = mapAhead(prefetch(decodeVideo(opened.path, motion.decode), 2), (frame) => motion.analyse(frame), motion.lookahead);
+      for await (const [frame, analysis] of driven) {
         throwIfAborted(signal);
-        const animated = await session.render(frame);
+        const animated = await motion.render(frame, analysis);
         const out: RgbImage = composer ? composer.compose(frame, animated) : animated;
         if (label) drawLabel(out, label);
         // One frame in flight to ffmpeg while the next is computed.

@@ -23,7 +23,7 @@ const TRACK_STRIDE = 3;
  * Frames of the crop without a face (the driver looked away, a cut) hold the last keypoints, so
  * the photo holds its pose instead of following the model's guesses on an empty frame.
  */
-export async function prepareFommMotion(context: MotionContext, model: FommModel): Promise<MotionSession> {
+export async function prepareFommMotion(context: MotionContext, model: FommModel): Promise<MotionSession<boolean>> {
   const { analyzer, driving, background, photo, face, signal, onProgress } = context;
   const { info } = driving;
   const size = model.frameSize.width;
@@ -75,14 +75,18 @@ export async function prepareFommMotion(context: MotionContext, model: FommModel
   let framesWithFace = 0;
   return {
     decode,
+    // Face presence of the next frame is checked while the model works on this one.
+    lookahead: 1,
     get startFrame() {
       return startFrame;
     },
     get framesWithFace() {
       return framesWithFace;
     },
-    async render(frame: VideoFrame): Promise<RgbImage> {
-      const visible = (await analyzer.detectBoxes(frame)).length > 0;
+    async analyse(frame: VideoFrame): Promise<boolean> {
+      return (await analyzer.detectBoxes(frame)).length > 0;
+    },
+    async render(frame: VideoFrame, visible: boolean): Promise<RgbImage> {
       if (visible) {
         framesWithFace++;
         last = await model.detectKeypoints(frame);

@@ -4,7 +4,8 @@ import { normalizeLandmarks } from '../fomm/best-frame.js';
 import { decodeVideo, type DecodeOptions } from '../media/decode.js';
 import { MeshAnimator } from '../mesh/animator.js';
 import type { RgbImage, VideoFrame } from '../types.js';
-import { meshPoints, noTrack, type MotionContext, type MotionSession } from './motion.js';
+import { LandmarkPool } from './landmark-pool.js';
+import { mapAhead, meshPoints, noTrack, type MotionContext, type MotionSession } from './motion.js';
 
 /**
  * Driving frames are decoded at most this many pixels on the long side: landmarks of a face in
@@ -25,8 +26,8 @@ function squaredDistance(a: Float64Array, b: Float64Array): number {
  * photo's. Choosing a later or best frame needs a first pass over the landmarks; only landmarks
  * are kept from it (~6 KB a frame), never frames, and the second pass reuses them.
  */
-export async function prepareMeshMotion(context: MotionContext): Promise<MotionSession> {
-  const { analyzer, driving, background, face, signal, onProgress } = context;
+export async function prepareMeshMotion(context: MotionContext): Promise<MotionSession<Face | null>> {
+  const { analyzer, driving, background, face, signal } = context;
   const { info } = driving;
   const scale = Math.min(1, MAX_DRIVING_SIDE / Math.max(info.width, info.height));
   const decode: DecodeOptions = { info, signal, width: Math.max(2, Math.round(info.width * scale)), height: Math.max(2, Math.round(info.height * scale)) };
@@ -34,7 +35,20 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
   // A full detection on every frame, not LandmarkTracker: the tracker reuses the previous
   // frame's face region, and on fast head turns its landmarks lag or slip (10-13 degrees of roll
   // and a third of the mouth opening off on driving-talking.mp4), which the warp would copy.
-  const landmarksOf = async (frame: RgbImage): Promise<Face | null> => (await analyzer.detect(frame))[0] ?? null;
+  // Independent per frame, the detections run several at once on worker threads.
+  const pool = await LandmarkPool.create(analyzer);
+  try {
+    return await prepareWithPool(context, pool, decode, source);
+  } catch (error) {
+    await pool.close();
+    throw error;
+  }
+}
+
+async function prepareWithPool(context: MotionContext, pool: LandmarkPool, decode: DecodeOptions, source: { image: RgbImage; face: Face }): Promise<MotionSession<Face | null>> {
+  const { driving, background, face, onProgress } = context;
+  const { info } = driving;
+  const lookahead = pool.parallelism;
 
   /** Landmarks from the first pass, by frame index (null: no face). */
   const stored: (Face | null)[] = [];
@@ -47,8 +61,7 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
     const sourcePoints = best ? normalizeLandmarks({ points: meshPoints(face), stride: 2 }) : undefined;
     let bestDistance = Infinity;
     const total = best ? info.frameCount || undefined : wanted + 1;
-    for await (const frame of decodeVideo(driving.path, decode)) {
-      const tracked = await landmarksOf(frame);
+    for await (const [frame, tracked] of mapAhead(decodeVideo(driving.path, decode), (frame) => pool.detect(frame), lookahead)) {
       stored.push(tracked);
       onProgress?.({ stage: best ? 'best frame' : 'start frame', done: stored.length, total });
       if (tracked && sourcePoints) {
@@ -84,14 +97,17 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
   let framesWithFace = 0;
   return {
     decode,
+    lookahead,
     get startFrame() {
       return startFrame;
     },
     get framesWithFace() {
       return framesWithFace;
     },
-    async render(frame: VideoFrame): Promise<RgbImage> {
-      const tracked = frame.index < stored.length ? stored[frame.index]! : await landmarksOf(frame);
+    analyse(frame: VideoFrame): Promise<Face | null> {
+      return frame.index < stored.length ? Promise.resolve(stored[frame.index]!) : pool.detect(frame);
+    },
+    async render(frame: VideoFrame, tracked: Face | null): Promise<RgbImage> {
       if (tracked) {
         framesWithFace++;
         if (!animator) {
@@ -106,6 +122,7 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
     },
     async close() {
       stored.length = 0;
+      await pool.close();
     },
   };
 }

@@ -21,17 +21,45 @@ export interface MotionContext {
   onProgress?: ProgressCallback;
 }
 
-/** A prepared run: the driving frames to read and how each becomes an output frame. */
-export interface MotionSession {
+/**
+ * A prepared run: the driving frames to read and how each becomes an output frame. `analyse`
+ * (landmarks, face presence) may run for several frames at once, up to `lookahead` ahead of
+ * `render`, which is called in frame order with each frame's analysis.
+ */
+export interface MotionSession<Analysis = unknown> {
   /** How to decode the driving video for this mode (full frame, or the face crop at model size). */
   decode: DecodeOptions;
-  /** The animated photo (background size) for the next driving frame; called in frame order. */
-  render(frame: VideoFrame): Promise<RgbImage>;
+  readonly lookahead: number;
+  analyse(frame: VideoFrame): Promise<Analysis>;
+  /** The animated photo (background size) for the next driving frame. */
+  render(frame: VideoFrame, analysis: Analysis): Promise<RgbImage>;
   /** The driving frame whose pose maps onto the photo's (known once a face has been seen). */
   readonly startFrame: number | undefined;
   /** Driving frames with a face (the others held the last pose). */
   readonly framesWithFace: number;
   close(): Promise<void>;
+}
+
+/**
+ * Runs `map` on up to `depth` items ahead of the consumer and yields [item, result] in the
+ * source's order. At most depth + 1 items are held.
+ */
+export async function* mapAhead<T, R>(source: AsyncIterable<T>, map: (item: T) => Promise<R>, depth: number): AsyncGenerator<[T, R]> {
+  const queue: { item: T; result: Promise<R> }[] = [];
+  for await (const item of source) {
+    const result = map(item);
+    // Observed when it reaches the front; until then a rejection must not count as unhandled.
+    result.catch(() => {});
+    queue.push({ item, result });
+    if (queue.length > depth) {
+      const head = queue.shift()!;
+      yield [head.item, await head.result];
+    }
+  }
+  while (queue.length > 0) {
+    const head = queue.shift()!;
+    yield [head.item, await head.result];
+  }
 }
 
 /** The face mesh proper (irises left out) as x, y pairs, for comparing poses. */
