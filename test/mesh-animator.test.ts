@@ -38,6 +38,14 @@ function mouthOpening(face: Face): number {
   return Math.hypot(lower.x - upper.x, lower.y - upper.y) / Math.hypot(right.x - left.x, right.y - left.y);
 }
 
+/** Lid gap at the eye centres over the eye-corner distance, both eyes averaged. */
+function eyeOpening(face: Face): number {
+  const gap = (upper: number, lower: number) => Math.hypot(landmark(face, upper).x - landmark(face, lower).x, landmark(face, upper).y - landmark(face, lower).y);
+  const left = landmark(face, LANDMARKS.imageLeftEyeOuter);
+  const right = landmark(face, LANDMARKS.imageRightEyeOuter);
+  return (gap(159, 145) + gap(386, 374)) / 2 / Math.hypot(right.x - left.x, right.y - left.y);
+}
+
 /** Mean brightness (0..255) inside the inner-lip polygon. */
 function mouthBrightness(image: RgbImage, face: Face): number {
   const polygon = INNER_LIPS.map((i) => landmark(face, i));
@@ -187,6 +195,29 @@ describe('mesh animator', { skip: skipWithoutShared }, () => {
       assert.ok(Math.abs(turned - degrees) < 3, `output rolled ${turned.toFixed(1)} degrees for a driver rolled ${degrees}`);
     });
   }
+
+  test('a blink of the driver closes the eyes of the output', async () => {
+    // The clip blinks at frames 161-162 (5.37-5.40 s).
+    const clip: VideoFrame[] = [];
+    for await (const frame of decodeVideo(shared('fixtures', 'driving-talking.mp4'), { startTime: 5, duration: 0.6 })) clip.push(frame);
+    const tracker = new LandmarkTracker(analyzer);
+    const source = sources['portrait-studio.png']!;
+    let animator: MeshAnimator | undefined;
+    const openness: Record<string, number> = {};
+    for (const frame of clip) {
+      const face = await tracker.track(frame);
+      assert.ok(face);
+      animator ??= new MeshAnimator(source, face);
+      const out = animator.render({ face, frame, time: frame.time });
+      const index = Math.round(frame.time * 30);
+      if (index === 158 || index === 162) {
+        const [rendered] = await analyzer.detect(out);
+        assert.ok(rendered);
+        openness[index] = eyeOpening(rendered);
+      }
+    }
+    assert.ok(openness[162]! < 0.8 * openness[158]!, `eye opening ${openness[162]!.toFixed(3)} in the blink, ${openness[158]!.toFixed(3)} before`);
+  });
 
   test('a frame without a face holds the last pose', () => {
     const source = sources['portrait-studio.png']!;

@@ -34,5 +34,27 @@ export const INNER_LIP_PAIRS = [
   [415, 324],
 ] as const;
 
+/** Per eye, upper and lower lid points facing each other across the eye, from corner to corner. */
+export const EYE_LID_PAIRS = [
+  [
+    [246, 7],
+    [161, 163],
+    [160, 144],
+    [159, 145],
+    [158, 153],
+    [157, 154],
+    [173, 155],
+  ],
+  [
+    [466, 249],
+    [388, 390],
+    [387, 373],
+    [386, 374],
+    [385, 380],
+    [384, 381],
+    [398, 382],
+  ],
+] as const;
+
 /** Eye corners: their distance is the face's size unit. */
 export const EYE_OUTER_CORNERS = [33, 263] as const;
