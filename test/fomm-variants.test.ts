@@ -31,6 +31,10 @@ const variants: [string, (c: FommConfig) => void][] = [
   ['keypoint conv pad 3', (c) => { c.kpDetectorParams.pad = 3; }],
   ['keypoint scale_factor 1', (c) => { c.kpDetectorParams.scaleFactor = 1; c.kpDetectorParams.numBlocks = 3; }],
   ['dense motion scale_factor 0.5', (c) => { c.generatorParams.denseMotionParams.scaleFactor = 0.5; }],
+  ['dense motion scale_factor 1 (motion 256x256, features resized down to 64x64)', (c) => {
+    c.generatorParams.denseMotionParams.scaleFactor = 1;
+    c.generatorParams.denseMotionParams.numBlocks = 3;
+  }],
   ['num_down_blocks 3 (features 32x32, motion 64x64)', (c) => { c.generatorParams.numDownBlocks = 3; }],
 ];
 
