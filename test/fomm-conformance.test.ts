@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -48,12 +48,21 @@ describe('FOMM conformance on golden-tiny', { skip: skipWithoutShared }, () => {
     });
   }
 
-  test('a second load reuses the cached ONNX models and gives the same keypoints', async () => {
+  test('a second load reuses the cached ONNX models and gives the same keypoints; old entries are pruned', async () => {
     const work = await mkdtemp(join(tmpdir(), 'reenact-fomm-cache-'));
     folders.push(work);
     const options = { config: join(golden, 'config.yaml'), checkpoint: join(golden, 'checkpoint.zip.pth.tar'), cacheDir: work };
+    // Five stale entries from other models: the least recently used go, so four entries stay.
+    for (let i = 0; i < 5; i++) {
+      const stale = join(work, 'fomm', `stale-${i}`);
+      await mkdir(stale, { recursive: true });
+      await utimes(stale, new Date(2020, 0, 1 + i), new Date(2020, 0, 1 + i));
+    }
     const first = await FommModel.load(options);
-    const [folder] = await readdir(join(work, 'fomm'));
+    const entries = (await readdir(join(work, 'fomm'))).sort();
+    assert.equal(entries.length, 4);
+    assert.deepEqual(entries.filter((name) => name.startsWith('stale-')), ['stale-2', 'stale-3', 'stale-4']);
+    const folder = entries.find((name) => !name.startsWith('stale-'));
     const files = (await readdir(join(work, 'fomm', folder!))).sort();
     assert.deepEqual(files, ['frame-generator.onnx', 'keypoint-detector.onnx', 'source-encoder.onnx']);
     const second = await FommModel.load(options);

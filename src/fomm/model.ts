@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { availableParallelism, homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ReenactError } from '../errors.js';
 import { writeAtomically } from '../output.js';
@@ -123,6 +123,7 @@ export class FommModel {
     const keypointSession = await session('keypoint-detector.onnx', () => buildKeypointDetector(kpSpec, kpWeights));
     const encoderSession = await session('source-encoder.onnx', () => buildSourceEncoder(genSpec, genWeights));
     const generatorSession = await session('frame-generator.onnx', () => buildFrameGenerator(genSpec, genWeights));
+    await pruneCache(folder);
     return new FommModel(params, frameSize, keypointSession, encoderSession, generatorSession, generatorShapes(genSpec));
   }
 
@@ -223,6 +224,23 @@ export function toRgbImage(image: FloatImage): RgbImage {
   const data = new Uint8Array(image.width * image.height * 3);
   for (let i = 0; i < data.length; i++) data[i] = Math.min(255, Math.max(0, Math.round(image.data[i]! * 255)));
   return { width: image.width, height: image.height, data };
+}
+
+/** Converted models kept: a full-size entry is ~400 MB, and every config, checkpoint or reenact update makes a new one. */
+const CACHE_ENTRIES_KEPT = 4;
+
+/** Marks `folder` as just used and removes the least recently used other entries beyond the limit. */
+async function pruneCache(folder: string): Promise<void> {
+  try {
+    const now = new Date();
+    await utimes(folder, now, now);
+    const root = dirname(folder);
+    const entries = await Promise.all((await readdir(root)).map(async (name) => ({ path: join(root, name), used: (await stat(join(root, name))).mtimeMs })));
+    entries.sort((a, b) => b.used - a.used);
+    for (const entry of entries.slice(CACHE_ENTRIES_KEPT)) if (entry.path !== folder) await rm(entry.path, { recursive: true, force: true });
+  } catch {
+    // Pruning is housekeeping; a folder another process is using or removing is left alone.
+  }
 }
 
 /** The model bytes from the cache folder, or built and stored there (atomically; a cache that cannot be written is skipped). */
