@@ -103,7 +103,9 @@ export class MeshAnimator {
 
   /**
    * The source animated to follow `driving` (landmarks of the driving frame, in the driving
-   * frame's px), at the source photo's size. A null face holds the last pose.
+   * frame's px), at the source photo's size. A null face holds the last pose. `time` is the
+   * frame's time in seconds, for the smoothing; a time at or before the previous one (a seek)
+   * restarts the smoothing. The returned image is a fresh copy the caller may keep or change.
    */
   render(driving: { face: Face | null; frame: RgbImage; time: number }): RgbImage {
     if (!driving.face) return copy(this.lastOutput ?? this.image);
