@@ -88,7 +88,10 @@ export class MeshAnimator {
     this.from.set(sourcePoints);
     this.from.set(anchors.points, sourcePoints.length);
     this.to = Float64Array.from(this.from);
-    this.triangles = meshTriangles(this.from);
+    this.triangles = meshTriangles(
+      this.from,
+      Float64Array.from({ length: MESH_POINTS }, (_, i) => source.face.landmarks[3 * i + 2]!),
+    );
 
     this.sourceColours = faceColourStats(this.image, sourcePoints);
     this.sourceMouthArea = mouthOpeningArea(sourcePoints);

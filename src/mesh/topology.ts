@@ -4,19 +4,14 @@ import { FACE_MESH_TRIANGLES } from './tessellation.js';
 
 /**
  * Triangles of the warp mesh over `vertices` (interleaved x, y: the 468 landmarks, then anchor
- * points outside the face): the Face Mesh tessellation inside the face outline, a strip across
- * the mouth opening from upper to lower inner lip, and a Delaunay triangulation of the outline
- * and the anchors outside it.
+ * points outside the face), in drawing order: a Delaunay triangulation of the face outline and
+ * the anchors outside it, a strip across the mouth opening from upper to lower inner lip, then
+ * the Face Mesh tessellation inside the outline from the farthest triangle to the nearest by
+ * `depth` (the landmarks' z, smaller is nearer). When the driver turns its head far, the far
+ * cheek folds under the nose: drawn in this order the nearer surface covers it, as it would.
  */
-export function meshTriangles(vertices: Float64Array): Uint32Array {
-  const triangles: number[] = [...FACE_MESH_TRIANGLES];
-  // The mouth: quads between facing inner-lip points, from corner to corner.
-  const upper = [78, ...INNER_LIP_PAIRS.map(([u]) => u), 308];
-  const lower = [78, ...INNER_LIP_PAIRS.map(([, l]) => l), 308];
-  for (let i = 0; i + 1 < upper.length; i++) {
-    if (upper[i + 1] !== lower[i + 1]) triangles.push(upper[i]!, upper[i + 1]!, lower[i + 1]!);
-    if (upper[i] !== lower[i]) triangles.push(upper[i]!, lower[i + 1]!, lower[i]!);
-  }
+export function meshTriangles(vertices: Float64Array, depth: ArrayLike<number>): Uint32Array {
+  const triangles: number[] = [];
   // Outside the face: Delaunay over the outline and the anchors, without the triangles that
   // fall inside the outline (the tessellation covers those).
   const outer = [...FACE_OVAL, ...Array.from({ length: vertices.length / 2 - MESH_POINTS }, (_, k) => MESH_POINTS + k)];
@@ -36,6 +31,17 @@ export function meshTriangles(vertices: Float64Array): Uint32Array {
     }
     triangles.push(outer[a]!, outer[b]!, outer[c]!);
   }
+  // The mouth: quads between facing inner-lip points, from corner to corner.
+  const upper = [78, ...INNER_LIP_PAIRS.map(([u]) => u), 308];
+  const lower = [78, ...INNER_LIP_PAIRS.map(([, l]) => l), 308];
+  for (let i = 0; i + 1 < upper.length; i++) {
+    if (upper[i + 1] !== lower[i + 1]) triangles.push(upper[i]!, upper[i + 1]!, lower[i + 1]!);
+    if (upper[i] !== lower[i]) triangles.push(upper[i]!, lower[i + 1]!, lower[i]!);
+  }
+  const face = Array.from({ length: FACE_MESH_TRIANGLES.length / 3 }, (_, t) => t);
+  const meanDepth = (t: number) => depth[FACE_MESH_TRIANGLES[3 * t]!]! + depth[FACE_MESH_TRIANGLES[3 * t + 1]!]! + depth[FACE_MESH_TRIANGLES[3 * t + 2]!]!;
+  face.sort((s, t) => meanDepth(t) - meanDepth(s));
+  for (const t of face) triangles.push(FACE_MESH_TRIANGLES[3 * t]!, FACE_MESH_TRIANGLES[3 * t + 1]!, FACE_MESH_TRIANGLES[3 * t + 2]!);
   return Uint32Array.from(triangles);
 }
 
