@@ -5,7 +5,9 @@ import { cropToEven } from '../compose/even.js';
 import { createLabel, drawLabel, syntheticMetadata } from '../compose/label.js';
 import { ReenactError } from '../errors.js';
 import { FaceAnalyzer } from '../face/detector.js';
+import type { FommConfig } from '../fomm/config.js';
 import { FommModel } from '../fomm/model.js';
+import type { ModelWeights } from '../fomm/random-weights.js';
 import { decodeVideo } from '../media/decode.js';
 import { VideoEncoder } from '../media/encode.js';
 import { cancelled } from '../media/ffmpeg.js';
@@ -31,10 +33,10 @@ export interface AnimateOptions {
   output: string;
   /** 'mesh' (built in, default) or 'fomm' (needs config and checkpoint). */
   model?: MotionModelName;
-  /** FOMM config .yaml (e.g. vox-adv-256.yaml). */
-  config?: string;
-  /** FOMM checkpoint .pth.tar (e.g. vox-adv-cpk.pth.tar). */
-  checkpoint?: string;
+  /** FOMM config .yaml (e.g. vox-adv-256.yaml), or one already parsed (loadConfig). */
+  config?: string | FommConfig;
+  /** FOMM checkpoint .pth.tar (e.g. vox-adv-cpk.pth.tar), or weights already loaded (loadCheckpoint). */
+  checkpoint?: string | ModelWeights;
   /** Write source | driving | result side by side. */
   compare?: boolean;
   /** Draw the visible "AI-generated" mark. Default true; the metadata says it either way. */
@@ -80,7 +82,7 @@ function faceAnalyzer(): Promise<FaceAnalyzer> {
   return sharedAnalyzer;
 }
 
-function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?: { config: string; checkpoint: string } } {
+function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?: { config: string | FommConfig; checkpoint: string | ModelWeights } } {
   const model = options.model ?? 'mesh';
   if (model !== 'mesh' && model !== 'fomm') {
     throw new ReenactError('BAD_ARGUMENT', `unknown model "${String(model)}".`, 'Use --model mesh (built in) or --model fomm (with --config and --checkpoint).');
