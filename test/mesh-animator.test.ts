@@ -8,6 +8,7 @@ import { decodeVideo } from '../src/media/decode.js';
 import { readImage } from '../src/media/image.js';
 import { MeshAnimator } from '../src/mesh/animator.js';
 import { FACE_OVAL, INNER_LIPS } from '../src/mesh/regions.js';
+import { warpMesh } from '../src/mesh/topology.js';
 import type { RgbImage, VideoFrame } from '../src/types.js';
 import { shared, skipWithoutShared } from './shared.js';
 
@@ -135,6 +136,21 @@ describe('mesh animator', { skip: skipWithoutShared }, () => {
       assert.equal(out.width, source.image.width);
       assert.equal(out.height, source.image.height);
       assert.ok(psnr(source.image, out) > 35);
+    });
+  }
+
+  for (const name of ['portrait-outdoor.jpg', 'portrait-studio.png']) {
+    test(`${name}: the warp mesh tiles the whole photo, without gaps or overlaps`, () => {
+      const { image, face } = sources[name]!;
+      const { vertices, triangles } = warpMesh(face, image);
+      let area = 0;
+      for (let t = 0; t < triangles.length; t += 3) {
+        const i = triangles[t]! * 2, j = triangles[t + 1]! * 2, k = triangles[t + 2]! * 2;
+        area += Math.abs((vertices[j]! - vertices[i]!) * (vertices[k + 1]! - vertices[i + 1]!) - (vertices[k]! - vertices[i]!) * (vertices[j + 1]! - vertices[i + 1]!)) / 2;
+      }
+      assert.ok(vertices.every(Number.isFinite));
+      // Gaps would leave the sum short of the photo's area, overlaps push it over.
+      assert.ok(Math.abs(area / (image.width * image.height) - 1) < 0.005, `triangles cover ${area.toFixed(0)} px of ${image.width * image.height}`);
     });
   }
 

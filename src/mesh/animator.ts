@@ -2,9 +2,9 @@ import type { Face } from '../face/detector.js';
 import type { RgbImage } from '../types.js';
 import { faceColourStats, fillMouth, mouthOpeningArea, type ColourStats } from './mouth.js';
 import { OneEuroFilter } from './one-euro.js';
-import { EYE_LID_PAIRS, EYE_OUTER_CORNERS, FACE_OVAL, MESH_POINTS, RIGID_POINTS } from './regions.js';
+import { EYE_LID_PAIRS, EYE_OUTER_CORNERS, MESH_POINTS, RIGID_POINTS } from './regions.js';
 import { compose, fitAffine, fitSimilarity, invert, scaleOf, type Affine } from './affine.js';
-import { meshTriangles } from './topology.js';
+import { warpMesh } from './topology.js';
 import { warpPiecewiseAffine } from './warp.js';
 
 export interface MeshAnimatorOptions {
@@ -18,17 +18,6 @@ export interface MeshAnimatorOptions {
   mouthFill?: boolean;
 }
 
-/**
- * Rings of anchor points around the face outline (scaled from the face centre) and how much
- * of the head's motion each follows: hair, ears and neck move with the head, fading out so
- * the background beyond the last ring stays exactly still.
- */
-const ANCHOR_RINGS = [
-  { scale: 1.35, follow: 1 },
-  { scale: 2, follow: 0.55 },
-  { scale: 2.8, follow: 0 },
-] as const;
-
 const RIGID_WEIGHTS = RIGID_POINTS.map((i) => [i, 1] as const);
 
 /** Widest a driver can open the source's eyes, relative to the source's own opening. */
@@ -39,9 +28,6 @@ const MAX_EYE_OPENING = 1.5;
  * open gap (0.04 against 0.08-0.09 eye widths on the fixture's blink), so closing maps from it.
  */
 const CLOSED_EYE_GAP = 0.45;
-
-/** Fixed anchors per image side, so the mesh covers the whole frame and its border never moves. */
-const BORDER_STEPS = 8;
 
 /**
  * The `mesh` motion model: animates a photo by warping it with a dense piecewise-affine field
@@ -82,16 +68,11 @@ export class MeshAnimator {
     this.sourceInReference = new Float64Array(MESH_POINTS * 2);
     for (let i = 0; i < MESH_POINTS; i++) apply(toReference, sourcePoints, i, this.sourceInReference, i);
 
-    const anchors = anchorPoints(sourcePoints, this.image);
-    this.anchorFollow = anchors.follow;
-    this.from = new Float64Array(sourcePoints.length + anchors.points.length);
-    this.from.set(sourcePoints);
-    this.from.set(anchors.points, sourcePoints.length);
+    const mesh = warpMesh(source.face, this.image);
+    this.anchorFollow = mesh.follow;
+    this.from = mesh.vertices;
+    this.triangles = mesh.triangles;
     this.to = Float64Array.from(this.from);
-    this.triangles = meshTriangles(
-      this.from,
-      Float64Array.from({ length: MESH_POINTS }, (_, i) => source.face.landmarks[3 * i + 2]!),
-    );
 
     this.sourceColours = faceColourStats(this.image, sourcePoints);
     this.sourceMouthArea = mouthOpeningArea(sourcePoints);
@@ -254,35 +235,4 @@ function apply(s: Affine, src: Float64Array, i: number, dst: Float64Array, j: nu
   const y = src[2 * i + 1]!;
   dst[2 * j] = s.a * x + s.b * y + s.tx;
   dst[2 * j + 1] = s.c * x + s.d * y + s.ty;
-}
-
-/** Anchor rings around the face outline and fixed points along the image border. */
-function anchorPoints(points: Float64Array, image: RgbImage): { points: Float64Array; follow: Float64Array } {
-  let cx = 0;
-  let cy = 0;
-  for (const i of FACE_OVAL) {
-    cx += points[2 * i]!;
-    cy += points[2 * i + 1]!;
-  }
-  cx /= FACE_OVAL.length;
-  cy /= FACE_OVAL.length;
-  const xy: number[] = [];
-  const follow: number[] = [];
-  // Ring points must stay clear of the border anchors, or triangles there degenerate.
-  const margin = 2;
-  for (const ring of ANCHOR_RINGS) {
-    for (const i of FACE_OVAL) {
-      const x = cx + (points[2 * i]! - cx) * ring.scale;
-      const y = cy + (points[2 * i + 1]! - cy) * ring.scale;
-      if (x < margin || y < margin || x > image.width - margin || y > image.height - margin) continue;
-      xy.push(x, y);
-      follow.push(ring.follow);
-    }
-  }
-  for (let k = 0; k < BORDER_STEPS; k++) {
-    const t = k / BORDER_STEPS;
-    xy.push(t * image.width, 0, image.width, t * image.height, (1 - t) * image.width, image.height, 0, (1 - t) * image.height);
-    follow.push(0, 0, 0, 0);
-  }
-  return { points: Float64Array.from(xy), follow: Float64Array.from(follow) };
 }
