@@ -51,7 +51,7 @@ export interface MouthFill {
   /** Face colours of the source and of the driving frame: the interior is mapped from one to the other. */
   sourceColours: ColourStats;
   driverColours: ColourStats;
-  /** 0..1: how much of the opening has no source content (0 keeps the warped source). */
+  /** 0..1: blend weight of the driver's interior (0 keeps the warped source). */
   strength: number;
 }
 
