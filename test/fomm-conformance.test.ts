@@ -64,7 +64,7 @@ describe('FOMM conformance on golden-tiny', { skip: skipWithoutShared }, () => {
     assert.deepEqual(entries.filter((name) => name.startsWith('stale-')), ['stale-2', 'stale-3', 'stale-4']);
     const folder = entries.find((name) => !name.startsWith('stale-'));
     const files = (await readdir(join(work, 'fomm', folder!))).sort();
-    assert.deepEqual(files, ['frame-generator.onnx', 'keypoint-detector.onnx', 'source-encoder.onnx']);
+    assert.deepEqual(files, ['frame-generator.onnx', 'keypoint-detector.onnx', 'source-encoder.onnx', 'source-warp.onnx']);
     const second = await FommModel.load(options);
     const image = await readImage(join(golden, 'driving_003.png'));
     const [a, b] = [await first.detectKeypoints(image), await second.detectKeypoints(image)];

@@ -72,17 +72,11 @@ export function buildSourceEncoder(spec: GeneratorSpec, w: Weights): OnnxGraph {
   return g;
 }
 
-/** Inputs of the per-frame generator graph, in feed order. */
-export function frameGeneratorInputs(spec: GeneratorSpec): string[] {
-  const names = ['features', 'source_small', 'source', 'kp_source', 'kp_driving'];
-  if (spec.estimateJacobian) names.push('jacobian_source', 'jacobian_driving');
-  return names;
-}
-
 /**
  * Everything per driving frame: dense motion, feature warping and occlusion, bottleneck, up
  * blocks, final conv + sigmoid → `prediction` [1, C, H, W]. Also outputs `mask`,
- * `occlusion` (when estimated) and `deformed` (the full-size source warped by the motion alone).
+ * `occlusion` (when estimated) and `deformation` (ORT runs every node whatever is fetched, so
+ * these are the by-products that cost nothing; the warped source is `buildSourceWarp`'s).
  */
 export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph {
   const g = new OnnxGraph('fomm_frame_generator', { winograd: spec.winograd });
@@ -91,7 +85,6 @@ export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph 
   const c = spec.numChannels;
   const features = g.input('features', [1, s.featureChannels, s.featureHeight, s.featureWidth]);
   const sourceSmall = g.input('source_small', [1, c, s.motionHeight, s.motionWidth]);
-  const source = g.input('source', [1, c, spec.imageHeight, spec.imageWidth]);
   const kpSource = { value: g.input('kp_source', [1, k, 2]), jacobian: undefined as string | undefined };
   const kpDriving = { value: g.input('kp_driving', [1, k, 2]), jacobian: undefined as string | undefined };
   if (spec.estimateJacobian) {
@@ -100,12 +93,8 @@ export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph 
   }
   const motion = denseMotion(g, sourceSmall, kpSource, kpDriving, denseMotionSpec(spec), w.at('dense_motion_network'), s.motionHeight, s.motionWidth);
 
-  const resizeGrid = (height: number, width: number) => {
-    if (height === s.motionHeight && width === s.motionWidth) return motion.deformation;
-    const map = g.transpose(motion.deformation, [0, 3, 1, 2]);
-    return g.transpose(g.resizeBilinear(map, 1, 2, height, width), [0, 2, 3, 1]);
-  };
-  let out = g.gridSample(features, resizeGrid(s.featureHeight, s.featureWidth));
+  const motionSize = { height: s.motionHeight, width: s.motionWidth };
+  let out = g.gridSample(features, resizeDeformation(g, motion.deformation, motionSize, { height: s.featureHeight, width: s.featureWidth }));
   if (motion.occlusion) {
     const occlusion = s.featureHeight === s.motionHeight && s.featureWidth === s.motionWidth
       ? motion.occlusion
@@ -129,7 +118,26 @@ export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph 
   g.output('prediction', out, [1, c, spec.imageHeight, spec.imageWidth]);
   g.output('mask', motion.mask, [1, k + 1, s.motionHeight, s.motionWidth]);
   if (motion.occlusion) g.output('occlusion', motion.occlusion, [1, 1, s.motionHeight, s.motionWidth]);
-  g.output('deformed', g.gridSample(source, resizeGrid(spec.imageHeight, spec.imageWidth)), [1, c, spec.imageHeight, spec.imageWidth]);
+  g.output('deformation', motion.deformation, [1, s.motionHeight, s.motionWidth, 2]);
+  return g;
+}
+
+/** The deformation [1, h, w, 2] resized bilinearly (as a 2-channel map) to another size, where it differs. */
+function resizeDeformation(g: OnnxGraph, deformation: string, from: { height: number; width: number }, to: { height: number; width: number }): string {
+  if (from.height === to.height && from.width === to.width) return deformation;
+  const map = g.transpose(deformation, [0, 3, 1, 2]);
+  return g.transpose(g.resizeBilinear(map, 1, 2, to.height, to.width), [0, 2, 3, 1]);
+}
+
+/** `deformed` [1, C, H, W]: the full-size `source` warped by a frame's `deformation` alone (for inspection and conformance). */
+export function buildSourceWarp(spec: GeneratorSpec): OnnxGraph {
+  const g = new OnnxGraph('fomm_source_warp');
+  const s = generatorShapes(spec);
+  const image = { height: spec.imageHeight, width: spec.imageWidth };
+  const source = g.input('source', [1, spec.numChannels, image.height, image.width]);
+  const deformation = g.input('deformation', [1, s.motionHeight, s.motionWidth, 2]);
+  const grid = resizeDeformation(g, deformation, { height: s.motionHeight, width: s.motionWidth }, image);
+  g.output('deformed', g.gridSample(source, grid), [1, spec.numChannels, image.height, image.width]);
   return g;
 }
 

@@ -10,7 +10,7 @@ import type { RgbImage } from '../types.js';
 import { generatorSpec, keypointDetectorSpec, type FommModelParams, type FrameSize } from './architecture.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { loadConfig, type FommConfig } from './config.js';
-import { buildFrameGenerator, buildSourceEncoder, frameGeneratorInputs, generatorShapes, type GeneratorShapes } from './generator.js';
+import { buildFrameGenerator, buildSourceEncoder, buildSourceWarp, generatorShapes, type GeneratorShapes } from './generator.js';
 import { buildKeypointDetector } from './keypoint-detector.js';
 import type { WinogradPolicy } from './onnx-graph.js';
 import type { Keypoints } from './keypoints.js';
@@ -18,7 +18,7 @@ import type { ModelWeights } from './random-weights.js';
 import { StateDictWeights, Weights } from './weights.js';
 
 /** Bumped whenever the graphs built from the same weights change, so cached models are rebuilt. */
-const GRAPH_VERSION = 7;
+const GRAPH_VERSION = 8;
 
 export interface FommModelOptions {
   /** A parsed config (model_params) or the path of a config .yaml. */
@@ -81,8 +81,9 @@ export function defaultCacheDir(): string {
 }
 
 /**
- * The First Order Motion Model on ONNX Runtime: three graphs built from the config and the
- * checkpoint (keypoint detector, source encoder, per-frame generator), cached on disk.
+ * The First Order Motion Model on ONNX Runtime: graphs built from the config and the checkpoint
+ * (keypoint detector, source encoder, per-frame generator, and the source warp shown in debug
+ * output), cached on disk.
  */
 export class FommModel {
   private constructor(
@@ -91,6 +92,7 @@ export class FommModel {
     private readonly keypointSession: ort.InferenceSession,
     private readonly encoderSession: ort.InferenceSession,
     private readonly generatorSession: ort.InferenceSession,
+    private readonly warpSession: ort.InferenceSession,
     private readonly shapes: GeneratorShapes,
   ) {}
 
@@ -123,8 +125,9 @@ export class FommModel {
     const keypointSession = await session('keypoint-detector.onnx', () => buildKeypointDetector(kpSpec, kpWeights));
     const encoderSession = await session('source-encoder.onnx', () => buildSourceEncoder(genSpec, genWeights));
     const generatorSession = await session('frame-generator.onnx', () => buildFrameGenerator(genSpec, genWeights));
+    const warpSession = await session('source-warp.onnx', () => buildSourceWarp(genSpec));
     await pruneCache(folder);
-    return new FommModel(params, frameSize, keypointSession, encoderSession, generatorSession, generatorShapes(genSpec));
+    return new FommModel(params, frameSize, keypointSession, encoderSession, generatorSession, warpSession, generatorShapes(genSpec));
   }
 
   get numKp(): number {
@@ -176,7 +179,6 @@ export class FommModel {
     const feeds: Record<string, ort.Tensor> = {
       features: source.tensors.features,
       source_small: source.tensors.sourceSmall,
-      source: source.tensors.source,
       kp_source: new ort.Tensor('float32', source.keypoints.value, [1, k, 2]),
       kp_driving: new ort.Tensor('float32', kpDriving.value, [1, k, 2]),
     };
@@ -189,7 +191,7 @@ export class FommModel {
     }
     const fetches = ['prediction'];
     const hasOcclusion = this.params.generatorParams.estimateOcclusionMap;
-    if (options.debug) fetches.push('mask', 'deformed', ...(hasOcclusion ? ['occlusion'] : []));
+    if (options.debug) fetches.push('mask', 'deformation', ...(hasOcclusion ? ['occlusion'] : []));
     const out = await this.generatorSession.run(feeds, fetches);
     const image = toHwc(out.prediction!);
     if (!options.debug) return { image };
@@ -197,7 +199,7 @@ export class FommModel {
     return {
       image,
       debug: {
-        deformed: toHwc(out.deformed!),
+        deformed: toHwc((await this.warpSession.run({ source: source.tensors.source, deformation: out.deformation! })).deformed!),
         mask: { shape: [k + 1, h, w], data: out.mask!.data as Float32Array },
         occlusion: out.occlusion ? { shape: [h, w], data: out.occlusion.data as Float32Array } : undefined,
       },
@@ -205,7 +207,7 @@ export class FommModel {
   }
 
   async dispose(): Promise<void> {
-    await Promise.all([this.keypointSession.release(), this.encoderSession.release(), this.generatorSession.release()]);
+    await Promise.all([this.keypointSession.release(), this.encoderSession.release(), this.generatorSession.release(), this.warpSession.release()]);
   }
 }
 
