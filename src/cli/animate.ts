@@ -34,7 +34,7 @@ export function addAnimateCommand(program: Command): void {
     .option('--face <n>', 'which face of the photo to animate, 0 = largest (see `reenact inspect`)', integerIn(0, 1000))
     .addOption(new Option('--best-frame', 'start from the driving frame whose face is most like the photo\'s (a first pass over the landmarks)').conflicts('startFrame'))
     .option('--start-frame <n>', 'the driving frame whose pose maps onto the photo\'s (default: the first with a face)', integerIn(0, 100_000_000))
-    .option('--threads <n>', 'threads for the FOMM model (default: all cores)', integerIn(1, 256))
+    .option('--threads <n>', 'CPU threads to use: ONNX Runtime\'s for fomm, parallel face detections for mesh (default: all cores)', integerIn(1, 256))
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',

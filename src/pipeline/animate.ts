@@ -46,7 +46,7 @@ export interface AnimateOptions {
   /** The driving frame whose pose maps onto the photo's: an index, or 'best' (closest landmarks). Default: the first frame with a face. */
   startFrame?: number | 'best';
   signal?: AbortSignal;
-  /** Threads for the FOMM model. */
+  /** CPU threads to use: ONNX Runtime's for fomm, parallel landmark detections for mesh. Default: all cores. */
   threads?: number;
 }
 
@@ -101,6 +101,9 @@ function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?:
   if (start !== undefined && start !== 'best' && !(Number.isInteger(start) && start >= 0)) {
     throw new ReenactError('BAD_ARGUMENT', `--start-frame must be a frame number of 0 or more, not ${String(start)}.`, 'Give a whole frame number, or --best-frame.');
   }
+  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
+    throw new ReenactError('BAD_ARGUMENT', `--threads must be a whole number of at least 1, not ${options.threads}.`, 'Pass --threads 1 or more, or leave it out to use all cores.');
+  }
   if (options.face !== undefined && !(Number.isInteger(options.face) && options.face >= 0)) {
     throw new ReenactError('BAD_ARGUMENT', `--face must be a face number of 0 or more, not ${options.face}.`, 'Faces are numbered from 0, largest first.');
   }
@@ -113,6 +116,21 @@ function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?:
     }
   }
   return model === 'fomm' ? { model, fomm: { config: options.config!, checkpoint: options.checkpoint! } } : { model };
+}
+
+const NO_PIXELS = new Uint8Array(0);
+
+/**
+ * Writes a frame through a wrapper whose pixels are dropped once written. VideoEncoder.write
+ * (media/encode.ts) leaves a closure attached to ffmpeg's exit promise for every write, and that
+ * closure's scope holds the frame it was given: without this, every frame of the video stays in
+ * memory until the encoder exits (1 MB a frame at 586x586).
+ */
+function writeReleasing(encoder: VideoEncoder, frame: RgbImage): Promise<void> {
+  const wrapper = { width: frame.width, height: frame.height, data: frame.data };
+  return encoder.write(wrapper).finally(() => {
+    wrapper.data = NO_PIXELS;
+  });
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
@@ -161,6 +179,7 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
       analyzer,
       driving: { path: opened.path, info, name: basename(options.driving) },
       startFrame: options.startFrame,
+      threads: options.threads,
       signal,
       onProgress,
     };
@@ -194,7 +213,7 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
         if (label) drawLabel(out, label);
         // One frame in flight to ffmpeg while the next is computed.
         await writing;
-        writing = encoder.write(out);
+        writing = writeReleasing(encoder, out);
         // Observed here; the rejection itself is rethrown by the await above or below.
         writing.catch(() => {});
         frames++;

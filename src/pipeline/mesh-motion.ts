@@ -36,7 +36,7 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
   // frame's face region, and on fast head turns its landmarks lag or slip (10-13 degrees of roll
   // and a third of the mouth opening off on driving-talking.mp4), which the warp would copy.
   // Independent per frame, the detections run several at once on worker threads.
-  const pool = await LandmarkPool.create(analyzer);
+  const pool = await LandmarkPool.create(analyzer, context.threads === undefined ? undefined : context.threads - 1);
   try {
     return await prepareWithPool(context, pool, decode, source);
   } catch (error) {

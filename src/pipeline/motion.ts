@@ -17,6 +17,8 @@ export interface MotionContext {
   driving: { path: string; info: VideoInfo; name: string };
   /** A frame index, 'best', or undefined for the first frame with a face. */
   startFrame?: number | 'best';
+  /** CPU threads the mode may use; default all cores. */
+  threads?: number;
   signal?: AbortSignal;
   onProgress?: ProgressCallback;
 }
