@@ -97,6 +97,8 @@ export class VideoEncoder {
   private readonly stdin: Writable;
   private framesWritten = 0;
   private state: 'open' | 'finished' | 'aborted' = 'open';
+  /** Settles the write in flight; ffmpeg's exit settles it as failed. */
+  private settleWrite: ((ok: boolean) => void) | undefined;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -105,7 +107,12 @@ export class VideoEncoder {
   ) {
     this.stderr = new StderrTail().attach(child);
     this.exited = waitForExit(child);
-    this.exited.catch(() => {});
+    // One handler for the encoder's lifetime: a per-write race against `exited` would keep every
+    // written frame reachable from that promise until ffmpeg exits.
+    this.exited.then(
+      () => this.settleWrite?.(false),
+      () => this.settleWrite?.(false),
+    );
     this.stdin = child.stdin as Writable;
     // A write after ffmpeg died fails with EPIPE; the exit status and stderr explain it instead.
     this.stdin.on('error', () => {});
@@ -158,9 +165,12 @@ export class VideoEncoder {
     this.framesWritten++;
     // Resolve only once the pipe has taken every byte: the caller may then reuse the buffer, and a
     // producer faster than x264 waits here instead of queueing frames. A dead ffmpeg fails the write.
-    const written = new Promise<boolean>((resolve) => this.stdin.write(frame.data, (error) => resolve(!error)));
-    const died = this.exited.then(() => false, () => false);
-    if (!(await Promise.race([written, died]))) await this.failed();
+    const written = await new Promise<boolean>((resolve) => {
+      this.settleWrite = resolve;
+      this.stdin.write(frame.data, (error) => resolve(!error));
+    });
+    this.settleWrite = undefined;
+    if (!written) await this.failed();
   }
 
   /** Closes the stream, waits for ffmpeg to write the file, and moves it into place. */
