@@ -104,7 +104,9 @@ export class LandmarkPool {
   /** The largest face in the frame, or null. */
   async detect(frame: RgbImage): Promise<Face | null> {
     const worker = this.workers.reduce<LandmarkWorker | undefined>((best, w) => (!best || w.busy < best.busy ? w : best), undefined);
-    if (worker && worker.busy < this.mainBusy) return worker.detect(frame);
+    // Ties go to a worker: the calling thread also renders, and its own detections run to the
+    // end before it looks at the next frame, so it always looks idle when it dispatches.
+    if (worker && worker.busy <= this.mainBusy) return worker.detect(frame);
     this.mainBusy++;
     try {
       return (await this.analyzer.detect(frame))[0] ?? null;
