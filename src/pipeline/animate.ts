@@ -118,21 +118,6 @@ function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?:
   return model === 'fomm' ? { model, fomm: { config: options.config!, checkpoint: options.checkpoint! } } : { model };
 }
 
-const NO_PIXELS = new Uint8Array(0);
-
-/**
- * Writes a frame through a wrapper whose pixels are dropped once written. VideoEncoder.write
- * (media/encode.ts) leaves a closure attached to ffmpeg's exit promise for every write, and that
- * closure's scope holds the frame it was given: without this, every frame of the video stays in
- * memory until the encoder exits (1 MB a frame at 586x586).
- */
-function writeReleasing(encoder: VideoEncoder, frame: RgbImage): Promise<void> {
-  const wrapper = { width: frame.width, height: frame.height, data: frame.data };
-  return encoder.write(wrapper).finally(() => {
-    wrapper.data = NO_PIXELS;
-  });
-}
-
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw cancelled();
 }
@@ -216,7 +201,7 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
         if (label) drawLabel(out, label);
         // One frame in flight to ffmpeg while the next is computed.
         await writing;
-        writing = writeReleasing(encoder, out);
+        writing = encoder.write(out);
         // Observed here; the rejection itself is rethrown by the await above or below.
         writing.catch(() => {});
         frames++;
