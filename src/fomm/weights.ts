@@ -1,14 +1,9 @@
 import { ReenactError } from '../errors.js';
 import type { FloatTensor } from './onnx-graph.js';
 
-/** One tensor of a PyTorch state dict, as the checkpoint loader returns it. */
-export interface TensorData {
-  dtype: 'float32' | 'int64' | 'int32' | 'uint8' | 'bool';
-  shape: number[];
-  data: Float32Array | BigInt64Array | Int32Array | Uint8Array;
-}
+import type { StateDict, TensorData } from './checkpoint.js';
 
-export type StateDict = Map<string, TensorData>;
+export type { StateDict, TensorData };
 
 /** Where the graph builders get their weights: a checkpoint, or a recorder of the expected shapes. */
 export interface WeightSource {
