@@ -1,6 +1,6 @@
-import { OnnxGraph, type FloatTensor, type WinogradPolicy } from './onnx-graph.js';
+import { OnnxGraph, type WinogradPolicy } from './onnx-graph.js';
 import { denseMotion, downsampleSource, type DenseMotionSpec } from './dense-motion.js';
-import { downBlock, resBlock, sameBlock, upBlock } from './hourglass.js';
+import { downBlock, resBlock, sameBlock, sameConv, upBlock } from './hourglass.js';
 import type { Weights } from './weights.js';
 
 /** common_params + generator_params (with its dense_motion_params) + the frame size. */
@@ -111,9 +111,7 @@ export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph 
   const final = w.at('final');
   const finalWeight = final.get('weight', [c, spec.blockExpansion, 7, 7]);
   const finalBias = final.get('bias', [c]);
-  out = g.sigmoid(spec.imageHeight % 4 === 0 && spec.imageWidth % 4 === 0
-    ? convBySpaceToDepth(g, out, finalWeight, finalBias, 3, 4)
-    : g.conv(out, finalWeight, finalBias, { pads: 3 }));
+  out = g.sigmoid(sameConv(g, out, finalWeight, finalBias, 3));
 
   g.output('prediction', out, [1, c, spec.imageHeight, spec.imageWidth]);
   g.output('mask', motion.mask, [1, k + 1, s.motionHeight, s.motionWidth]);
@@ -139,38 +137,4 @@ export function buildSourceWarp(spec: GeneratorSpec): OnnxGraph {
   const grid = resizeDeformation(g, deformation, { height: s.motionHeight, width: s.motionWidth }, image);
   g.output('deformed', g.gridSample(source, grid), [1, spec.numChannels, image.height, image.width]);
   return g;
-}
-
-/**
- * A "same" k×k conv with few output channels (the final 7×7 to RGB) as a conv on the
- * space-to-depth map: b×b pixel blocks become channels, each output block is b·b·C_out channels,
- * and the kernel shrinks to cover whole blocks. More multiply-adds, but a wide, dense GEMM
- * shape instead of a 3-channel output ORT computes at a fraction of its speed. Exact up to rounding.
- */
-function convBySpaceToDepth(g: OnnxGraph, x: string, weight: FloatTensor, bias: FloatTensor, pad: number, block: number): string {
-  const [outChannels, inChannels, kernel] = weight.dims as [number, number, number];
-  const qMin = Math.floor(-pad / block);
-  const qMax = Math.floor((block - 1 + pad) / block);
-  const span = qMax - qMin + 1;
-  const bigOut = block * block * outChannels;
-  const bigIn = block * block * inChannels;
-  const data = new Float32Array(bigOut * bigIn * span * span);
-  // Output channel (py, px, o) at coarse offset (qy, qx) reads input channel (ry, rx, c): fine offset d = b·q + r − p.
-  for (let py = 0; py < block; py++) for (let px = 0; px < block; px++) for (let o = 0; o < outChannels; o++) {
-    const oc = (py * block + px) * outChannels + o;
-    for (let ry = 0; ry < block; ry++) for (let rx = 0; rx < block; rx++) for (let ci = 0; ci < inChannels; ci++) {
-      const ic = (ry * block + rx) * inChannels + ci;
-      for (let qy = qMin; qy <= qMax; qy++) for (let qx = qMin; qx <= qMax; qx++) {
-        const dy = block * qy + ry - py;
-        const dx = block * qx + rx - px;
-        if (Math.abs(dy) > pad || Math.abs(dx) > pad) continue;
-        data[((oc * bigIn + ic) * span + (qy - qMin)) * span + (qx - qMin)] = weight.data[((o * inChannels + ci) * kernel + dy + pad) * kernel + dx + pad]!;
-      }
-    }
-  }
-  const bigBias = new Float32Array(bigOut);
-  for (let i = 0; i < bigOut; i++) bigBias[i] = bias.data[i % outChannels]!;
-  const blocks = g.op('SpaceToDepth', [x], { blocksize: block });
-  const y = g.conv(blocks, { dims: [bigOut, bigIn, span, span], data }, { dims: [bigOut], data: bigBias }, { pads: [-qMin, -qMin, qMax, qMax] });
-  return g.op('DepthToSpace', [y], { blocksize: block, mode: 'DCR' });
 }
