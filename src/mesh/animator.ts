@@ -56,7 +56,8 @@ export class MeshAnimator {
   private readonly referenceSize: number;
   private readonly mouthFill: boolean;
   private readonly driving = new Float64Array(MESH_POINTS * 2);
-  private lastOutput: RgbImage | undefined;
+  /** The last rendered frame, kept for frames without a face (callers may change what they were given). */
+  private held: Uint8Array | undefined;
 
   constructor(source: { image: RgbImage; face: Face }, reference: Face, options: MeshAnimatorOptions = {}) {
     this.image = source.image;
@@ -92,7 +93,7 @@ export class MeshAnimator {
    * restarts the smoothing. The returned image is a fresh copy the caller may keep or change.
    */
   render(driving: { face: Face | null; frame: RgbImage; time: number }): RgbImage {
-    if (!driving.face) return copy(this.lastOutput ?? this.image);
+    if (!driving.face) return { width: this.image.width, height: this.image.height, data: (this.held ?? this.image.data).slice() };
     const points = this.driving;
     const landmarks = driving.face.landmarks;
     for (let i = 0; i < MESH_POINTS; i++) {
@@ -156,8 +157,10 @@ export class MeshAnimator {
         });
       }
     }
-    this.lastOutput = out;
-    return copy(out);
+    // A reused buffer rather than a fresh copy per frame: one allocation of the image size fewer.
+    if (!this.held) this.held = new Uint8Array(out.data.length);
+    this.held.set(out.data);
+    return out;
   }
 
   /**

@@ -15,21 +15,28 @@ export interface ColourStats {
  */
 export function faceColourStats(image: RgbImage, points: ArrayLike<number>): ColourStats {
   const outline = polygon(points, FACE_OVAL);
-  const sum = [0, 0, 0];
+  let r = 0, g = 0, b = 0;
   let n = 0;
   const [x0, y0, x1, y1] = bounds(outline, image);
+  const crossings = new Float64Array(outline.length / 2);
+  const { width, data } = image;
   for (let y = y0; y <= y1; y += 2) {
+    const count = rowCrossings(outline, y + 0.5, crossings);
+    if (count === 0) continue;
+    let k = 0;
     for (let x = x0; x <= x1; x += 2) {
-      if (!inside(outline, x + 0.5, y + 0.5)) continue;
-      const o = (y * image.width + x) * 3;
-      sum[0]! += image.data[o]!;
-      sum[1]! += image.data[o + 1]!;
-      sum[2]! += image.data[o + 2]!;
+      const px = x + 0.5;
+      while (k < count && crossings[k]! <= px) k++;
+      if (((count - k) & 1) === 0) continue;
+      const o = (y * width + x) * 3;
+      r += data[o]!;
+      g += data[o + 1]!;
+      b += data[o + 2]!;
       n++;
     }
   }
   if (n === 0) return { mean: [128, 128, 128] };
-  return { mean: sum.map((s) => s / n) as [number, number, number] };
+  return { mean: [r / n, g / n, b / n] };
 }
 
 /** Area in px^2 of the opening between the inner lips. */
@@ -78,11 +85,16 @@ export function fillMouth(fill: MouthFill): void {
   const [x0, y0, x1, y1] = bounds(inner, out);
   const dw = driverFrame.width;
   const dh = driverFrame.height;
+  const crossings = new Float64Array(inner.length / 2);
   for (let y = y0; y <= y1; y++) {
+    const py = y + 0.5;
+    const count = rowCrossings(inner, py, crossings);
+    if (count === 0) continue;
+    let k = 0;
     for (let x = x0; x <= x1; x++) {
       const px = x + 0.5;
-      const py = y + 0.5;
-      if (!inside(inner, px, py)) continue;
+      while (k < count && crossings[k]! <= px) k++;
+      if (((count - k) & 1) === 0) continue;
       const edge = Math.min(1, distanceToEdges(inner, px, py) / feather);
       const alpha = strength * edge * edge * (3 - 2 * edge);
       // Driver pixel, bilinear, in the driver frame's pixel grid.
@@ -132,14 +144,22 @@ function bounds(poly: Float64Array, image: RgbImage): [number, number, number, n
   ];
 }
 
-/** Even-odd point-in-polygon test. */
-function inside(poly: Float64Array, x: number, y: number): boolean {
-  let result = false;
+/**
+ * Where the edges of a polygon cross the row y, sorted, into `out`; returns how many. A point
+ * (x, y) is inside (even-odd) when an odd number of crossings lie strictly right of x: the same
+ * test as a per-point ray cast, done once per row.
+ */
+function rowCrossings(poly: Float64Array, y: number, out: Float64Array): number {
+  let count = 0;
   for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) {
     const yi = poly[i + 1]!, yj = poly[j + 1]!;
-    if (yi > y !== yj > y && x < ((poly[j]! - poly[i]!) * (y - yi)) / (yj - yi) + poly[i]!) result = !result;
+    if (yi > y === yj > y) continue;
+    const crossing = ((poly[j]! - poly[i]!) * (y - yi)) / (yj - yi) + poly[i]!;
+    let k = count++;
+    for (; k > 0 && out[k - 1]! > crossing; k--) out[k] = out[k - 1]!;
+    out[k] = crossing;
   }
-  return result;
+  return count;
 }
 
 function distanceToEdges(poly: Float64Array, x: number, y: number): number {

@@ -49,13 +49,30 @@ export function warpPiecewiseAffine(
     const colEnd = Math.min(maxX, Math.floor(Math.max(x0, x1, x2) - 0.5 + eps));
     for (let row = rowStart; row <= rowEnd; row++) {
       const cy = row + 0.5;
-      const cx = colStart + 0.5;
-      let l1 = l1x * cx + l1y * cy + l1c;
-      let l2 = l2x * cx + l2y * cy + l2c;
+      // The row's span inside the triangle, solved from the three barycentric bounds (each
+      // linear in x) and widened by a pixel: the per-pixel test below still decides, but no
+      // longer walks the empty corners of the bounding box.
+      const r1 = l1y * cy + l1c;
+      const r2 = l2y * cy + l2c;
+      let xMin = colStart + 0.5;
+      let xMax = colEnd + 0.5;
+      if (l1x > 0) xMin = Math.max(xMin, (-eps - r1) / l1x);
+      else if (l1x < 0) xMax = Math.min(xMax, (-eps - r1) / l1x);
+      if (l2x > 0) xMin = Math.max(xMin, (-eps - r2) / l2x);
+      else if (l2x < 0) xMax = Math.min(xMax, (-eps - r2) / l2x);
+      const l12x = l1x + l2x;
+      if (l12x > 0) xMax = Math.min(xMax, (1 + eps - r1 - r2) / l12x);
+      else if (l12x < 0) xMin = Math.max(xMin, (1 + eps - r1 - r2) / l12x);
+      if (!(xMin <= xMax + 2)) continue;
+      const first = Math.max(colStart, Math.ceil(xMin - 0.5) - 1);
+      const last = Math.min(colEnd, Math.floor(xMax - 0.5) + 1);
+      const cx = first + 0.5;
+      let l1 = l1x * cx + r1;
+      let l2 = l2x * cx + r2;
       let u = ux * cx + uy * cy + uc;
       let v = vx * cx + vy * cy + vc;
-      let o = (row * width + colStart) * 3;
-      for (let col = colStart; col <= colEnd; col++, l1 += l1x, l2 += l2x, u += ux, v += vx, o += 3) {
+      let o = (row * width + first) * 3;
+      for (let col = first; col <= last; col++, l1 += l1x, l2 += l2x, u += ux, v += vx, o += 3) {
         if (l1 < -eps || l2 < -eps || l1 + l2 > 1 + eps) continue;
         const sx = u < 0 ? 0 : u > maxX ? maxX : u;
         const sy = v < 0 ? 0 : v > maxY ? maxY : v;
