@@ -95,18 +95,7 @@ export class FaceAnalyzer {
 
   /** Faces in the image with their landmarks, largest box first. Empty when there is none. */
   detect(image: RgbImage): Promise<Face[]> {
-    return this.enqueue(() => this.detectNow(image, true, false, true) as Promise<Face[]>);
-  }
-
-  /**
-   * Faces in the next frame of a video right after a `detect` of the frame before, with no
-   * other call in between: the mesh runs on the face regions the detector found in that frame,
-   * cropped and turned exactly as a full detection crops them, and the detector itself (BlazeFace,
-   * over half of a detection's time) is skipped. The regions are a frame late, so on fast moves
-   * the caller should check the result (see LandmarkPool) and `detect` afresh where it slips.
-   */
-  detectWithPreviousBoxes(image: RgbImage): Promise<Face[]> {
-    return this.enqueue(() => this.detectNow(image, true, true, true) as Promise<Face[]>);
+    return this.enqueue(() => this.detectNow(image, true) as Promise<Face[]>);
   }
 
   /**
@@ -138,8 +127,7 @@ export class FaceAnalyzer {
     return run;
   }
 
-  /** `keepBoxes`: keep the detector's regions for detectWithPreviousBoxes, not the mesh's (for detectInStream). */
-  private async detectNow(image: RgbImage, withMesh: boolean, reuseRegions = false, keepBoxes = false): Promise<FaceBox[]> {
+  private async detectNow(image: RgbImage, withMesh: boolean, reuseRegions = false): Promise<FaceBox[]> {
     this.lastStream = undefined;
     const input = this.tf.tensor3d(image.data, [image.height, image.width, 3], 'int32');
     try {
@@ -148,7 +136,7 @@ export class FaceAnalyzer {
       const skip = reuseRegions ? Number.MAX_SAFE_INTEGER : 0;
       const override = {
         cacheSensitivity: reuseRegions ? 1e9 : 0,
-        face: { detector: { skipFrames: skip, skipTime: skip, keepBoxes }, mesh: { enabled: withMesh }, iris: { enabled: withMesh } },
+        face: { detector: { skipFrames: skip, skipTime: skip }, mesh: { enabled: withMesh }, iris: { enabled: withMesh } },
       } as Partial<Config>;
       const result = await this.human.detect(input as never, override);
       if (!withMesh) {
@@ -192,21 +180,13 @@ const STALE_TRACKING_ROTATION = 'let n0={...k3(P.mesh,p),confidence:p.confidence
 const MESH_TRACKING_ROTATION = 'let n0={...k3(P.mesh,p),confidence:p.confidence,landmarks:P.mesh,size:p.size}';
 
 /**
- * With `face.detector.keepBoxes` set, the regions kept for the next frame are the detector's own
- * (box and keypoints), not the ones the mesh gives: the next frame's mesh then sees its face
- * cropped exactly as a full detection would, one frame late (see `detectWithPreviousBoxes`).
- */
-const CACHE_MESH_BOX = 'P.size=n0.size,s.push(n0)';
-const CACHE_DETECTOR_BOX = 'P.size=n0.size,s.push(t.face.detector.keepBoxes?p:n0)';
-
-/**
  * Loads Human's Node/wasm bundle with the mesh truncation removed, in memory. Whole-pixel
  * landmarks are too coarse: 1 px over a 40 px eye distance is 1.4 degrees of roll, and mesh
  * warping would jitter. The patterns are checked so a different Human version fails loudly.
  */
 function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/human') {
   const source = readFileSync(file, 'utf8');
-  for (const pattern of [TRUNCATED_MESH, STALE_TRACKING_ROTATION, CACHE_MESH_BOX]) {
+  for (const pattern of [TRUNCATED_MESH, STALE_TRACKING_ROTATION]) {
     const at = source.indexOf(pattern);
     if (at < 0 || source.indexOf(pattern, at + 1) >= 0) {
       throw new Error(`Unexpected @vladmandic/human build at ${file}: reenact needs version 3.3.6 (run npm ci).`);
@@ -219,7 +199,7 @@ function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/hum
   const module = new ModuleClass(file);
   module.filename = file;
   module.paths = ModuleClass._nodeModulePaths(dirname(file));
-  module._compile(source.replace(TRUNCATED_MESH, SUBPIXEL_MESH).replace(STALE_TRACKING_ROTATION, MESH_TRACKING_ROTATION).replace(CACHE_MESH_BOX, CACHE_DETECTOR_BOX), file);
+  module._compile(source.replace(TRUNCATED_MESH, SUBPIXEL_MESH).replace(STALE_TRACKING_ROTATION, MESH_TRACKING_ROTATION), file);
   return module.exports as typeof import('@vladmandic/human');
 }
 

@@ -1,30 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Face, FaceAnalyzer } from '../face/detector.js';
-import { rollDegrees } from '../face/landmarks.js';
-import type { RgbImage, VideoFrame } from '../types.js';
-
-/**
- * A frame detected on the previous frame's regions whose roll differs from that frame's by more
- * than this (degrees) is detected afresh: on a fast turn the stale crop's mesh lags. On
- * driving-talking.mp4 about one such frame in ten is redone; the others are within 0.3 degrees
- * of roll (mean) of a full detection.
- */
-const MAX_ROLL_STEP = 2;
-
-/**
- * The largest face in `frame`. With `previous` (the same analyzer's detection of the frame
- * before, queued just before this call) only the mesh runs, on that frame's face regions, and a
- * result that no longer follows the face is replaced by a full detection.
- */
-export async function detectLargest(analyzer: FaceAnalyzer, frame: RgbImage, previous?: Promise<Face | null>): Promise<Face | null> {
-  if (!previous) return (await analyzer.detect(frame))[0] ?? null;
-  // Queued at once, so that nothing runs on the analyzer between the previous frame and this one.
-  const quick = analyzer.detectWithPreviousBoxes(frame);
-  const [before, [face = null]] = await Promise.all([previous, quick]);
-  if (face && before && Math.abs(rollDegrees(face) - rollDegrees(before)) <= MAX_ROLL_STEP) return face;
-  return (await analyzer.detect(frame))[0] ?? null;
-}
+import type { RgbImage } from '../types.js';
 
 interface Pending {
   resolve: (face: Face | null) => void;
@@ -70,14 +47,13 @@ class LandmarkWorker {
     return this.pending.size;
   }
 
-  /** `follow`: the frame comes straight after the last one sent (see detectLargest). */
-  detect(frame: RgbImage, follow: boolean): Promise<Face | null> {
+  detect(frame: RgbImage): Promise<Face | null> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       // A copy: the caller keeps the frame (the warp and the comparison read it).
-      this.worker.postMessage({ id, width: frame.width, height: frame.height, data: frame.data, follow });
+      this.worker.postMessage({ id, width: frame.width, height: frame.height, data: frame.data });
     });
   }
 
@@ -100,24 +76,14 @@ function workerEntry(): URL {
   return new URL(`data:text/javascript,${encodeURIComponent(loader)}`);
 }
 
-/** Two consecutive frames: the first gets a full detection, the second reuses its face regions. */
-interface Pair {
-  index: number;
-  /** undefined: the calling thread. */
-  worker: LandmarkWorker | undefined;
-  first: Promise<Face | null>;
-}
-
 /**
- * Face landmarks for many frames at once, on the calling thread's analyzer and on worker threads
- * with analyzers of their own. Frames go in pairs of consecutive frames to whichever has the
- * least queued: the first gets a full detection, the second only the mesh on the first's face
- * regions (detectLargest), ~25 ms instead of ~58. On 2 cores one worker roughly doubles the rate
+ * Face landmarks for many frames at once: full detections are independent per frame, so they
+ * run on the calling thread's analyzer and on worker threads with analyzers of their own, each
+ * frame going to whichever has the least queued. On 2 cores one worker roughly doubles the rate
  * (detection is most of the mesh mode's time); each worker holds ~100 MB of models.
  */
 export class LandmarkPool {
   private mainBusy = 0;
-  private pair: Pair | undefined;
 
   private constructor(
     private readonly analyzer: FaceAnalyzer,
@@ -130,31 +96,20 @@ export class LandmarkPool {
     return new LandmarkPool(analyzer, started);
   }
 
-  /** How many frames are worth having in flight at once: a pair for each thread. */
+  /** How many frames are worth having in flight at once. */
   get parallelism(): number {
-    return 2 * (this.workers.length + 1);
+    return this.workers.length + 1;
   }
 
-  /** The largest face in the frame, or null. Frames of one video come in order. */
-  detect(frame: VideoFrame): Promise<Face | null> {
-    const pair = this.pair;
-    if (pair && frame.index === pair.index + 1) {
-      this.pair = undefined;
-      return pair.worker ? pair.worker.detect(frame, true) : this.detectOnMain(frame, pair.first);
-    }
+  /** The largest face in the frame, or null. */
+  async detect(frame: RgbImage): Promise<Face | null> {
     const worker = this.workers.reduce<LandmarkWorker | undefined>((best, w) => (!best || w.busy < best.busy ? w : best), undefined);
     // Ties go to a worker: the calling thread also renders, and its own detections run to the
     // end before it looks at the next frame, so it always looks idle when it dispatches.
-    const onWorker = worker && worker.busy <= this.mainBusy ? worker : undefined;
-    const first = onWorker ? onWorker.detect(frame, false) : this.detectOnMain(frame);
-    this.pair = { index: frame.index, worker: onWorker, first };
-    return first;
-  }
-
-  private async detectOnMain(frame: RgbImage, previous?: Promise<Face | null>): Promise<Face | null> {
+    if (worker && worker.busy <= this.mainBusy) return worker.detect(frame);
     this.mainBusy++;
     try {
-      return await detectLargest(this.analyzer, frame, previous);
+      return (await this.analyzer.detect(frame))[0] ?? null;
     } finally {
       this.mainBusy--;
     }

@@ -32,11 +32,10 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
   const scale = Math.min(1, MAX_DRIVING_SIDE / Math.max(info.width, info.height));
   const decode: DecodeOptions = { info, signal, width: Math.max(2, Math.round(info.width * scale)), height: Math.max(2, Math.round(info.height * scale)) };
   const source = { image: background, face };
-  // Not LandmarkTracker: the tracker crops each frame on the previous frame's mesh, and on fast
-  // head turns its landmarks lag or slip (10-13 degrees of roll and a third of the mouth opening
-  // off on driving-talking.mp4), which the warp would copy. The pool detects every other frame in
-  // full and crops the frame after it as that detection did, redoing it on fast turns; pairs of
-  // frames run several at once on worker threads.
+  // A full detection on every frame, not LandmarkTracker: the tracker reuses the previous
+  // frame's face region, and on fast head turns its landmarks lag or slip (10-13 degrees of roll
+  // and a third of the mouth opening off on driving-talking.mp4), which the warp would copy.
+  // Independent per frame, the detections run several at once on worker threads.
   const pool = await LandmarkPool.create(analyzer, context.threads === undefined ? undefined : context.threads - 1);
   try {
     return await prepareWithPool(context, pool, decode, source);
