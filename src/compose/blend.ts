@@ -125,7 +125,7 @@ export class FaceBlender {
       if (correction) {
         const cx = Math.min(GRID - 1, Math.max(0, (fx + 0.5) * cellScale - 0.5));
         const cy = Math.min(GRID - 1, Math.max(0, (fy + 0.5) * cellScale - 0.5));
-        addBilinear(correction, GRID, GRID - 1, GRID - 1, cx, cy, sample);
+        bilinear(correction, GRID, 3, GRID - 1, GRID - 1, cx, cy, sample, true);
       }
       const w = weights[i]!;
       const o = pixels[i]! * 3;
@@ -237,15 +237,18 @@ function pushPull(values: Float32Array, weights: Float32Array, size: number): Fl
       fill.fill(0);
       const cx = Math.min(half - 1, Math.max(0, (x + 0.5) / 2 - 0.5));
       const cy = Math.min(half - 1, Math.max(0, (y + 0.5) / 2 - 0.5));
-      addBilinear(coarse, half, half - 1, half - 1, cx, cy, fill);
+      bilinear(coarse, half, 3, half - 1, half - 1, cx, cy, fill, true);
       for (let ch = 0; ch < 3; ch++) out[f * 3 + ch] = values[f * 3 + ch]! * w + fill[ch]! * (1 - w);
     }
   }
   return out;
 }
 
-/** Bilinear sample of an interleaved image into `out` (positions already clamped to the image). */
-function bilinear(data: ArrayLike<number>, width: number, channels: number, maxX: number, maxY: number, fx: number, fy: number, out: Float32Array): void {
+/**
+ * Bilinear sample of an interleaved image into `out`, or added to it with `add` (positions
+ * already clamped to the image).
+ */
+function bilinear(data: ArrayLike<number>, width: number, channels: number, maxX: number, maxY: number, fx: number, fy: number, out: Float32Array, add = false): void {
   const x0 = Math.floor(fx);
   const y0 = Math.floor(fy);
   const x1 = x0 < maxX ? x0 + 1 : maxX;
@@ -259,25 +262,7 @@ function bilinear(data: ArrayLike<number>, width: number, channels: number, maxX
   for (let ch = 0; ch < channels; ch++) {
     const top = data[p00 + ch]! + (data[p10 + ch]! - data[p00 + ch]!) * wx;
     const bottom = data[p01 + ch]! + (data[p11 + ch]! - data[p01 + ch]!) * wx;
-    out[ch] = top + (bottom - top) * wy;
-  }
-}
-
-/** Adds a bilinear sample of a 3-channel float field to `out`. */
-function addBilinear(data: Float32Array, width: number, maxX: number, maxY: number, fx: number, fy: number, out: Float32Array): void {
-  const x0 = Math.floor(fx);
-  const y0 = Math.floor(fy);
-  const x1 = x0 < maxX ? x0 + 1 : maxX;
-  const y1 = y0 < maxY ? y0 + 1 : maxY;
-  const wx = fx - x0;
-  const wy = fy - y0;
-  const p00 = (y0 * width + x0) * 3;
-  const p10 = (y0 * width + x1) * 3;
-  const p01 = (y1 * width + x0) * 3;
-  const p11 = (y1 * width + x1) * 3;
-  for (let ch = 0; ch < 3; ch++) {
-    const top = data[p00 + ch]! + (data[p10 + ch]! - data[p00 + ch]!) * wx;
-    const bottom = data[p01 + ch]! + (data[p11 + ch]! - data[p01 + ch]!) * wx;
-    out[ch] += top + (bottom - top) * wy;
+    const value = top + (bottom - top) * wy;
+    out[ch] = add ? out[ch]! + value : value;
   }
 }
