@@ -1,23 +1,15 @@
 import { OnnxGraph, type WinogradPolicy } from './onnx-graph.js';
 import { antiAliasDownsample, convHeads, coordinateGrid, hourglass } from './hourglass.js';
+import type { FommConfig } from './config.js';
 import type { Weights } from './weights.js';
 
 /** What the keypoint detector graph needs to know (common_params + kp_detector_params + the frame size). */
-export interface KeypointDetectorSpec {
-  numKp: number;
-  numChannels: number;
-  estimateJacobian: boolean;
-  temperature: number;
-  blockExpansion: number;
-  maxFeatures: number;
-  scaleFactor: number;
-  numBlocks: number;
-  singleJacobianMap: boolean;
-  pad: number;
-  imageHeight: number;
-  imageWidth: number;
-  winograd?: WinogradPolicy;
-}
+export type KeypointDetectorSpec = FommConfig['commonParams'] &
+  FommConfig['kpDetectorParams'] & {
+    imageHeight: number;
+    imageWidth: number;
+    winograd?: WinogradPolicy;
+  };
 
 /**
  * KPDetector: image [1, C, H, W] in [0, 1] → `value` [1, K, 2] (x, y in [-1, 1]) and, with
