@@ -21,6 +21,20 @@ export interface Face extends FaceBox {
   landmarks: Float32Array;
 }
 
+/**
+ * The face regions (Human's BlazeFace boxes with their keypoints) one detection cropped its faces
+ * by: opaque plain data, kept to crop the next frame of a video the same way (detectNextFrame).
+ */
+export type FaceRegions = readonly object[];
+
+/** A video frame's faces (largest box first) and the regions they were cropped by. */
+export interface FrameDetection {
+  faces: Face[];
+  regions: FaceRegions;
+  /** True when the faces were found on the previous frame's regions (BlazeFace skipped). */
+  reused: boolean;
+}
+
 export interface FaceAnalyzerOptions {
   /** Most faces reported per image. Default 10. */
   maxFaces?: number;
@@ -44,6 +58,8 @@ export class FaceAnalyzer {
   private constructor(
     private readonly human: Human,
     private readonly tf: TfCore,
+    /** Human's face region cache, opened by the load patch (see REGION_CACHE). */
+    private readonly regionCache: RegionCache,
   ) {}
 
   static async create(options: FaceAnalyzerOptions = {}): Promise<FaceAnalyzer> {
@@ -51,7 +67,7 @@ export class FaceAnalyzer {
     registerFileLoader(tf);
     const humanDist = dirname(require.resolve('@vladmandic/human'));
     const wasmDist = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/');
-    const { Human } = loadHumanWithSubpixelMesh(join(humanDist, 'human.node-wasm.js'));
+    const { Human, reenactFaceRegions } = loadHumanWithSubpixelMesh(join(humanDist, 'human.node-wasm.js'));
     const config: Partial<Config> = {
       backend: 'wasm',
       wasmPath: wasmDist,
@@ -90,7 +106,7 @@ export class FaceAnalyzer {
     };
     const human = new Human(config);
     await human.load();
-    return new FaceAnalyzer(human, tf);
+    return new FaceAnalyzer(human, tf, reenactFaceRegions);
   }
 
   /** Faces in the image with their landmarks, largest box first. Empty when there is none. */
@@ -121,15 +137,58 @@ export class FaceAnalyzer {
     });
   }
 
+  /**
+   * Faces in a video frame by a full detection (as `detect`), with the regions they were cropped
+   * by, for detectNextFrame on the frame after it. Depends on nothing but the image.
+   */
+  detectFrame(image: RgbImage): Promise<FrameDetection> {
+    return this.enqueue(() => this.detectFrameNow(image));
+  }
+
+  /**
+   * Faces in the frame after `previous` (a detectFrame of the frame before, on this or any
+   * analyzer): the mesh runs on `previous`'s face regions, cropped and turned exactly as that
+   * detection cropped them, and BlazeFace (over half of a detection's time) is skipped. When
+   * `accept(faces, previous.faces)` says the result no longer follows the face (the regions are
+   * a frame late: fast moves), or `previous` found no face or failed, the frame gets a full
+   * detection instead. All of it is one job on this analyzer's queue, and it reads nothing but
+   * `image` and `previous`: the result does not depend on which analyzer runs it or on what else
+   * ran before. `previous` may still be pending: the job waits for it (queued ahead on the same
+   * analyzer, it has settled by then).
+   */
+  detectNextFrame(image: RgbImage, previous: FrameDetection | Promise<FrameDetection>, accept: (faces: Face[], previous: Face[]) => boolean): Promise<FrameDetection> {
+    const settled = Promise.resolve(previous).then(
+      (detection) => detection,
+      () => undefined,
+    );
+    return this.enqueue(async () => {
+      const before = await settled;
+      if (before && before.regions.length > 0) {
+        const faces = (await this.detectNow(image, true, false, before.regions)) as Face[];
+        if (accept(faces, before.faces)) return { faces, regions: before.regions, reused: true };
+      }
+      return this.detectFrameNow(image);
+    });
+  }
+
+  private async detectFrameNow(image: RgbImage): Promise<FrameDetection> {
+    const faces = (await this.detectNow(image, true)) as Face[];
+    return { faces, regions: structuredClone(this.regionCache.used ?? []), reused: false };
+  }
+
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
     const run = this.queue.then(work);
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async detectNow(image: RgbImage, withMesh: boolean, reuseRegions = false): Promise<FaceBox[]> {
+  /** `regions`: crop the faces by these (from a detectFrame) instead of running BlazeFace. */
+  private async detectNow(image: RgbImage, withMesh: boolean, reuseRegions = false, regions?: FaceRegions): Promise<FaceBox[]> {
     this.lastStream = undefined;
     const input = this.tf.tensor3d(image.data, [image.height, image.width, 3], 'int32');
+    // Copies: Human keeps and mutates the boxes it crops by.
+    this.regionCache.given = regions ? structuredClone(regions as object[]) : undefined;
+    this.regionCache.used = undefined;
     try {
       // Human reuses its cached face regions only when skipAllowed (frame difference below
       // cacheSensitivity) and the skip frame/time budgets allow; both are unlimited while tracking.
@@ -161,6 +220,7 @@ export class FaceAnalyzer {
       }
       return faces.sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
     } finally {
+      this.regionCache.given = undefined;
       input.dispose();
     }
   }
@@ -180,13 +240,32 @@ const STALE_TRACKING_ROTATION = 'let n0={...k3(P.mesh,p),confidence:p.confidence
 const MESH_TRACKING_ROTATION = 'let n0={...k3(P.mesh,p),confidence:p.confidence,landmarks:P.mesh,size:p.size}';
 
 /**
+ * Human's face detection (one module-level cache per loaded bundle) chooses the regions to crop
+ * faces by: BlazeFace's, or the previous call's while it may skip. REGION_CHOICE puts regions
+ * handed in through `given` first (FaceAnalyzer.detectNextFrame), and REGION_RETURN records the
+ * regions the call cropped by in `used` (its BlazeFace boxes on a full detection; Human itself
+ * keeps the mesh-refined boxes for tracking, which stay as they were). REGION_CACHE_EXPORT hands
+ * the cache object out of the bundle.
+ */
+interface RegionCache {
+  given: object[] | undefined;
+  used: object[] | undefined;
+}
+const REGION_CHOICE = '!t.skipAllowed||!n||!o||Te.boxes.length===0?(Te.boxes=await S3(e,t),Te.timestamp=v(),Te.skipped=0):Te.skipped++;';
+const REGION_CHOICE_GIVEN = `Te.given?(Te.boxes=Te.given,Te.given=void 0):${REGION_CHOICE}`;
+const REGION_RETURN = 'return Te.boxes=s,r}';
+const REGION_RETURN_USED = 'return Te.used=Te.boxes,Te.boxes=s,r}';
+const REGION_CACHE = 'var Te={boxes:[],skipped:Number.MAX_SAFE_INTEGER,timestamp:0}';
+const REGION_CACHE_EXPORT = '\n;module.exports.reenactFaceRegions=Te;\n';
+
+/**
  * Loads Human's Node/wasm bundle with the mesh truncation removed, in memory. Whole-pixel
  * landmarks are too coarse: 1 px over a 40 px eye distance is 1.4 degrees of roll, and mesh
  * warping would jitter. The patterns are checked so a different Human version fails loudly.
  */
-function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/human') {
+function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/human') & { reenactFaceRegions: RegionCache } {
   const source = readFileSync(file, 'utf8');
-  for (const pattern of [TRUNCATED_MESH, STALE_TRACKING_ROTATION]) {
+  for (const pattern of [TRUNCATED_MESH, STALE_TRACKING_ROTATION, REGION_CHOICE, REGION_RETURN, REGION_CACHE]) {
     const at = source.indexOf(pattern);
     if (at < 0 || source.indexOf(pattern, at + 1) >= 0) {
       throw new Error(`Unexpected @vladmandic/human build at ${file}: reenact needs version 3.3.6 (run npm ci).`);
@@ -199,8 +278,15 @@ function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/hum
   const module = new ModuleClass(file);
   module.filename = file;
   module.paths = ModuleClass._nodeModulePaths(dirname(file));
-  module._compile(source.replace(TRUNCATED_MESH, SUBPIXEL_MESH).replace(STALE_TRACKING_ROTATION, MESH_TRACKING_ROTATION), file);
-  return module.exports as typeof import('@vladmandic/human');
+  const patched = source
+    .replace(TRUNCATED_MESH, SUBPIXEL_MESH)
+    .replace(STALE_TRACKING_ROTATION, MESH_TRACKING_ROTATION)
+    .replace(REGION_CHOICE, REGION_CHOICE_GIVEN)
+    .replace(REGION_RETURN, REGION_RETURN_USED);
+  module._compile(patched + REGION_CACHE_EXPORT, file);
+  const loaded = module.exports as typeof import('@vladmandic/human') & { reenactFaceRegions?: RegionCache };
+  if (!loaded.reenactFaceRegions) throw new Error(`Unexpected @vladmandic/human build at ${file}: reenact needs version 3.3.6 (run npm ci).`);
+  return loaded as typeof loaded & { reenactFaceRegions: RegionCache };
 }
 
 let fileLoaderRegistered = false;

@@ -1,25 +1,38 @@
 /**
  * A worker thread with its own face analyzer: detects the largest face of each frame it is sent.
- * Messages in: { id, width, height, data }; out: { ready } once loaded, then { id, face } or { id, error }.
+ * Messages in: { id, width, height, data, follows? } (follows: the id of the message just before,
+ * the previous frame of the same video, whose face regions this frame reuses; see
+ * FaceAnalyzer.detectNextFrame); out: { ready } once loaded, then { id, face, reused } or { id, error }.
  */
 import { parentPort } from 'node:worker_threads';
-import { FaceAnalyzer } from '../face/detector.js';
+import { FaceAnalyzer, type FrameDetection } from '../face/detector.js';
+import { followsPrevious } from './landmark-pool.js';
 
 interface Request {
   id: number;
   width: number;
   height: number;
   data: Uint8Array;
+  follows?: number;
 }
 
 const port = parentPort!;
 const analyzer = await FaceAnalyzer.create();
-port.on('message', async (request: Request) => {
-  try {
-    const [face] = await analyzer.detect({ width: request.width, height: request.height, data: request.data });
-    port.postMessage({ id: request.id, face: face ?? null }, face ? [face.landmarks.buffer as ArrayBuffer] : []);
-  } catch (error) {
-    port.postMessage({ id: request.id, error: (error as Error).stack ?? String(error) });
-  }
+/** The last message's detection. */
+let last: { id: number; detection: Promise<FrameDetection> } | undefined;
+port.on('message', (request: Request) => {
+  const image = { width: request.width, height: request.height, data: request.data };
+  // Queued on the analyzer at once, in message order: a pair's second frame is one job, right
+  // behind its first's.
+  const detection =
+    request.follows !== undefined && last?.id === request.follows
+      ? analyzer.detectNextFrame(image, last.detection, followsPrevious)
+      : analyzer.detectFrame(image);
+  last = { id: request.id, detection };
+  detection.then(
+    // Not transferred: the next frame's check reads this face's landmarks.
+    ({ faces: [face], reused }) => port.postMessage({ id: request.id, face: face ?? null, reused }),
+    (error: unknown) => port.postMessage({ id: request.id, error: (error as Error).stack ?? String(error) }),
+  );
 });
 port.postMessage({ ready: true });

@@ -11,7 +11,7 @@ import { mapAhead, meshPoints, noTrack, type MotionContext, type MotionSession }
  * Driving frames are decoded at most this many pixels on the long side: landmarks of a face in
  * a 720 px frame are as good as at 1080p for the warp, and a 1080p RGB pipe costs ~3x more.
  */
-const MAX_DRIVING_SIDE = 720;
+export const MAX_DRIVING_SIDE = 720;
 
 function squaredDistance(a: Float64Array, b: Float64Array): number {
   let sum = 0;
@@ -32,10 +32,12 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
   const scale = Math.min(1, MAX_DRIVING_SIDE / Math.max(info.width, info.height));
   const decode: DecodeOptions = { info, signal, width: Math.max(2, Math.round(info.width * scale)), height: Math.max(2, Math.round(info.height * scale)) };
   const source = { image: background, face };
-  // A full detection on every frame, not LandmarkTracker: the tracker reuses the previous
-  // frame's face region, and on fast head turns its landmarks lag or slip (10-13 degrees of roll
-  // and a third of the mouth opening off on driving-talking.mp4), which the warp would copy.
-  // Independent per frame, the detections run several at once on worker threads.
+  // Not LandmarkTracker: the tracker crops each frame on the previous frame's mesh, and on fast
+  // head turns its landmarks lag or slip (10-13 degrees of roll and a third of the mouth opening
+  // off on driving-talking.mp4), which the warp would copy. The pool detects every other frame in
+  // full and crops the frame after it by that detection's BlazeFace regions, redoing it in full
+  // on fast turns; each frame's landmarks depend only on it and its pair's first frame, so pairs
+  // run several at once on worker threads and the result does not depend on the scheduling.
   const pool = await LandmarkPool.create(analyzer, context.threads === undefined ? undefined : context.threads - 1);
   try {
     return await prepareWithPool(context, pool, decode, source);
