@@ -1,6 +1,6 @@
 import { OnnxGraph, type WinogradPolicy } from './onnx-graph.js';
 import { denseMotion, downsampleSource, type DenseMotionSpec } from './dense-motion.js';
-import { downBlock, resBlock, sameBlock, sameConv, upBlock } from './hourglass.js';
+import { downBlock, phaseConv, resBlock, sameBlock, sameConv, upBlock, upBlockPhases } from './hourglass.js';
 import type { Weights } from './weights.js';
 
 /** common_params + generator_params (with its dense_motion_params) + the frame size. */
@@ -104,14 +104,22 @@ export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph 
   for (let i = 0; i < spec.numBottleneckBlocks; i++) out = resBlock(g, out, w.at(`bottleneck.r${i}`), s.featureChannels, { height: s.featureHeight, width: s.featureWidth });
   const width = (i: number) => Math.min(spec.maxFeatures, spec.blockExpansion * 2 ** i);
   const d = spec.numDownBlocks;
-  for (let i = 0; i < d; i++) {
+  for (let i = 0; i < d - 1; i++) {
     const size = { height: s.featureHeight * 2 ** i, width: s.featureWidth * 2 ** i };
     out = upBlock(g, out, w.at(`up_blocks.${i}`), width(d - i), width(d - i - 1), size);
   }
   const final = w.at('final');
   const finalWeight = final.get('weight', [c, spec.blockExpansion, 7, 7]);
   const finalBias = final.get('bias', [c]);
-  out = g.sigmoid(sameConv(g, out, finalWeight, finalBias, 3));
+  if (d === 0) {
+    out = sameConv(g, out, finalWeight, finalBias, 3);
+  } else {
+    // The last up block's phases go straight into the final conv (phaseConv): never interleaved at full size.
+    const size = { height: s.featureHeight * 2 ** (d - 1), width: s.featureWidth * 2 ** (d - 1) };
+    const phases = upBlockPhases(g, out, w.at(`up_blocks.${d - 1}`), width(1), width(0), size);
+    out = phaseConv(g, phases, finalWeight, finalBias, 3);
+  }
+  out = g.sigmoid(out);
 
   g.output('prediction', out, [1, c, spec.imageHeight, spec.imageWidth]);
   g.output('mask', motion.mask, [1, k + 1, s.motionHeight, s.motionWidth]);
