@@ -7,6 +7,7 @@ import { unzipSync, zipSync, type Zippable } from 'fflate';
 import { ReenactError } from '../src/errors.js';
 import { loadCheckpoint, parseCheckpoint, type StateDict } from '../src/fomm/checkpoint.js';
 import { parseConfig } from '../src/fomm/config.js';
+import { readZipEntries } from '../src/fomm/zip.js';
 import { shared, skipWithoutShared } from './shared.js';
 import { PickleWriter, checkpointPickle, concat, float32Bytes, legacyFile, zipFile } from './fomm-pickle-writer.js';
 
@@ -119,6 +120,16 @@ describe('golden-tiny checkpoints', { skip: skipWithoutShared }, () => {
     const pruned: Zippable = {};
     for (const [name, data] of Object.entries(files)) if (name !== 'checkpoint.zip.pth/data/7') pruned[name] = [data, { level: 0 }];
     assertBad(() => parseCheckpoint(zipSync(pruned)), /no entry checkpoint\.zip\.pth\/data\/7/);
+  });
+
+  test('a flipped bit inside a stored tensor is caught by the entry\'s CRC-32', () => {
+    const bytes = new Uint8Array(readFileSync(zipPath));
+    const entries = readZipEntries(bytes);
+    const storage = entries.get('checkpoint.zip.pth/data/7')!;
+    assert.equal(storage.method, 0, 'the golden archive stores its tensors');
+    const damaged = bytes.slice();
+    damaged[storage.dataOffset + Math.floor(storage.size / 2)]! ^= 0x10;
+    assertBad(() => parseCheckpoint(damaged), /checkpoint\.zip\.pth\/data\/7 fails its CRC-32 check/);
   });
 
   test('a deflated zip loads to the same tensors', () => {

@@ -1,8 +1,11 @@
 /**
  * A small strict zip reader for PyTorch's checkpoint archives: it lists the central directory
  * (ZIP64 included) and hands out entry bytes, STORED as views into the file, DEFLATE via fflate.
- * Every offset and size is checked against the file before it is used.
+ * Every offset and size is checked against the file before it is used, and every entry's bytes
+ * against the CRC-32 its directory entry records (a flipped bit in a stored tensor would
+ * otherwise load as a silently wrong weight).
  */
+import { crc32 } from 'node:zlib';
 import { inflateSync } from 'fflate';
 import { ReenactError } from '../errors.js';
 
@@ -11,6 +14,8 @@ export interface ZipEntry {
   readonly method: number;
   readonly compressedSize: number;
   readonly size: number;
+  /** CRC-32 of the uncompressed bytes, from the central directory. */
+  readonly crc: number;
   /** Offset of the entry's data (after its local header) in the archive. */
   readonly dataOffset: number;
 }
@@ -79,6 +84,7 @@ export function readZipEntries(bytes: Uint8Array): Map<string, ZipEntry> {
     if (u32(at) !== CENTRAL) throw bad(`central directory entry ${i} has a wrong signature.`);
     const flags = u16(at + 8);
     const method = u16(at + 10);
+    const crc = u32(at + 16);
     let compressedSize = u32(at + 20);
     let size = u32(at + 24);
     const nameLength = u16(at + 28);
@@ -123,14 +129,27 @@ export function readZipEntries(bytes: Uint8Array): Map<string, ZipEntry> {
     const dataOffset = localOffset + 30 + u16(localOffset + 26) + u16(localOffset + 28);
     within(dataOffset, compressedSize, `the data of ${name}`);
     if (entries.has(name)) throw bad(`entry ${name} appears twice.`);
-    entries.set(name, { name, method, compressedSize, size, dataOffset });
+    entries.set(name, { name, method, compressedSize, size, crc, dataOffset });
     at += 46 + nameLength + extraLength + commentLength;
   }
   return entries;
 }
 
-/** An entry's bytes: a view into the archive when stored, a fresh buffer when deflated. */
+/** An entry's bytes, checked against its CRC-32: a view into the archive when stored, a fresh buffer when deflated. */
 export function readZipEntry(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
+  const out = entryBytes(bytes, entry);
+  const actual = crc32(out) >>> 0;
+  if (actual !== entry.crc) {
+    throw bad(`entry ${entry.name} fails its CRC-32 check (${hex(actual)}, the archive records ${hex(entry.crc)}).`);
+  }
+  return out;
+}
+
+function hex(value: number): string {
+  return `0x${value.toString(16).padStart(8, '0')}`;
+}
+
+function entryBytes(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
   const raw = bytes.subarray(entry.dataOffset, entry.dataOffset + entry.compressedSize);
   if (entry.method === 0) return raw;
   // A preallocated output caps what a hostile stream can expand to.
