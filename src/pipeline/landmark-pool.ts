@@ -104,22 +104,27 @@ function workerEntry(): URL {
   return new URL(`data:text/javascript,${encodeURIComponent(loader)}`);
 }
 
-/** The first frame of a pair: where it went, so that the next frame follows it there. */
-type PairStart = { index: number } & ({ worker: LandmarkWorker; id: number } | { worker: undefined; detection: Promise<FrameDetection> });
+/**
+ * Consecutive frames per group: the first gets a full detection, each later one the mesh on the
+ * face regions the frame before it was cropped by (so the first's, or a redone frame's).
+ */
+const GROUP_SIZE = 3;
+
+/** The last frame sent of the current group: where it went, so that the next frame follows it there. */
+type GroupTail = { index: number; size: number } & ({ worker: LandmarkWorker; id: number } | { worker: undefined; detection: Promise<FrameDetection> });
 
 /**
  * Face landmarks for many frames at once, on the calling thread's analyzer and on worker threads
- * with analyzers of their own. Frames go in pairs of consecutive frames (as they come: every
- * frame that directly follows a pair's first frame completes that pair) to whichever has the
- * least queued: the first gets a full detection, the second only the mesh on the first's face
- * regions (FaceAnalyzer.detectNextFrame, ~25 ms instead of ~58), redone in full where the roll
- * jumps (followsPrevious). Each frame's landmarks depend only on it and, for a pair's second, the
- * first's detection: not on which thread ran them or when. On 2 cores one worker roughly doubles
- * the rate (detection is most of the mesh mode's time); each worker holds ~100 MB of models.
+ * with analyzers of their own. Frames go in groups of GROUP_SIZE consecutive frames (as they
+ * come: a frame that directly follows the last one sent joins its group until it is full) to one
+ * thread each: the first gets a full detection, each later one only the mesh on the face regions
+ * of the frame before it (FaceAnalyzer.detectNextFrame, ~25 ms instead of ~59), redone in full
+ * where the roll jumps (followsPrevious). Each frame's landmarks depend only on the frames of
+ * its group up to it: not on which thread ran them or when. Detection is most of the mesh mode's
+ * time; each worker holds ~100 MB of models.
  */
 export class LandmarkPool {
-  private mainBusy = 0;
-  private pair: PairStart | undefined;
+  private tail: GroupTail | undefined;
   /** Frames detected so far, and how many of them on the previous frame's regions. */
   readonly stats = { frames: 0, reused: 0 };
 
@@ -134,44 +139,45 @@ export class LandmarkPool {
     return new LandmarkPool(analyzer, started);
   }
 
-  /** How many frames are worth having in flight at once: a pair for each thread. */
+  /** How many frames are worth having in flight at once: two groups for each worker, one for the calling thread. */
   get parallelism(): number {
-    return 2 * (this.workers.length + 1);
+    return GROUP_SIZE * (2 * this.workers.length + 1);
   }
 
   /**
    * The largest face in the frame, or null. Frames of one video come in order; a frame that does
-   * not directly follow the previous call's (another video, a new pass) starts a new pair.
+   * not directly follow the previous call's (another video, a new pass) starts a new group.
    */
   detect(frame: VideoFrame): Promise<Face | null> {
-    const pair = this.pair;
-    this.pair = undefined;
-    if (pair && frame.index === pair.index + 1) {
-      // Straight after the pair's first frame, on the same thread, with nothing in between.
-      if (pair.worker) return this.count(pair.worker.detect(frame, pair.id).found);
-      return this.onMain(this.analyzer.detectNextFrame(frame, pair.detection, followsPrevious));
+    const tail = this.tail;
+    this.tail = undefined;
+    if (tail && frame.index === tail.index + 1 && tail.size < GROUP_SIZE) {
+      // Straight after the frame before, on the same thread, with nothing in between.
+      const size = tail.size + 1;
+      if (tail.worker) {
+        const { id, found } = tail.worker.detect(frame, tail.id);
+        this.tail = { index: frame.index, size, worker: tail.worker, id };
+        return this.count(found);
+      }
+      const detection = this.analyzer.detectNextFrame(frame, tail.detection, followsPrevious);
+      this.tail = { index: frame.index, size, worker: undefined, detection };
+      return this.onMain(detection);
     }
     const worker = this.workers.reduce<LandmarkWorker | undefined>((best, w) => (!best || w.busy < best.busy ? w : best), undefined);
-    // Ties go to a worker: the calling thread also renders, and its own detections run to the
-    // end before it looks at the next frame, so it always looks idle when it dispatches.
-    if (worker && worker.busy <= this.mainBusy) {
+    // The calling thread renders every frame as well (~19 ms of ~60 ms CPU a frame at 586x586),
+    // so a new group goes to a worker unless even the least busy has two groups queued.
+    if (worker && worker.busy < 2 * GROUP_SIZE) {
       const { id, found } = worker.detect(frame);
-      this.pair = { index: frame.index, worker, id };
+      this.tail = { index: frame.index, size: 1, worker, id };
       return this.count(found);
     }
     const detection = this.analyzer.detectFrame(frame);
-    this.pair = { index: frame.index, worker: undefined, detection };
+    this.tail = { index: frame.index, size: 1, worker: undefined, detection };
     return this.onMain(detection);
   }
 
-  private async onMain(detection: Promise<FrameDetection>): Promise<Face | null> {
-    this.mainBusy++;
-    try {
-      const { faces, reused } = await detection;
-      return this.count(Promise.resolve({ face: faces[0] ?? null, reused }));
-    } finally {
-      this.mainBusy--;
-    }
+  private onMain(detection: Promise<FrameDetection>): Promise<Face | null> {
+    return this.count(detection.then(({ faces, reused }) => ({ face: faces[0] ?? null, reused })));
   }
 
   private async count(found: Promise<Found>): Promise<Face | null> {

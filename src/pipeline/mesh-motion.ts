@@ -34,10 +34,10 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
   const source = { image: background, face };
   // Not LandmarkTracker: the tracker crops each frame on the previous frame's mesh, and on fast
   // head turns its landmarks lag or slip (10-13 degrees of roll and a third of the mouth opening
-  // off on driving-talking.mp4), which the warp would copy. The pool detects every other frame in
-  // full and crops the frame after it by that detection's BlazeFace regions, redoing it in full
-  // on fast turns; each frame's landmarks depend only on it and its pair's first frame, so pairs
-  // run several at once on worker threads and the result does not depend on the scheduling.
+  // off on driving-talking.mp4), which the warp would copy. The pool detects every third frame in
+  // full and crops the two after it by that detection's BlazeFace regions, redoing a frame in
+  // full on a fast turn; each frame's landmarks depend only on its group of three up to it, so
+  // groups run several at once on worker threads and the result does not depend on the scheduling.
   const pool = await LandmarkPool.create(analyzer, context.threads === undefined ? undefined : context.threads - 1);
   try {
     return await prepareWithPool(context, pool, decode, source);
