@@ -18,7 +18,7 @@ import type { ModelWeights } from './random-weights.js';
 import { StateDictWeights, Weights } from './weights.js';
 
 /** Bumped whenever the graphs built from the same weights change, so cached models are rebuilt. */
-const GRAPH_VERSION = 11;
+const GRAPH_VERSION = 12;
 
 export interface FommModelOptions {
   /** A parsed config (model_params) or the path of a config .yaml. */

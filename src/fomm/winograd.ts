@@ -2,10 +2,10 @@ import type { FloatTensor, OnnxGraph } from './onnx-graph.js';
 
 /**
  * 3×3 "same" convolutions by Winograd F(m×m, 3×3) in plain ONNX ops. F(4×4) takes 36 multiplies
- * per 16 outputs and F(6×6) 64 per 36, instead of 9 per output. The input transform Bᵀ·d·B runs
+ * per 16 outputs and F(8×8) 100 per 64, instead of 9 per output. The input transform Bᵀ·d·B runs
  * as two grouped 1-D convs (stride m, so they also cut the overlapping tiles), the products as
  * one batched MatMul, the output transform Aᵀ·M·A as a plain MatMul, and DepthToSpace puts
- * the m×m tiles back. Float32 error about 1e-5 relative (F(6×6) a little more than F(4×4)).
+ * the m×m tiles back. Float32 error about 1e-5 relative for F(4×4), 5e-5 for F(8×8).
  */
 
 interface WinogradMatrices {
@@ -16,77 +16,65 @@ interface WinogradMatrices {
   AT: number[][];
 }
 
-/** Lavin & Gray's F(4×4, 3×3), points 0, ±1, ±2, ∞. */
-const F4: WinogradMatrices = {
-  m: 4,
-  BT: [
-    [4, 0, -5, 0, 1, 0],
-    [0, -4, -4, 1, 1, 0],
-    [0, 4, -4, -1, 1, 0],
-    [0, -2, -1, 2, 1, 0],
-    [0, 2, -1, -2, 1, 0],
-    [0, 4, 0, -5, 0, 1],
-  ],
-  G: [
-    [1 / 4, 0, 0],
-    [-1 / 6, -1 / 6, -1 / 6],
-    [-1 / 6, 1 / 6, -1 / 6],
-    [1 / 24, 1 / 12, 1 / 6],
-    [1 / 24, -1 / 12, 1 / 6],
+/**
+ * Cook–Toom F(m×m, 3×3) from m + 1 finite interpolation points and ∞ (Lavin & Gray): Aᵀ evaluates
+ * the points' powers, G the kernel polynomial at each point divided by Π(pₖ − pₗ), and row k of
+ * Bᵀ holds the coefficients of Π_{l≠k}(x − pₗ) (the last row, for ∞, those of Π(x − pₗ)). Built in
+ * float64; the graph rounds each matrix to float32 once.
+ */
+function cookToom(points: number[]): WinogradMatrices {
+  const m = points.length - 1;
+  const n = m + 2;
+  const product = (roots: number[]): number[] => {
+    let coefficients = [1];
+    for (const root of roots) {
+      const next = new Array<number>(coefficients.length + 1).fill(0);
+      coefficients.forEach((c, i) => {
+        next[i + 1]! += c;
+        next[i]! -= root * c;
+      });
+      coefficients = next;
+    }
+    return coefficients;
+  };
+  const padded = (coefficients: number[]) => [...coefficients, ...new Array<number>(n - coefficients.length).fill(0)];
+  const AT = Array.from({ length: m }, (_, i) => [...points.map((p) => p ** i), i === m - 1 ? 1 : 0]);
+  const G = [
+    ...points.map((p, k) => {
+      const scale = points.reduce((acc, q, l) => (l === k ? acc : acc * (p - q)), 1);
+      return [1, p, p * p].map((power) => power / scale);
+    }),
     [0, 0, 1],
-  ],
-  AT: [
-    [1, 1, 1, 1, 1, 0],
-    [0, 1, -1, 2, -2, 0],
-    [0, 1, 1, 4, 4, 0],
-    [0, 1, -1, 8, -8, 1],
-  ],
-};
+  ];
+  const BT = [...points.map((_, k) => padded(product(points.filter((__, l) => l !== k)))), padded(product(points))];
+  return { m, BT, G, AT };
+}
 
-/** F(6×6, 3×3), points 0, ±1, ±2, ±1/2, ∞ (as in wincnn). */
-const F6: WinogradMatrices = {
-  m: 6,
-  BT: [
-    [1, 0, -21 / 4, 0, 21 / 4, 0, -1, 0],
-    [0, 1, 1, -17 / 4, -17 / 4, 1, 1, 0],
-    [0, -1, 1, 17 / 4, -17 / 4, -1, 1, 0],
-    [0, 1 / 2, 1 / 4, -5 / 2, -5 / 4, 2, 1, 0],
-    [0, -1 / 2, 1 / 4, 5 / 2, -5 / 4, -2, 1, 0],
-    [0, 2, 4, -5 / 2, -5, 1 / 2, 1, 0],
-    [0, -2, 4, 5 / 2, -5, -1 / 2, 1, 0],
-    [0, -1, 0, 21 / 4, 0, -21 / 4, 0, 1],
-  ],
-  G: [
-    [1, 0, 0],
-    [-2 / 9, -2 / 9, -2 / 9],
-    [-2 / 9, 2 / 9, -2 / 9],
-    [1 / 90, 1 / 45, 2 / 45],
-    [1 / 90, -1 / 45, 2 / 45],
-    [32 / 45, 16 / 45, 8 / 45],
-    [32 / 45, -16 / 45, 8 / 45],
-    [0, 0, 1],
-  ],
-  AT: [
-    [1, 1, 1, 1, 1, 1, 1, 0],
-    [0, 1, -1, 2, -2, 1 / 2, -1 / 2, 0],
-    [0, 1, 1, 4, 4, 1 / 4, 1 / 4, 0],
-    [0, 1, -1, 8, -8, 1 / 8, -1 / 8, 0],
-    [0, 1, 1, 16, 16, 1 / 16, 1 / 16, 0],
-    [0, 1, -1, 32, -32, 1 / 32, -1 / 32, 1],
-  ],
-};
+/** Lavin & Gray's F(4×4, 3×3), points 0, ±1, ±2, ∞. */
+const F4 = cookToom([0, 1, -1, 2, -2]);
+
+/**
+ * F(8×8, 3×3): 100 multiplies per 64 outputs, and on a 64×64 map whole tiles (F(6×6) covers 66×66
+ * with 121 tiles of 64). The points 0, ±1/2, ±2, ±5/4, ±4/5 were chosen by simulated float32 error
+ * among sets of four ± pairs; measured on a 256→256 conv at 64²: rms error 3.4e-5 (F(6×6) with
+ * 0, ±1, ±2, ±1/2: 3.7e-6; the usual 0, ±1, ±2, ±1/2, ±4: 3.8e-4).
+ */
+const F8 = cookToom([0, 1 / 2, -1 / 2, 2, -2, 5 / 4, -5 / 4, 4 / 5, -4 / 5]);
 
 /**
  * Where Winograd beats ORT's direct conv on a 2-core AVX2 machine (measured): layers at least
- * 256 wide on maps of 16×16 and more; F(6×6) from 48×48 up (on smaller maps its ragged tiles
- * cost more than it saves).
+ * 256 wide on maps of 16×16 and more. Large tiles from 48×48 up: on vox-adv-256 (12 bottleneck
+ * convs and an up block at 64²) F(8×8) takes the generator from 274–285 to 249–265 ms a frame
+ * (best of 6, 2 threads, against F(6×6)); prediction within 2e-4 of F(6×6), and golden-tiny
+ * with Winograd forced everywhere stays within 1.3e-5 of PyTorch. Small maps keep F(4×4): there
+ * the saving is small and its error lower.
  */
 export function winogradPays(inChannels: number, outChannels: number, height: number, width: number): boolean {
   return Math.min(inChannels, outChannels) >= 256 && height % 4 === 0 && width % 4 === 0 && height * width >= 256;
 }
 
 function tileFor(height: number, width: number): WinogradMatrices {
-  return Math.min(height, width) >= 48 ? F6 : F4;
+  return Math.min(height, width) >= 48 ? F8 : F4;
 }
 
 /** Whether a 3×3 conv of this shape uses Winograd under the graph's policy. */
@@ -103,7 +91,7 @@ export function conv3x3(g: OnnxGraph, x: string, weight: FloatTensor, bias: Floa
   return winogradConv3x3(g, x, weight, bias, height, width);
 }
 
-/** The Winograd conv: F(6×6) on maps of 48×48 and more, else F(4×4) (height and width multiples of 4). */
+/** The Winograd conv: F(8×8) on maps of 48×48 and more, else F(4×4) (height and width multiples of 4). */
 export function winogradConv3x3(g: OnnxGraph, x: string, weight: FloatTensor, bias: FloatTensor, height: number, width: number): string {
   const { m, BT, G, AT } = tileFor(height, width);
   const n = m + 2;
