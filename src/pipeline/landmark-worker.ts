@@ -2,7 +2,8 @@
  * A worker thread with its own face analyzer: detects the largest face of each frame it is sent.
  * Messages in: { id, width, height, data, follows? } (follows: the id of the message just before,
  * the previous frame of the same video, whose face regions this frame reuses; see
- * FaceAnalyzer.detectNextFrame); out: { ready } once loaded, then { id, face, reused } or { id, error }.
+ * FaceAnalyzer.detectNextFrame); out: { id, face, reused } or { id, error }. Messages sent while the
+ * models load wait in the port's queue.
  */
 import { parentPort } from 'node:worker_threads';
 import { FaceAnalyzer, type FrameDetection } from '../face/detector.js';
@@ -35,4 +36,3 @@ port.on('message', (request: Request) => {
     (error: unknown) => port.postMessage({ id: request.id, error: (error as Error).stack ?? String(error) }),
   );
 });
-port.postMessage({ ready: true });
