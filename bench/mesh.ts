@@ -2,8 +2,11 @@
  * Mesh motion model benchmark: where the time of one output frame goes. Per-frame milliseconds
  * for
  *   - decoding the 256x256 driving clip (decodeVideo),
- *   - face landmarks per driving frame: full detect, boxes only, and the tracker (mesh only on
- *     the region the previous frame gives, a full detection every 10 frames),
+ *   - face landmarks per driving frame: full detect, boxes only, the landmark pool's groups as the
+ *     mesh mode runs them (on this thread alone: a full detection, then two frames on the regions
+ *     of the frame before, redone in full on fast turns; mean, with how many frames reused
+ *     regions), and the tracker (mesh only on the region the previous frame gives, a full
+ *     detection every 10 frames),
  *   - MeshAnimator.render on the 587x586 outdoor photo (with and without the mouth fill),
  *   - encoding 586x586 H.264 (VideoEncoder defaults: medium, crf 18; it runs in ffmpeg, beside this process).
  * Landmarks and render are CPU ms of this process (medians); decode and encode run in ffmpeg
@@ -24,6 +27,7 @@ import { decodeVideo } from '../src/media/decode.js';
 import { VideoEncoder } from '../src/media/encode.js';
 import { readImage } from '../src/media/image.js';
 import { MeshAnimator } from '../src/mesh/animator.js';
+import { LandmarkPool } from '../src/pipeline/landmark-pool.js';
 import type { RgbImage, VideoFrame } from '../src/types.js';
 
 const sharedDir = process.env.REENACT_SHARED ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared');
@@ -64,6 +68,9 @@ const analyzer = await FaceAnalyzer.create();
 await analyzer.detect(frames[0]!); // warm-up: first calls compile wasm kernels
 const detectMs = await timeEach(frames, (frame) => analyzer.detect(frame));
 const boxesMs = await timeEach(frames, (frame) => analyzer.detectBoxes(frame));
+const pool = await LandmarkPool.create(analyzer, 0);
+const poolMs = await timeEach(frames, (frame) => pool.detect(frame));
+await pool.close();
 const tracker = new LandmarkTracker(analyzer);
 const driving: (Face | null)[] = [];
 const trackMs = await timeEach(frames, async (frame) => driving.push(await tracker.track(frame)));
@@ -111,6 +118,8 @@ console.log(
       landmarksCpuMsPerFrame: {
         detect: median(detectMs),
         detectBoxes: median(boxesMs),
+        poolGroupsMean: mean(poolMs),
+        poolFramesOnPreviousRegions: `${pool.stats.reused} of ${pool.stats.frames}`,
         trackerMedian: trackMedian,
         trackerMean: mean(trackMs),
       },
