@@ -2,6 +2,7 @@
  * Measurements for the animate acceptance tests: what the landmark detector sees in a video,
  * and simple statistics. Shared by test/animate-*.test.ts and the benchmark.
  */
+import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,7 +55,7 @@ export function correlation(a: number[], b: number[]): number {
   return ab / Math.sqrt(aa * bb);
 }
 
-/** PSNR over the pixels `keep(x, y)` selects. */
+/** PSNR in dB of `b` against `a` over the pixels `keep(x, y)` selects (Infinity where they are identical). */
 export function psnr(a: RgbImage, b: RgbImage, keep: (x: number, y: number) => boolean = () => true): number {
   let squared = 0;
   let count = 0;
@@ -68,7 +69,8 @@ export function psnr(a: RgbImage, b: RgbImage, keep: (x: number, y: number) => b
       count += 3;
     }
   }
-  return 10 * Math.log10((255 * 255) / Math.max(squared / count, 1e-12));
+  assert.ok(count > 0, 'empty comparison region');
+  return squared === 0 ? Infinity : 10 * Math.log10((255 * 255 * count) / squared);
 }
 
 /** The frames of a video at the given indices (decoding all, keeping those). */

@@ -12,6 +12,7 @@ import { unzipSync, zipSync, type Zippable } from 'fflate';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { ReenactError } from '../src/errors.js';
 import { parseCheckpoint } from '../src/fomm/checkpoint.js';
+import { prng } from '../src/fomm/random-weights.js';
 
 const VARIANTS_PER_FILE = 1500;
 /** A variant still running after this long is a hang (a parse takes milliseconds). */
@@ -21,18 +22,6 @@ const HANG_MS = 15_000;
 type Mode = 'raw' | 'entries';
 interface Job { path: string; seed: number; count: number; mode: Mode; progress: SharedArrayBuffer }
 interface Outcome { parsed: number; refused: number; failures: string[] }
-
-/** mulberry32: small, fast, and the same sequence on every machine. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Pickle opcodes, the refused ones included, to plant where the structure is. */
 const OPCODES = [...'()t]}lsuaeRbQqhjrKMJXNc.0128', ...'iopPIFLSVg'].map((c) => c.charCodeAt(0)).concat([0x80, 0x81, 0x82, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0x92, 0x93, 0x94, 0x95]);

@@ -10,25 +10,8 @@ import { MeshAnimator } from '../src/mesh/animator.js';
 import { FACE_OVAL, INNER_LIPS } from '../src/mesh/regions.js';
 import { warpMesh } from '../src/mesh/topology.js';
 import type { RgbImage, VideoFrame } from '../src/types.js';
+import { psnr } from './animate-measure.js';
 import { shared, skipWithoutShared } from './shared.js';
-
-/** PSNR in dB of `b` against `a` over the pixels where `include(x, y)` holds. */
-function psnr(a: RgbImage, b: RgbImage, include: (x: number, y: number) => boolean = () => true): number {
-  let sum = 0;
-  let n = 0;
-  for (let y = 0; y < a.height; y++) {
-    for (let x = 0; x < a.width; x++) {
-      if (!include(x, y)) continue;
-      for (let c = 0; c < 3; c++) {
-        const d = a.data[(y * a.width + x) * 3 + c]! - b.data[(y * a.width + x) * 3 + c]!;
-        sum += d * d;
-      }
-      n += 3;
-    }
-  }
-  assert.ok(n > 0, 'empty comparison region');
-  return sum === 0 ? Infinity : 10 * Math.log10((255 * 255 * n) / sum);
-}
 
 /** Inner-lip gap over the eye-corner distance: 0 closed, ~0.3 wide open. */
 function mouthOpening(face: Face): number {

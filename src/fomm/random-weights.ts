@@ -22,8 +22,8 @@ export function expectedShapes(params: FommModelParams, size: FrameSize): { gene
   return { generator: generator.shapes, kpDetector: kp.shapes };
 }
 
-/** mulberry32: a small seeded generator, so random models are reproducible. */
-function prng(seed: number): () => number {
+/** mulberry32: a small seeded generator, the same sequence on every machine (random models, fuzzing). */
+export function prng(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
