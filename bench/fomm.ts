@@ -1,7 +1,7 @@
 /**
  * FOMM speed at the published vox-adv-256 size: median ms per driving frame (keypoints +
  * per-frame generator), with seeded random weights unless REENACT_FOMM_CHECKPOINT is set.
- * Usage: npm run bench:fomm [-- --threads 2 --frames 10 --winograd auto|always|never --spinning]
+ * Usage: npm run bench:fomm [-- --threads 2 --frames 10 --winograd auto|always|never --spinning --no-native]
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,6 +15,7 @@ const { values } = parseArgs({
     config: { type: 'string' },
     winograd: { type: 'string', default: 'auto' },
     spinning: { type: 'boolean', default: false },
+    'no-native': { type: 'boolean', default: false },
   },
 });
 const sharedDir = process.env.REENACT_SHARED ?? resolve(import.meta.dirname, '..', '..', 'shared');
@@ -26,5 +27,6 @@ const result = await benchmarkFomm({
   frames: Number(values.frames),
   winograd: values.winograd as WinogradPolicy,
   spinning: values.spinning,
+  nativeKernels: !values['no-native'],
 });
 process.stdout.write(`${JSON.stringify({ bench: 'fomm', config, ...result })}\n`);

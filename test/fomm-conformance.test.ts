@@ -4,11 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { compareConformance, writeConformance } from '../src/fomm/conformance.js';
+import { nativeKernels as loadNativeKernels } from '../src/fomm/native-bottleneck.js';
 import { FommModel } from '../src/fomm/model.js';
 import { readImage } from '../src/media/image.js';
 import { shared, skipWithoutShared } from './shared.js';
 
 const golden = shared('fomm', 'golden-tiny');
+const nativeKernelsBuilt = loadNativeKernels().module !== undefined;
 
 describe('FOMM conformance on golden-tiny', { skip: skipWithoutShared }, () => {
   const folders: string[] = [];
@@ -16,14 +18,16 @@ describe('FOMM conformance on golden-tiny', { skip: skipWithoutShared }, () => {
     for (const folder of folders) await rm(folder, { recursive: true, force: true });
   });
 
+  // The bottleneck runs on the native kernels where they are built (the default), else in ORT;
+  // one case keeps it in ORT so both paths are checked against PyTorch.
   const cases = [
-    { format: 'legacy', winograd: 'auto' },
-    { format: 'zip', winograd: 'auto' },
+    { format: 'legacy', winograd: 'auto', nativeKernels: true },
+    { format: 'zip', winograd: 'auto', nativeKernels: false },
     // The tiny model's convs are too narrow for Winograd to pay; force it to check its numerics.
-    { format: 'zip', winograd: 'always' },
+    { format: 'zip', winograd: 'always', nativeKernels: true },
   ] as const;
-  for (const { format, winograd } of cases) {
-    test(`${format} checkpoint, winograd ${winograd}: every golden file reproduced within tolerance`, async () => {
+  for (const { format, winograd, nativeKernels } of cases) {
+    test(`${format} checkpoint, winograd ${winograd}, native kernels ${nativeKernels ? 'where built' : 'off'}: every golden file reproduced within tolerance`, async () => {
       const work = await mkdtemp(join(tmpdir(), 'reenact-fomm-conformance-'));
       folders.push(work);
       const model = await FommModel.load({
@@ -31,7 +35,9 @@ describe('FOMM conformance on golden-tiny', { skip: skipWithoutShared }, () => {
         checkpoint: join(golden, `checkpoint.${format}.pth.tar`),
         cacheDir: join(work, 'cache'),
         winograd,
+        nativeKernels,
       });
+      assert.equal(model.usesNativeKernels, nativeKernels && nativeKernelsBuilt);
       try {
         const written = await writeConformance(model, golden, work);
         const goldenFiles = (await readdir(golden)).filter((name) => name.endsWith('.npy')).sort();
@@ -64,7 +70,8 @@ describe('FOMM conformance on golden-tiny', { skip: skipWithoutShared }, () => {
     assert.deepEqual(entries.filter((name) => name.startsWith('stale-')), ['stale-2', 'stale-3', 'stale-4']);
     const folder = entries.find((name) => !name.startsWith('stale-'));
     const files = (await readdir(join(work, 'fomm', folder!))).sort();
-    assert.deepEqual(files, ['frame-generator.onnx', 'keypoint-detector.onnx', 'source-encoder.onnx', 'source-warp.onnx']);
+    const generator = first.usesNativeKernels ? ['frame-generator-head.onnx', 'frame-generator-tail.onnx'] : ['frame-generator.onnx'];
+    assert.deepEqual(files, [...generator, 'keypoint-detector.onnx', 'source-encoder.onnx', 'source-warp.onnx']);
     const second = await FommModel.load(options);
     const image = await readImage(join(golden, 'driving_003.png'));
     const [a, b] = [await first.detectKeypoints(image), await second.detectKeypoints(image)];

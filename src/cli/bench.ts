@@ -12,6 +12,7 @@ interface FommBenchCliOptions {
   threads?: number;
   winograd: WinogradPolicy;
   spinning?: boolean;
+  native: boolean;
 }
 
 /** `reenact bench ...`: speed measurements that print one JSON line. */
@@ -26,12 +27,13 @@ export function addBenchCommand(program: Command): void {
     .addOption(new Option('--frames <n>', 'driving frames to time, after one warm-up').argParser(positiveInteger('--frames')).default(10))
     .addOption(new Option('--threads <n>', 'ONNX Runtime threads (default: all cores)').argParser(positiveInteger('--threads')))
     .addOption(new Option('--winograd <when>', 'Winograd F(4x4,3x3) for 3x3 convs').choices(['auto', 'always', 'never']).default('auto'))
+    .option('--no-native', 'keep the generator bottleneck in ONNX Runtime instead of reenact\'s native kernels')
     .option('--spinning', 'let idle ONNX Runtime threads spin-wait (faster on an idle machine, wasteful on a busy one)')
     .action(async (options: FommBenchCliOptions) => {
       if (options.checkpoint && options.randomWeights) {
         throw new ReenactError('BAD_ARGUMENT', '--checkpoint and --random-weights exclude each other.', 'Give one of them.');
       }
-      const result = await benchmarkFomm({ config: options.config, checkpoint: options.checkpoint, frames: options.frames, threads: options.threads, winograd: options.winograd, spinning: options.spinning });
+      const result = await benchmarkFomm({ config: options.config, checkpoint: options.checkpoint, frames: options.frames, threads: options.threads, winograd: options.winograd, spinning: options.spinning, nativeKernels: options.native });
       process.stdout.write(`${JSON.stringify({ bench: 'fomm', ...result })}\n`);
     });
 }

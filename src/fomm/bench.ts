@@ -16,6 +16,8 @@ export interface FommBenchOptions {
   cacheDir?: string;
   winograd?: WinogradPolicy;
   spinning?: boolean;
+  /** Native bottleneck kernels where available (default true); see FommModelOptions.nativeKernels. */
+  nativeKernels?: boolean;
 }
 
 export interface FommBenchResult {
@@ -35,6 +37,8 @@ export interface FommBenchResult {
   weights: 'checkpoint' | 'random';
   winograd: WinogradPolicy;
   spinning: boolean;
+  /** Whether the bottleneck ran on the native kernels. */
+  nativeKernels: boolean;
 }
 
 function median(values: number[]): number {
@@ -71,7 +75,7 @@ export async function benchmarkFomm(options: FommBenchOptions): Promise<FommBenc
     checkpoint = randomWeights(params, { height: 256, width: 256 });
   }
   const winograd = options.winograd ?? 'auto';
-  const model = await FommModel.load({ config: options.config, checkpoint, threads, cacheDir: options.cacheDir, winograd, spinning: options.spinning });
+  const model = await FommModel.load({ config: options.config, checkpoint, threads, cacheDir: options.cacheDir, winograd, spinning: options.spinning, nativeKernels: options.nativeKernels });
   const loadMs = performance.now() - loadStart;
   try {
     const { width, height } = model.frameSize;
@@ -113,6 +117,7 @@ export async function benchmarkFomm(options: FommBenchOptions): Promise<FommBenc
       weights: options.checkpoint ? 'checkpoint' : 'random',
       winograd,
       spinning: options.spinning ?? false,
+      nativeKernels: model.usesNativeKernels,
     };
   } finally {
     await model.dispose();

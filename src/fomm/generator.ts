@@ -73,35 +73,35 @@ export function buildSourceEncoder(spec: GeneratorSpec, w: Weights): OnnxGraph {
 }
 
 /**
+ * Which part of the per-frame generator a graph holds: all of it, or the parts before and after
+ * the bottleneck when the bottleneck runs natively (src/fomm/native-bottleneck.ts). The head
+ * outputs `warped` (the occluded, deformed source features, the bottleneck's input); the tail
+ * takes `bottleneck` (its output).
+ */
+export type FramePart = 'whole' | 'head' | 'tail';
+
+/**
  * Everything per driving frame: dense motion, feature warping and occlusion, bottleneck, up
  * blocks, final conv + sigmoid → `prediction` [1, C, H, W]. Also outputs `mask`,
  * `occlusion` (when estimated) and `deformation` (ORT runs every node whatever is fetched, so
  * these are the by-products that cost nothing; the warped source is `buildSourceWarp`'s).
  */
-export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph {
-  const g = new OnnxGraph('fomm_frame_generator', { winograd: spec.winograd });
+export function buildFrameGenerator(spec: GeneratorSpec, w: Weights, part: FramePart = 'whole'): OnnxGraph {
+  const g = new OnnxGraph(`fomm_frame_generator${part === 'whole' ? '' : `_${part}`}`, { winograd: spec.winograd });
   const s = generatorShapes(spec);
-  const k = spec.numKp;
+  const featureShape = [1, s.featureChannels, s.featureHeight, s.featureWidth];
+  let out: string;
+  if (part === 'tail') {
+    out = g.input('bottleneck', featureShape);
+  } else {
+    out = frameMotion(g, spec, w, s);
+    if (part === 'head') {
+      g.output('warped', out, featureShape);
+      return g;
+    }
+    for (let i = 0; i < spec.numBottleneckBlocks; i++) out = resBlock(g, out, w.at(`bottleneck.r${i}`), s.featureChannels, { height: s.featureHeight, width: s.featureWidth });
+  }
   const c = spec.numChannels;
-  const features = g.input('features', [1, s.featureChannels, s.featureHeight, s.featureWidth]);
-  const sourceSmall = g.input('source_small', [1, c, s.motionHeight, s.motionWidth]);
-  const kpSource = { value: g.input('kp_source', [1, k, 2]), jacobian: undefined as string | undefined };
-  const kpDriving = { value: g.input('kp_driving', [1, k, 2]), jacobian: undefined as string | undefined };
-  if (spec.estimateJacobian) {
-    kpSource.jacobian = g.input('jacobian_source', [1, k, 2, 2]);
-    kpDriving.jacobian = g.input('jacobian_driving', [1, k, 2, 2]);
-  }
-  const motion = denseMotion(g, sourceSmall, kpSource, kpDriving, denseMotionSpec(spec), w.at('dense_motion_network'), s.motionHeight, s.motionWidth);
-
-  const motionSize = { height: s.motionHeight, width: s.motionWidth };
-  let out = g.gridSample(features, resizeDeformation(g, motion.deformation, motionSize, { height: s.featureHeight, width: s.featureWidth }));
-  if (motion.occlusion) {
-    const occlusion = s.featureHeight === s.motionHeight && s.featureWidth === s.motionWidth
-      ? motion.occlusion
-      : g.resizeBilinear(motion.occlusion, 1, 1, s.featureHeight, s.featureWidth);
-    out = g.mul(out, occlusion);
-  }
-  for (let i = 0; i < spec.numBottleneckBlocks; i++) out = resBlock(g, out, w.at(`bottleneck.r${i}`), s.featureChannels, { height: s.featureHeight, width: s.featureWidth });
   const width = (i: number) => Math.min(spec.maxFeatures, spec.blockExpansion * 2 ** i);
   const d = spec.numDownBlocks;
   for (let i = 0; i < d - 1; i++) {
@@ -119,13 +119,38 @@ export function buildFrameGenerator(spec: GeneratorSpec, w: Weights): OnnxGraph 
     const phases = upBlockPhases(g, out, w.at(`up_blocks.${d - 1}`), width(1), width(0), size);
     out = phaseConv(g, phases, finalWeight, finalBias, 3);
   }
-  out = g.sigmoid(out);
+  g.output('prediction', g.sigmoid(out), [1, c, spec.imageHeight, spec.imageWidth]);
+  return g;
+}
 
-  g.output('prediction', out, [1, c, spec.imageHeight, spec.imageWidth]);
+/**
+ * Dense motion from the keypoints, then the source features warped by it and occluded: the
+ * bottleneck's input. The motion's `mask`, `occlusion` and `deformation` become outputs.
+ */
+function frameMotion(g: OnnxGraph, spec: GeneratorSpec, w: Weights, s: GeneratorShapes): string {
+  const k = spec.numKp;
+  const c = spec.numChannels;
+  const features = g.input('features', [1, s.featureChannels, s.featureHeight, s.featureWidth]);
+  const sourceSmall = g.input('source_small', [1, c, s.motionHeight, s.motionWidth]);
+  const kpSource = { value: g.input('kp_source', [1, k, 2]), jacobian: undefined as string | undefined };
+  const kpDriving = { value: g.input('kp_driving', [1, k, 2]), jacobian: undefined as string | undefined };
+  if (spec.estimateJacobian) {
+    kpSource.jacobian = g.input('jacobian_source', [1, k, 2, 2]);
+    kpDriving.jacobian = g.input('jacobian_driving', [1, k, 2, 2]);
+  }
+  const motion = denseMotion(g, sourceSmall, kpSource, kpDriving, denseMotionSpec(spec), w.at('dense_motion_network'), s.motionHeight, s.motionWidth);
+  const motionSize = { height: s.motionHeight, width: s.motionWidth };
+  let out = g.gridSample(features, resizeDeformation(g, motion.deformation, motionSize, { height: s.featureHeight, width: s.featureWidth }));
+  if (motion.occlusion) {
+    const occlusion = s.featureHeight === s.motionHeight && s.featureWidth === s.motionWidth
+      ? motion.occlusion
+      : g.resizeBilinear(motion.occlusion, 1, 1, s.featureHeight, s.featureWidth);
+    out = g.mul(out, occlusion);
+  }
   g.output('mask', motion.mask, [1, k + 1, s.motionHeight, s.motionWidth]);
   if (motion.occlusion) g.output('occlusion', motion.occlusion, [1, 1, s.motionHeight, s.motionWidth]);
   g.output('deformation', motion.deformation, [1, s.motionHeight, s.motionWidth, 2]);
-  return g;
+  return out;
 }
 
 /** The deformation [1, h, w, 2] resized bilinearly (as a 2-channel map) to another size, where it differs. */

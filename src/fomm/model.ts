@@ -11,6 +11,7 @@ import { generatorSpec, keypointDetectorSpec, type FommModelParams, type FrameSi
 import { loadCheckpoint } from './checkpoint.js';
 import { loadConfig, type FommConfig } from './config.js';
 import { buildFrameGenerator, buildSourceEncoder, buildSourceWarp, generatorShapes, type GeneratorShapes } from './generator.js';
+import { NativeBottleneck, nativeBottleneckFits } from './native-bottleneck.js';
 import { buildKeypointDetector } from './keypoint-detector.js';
 import type { WinogradPolicy } from './onnx-graph.js';
 import type { Keypoints } from './keypoints.js';
@@ -18,7 +19,7 @@ import type { ModelWeights } from './random-weights.js';
 import { StateDictWeights, Weights } from './weights.js';
 
 /** Bumped whenever the graphs built from the same weights change, so cached models are rebuilt. */
-const GRAPH_VERSION = 12;
+const GRAPH_VERSION = 13;
 
 export interface FommModelOptions {
   /** A parsed config (model_params) or the path of a config .yaml. */
@@ -39,6 +40,12 @@ export interface FommModelOptions {
    * those need (measured: 1176 vs 691 CPU ms per frame on a busy 2-core machine).
    */
   spinning?: boolean;
+  /**
+   * Run the generator's residual bottleneck with reenact's native kernels (Winograd with fused
+   * transforms; built at install where a C++ compiler is present, used on CPUs with AVX2/FMA).
+   * Default true where available; false keeps every layer in ONNX Runtime. Not with winograd 'never'.
+   */
+  nativeKernels?: boolean;
 }
 
 /** A float image, rows top to bottom, channels interleaved (HWC), values in [0, 1]. */
@@ -74,6 +81,11 @@ export interface GeneratedFrame {
   };
 }
 
+/** The per-frame generator: one ONNX graph, or the graphs before and after a native bottleneck. */
+type FrameGenerator =
+  | { whole: ort.InferenceSession }
+  | { head: ort.InferenceSession; bottleneck: NativeBottleneck; tail: ort.InferenceSession };
+
 /** The default folder for cached converted models. */
 export function defaultCacheDir(): string {
   if (process.env.REENACT_CACHE_DIR) return process.env.REENACT_CACHE_DIR;
@@ -91,7 +103,7 @@ export class FommModel {
     readonly frameSize: FrameSize,
     private readonly keypointSession: ort.InferenceSession,
     private readonly encoderSession: ort.InferenceSession,
-    private readonly generatorSession: ort.InferenceSession,
+    private readonly generator: FrameGenerator,
     private readonly warpSession: ort.InferenceSession,
     private readonly shapes: GeneratorShapes,
   ) {}
@@ -104,12 +116,14 @@ export class FommModel {
     if (!Number.isInteger(threads) || threads < 1) {
       throw new ReenactError('BAD_ARGUMENT', `threads must be a whole number of at least 1, not ${threads}.`, 'Pass --threads 1 or more.');
     }
+    const genSpec = generatorSpec(params, frameSize, options.winograd);
+    const shapes = generatorShapes(genSpec);
+    const native = options.nativeKernels !== false && options.winograd !== 'never' && genSpec.numBottleneckBlocks > 0 && nativeBottleneckFits(shapes.featureChannels);
     const key = createHash('sha256')
-      .update(JSON.stringify({ version: GRAPH_VERSION, weights: weights.sha256, params, frameSize, winograd: options.winograd ?? 'auto', ort: ort.env.versions.common }))
+      .update(JSON.stringify({ version: GRAPH_VERSION, weights: weights.sha256, params, frameSize, winograd: options.winograd ?? 'auto', native, ort: ort.env.versions.common }))
       .digest('hex').slice(0, 32);
     const folder = join(options.cacheDir ?? defaultCacheDir(), 'fomm', key);
     const kpSpec = keypointDetectorSpec(params, frameSize, options.winograd);
-    const genSpec = generatorSpec(params, frameSize, options.winograd);
     const kpWeights = new Weights(new StateDictWeights(weights.kpDetector, 'kp_detector'));
     const genWeights = new Weights(new StateDictWeights(weights.generator, 'generator'));
     const sessionOptions: ort.InferenceSession.SessionOptions = {
@@ -124,10 +138,21 @@ export class FommModel {
       ort.InferenceSession.create(await cachedModel(folder, name, build), sessionOptions);
     const keypointSession = await session('keypoint-detector.onnx', () => buildKeypointDetector(kpSpec, kpWeights));
     const encoderSession = await session('source-encoder.onnx', () => buildSourceEncoder(genSpec, genWeights));
-    const generatorSession = await session('frame-generator.onnx', () => buildFrameGenerator(genSpec, genWeights));
+    const generator: FrameGenerator = native
+      ? {
+          head: await session('frame-generator-head.onnx', () => buildFrameGenerator(genSpec, genWeights, 'head')),
+          bottleneck: NativeBottleneck.build(genWeights, genSpec.numBottleneckBlocks, shapes.featureChannels, { height: shapes.featureHeight, width: shapes.featureWidth }, threads),
+          tail: await session('frame-generator-tail.onnx', () => buildFrameGenerator(genSpec, genWeights, 'tail')),
+        }
+      : { whole: await session('frame-generator.onnx', () => buildFrameGenerator(genSpec, genWeights)) };
     const warpSession = await session('source-warp.onnx', () => buildSourceWarp(genSpec));
     await pruneCache(folder);
-    return new FommModel(params, frameSize, keypointSession, encoderSession, generatorSession, warpSession, generatorShapes(genSpec));
+    return new FommModel(params, frameSize, keypointSession, encoderSession, generator, warpSession, shapes);
+  }
+
+  /** Whether the bottleneck runs on reenact's native kernels (see `nativeKernels`). */
+  get usesNativeKernels(): boolean {
+    return 'bottleneck' in this.generator;
   }
 
   get numKp(): number {
@@ -189,10 +214,17 @@ export class FommModel {
       feeds.jacobian_source = new ort.Tensor('float32', source.keypoints.jacobian, [1, k, 2, 2]);
       feeds.jacobian_driving = new ort.Tensor('float32', kpDriving.jacobian, [1, k, 2, 2]);
     }
-    const fetches = ['prediction'];
-    const hasOcclusion = this.params.generatorParams.estimateOcclusionMap;
-    if (options.debug) fetches.push('mask', 'deformation', ...(hasOcclusion ? ['occlusion'] : []));
-    const out = await this.generatorSession.run(feeds, fetches);
+    const debugFetches = options.debug ? ['mask', 'deformation', ...(this.params.generatorParams.estimateOcclusionMap ? ['occlusion'] : [])] : [];
+    let out: ort.InferenceSession.OnnxValueMapType;
+    if ('whole' in this.generator) {
+      out = await this.generator.whole.run(feeds, ['prediction', ...debugFetches]);
+    } else {
+      const { head, bottleneck, tail } = this.generator;
+      out = await head.run(feeds, ['warped', ...debugFetches]);
+      const warped = out.warped!;
+      const features = new ort.Tensor('float32', bottleneck.run(warped.data as Float32Array), warped.dims);
+      out = { ...out, ...(await tail.run({ bottleneck: features })) };
+    }
     const image = toHwc(out.prediction!);
     if (!options.debug) return { image };
     const { motionHeight: h, motionWidth: w } = this.shapes;
@@ -207,7 +239,8 @@ export class FommModel {
   }
 
   async dispose(): Promise<void> {
-    await Promise.all([this.keypointSession.release(), this.encoderSession.release(), this.generatorSession.release(), this.warpSession.release()]);
+    const generator = 'whole' in this.generator ? [this.generator.whole] : [this.generator.head, this.generator.tail];
+    await Promise.all([this.keypointSession, this.encoderSession, ...generator, this.warpSession].map((session) => session.release()));
   }
 }
 

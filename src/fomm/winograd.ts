@@ -8,7 +8,7 @@ import type { FloatTensor, OnnxGraph } from './onnx-graph.js';
  * the m×m tiles back. Float32 error about 1e-5 relative for F(4×4), 5e-5 for F(8×8).
  */
 
-interface WinogradMatrices {
+export interface WinogradMatrices {
   /** Output tile size m; input tiles are m + 2. */
   m: number;
   BT: number[][];
@@ -73,8 +73,29 @@ export function winogradPays(inChannels: number, outChannels: number, height: nu
   return Math.min(inChannels, outChannels) >= 256 && height % 4 === 0 && width % 4 === 0 && height * width >= 256;
 }
 
-function tileFor(height: number, width: number): WinogradMatrices {
+/** The tile size for a map: F(8×8) from 48×48 up, else F(4×4). */
+export function winogradMatrices(height: number, width: number): WinogradMatrices {
   return Math.min(height, width) >= 48 ? F8 : F4;
+}
+
+/** U[f = (i, j), o, c] = (G · w[o, c] · Gᵀ)[i, j] of a [co, ci, 3, 3] kernel, in float64 then rounded once. */
+export function transformedKernels(weight: FloatTensor, G: number[][]): Float32Array {
+  const n = G.length;
+  const [co, ci] = weight.dims as [number, number];
+  const u = new Float32Array(n * n * co * ci);
+  for (let o = 0; o < co; o++) {
+    for (let c = 0; c < ci; c++) {
+      const base = (o * ci + c) * 9;
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < n; j++) {
+          let acc = 0;
+          for (let r = 0; r < 3; r++) for (let s = 0; s < 3; s++) acc += G[i]![r]! * weight.data[base + r * 3 + s]! * G[j]![s]!;
+          u[((i * n + j) * co + o) * ci + c] = acc;
+        }
+      }
+    }
+  }
+  return u;
 }
 
 /** Whether a 3×3 conv of this shape uses Winograd under the graph's policy. */
@@ -93,26 +114,13 @@ export function conv3x3(g: OnnxGraph, x: string, weight: FloatTensor, bias: Floa
 
 /** The Winograd conv: F(8×8) on maps of 48×48 and more, else F(4×4) (height and width multiples of 4). */
 export function winogradConv3x3(g: OnnxGraph, x: string, weight: FloatTensor, bias: FloatTensor, height: number, width: number): string {
-  const { m, BT, G, AT } = tileFor(height, width);
+  const { m, BT, G, AT } = winogradMatrices(height, width);
   const n = m + 2;
   const freqs = n * n;
   const [co, ci] = weight.dims as [number, number];
   const tilesY = Math.ceil(height / m);
   const tilesX = Math.ceil(width / m);
-  // U[f = (i, j), o, c] = (G · w[o, c] · Gᵀ)[i, j], in float64 then rounded once.
-  const u = new Float32Array(freqs * co * ci);
-  for (let o = 0; o < co; o++) {
-    for (let c = 0; c < ci; c++) {
-      const base = (o * ci + c) * 9;
-      for (let i = 0; i < n; i++) {
-        for (let j = 0; j < n; j++) {
-          let acc = 0;
-          for (let r = 0; r < 3; r++) for (let s = 0; s < 3; s++) acc += G[i]![r]! * weight.data[base + r * 3 + s]! * G[j]![s]!;
-          u[((i * n + j) * co + o) * ci + c] = acc;
-        }
-      }
-    }
-  }
+  const u = transformedKernels(weight, G);
   // Rows: every channel → n (Bᵀ rows), n-tall windows, stride m; 1 pixel of padding above and
   // enough below for whole tiles. Then the same along columns.
   const padBottom = tilesY * m + 1 - height;
