@@ -5,6 +5,7 @@ import { resBlock } from '../src/fomm/hourglass.js';
 import { NativeBottleneck, nativeKernels } from '../src/fomm/native-bottleneck.js';
 import { OnnxGraph } from '../src/fomm/onnx-graph.js';
 import { prng } from '../src/fomm/random-weights.js';
+import { winogradMatrices } from '../src/fomm/winograd.js';
 import { StateDictWeights, Weights, type StateDict } from '../src/fomm/weights.js';
 
 // CI builds the kernels (npm ci runs the install script) and sets REENACT_REQUIRE_NATIVE, so a
@@ -99,10 +100,12 @@ describe('native bottleneck kernels', { skip }, () => {
   });
 
   test('bad arguments are refused by the module, not read out of bounds', () => {
-    const shape = { channels: 16, height: 8, width: 8, m: 4, threads: 1, BT: new Float32Array(36), AT: new Float32Array(24) };
+    const { BT, AT } = winogradMatrices(8, 8);
+    const shape = { channels: 16, height: 8, width: 8, m: 4, threads: 1, BT: Float32Array.from(BT.flat()), AT: Float32Array.from(AT.flat()) };
     const map = new Float32Array(16 * 64);
     assert.throws(() => module!.bottleneck(map, new Float32Array(10), shape, []), /output has 10 values, expected 1024/);
     assert.throws(() => module!.bottleneck(map, map, { ...shape, channels: 12 }, []), /multiple of 16/);
+    assert.throws(() => module!.bottleneck(map, map, { ...shape, BT: new Float32Array(36).fill(1) }, []), /Cook-Toom/);
     assert.throws(() => module!.bottleneck(map, map, shape, [{ scale: new Float32Array(16), shift: new Float32Array(16), u1: new Float32Array(5), bias1: new Float32Array(16), u2: new Float32Array(5), bias2: new Float32Array(16) }]), /u1 has 5 values/);
   });
 });

@@ -67,7 +67,66 @@ void normRelu(const Shape &s, const float *residual, const float *scale, const f
   }
 }
 
-// V[f][tile][c] = (Bᵀ·d·B)[f] for every 8-channel block and tile of the padded map.
+// Cook–Toom matrices from the points 0, ±p₁, ±p₂, …, ∞ (in that order) have a structure the
+// transforms use to halve their multiply-adds: Bᵀ's row for 0 is even in its column index and
+// the row for ∞ odd; the rows for +p and −p differ only in the sign of their odd columns
+// (E + O and E − O). Aᵀ's column for 0 is (1, 0, …), the one for ∞ (…, 0, 1), and the columns
+// for ±p differ only in the sign of their odd rows (x₊ + x₋ for even rows, x₊ − x₋ for odd).
+// pairedStructure() checks exactly that before anything runs.
+bool pairedStructure(const float *BT, const float *AT, int n) {
+  const int m = n - 2;
+  for (int a = 0; a < n; a++) {
+    if (a % 2 == 1 && BT[a] != 0.0f) return false;
+    if (a % 2 == 0 && BT[(n - 1) * n + a] != 0.0f) return false;
+  }
+  for (int i = 1; i < n - 1; i += 2) {
+    for (int a = 0; a < n; a++) if (BT[(i + 1) * n + a] != (a % 2 ? -BT[i * n + a] : BT[i * n + a])) return false;
+  }
+  for (int i = 0; i < m; i++) {
+    if (AT[i * n] != (i == 0 ? 1.0f : 0.0f) || AT[i * n + n - 1] != (i == m - 1 ? 1.0f : 0.0f)) return false;
+    for (int j = 1; j < n - 1; j += 2) if (AT[i * n + j + 1] != (i % 2 ? -AT[i * n + j] : AT[i * n + j])) return false;
+  }
+  return true;
+}
+
+// y = Bᵀ·x for one column x (length N), out(i, yᵢ).
+template <int N, typename In, typename Out>
+inline void applyBT(const __m256 (&bt)[N][N], In x, Out out) {
+  __m256 e = _mm256_mul_ps(bt[0][0], x(0));
+  for (int a = 2; a < N; a += 2) e = _mm256_fmadd_ps(bt[0][a], x(a), e);
+  out(0, e);
+  for (int i = 1; i < N - 1; i += 2) {
+    __m256 even = _mm256_mul_ps(bt[i][0], x(0)), odd = _mm256_mul_ps(bt[i][1], x(1));
+    for (int a = 2; a < N; a += 2) even = _mm256_fmadd_ps(bt[i][a], x(a), even);
+    for (int a = 3; a < N; a += 2) odd = _mm256_fmadd_ps(bt[i][a], x(a), odd);
+    out(i, _mm256_add_ps(even, odd));
+    out(i + 1, _mm256_sub_ps(even, odd));
+  }
+  __m256 o = _mm256_mul_ps(bt[N - 1][1], x(1));
+  for (int a = 3; a < N; a += 2) o = _mm256_fmadd_ps(bt[N - 1][a], x(a), o);
+  out(N - 1, o);
+}
+
+// y = Aᵀ·x for one column x (length N), out(i, yᵢ) for i < N − 2.
+template <int N, typename In, typename Out>
+inline void applyAT(const __m256 (&at)[N - 2][N], In x, Out out) {
+  constexpr int R = N - 2, P = (N - 2) / 2;
+  __m256 sum[P], diff[P];
+  for (int k = 0; k < P; k++) {
+    const __m256 plus = x(2 * k + 1), minus = x(2 * k + 2);
+    sum[k] = _mm256_add_ps(plus, minus);
+    diff[k] = _mm256_sub_ps(plus, minus);
+  }
+  for (int i = 0; i < R; i++) {
+    const __m256(&folded)[P] = i % 2 ? diff : sum;
+    __m256 acc = i == 0 ? x(0) : i == R - 1 ? x(N - 1) : _mm256_setzero_ps();
+    for (int k = 0; k < P; k++) acc = _mm256_fmadd_ps(at[i][2 * k + 1], folded[k], acc);
+    out(i, acc);
+  }
+}
+
+// V[f][tile][c] = (Bᵀ·d·B)[f] for every tile and 8-channel block of the padded map; channel
+// blocks inner, so consecutive items fill consecutive halves of V's cache lines.
 template <int N>
 void inputTransform(const Shape &s, const Matrices &mx, const float *padded, float *V, int thread, int threads) {
   const int blocks = s.channels / kLanes;
@@ -75,25 +134,17 @@ void inputTransform(const Shape &s, const Matrices &mx, const float *padded, flo
   share(blocks * s.tiles, thread, threads, begin, end);
   __m256 bt[N][N];
   for (int i = 0; i < N; i++) for (int j = 0; j < N; j++) bt[i][j] = _mm256_set1_ps(mx.BT[i * N + j]);
+  const int64_t stride = static_cast<int64_t>(s.tilesPadded) * s.channels;
   __m256 d[N][N], t[N][N];
   for (int item = begin; item < end; item++) {
-    const int cb = item / s.tiles, tile = item % s.tiles;
+    const int tile = item / blocks, cb = item % blocks;
     const int ty = tile / s.tilesX, tx = tile % s.tilesX;
     const float *base = padded + ((static_cast<int64_t>(cb) * s.paddedH + ty * s.m) * s.paddedW + tx * s.m) * kLanes;
     for (int a = 0; a < N; a++) for (int b = 0; b < N; b++) d[a][b] = _mm256_loadu_ps(base + (a * s.paddedW + b) * kLanes);
+    for (int b = 0; b < N; b++) applyBT<N>(bt, [&](int a) { return d[a][b]; }, [&](int i, __m256 v) { t[i][b] = v; });
+    float *out = V + static_cast<int64_t>(tile) * s.channels + cb * kLanes;
     for (int i = 0; i < N; i++) {
-      for (int b = 0; b < N; b++) {
-        __m256 acc = _mm256_mul_ps(bt[i][0], d[0][b]);
-        for (int a = 1; a < N; a++) acc = _mm256_fmadd_ps(bt[i][a], d[a][b], acc);
-        t[i][b] = acc;
-      }
-    }
-    for (int i = 0; i < N; i++) {
-      for (int j = 0; j < N; j++) {
-        __m256 acc = _mm256_mul_ps(t[i][0], bt[j][0]);
-        for (int b = 1; b < N; b++) acc = _mm256_fmadd_ps(t[i][b], bt[j][b], acc);
-        _mm256_storeu_ps(V + (static_cast<int64_t>(i * N + j) * s.tilesPadded + tile) * s.channels + cb * kLanes, acc);
-      }
+      applyBT<N>(bt, [&](int b) { return t[i][b]; }, [&](int j, __m256 v) { _mm256_storeu_ps(out + (i * N + j) * stride, v); });
     }
   }
 }
@@ -135,40 +186,36 @@ void products(const Shape &s, const float *V, const float *U, float *M, int thre
 // added onto the residual stream in place (residual).
 template <int N>
 void outputTransform(const Shape &s, const Matrices &mx, const float *M, const float *bias, float *padded, float *residual, int thread, int threads) {
-  constexpr int kMaxM = N - 2;
+  constexpr int R = N - 2;
   const int blocks = s.channels / kLanes;
   int begin, end;
   share(blocks * s.tiles, thread, threads, begin, end);
-  __m256 at[kMaxM][N];
-  for (int i = 0; i < kMaxM; i++) for (int j = 0; j < N; j++) at[i][j] = _mm256_set1_ps(mx.AT[i * N + j]);
+  __m256 at[R][N];
+  for (int i = 0; i < R; i++) for (int j = 0; j < N; j++) at[i][j] = _mm256_set1_ps(mx.AT[i * N + j]);
   const __m256 zero = _mm256_setzero_ps();
-  __m256 v[N][N], t[kMaxM][N];
+  const int64_t stride = static_cast<int64_t>(s.tilesPadded) * s.channels;
+  __m256 v[N][N], t[R][N];
   for (int item = begin; item < end; item++) {
-    const int cb = item / s.tiles, tile = item % s.tiles;
+    const int tile = item / blocks, cb = item % blocks;
     const int ty = tile / s.tilesX, tx = tile % s.tilesX;
-    for (int i = 0; i < N; i++) for (int j = 0; j < N; j++) v[i][j] = _mm256_loadu_ps(M + (static_cast<int64_t>(i * N + j) * s.tilesPadded + tile) * s.channels + cb * kLanes);
-    for (int p = 0; p < kMaxM; p++) {
-      for (int j = 0; j < N; j++) {
-        __m256 acc = _mm256_mul_ps(at[p][0], v[0][j]);
-        for (int i = 1; i < N; i++) acc = _mm256_fmadd_ps(at[p][i], v[i][j], acc);
-        t[p][j] = acc;
-      }
-    }
+    const float *in = M + static_cast<int64_t>(tile) * s.channels + cb * kLanes;
+    for (int i = 0; i < N; i++) for (int j = 0; j < N; j++) v[i][j] = _mm256_loadu_ps(in + (i * N + j) * stride);
+    for (int j = 0; j < N; j++) applyAT<N>(at, [&](int i) { return v[i][j]; }, [&](int p, __m256 value) { t[p][j] = value; });
     const __m256 b = _mm256_loadu_ps(bias + cb * kLanes);
-    const int rows = std::min(kMaxM, s.height - ty * kMaxM), cols = std::min(kMaxM, s.width - tx * kMaxM);
+    const int rows = std::min(R, s.height - ty * R), cols = std::min(R, s.width - tx * R);
     for (int p = 0; p < rows; p++) {
-      const int y = ty * kMaxM + p;
-      for (int q = 0; q < cols; q++) {
-        const int x = tx * kMaxM + q;
-        __m256 acc = _mm256_fmadd_ps(t[p][0], at[q][0], b);
-        for (int j = 1; j < N; j++) acc = _mm256_fmadd_ps(t[p][j], at[q][j], acc);
+      const int y = ty * R + p;
+      applyAT<N>(at, [&](int j) { return t[p][j]; }, [&](int q, __m256 value) {
+        if (q >= cols) return;
+        const int x = tx * R + q;
+        const __m256 out = _mm256_add_ps(value, b);
         if (residual) {
           float *dst = residual + ((static_cast<int64_t>(cb) * s.height + y) * s.width + x) * kLanes;
-          _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), acc));
+          _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), out));
         } else {
-          _mm256_storeu_ps(padded + ((static_cast<int64_t>(cb) * s.paddedH + y + 1) * s.paddedW + x + 1) * kLanes, _mm256_max_ps(zero, acc));
+          _mm256_storeu_ps(padded + ((static_cast<int64_t>(cb) * s.paddedH + y + 1) * s.paddedW + x + 1) * kLanes, _mm256_max_ps(zero, out));
         }
-      }
+      });
     }
   }
 }
@@ -301,6 +348,7 @@ napi_value Bottleneck(napi_env env, napi_callback_info info) {
     const float *input = floats(env, argv[0], mapSize, "input");
     float *output = floats(env, argv[1], mapSize, "output");
     Matrices mx{floats(env, property(env, argv[2], "BT"), freqs, "BT"), floats(env, property(env, argv[2], "AT"), static_cast<size_t>(s.m) * s.n, "AT")};
+    if (!pairedStructure(mx.BT, mx.AT, s.n)) throw ArgError{"BT and AT must be Cook-Toom matrices of the points 0, +-p..., infinity"};
     uint32_t count;
     if (napi_get_array_length(env, argv[3], &count) != napi_ok) throw ArgError{"blocks must be an array"};
     std::vector<Block> blocks;
