@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { compareConformance, writeConformance } from '../src/fomm/conformance.js';
-import { nativeKernels as loadNativeKernels } from '../src/fomm/native-bottleneck.js';
+import { nativeKernels as loadNativeKernels } from '../src/fomm/native-decoder.js';
 import { FommModel } from '../src/fomm/model.js';
 import { readImage } from '../src/media/image.js';
 import { shared, skipWithoutShared } from './shared.js';

@@ -1,6 +1,7 @@
 import { OnnxGraph, type WinogradPolicy } from './onnx-graph.js';
 import { denseMotion, downsampleSource, type DenseMotionSpec } from './dense-motion.js';
 import { downBlock, phaseConv, resBlock, sameBlock, sameConv, upBlock, upBlockPhases } from './hourglass.js';
+import type { DecoderLayout } from './native-decoder.js';
 import type { Weights } from './weights.js';
 
 /** common_params + generator_params (with its dense_motion_params) + the frame size. */
@@ -74,11 +75,36 @@ export function buildSourceEncoder(spec: GeneratorSpec, w: Weights): OnnxGraph {
 
 /**
  * Which part of the per-frame generator a graph holds: all of it, or the parts before and after
- * the bottleneck when the bottleneck runs natively (src/fomm/native-bottleneck.ts). The head
- * outputs `warped` (the occluded, deformed source features, the bottleneck's input); the tail
- * takes `bottleneck` (its output).
+ * the decoder (bottleneck and up blocks) when the decoder runs natively (src/fomm/native-decoder.ts).
+ * The head outputs `warped` (the occluded, deformed source features, the decoder's input); the
+ * tail takes `decoded` (see decodedShape) and applies the final conv.
  */
 export type FramePart = 'whole' | 'head' | 'tail';
+
+const upBlockWidth = (spec: GeneratorSpec, i: number) => Math.min(spec.maxFeatures, spec.blockExpansion * 2 ** i);
+
+/**
+ * The decoder's output, the final conv's input: the last up block's four phases [1, 4·C, h, w]
+ * (channels (phase, C), not yet interleaved), or the bottleneck's output without up blocks.
+ */
+export function decodedShape(spec: GeneratorSpec): number[] {
+  const s = generatorShapes(spec);
+  const d = spec.numDownBlocks;
+  if (d === 0) return [1, s.featureChannels, s.featureHeight, s.featureWidth];
+  return [1, 4 * upBlockWidth(spec, 0), s.featureHeight * 2 ** (d - 1), s.featureWidth * 2 ** (d - 1)];
+}
+
+/** The widths and sizes of the bottleneck and up blocks, for the native decoder. */
+export function decoderLayout(spec: GeneratorSpec): DecoderLayout {
+  const s = generatorShapes(spec);
+  const d = spec.numDownBlocks;
+  return {
+    channels: s.featureChannels,
+    size: { height: s.featureHeight, width: s.featureWidth },
+    bottleneckBlocks: spec.numBottleneckBlocks,
+    upBlocks: Array.from({ length: d }, (_, i) => [upBlockWidth(spec, d - i), upBlockWidth(spec, d - i - 1)]),
+  };
+}
 
 /**
  * Everything per driving frame: dense motion, feature warping and occlusion, bottleneck, up
@@ -89,38 +115,35 @@ export type FramePart = 'whole' | 'head' | 'tail';
 export function buildFrameGenerator(spec: GeneratorSpec, w: Weights, part: FramePart = 'whole'): OnnxGraph {
   const g = new OnnxGraph(`fomm_frame_generator${part === 'whole' ? '' : `_${part}`}`, { winograd: spec.winograd });
   const s = generatorShapes(spec);
-  const featureShape = [1, s.featureChannels, s.featureHeight, s.featureWidth];
-  let out: string;
   if (part === 'tail') {
-    out = g.input('bottleneck', featureShape);
-  } else {
-    out = frameMotion(g, spec, w, s);
-    if (part === 'head') {
-      g.output('warped', out, featureShape);
-      return g;
-    }
-    for (let i = 0; i < spec.numBottleneckBlocks; i++) out = resBlock(g, out, w.at(`bottleneck.r${i}`), s.featureChannels, { height: s.featureHeight, width: s.featureWidth });
+    finalLayer(g, spec, w, g.input('decoded', decodedShape(spec)));
+    return g;
   }
-  const c = spec.numChannels;
-  const width = (i: number) => Math.min(spec.maxFeatures, spec.blockExpansion * 2 ** i);
+  let out = frameMotion(g, spec, w, s);
+  if (part === 'head') {
+    g.output('warped', out, [1, s.featureChannels, s.featureHeight, s.featureWidth]);
+    return g;
+  }
+  for (let i = 0; i < spec.numBottleneckBlocks; i++) out = resBlock(g, out, w.at(`bottleneck.r${i}`), s.featureChannels, { height: s.featureHeight, width: s.featureWidth });
   const d = spec.numDownBlocks;
-  for (let i = 0; i < d - 1; i++) {
+  for (let i = 0; i < d; i++) {
     const size = { height: s.featureHeight * 2 ** i, width: s.featureWidth * 2 ** i };
-    out = upBlock(g, out, w.at(`up_blocks.${i}`), width(d - i), width(d - i - 1), size);
-  }
-  const final = w.at('final');
-  const finalWeight = final.get('weight', [c, spec.blockExpansion, 7, 7]);
-  const finalBias = final.get('bias', [c]);
-  if (d === 0) {
-    out = sameConv(g, out, finalWeight, finalBias, 3);
-  } else {
+    const [inChannels, outChannels] = [upBlockWidth(spec, d - i), upBlockWidth(spec, d - i - 1)];
     // The last up block's phases go straight into the final conv (phaseConv): never interleaved at full size.
-    const size = { height: s.featureHeight * 2 ** (d - 1), width: s.featureWidth * 2 ** (d - 1) };
-    const phases = upBlockPhases(g, out, w.at(`up_blocks.${d - 1}`), width(1), width(0), size);
-    out = phaseConv(g, phases, finalWeight, finalBias, 3);
+    out = i < d - 1 ? upBlock(g, out, w.at(`up_blocks.${i}`), inChannels, outChannels, size) : upBlockPhases(g, out, w.at(`up_blocks.${i}`), inChannels, outChannels, size);
   }
-  g.output('prediction', g.sigmoid(out), [1, c, spec.imageHeight, spec.imageWidth]);
+  finalLayer(g, spec, w, out);
   return g;
+}
+
+/** The final conv (on the last up block's phases, where there are up blocks) + sigmoid → `prediction`. */
+function finalLayer(g: OnnxGraph, spec: GeneratorSpec, w: Weights, decoded: string): void {
+  const c = spec.numChannels;
+  const final = w.at('final');
+  const weight = final.get('weight', [c, spec.blockExpansion, 7, 7]);
+  const bias = final.get('bias', [c]);
+  const out = spec.numDownBlocks === 0 ? sameConv(g, decoded, weight, bias, 3) : phaseConv(g, decoded, weight, bias, 3);
+  g.output('prediction', g.sigmoid(out), [1, c, spec.imageHeight, spec.imageWidth]);
 }
 
 /**

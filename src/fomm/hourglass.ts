@@ -50,46 +50,62 @@ export function upBlock(g: OnnxGraph, x: string, w: Weights, inChannels: number,
  * (phaseConv) instead of on the 4× larger map.
  */
 export function upBlockPhases(g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number, size?: MapSize): string {
-  const conv = w.at('conv');
-  const { scale, shift } = w.at('norm').batchNorm(outChannels);
-  const folded = foldAffine(conv.get('weight', [outChannels, inChannels, 3, 3]), conv.get('bias', [outChannels]), scale, shift);
-  // Phase 0 reads offsets (-1, 0) with taps (w0, w1 + w2); phase 1 reads (0, +1) with (w0 + w1, w2).
-  const taps = [[[0], [1, 2]], [[0, 1], [2]]] as const;
-  const phaseWeights = (py: number, px: number) => {
-    const weight = new Float32Array(outChannels * inChannels * 4);
-    for (let oc = 0; oc < outChannels * inChannels; oc++) {
-      for (let a = 0; a < 2; a++) {
-        for (let b = 0; b < 2; b++) {
-          let sum = 0;
-          for (const r of taps[py]![a]!) for (const s of taps[px]![b]!) sum += folded.weight.data[oc * 9 + r * 3 + s]!;
-          weight[oc * 4 + a * 2 + b] = sum;
-        }
-      }
-    }
-    return weight;
-  };
   if (size && useWinograd(g, inChannels, 4 * outChannels, size)) {
-    // Phase (py, px) sits in the 3×3 window at rows py..py+1, columns px..px+1; channels (phase, out).
-    const weight = new Float32Array(4 * outChannels * inChannels * 9);
-    const bias = new Float32Array(4 * outChannels);
-    for (let phase = 0; phase < 4; phase++) {
-      const [py, px] = [phase >> 1, phase & 1];
-      const small = phaseWeights(py, px);
-      for (let oc = 0; oc < outChannels * inChannels; oc++) {
-        for (let a = 0; a < 2; a++) for (let b = 0; b < 2; b++) weight[(phase * outChannels * inChannels + oc) * 9 + (py + a) * 3 + px + b] = small[oc * 4 + a * 2 + b]!;
-      }
-      bias.set(folded.bias.data, phase * outChannels);
-    }
-    return g.relu(conv3x3(g, x, { dims: [4 * outChannels, inChannels, 3, 3], data: weight }, { dims: [4 * outChannels], data: bias }, size.height, size.width));
+    const { weight, bias } = upBlockPhaseKernels(w, inChannels, outChannels);
+    return g.relu(conv3x3(g, x, weight, bias, size.height, size.width));
   }
+  const folded = foldedUpBlock(w, inChannels, outChannels);
   const phases: string[] = [];
   for (const py of [0, 1]) {
     for (const px of [0, 1]) {
       const pads: [number, number, number, number] = [1 - py, 1 - px, py, px];
-      phases.push(g.conv(x, { dims: [outChannels, inChannels, 2, 2], data: phaseWeights(py, px) }, folded.bias, { pads }));
+      phases.push(g.conv(x, { dims: [outChannels, inChannels, 2, 2], data: phaseKernel(folded.weight, py, px) }, folded.bias, { pads }));
     }
   }
   return g.relu(g.concat(phases, 1));
+}
+
+/**
+ * UpBlock2d's four phases as one 3×3 conv of the small map with 4·C outputs, channels (phase,
+ * out): phase (py, px) sits in the 3×3 window at rows py..py+1, columns px..px+1, zero elsewhere.
+ * Batch norm folded in; ReLU still to apply.
+ */
+export function upBlockPhaseKernels(w: Weights, inChannels: number, outChannels: number): { weight: FloatTensor; bias: FloatTensor } {
+  const folded = foldedUpBlock(w, inChannels, outChannels);
+  const weight = new Float32Array(4 * outChannels * inChannels * 9);
+  const bias = new Float32Array(4 * outChannels);
+  for (let phase = 0; phase < 4; phase++) {
+    const [py, px] = [phase >> 1, phase & 1];
+    const small = phaseKernel(folded.weight, py, px);
+    for (let oc = 0; oc < outChannels * inChannels; oc++) {
+      for (let a = 0; a < 2; a++) for (let b = 0; b < 2; b++) weight[(phase * outChannels * inChannels + oc) * 9 + (py + a) * 3 + px + b] = small[oc * 4 + a * 2 + b]!;
+    }
+    bias.set(folded.bias.data, phase * outChannels);
+  }
+  return { weight: { dims: [4 * outChannels, inChannels, 3, 3], data: weight }, bias: { dims: [4 * outChannels], data: bias } };
+}
+
+function foldedUpBlock(w: Weights, inChannels: number, outChannels: number): { weight: FloatTensor; bias: FloatTensor } {
+  const conv = w.at('conv');
+  const { scale, shift } = w.at('norm').batchNorm(outChannels);
+  return foldAffine(conv.get('weight', [outChannels, inChannels, 3, 3]), conv.get('bias', [outChannels]), scale, shift);
+}
+
+/** The 2×2 kernel of output phase (py, px): phase 0 reads offsets (-1, 0) with taps (w0, w1 + w2), phase 1 reads (0, +1) with (w0 + w1, w2). */
+function phaseKernel(weight: FloatTensor, py: number, px: number): Float32Array {
+  const taps = [[[0], [1, 2]], [[0, 1], [2]]] as const;
+  const pairs = weight.dims[0]! * weight.dims[1]!;
+  const out = new Float32Array(pairs * 4);
+  for (let oc = 0; oc < pairs; oc++) {
+    for (let a = 0; a < 2; a++) {
+      for (let b = 0; b < 2; b++) {
+        let sum = 0;
+        for (const r of taps[py]![a]!) for (const s of taps[px]![b]!) sum += weight.data[oc * 9 + r * 3 + s]!;
+        out[oc * 4 + a * 2 + b] = sum;
+      }
+    }
+  }
+  return out;
 }
 
 /** ResBlock2d: BN1 → ReLU → conv1 → BN2 (folded) → ReLU → conv2, plus the input. */

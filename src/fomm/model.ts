@@ -10,8 +10,8 @@ import type { RgbImage } from '../types.js';
 import { generatorSpec, keypointDetectorSpec, type FommModelParams, type FrameSize } from './architecture.js';
 import { loadCheckpoint } from './checkpoint.js';
 import { loadConfig, type FommConfig } from './config.js';
-import { buildFrameGenerator, buildSourceEncoder, buildSourceWarp, generatorShapes, type GeneratorShapes } from './generator.js';
-import { NativeBottleneck, nativeBottleneckFits } from './native-bottleneck.js';
+import { buildFrameGenerator, buildSourceEncoder, buildSourceWarp, decodedShape, decoderLayout, generatorShapes, type GeneratorShapes } from './generator.js';
+import { NativeDecoder, nativeDecoderFits } from './native-decoder.js';
 import { buildKeypointDetector } from './keypoint-detector.js';
 import type { WinogradPolicy } from './onnx-graph.js';
 import type { Keypoints } from './keypoints.js';
@@ -19,7 +19,7 @@ import type { ModelWeights } from './random-weights.js';
 import { StateDictWeights, Weights } from './weights.js';
 
 /** Bumped whenever the graphs built from the same weights change, so cached models are rebuilt. */
-const GRAPH_VERSION = 13;
+const GRAPH_VERSION = 14;
 
 export interface FommModelOptions {
   /** A parsed config (model_params) or the path of a config .yaml. */
@@ -41,8 +41,8 @@ export interface FommModelOptions {
    */
   spinning?: boolean;
   /**
-   * Run the generator's residual bottleneck with reenact's native kernels (Winograd with fused
-   * transforms; built at install where a C++ compiler is present, used on CPUs with AVX2/FMA).
+   * Run the generator's decoder (bottleneck and up blocks) with reenact's native kernels (Winograd
+   * with fused transforms; built at install where a C++ compiler is present, used on CPUs with AVX2/FMA).
    * Default true where available; false keeps every layer in ONNX Runtime. Not with winograd 'never'.
    */
   nativeKernels?: boolean;
@@ -84,7 +84,7 @@ export interface GeneratedFrame {
 /** The per-frame generator: one ONNX graph, or the graphs before and after a native bottleneck. */
 type FrameGenerator =
   | { whole: ort.InferenceSession }
-  | { head: ort.InferenceSession; bottleneck: NativeBottleneck; tail: ort.InferenceSession };
+  | { head: ort.InferenceSession; decoder: NativeDecoder; decodedShape: number[]; tail: ort.InferenceSession };
 
 /** The default folder for cached converted models. */
 export function defaultCacheDir(): string {
@@ -118,7 +118,8 @@ export class FommModel {
     }
     const genSpec = generatorSpec(params, frameSize, options.winograd);
     const shapes = generatorShapes(genSpec);
-    const native = options.nativeKernels !== false && options.winograd !== 'never' && genSpec.numBottleneckBlocks > 0 && nativeBottleneckFits(shapes.featureChannels);
+    const layout = decoderLayout(genSpec);
+    const native = options.nativeKernels !== false && options.winograd !== 'never' && nativeDecoderFits(layout);
     const key = createHash('sha256')
       .update(JSON.stringify({ version: GRAPH_VERSION, weights: weights.sha256, params, frameSize, winograd: options.winograd ?? 'auto', native, ort: ort.env.versions.common }))
       .digest('hex').slice(0, 32);
@@ -141,7 +142,8 @@ export class FommModel {
     const generator: FrameGenerator = native
       ? {
           head: await session('frame-generator-head.onnx', () => buildFrameGenerator(genSpec, genWeights, 'head')),
-          bottleneck: NativeBottleneck.build(genWeights, genSpec.numBottleneckBlocks, shapes.featureChannels, { height: shapes.featureHeight, width: shapes.featureWidth }, threads),
+          decoder: NativeDecoder.build(genWeights, layout, threads),
+          decodedShape: decodedShape(genSpec),
           tail: await session('frame-generator-tail.onnx', () => buildFrameGenerator(genSpec, genWeights, 'tail')),
         }
       : { whole: await session('frame-generator.onnx', () => buildFrameGenerator(genSpec, genWeights)) };
@@ -150,9 +152,9 @@ export class FommModel {
     return new FommModel(params, frameSize, keypointSession, encoderSession, generator, warpSession, shapes);
   }
 
-  /** Whether the bottleneck runs on reenact's native kernels (see `nativeKernels`). */
+  /** Whether the decoder runs on reenact's native kernels (see `nativeKernels`). */
   get usesNativeKernels(): boolean {
-    return 'bottleneck' in this.generator;
+    return 'decoder' in this.generator;
   }
 
   get numKp(): number {
@@ -219,11 +221,10 @@ export class FommModel {
     if ('whole' in this.generator) {
       out = await this.generator.whole.run(feeds, ['prediction', ...debugFetches]);
     } else {
-      const { head, bottleneck, tail } = this.generator;
+      const { head, decoder, decodedShape, tail } = this.generator;
       out = await head.run(feeds, ['warped', ...debugFetches]);
-      const warped = out.warped!;
-      const features = new ort.Tensor('float32', bottleneck.run(warped.data as Float32Array), warped.dims);
-      out = { ...out, ...(await tail.run({ bottleneck: features })) };
+      const decoded = new ort.Tensor('float32', decoder.run(out.warped!.data as Float32Array), decodedShape);
+      out = { ...out, ...(await tail.run({ decoded })) };
     }
     const image = toHwc(out.prediction!);
     if (!options.debug) return { image };

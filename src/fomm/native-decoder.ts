@@ -1,0 +1,154 @@
+import { createRequire } from 'node:module';
+import { upBlockPhaseKernels, type MapSize } from './hourglass.js';
+import type { FloatTensor } from './onnx-graph.js';
+import { foldAffine, type Weights } from './weights.js';
+import { transformedKernels, winogradMatrices } from './winograd.js';
+
+/**
+ * The generator's decoder (residual bottleneck and up blocks) run by the native kernels in
+ * native/decoder.cc (Winograd with fused transforms, AVX2/FMA), built by `npm install` where a
+ * C++ compiler is available. Where it is not (or the CPU lacks AVX2/FMA), it stays in the ONNX graph.
+ */
+
+interface NativeMatrices {
+  m: number;
+  BT: Float32Array;
+  AT: Float32Array;
+}
+
+interface NativeResBlock {
+  scale: Float32Array;
+  shift: Float32Array;
+  u1: Float32Array;
+  bias1: Float32Array;
+  u2: Float32Array;
+  bias2: Float32Array;
+}
+
+interface NativeUpBlock extends NativeMatrices {
+  in: number;
+  out: number;
+  u: Float32Array;
+  bias: Float32Array;
+}
+
+interface NativeShape {
+  channels: number;
+  height: number;
+  width: number;
+  threads: number;
+}
+
+interface NativeModule {
+  decode(input: Float32Array, output: Float32Array, workspace: Float32Array, shape: NativeShape, bottleneck: NativeMatrices & { blocks: NativeResBlock[] }, upBlocks: NativeUpBlock[]): void;
+  workspaceLength(shape: NativeShape, bottleneck: NativeMatrices & { blocks: NativeResBlock[] }, upBlocks: NativeUpBlock[]): number;
+  supported(): boolean;
+}
+
+let loaded: { module?: NativeModule; reason?: string } | undefined;
+
+/** The native module, or why it cannot be used here. */
+export function nativeKernels(): { module?: NativeModule; reason?: string } {
+  if (!loaded) {
+    try {
+      const module = createRequire(import.meta.url)('../../build/Release/fomm_decoder.node') as NativeModule;
+      loaded = module.supported() ? { module } : { reason: 'this CPU has no AVX2/FMA' };
+    } catch (error) {
+      loaded = { reason: `the native module is not built (${(error as Error).message.split('\n')[0]}); run npm install with a C++ compiler (g++, make, python3)` };
+    }
+  }
+  return loaded;
+}
+
+/** The decoder's layer widths, bottleneck first, then each up block's output channels. */
+export interface DecoderLayout {
+  /** Bottleneck channels and map size. */
+  channels: number;
+  size: MapSize;
+  bottleneckBlocks: number;
+  /** [in, out] channels of each up block (`up_blocks.N`). */
+  upBlocks: [number, number][];
+}
+
+/** Whether the native kernels are here and fit these widths (16 bottleneck channels, 8 per up block output, a register block). */
+export function nativeDecoderFits(layout: DecoderLayout): boolean {
+  return layout.channels % 16 === 0 && layout.upBlocks.every(([, out]) => out % 8 === 0) && nativeKernels().module !== undefined;
+}
+
+/** The bottleneck (`bottleneck.rN`) and up blocks (`up_blocks.N`), ready to run natively on [C, H, W] maps. */
+export class NativeDecoder {
+  private constructor(
+    private readonly module: NativeModule,
+    private readonly shape: NativeShape,
+    private readonly bottleneck: NativeMatrices & { blocks: NativeResBlock[] },
+    private readonly upBlocks: NativeUpBlock[],
+    /** Reused by every run: allocating and first touching ~60 MB a frame cost more than some layers. */
+    private readonly output: Float32Array,
+    private readonly workspace: Float32Array,
+  ) {}
+
+  static build(w: Weights, layout: DecoderLayout, threads: number): NativeDecoder {
+    const { module, reason } = nativeKernels();
+    if (!module) throw new Error(`Native decoder unavailable: ${reason}`);
+    const { channels, size } = layout;
+    const bottleneckMatrices = matricesFor(size);
+    const blocks: NativeResBlock[] = [];
+    for (let i = 0; i < layout.bottleneckBlocks; i++) {
+      const block = w.at(`bottleneck.r${i}`);
+      const norm1 = block.at('norm1').batchNorm(channels);
+      const conv1 = block.at('conv1');
+      const norm2 = block.at('norm2').batchNorm(channels);
+      const folded = foldAffine(conv1.get('weight', [channels, channels, 3, 3]), conv1.get('bias', [channels]), norm2.scale, norm2.shift);
+      const conv2 = block.at('conv2');
+      blocks.push({
+        scale: norm1.scale, shift: norm1.shift,
+        u1: packKernels(folded.weight, bottleneckMatrices.G), bias1: Float32Array.from(folded.bias.data),
+        u2: packKernels(conv2.get('weight', [channels, channels, 3, 3]), bottleneckMatrices.G), bias2: Float32Array.from(conv2.get('bias', [channels]).data),
+      });
+    }
+    const upBlocks: NativeUpBlock[] = [];
+    let upSize = size;
+    layout.upBlocks.forEach(([inChannels, outChannels], i) => {
+      if (i > 0) upSize = { height: upSize.height * 2, width: upSize.width * 2 };
+      const matrices = matricesFor(upSize);
+      const { weight, bias } = upBlockPhaseKernels(w.at(`up_blocks.${i}`), inChannels, outChannels);
+      upBlocks.push({ ...matrices.native, in: inChannels, out: 4 * outChannels, u: packKernels(weight, matrices.G), bias: Float32Array.from(bias.data) });
+    });
+    const last = layout.upBlocks.at(-1);
+    const output = new Float32Array(last ? 4 * last[1] * upSize.height * upSize.width : channels * size.height * size.width);
+    const shape = { channels, ...size, threads };
+    const bottleneck = { ...bottleneckMatrices.native, blocks };
+    const workspace = new Float32Array(module.workspaceLength(shape, bottleneck, upBlocks));
+    return new NativeDecoder(module, shape, bottleneck, upBlocks, output, workspace);
+  }
+
+  /**
+   * The decoder's output (see generator.ts decodedShape) for a [C, H, W] input (batch 1): one
+   * buffer, overwritten by the next run.
+   */
+  run(input: Float32Array): Float32Array {
+    this.module.decode(input, this.output, this.workspace, this.shape, this.bottleneck, this.upBlocks);
+    return this.output;
+  }
+}
+
+function matricesFor(size: MapSize): { native: NativeMatrices; G: number[][] } {
+  const { m, BT, G, AT } = winogradMatrices(size.height, size.width);
+  return { native: { m, BT: Float32Array.from(BT.flat()), AT: Float32Array.from(AT.flat()) }, G };
+}
+
+/** U [f][o][c] of a [o, c, 3, 3] kernel → [f][o / 16][c][16]: the 16 output channels of a register block side by side. */
+function packKernels(weight: FloatTensor, G: number[][]): Float32Array {
+  const [outChannels, inChannels] = weight.dims as [number, number];
+  const u = transformedKernels(weight, G);
+  const freqs = G.length ** 2;
+  const packed = new Float32Array(u.length);
+  const blocks = outChannels / 16;
+  for (let f = 0; f < freqs; f++) {
+    for (let o = 0; o < outChannels; o++) {
+      const [kb, lane] = [Math.floor(o / 16), o % 16];
+      for (let c = 0; c < inChannels; c++) packed[((f * blocks + kb) * inChannels + c) * 16 + lane] = u[(f * outChannels + o) * inChannels + c]!;
+    }
+  }
+  return packed;
+}

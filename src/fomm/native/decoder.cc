@@ -1,0 +1,535 @@
+// The generator's decoder (the residual bottleneck, ResBlock2d × N: BN → ReLU → conv3×3 → BN →
+// ReLU → conv3×3 plus the input; then the up blocks, nearest 2× → conv3×3 → BN → ReLU) as one
+// native call: Winograd F(m×m, 3×3) with the transforms fused into the passes that load and
+// store the maps, and the products as AVX2/FMA matrix products. ONNX Runtime runs each transform
+// as separate grouped convs, transposes and reorders (about as long as the products themselves).
+// An up block runs as one 3×3 conv of the small map with four outputs per channel, one per
+// output phase (src/fomm/hourglass.ts, upBlockPhaseKernels); its epilogue interleaves the phases
+// into the next up block's input. The last up block's phases are the output, for the final conv.
+//
+// Maps are kept blocked by 8 channels ([C/8][H][W][8]) so every transform step is one 8-wide
+// vector operation across channels. The transform matrices, the transformed weights and the
+// folded batch norms come from JavaScript (src/fomm/native-decoder.ts); nothing is built here.
+#include <immintrin.h>
+#include <node_api.h>
+
+#include <algorithm>
+#include <barrier>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+// Kernels are compiled for AVX2 + FMA; the module itself is not, so loading it on an older CPU is
+// safe and supported() tells JavaScript to stay on ONNX Runtime.
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+constexpr int kLanes = 8;   // channels per vector
+constexpr int kRows = 6;    // tiles per micro-kernel block
+constexpr int kCols = 16;   // output channels per micro-kernel block
+
+// One 3×3 conv's geometry: a map of `height` × `width`, padded by 1 and out to whole m×m tiles.
+struct Conv {
+  int in, out, height, width, m, n, tilesY, tilesX, tiles, tilesPadded, paddedH, paddedW;
+  const float *BT;  // n × n
+  const float *AT;  // m × n
+
+  Conv(int in, int out, int height, int width, int m, const float *BT, const float *AT)
+      : in(in), out(out), height(height), width(width), m(m), n(m + 2), tilesY((height + m - 1) / m), tilesX((width + m - 1) / m),
+        tiles(tilesY * tilesX), tilesPadded((tiles + kRows - 1) / kRows * kRows), paddedH(tilesY * m + 2), paddedW(tilesX * m + 2), BT(BT), AT(AT) {}
+  int64_t paddedSize() const { return static_cast<int64_t>(in) * paddedH * paddedW; }
+  int64_t inputFreqSize() const { return static_cast<int64_t>(n) * n * tilesPadded * in; }
+  int64_t outputFreqSize() const { return static_cast<int64_t>(n) * n * tilesPadded * out; }
+};
+
+struct ResBlock {
+  const float *scale, *shift;  // norm1, applied before the first ReLU
+  const float *u1, *bias1;     // conv1 with norm2 folded in; u packed [n²][C/16][C][16]
+  const float *u2, *bias2;
+};
+
+struct UpBlock {
+  int in, out;          // out = 4 × the block's channels, (phase, channel)
+  const float *u, *bias;  // u packed [n²][out/16][in][16]
+  int m;
+  const float *BT, *AT;
+};
+
+// Where an output transform puts its values.
+struct Epilogue {
+  enum Kind { Hidden, Residual, Interleave, Phases } kind;
+  float *target;
+  const Conv *next;  // Hidden, Interleave: the geometry of the padded map written
+};
+
+// Splits [0, count) evenly across threads.
+inline void share(int count, int thread, int threads, int &begin, int &end) {
+  begin = static_cast<int>(static_cast<int64_t>(count) * thread / threads);
+  end = static_cast<int>(static_cast<int64_t>(count) * (thread + 1) / threads);
+}
+
+// padded[cb][y + 1][x + 1][lane] = relu(scale·x + shift) of a blocked, unpadded map, or a plain
+// copy where scale is null.
+void pad(const Conv &s, const float *map, const float *scale, const float *shift, float *padded, int thread, int threads) {
+  int begin, end;
+  share(s.in / kLanes, thread, threads, begin, end);
+  const __m256 zero = _mm256_setzero_ps();
+  for (int cb = begin; cb < end; cb++) {
+    const __m256 a = scale ? _mm256_loadu_ps(scale + cb * kLanes) : _mm256_set1_ps(1.0f);
+    const __m256 b = scale ? _mm256_loadu_ps(shift + cb * kLanes) : zero;
+    for (int y = 0; y < s.height; y++) {
+      const float *src = map + (static_cast<int64_t>(cb) * s.height + y) * s.width * kLanes;
+      float *dst = padded + ((static_cast<int64_t>(cb) * s.paddedH + y + 1) * s.paddedW + 1) * kLanes;
+      for (int x = 0; x < s.width; x++) {
+        const __m256 value = _mm256_loadu_ps(src + x * kLanes);
+        _mm256_storeu_ps(dst + x * kLanes, scale ? _mm256_max_ps(zero, _mm256_fmadd_ps(a, value, b)) : value);
+      }
+    }
+  }
+}
+
+// Cook–Toom matrices from the points 0, ±p₁, ±p₂, …, ∞ (in that order) have a structure the
+// transforms use to halve their multiply-adds: Bᵀ's row for 0 is even in its column index and
+// the row for ∞ odd; the rows for +p and −p differ only in the sign of their odd columns
+// (E + O and E − O). Aᵀ's column for 0 is (1, 0, …), the one for ∞ (…, 0, 1), and the columns
+// for ±p differ only in the sign of their odd rows (x₊ + x₋ for even rows, x₊ − x₋ for odd).
+// pairedStructure() checks exactly that before anything runs.
+bool pairedStructure(const float *BT, const float *AT, int n) {
+  const int m = n - 2;
+  for (int a = 0; a < n; a++) {
+    if (a % 2 == 1 && BT[a] != 0.0f) return false;
+    if (a % 2 == 0 && BT[(n - 1) * n + a] != 0.0f) return false;
+  }
+  for (int i = 1; i < n - 1; i += 2) {
+    for (int a = 0; a < n; a++) if (BT[(i + 1) * n + a] != (a % 2 ? -BT[i * n + a] : BT[i * n + a])) return false;
+  }
+  for (int i = 0; i < m; i++) {
+    if (AT[i * n] != (i == 0 ? 1.0f : 0.0f) || AT[i * n + n - 1] != (i == m - 1 ? 1.0f : 0.0f)) return false;
+    for (int j = 1; j < n - 1; j += 2) if (AT[i * n + j + 1] != (i % 2 ? -AT[i * n + j] : AT[i * n + j])) return false;
+  }
+  return true;
+}
+
+// y = Bᵀ·x for one column x (length N), out(i, yᵢ).
+template <int N, typename In, typename Out>
+inline void applyBT(const __m256 (&bt)[N][N], In x, Out out) {
+  __m256 e = _mm256_mul_ps(bt[0][0], x(0));
+  for (int a = 2; a < N; a += 2) e = _mm256_fmadd_ps(bt[0][a], x(a), e);
+  out(0, e);
+  for (int i = 1; i < N - 1; i += 2) {
+    __m256 even = _mm256_mul_ps(bt[i][0], x(0)), odd = _mm256_mul_ps(bt[i][1], x(1));
+    for (int a = 2; a < N; a += 2) even = _mm256_fmadd_ps(bt[i][a], x(a), even);
+    for (int a = 3; a < N; a += 2) odd = _mm256_fmadd_ps(bt[i][a], x(a), odd);
+    out(i, _mm256_add_ps(even, odd));
+    out(i + 1, _mm256_sub_ps(even, odd));
+  }
+  __m256 o = _mm256_mul_ps(bt[N - 1][1], x(1));
+  for (int a = 3; a < N; a += 2) o = _mm256_fmadd_ps(bt[N - 1][a], x(a), o);
+  out(N - 1, o);
+}
+
+// y = Aᵀ·x for one column x (length N), out(i, yᵢ) for i < N − 2.
+template <int N, typename In, typename Out>
+inline void applyAT(const __m256 (&at)[N - 2][N], In x, Out out) {
+  constexpr int R = N - 2, P = (N - 2) / 2;
+  __m256 sum[P], diff[P];
+  for (int k = 0; k < P; k++) {
+    const __m256 plus = x(2 * k + 1), minus = x(2 * k + 2);
+    sum[k] = _mm256_add_ps(plus, minus);
+    diff[k] = _mm256_sub_ps(plus, minus);
+  }
+  for (int i = 0; i < R; i++) {
+    const __m256(&folded)[P] = i % 2 ? diff : sum;
+    __m256 acc = i == 0 ? x(0) : i == R - 1 ? x(N - 1) : _mm256_setzero_ps();
+    for (int k = 0; k < P; k++) acc = _mm256_fmadd_ps(at[i][2 * k + 1], folded[k], acc);
+    out(i, acc);
+  }
+}
+
+// V[f][tile][c] = (Bᵀ·d·B)[f] for every tile and 8-channel block of the padded map; channel
+// blocks inner, so consecutive items fill consecutive halves of V's cache lines.
+template <int N>
+void inputTransform(const Conv &s, const float *padded, float *V, int thread, int threads) {
+  const int blocks = s.in / kLanes;
+  int begin, end;
+  share(blocks * s.tiles, thread, threads, begin, end);
+  __m256 bt[N][N];
+  for (int i = 0; i < N; i++) for (int j = 0; j < N; j++) bt[i][j] = _mm256_set1_ps(s.BT[i * N + j]);
+  const int64_t stride = static_cast<int64_t>(s.tilesPadded) * s.in;
+  __m256 d[N][N], t[N][N];
+  for (int item = begin; item < end; item++) {
+    const int tile = item / blocks, cb = item % blocks;
+    const int ty = tile / s.tilesX, tx = tile % s.tilesX;
+    const float *base = padded + ((static_cast<int64_t>(cb) * s.paddedH + ty * s.m) * s.paddedW + tx * s.m) * kLanes;
+    for (int a = 0; a < N; a++) for (int b = 0; b < N; b++) d[a][b] = _mm256_loadu_ps(base + (a * s.paddedW + b) * kLanes);
+    for (int b = 0; b < N; b++) applyBT<N>(bt, [&](int a) { return d[a][b]; }, [&](int i, __m256 v) { t[i][b] = v; });
+    float *out = V + static_cast<int64_t>(tile) * s.in + cb * kLanes;
+    for (int i = 0; i < N; i++) {
+      applyBT<N>(bt, [&](int b) { return t[i][b]; }, [&](int j, __m256 v) { _mm256_storeu_ps(out + (i * N + j) * stride, v); });
+    }
+  }
+}
+
+// M[f] = V[f] · U[f] for every frequency f: [tiles × in] · [in × out], 6 × 16 register blocks.
+void products(const Conv &s, const float *V, const float *U, float *M, int thread, int threads) {
+  const int freqs = s.n * s.n;
+  int begin, end;
+  share(freqs, thread, threads, begin, end);
+  for (int f = begin; f < end; f++) {
+    const float *v = V + static_cast<int64_t>(f) * s.tilesPadded * s.in;
+    const float *u = U + static_cast<int64_t>(f) * s.in * s.out;
+    float *result = M + static_cast<int64_t>(f) * s.tilesPadded * s.out;
+    for (int t0 = 0; t0 < s.tilesPadded; t0 += kRows) {
+      const float *rows = v + static_cast<int64_t>(t0) * s.in;
+      for (int kb = 0; kb < s.out / kCols; kb++) {
+        const float *panel = u + static_cast<int64_t>(kb) * s.in * kCols;
+        __m256 acc[kRows][2];
+        for (int r = 0; r < kRows; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        for (int k = 0; k < s.in; k++) {
+          const __m256 b0 = _mm256_loadu_ps(panel + k * kCols), b1 = _mm256_loadu_ps(panel + k * kCols + 8);
+          for (int r = 0; r < kRows; r++) {
+            const __m256 a = _mm256_broadcast_ss(rows + r * s.in + k);
+            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+          }
+        }
+        for (int r = 0; r < kRows; r++) {
+          float *dst = result + static_cast<int64_t>(t0 + r) * s.out + kb * kCols;
+          _mm256_storeu_ps(dst, acc[r][0]);
+          _mm256_storeu_ps(dst + 8, acc[r][1]);
+        }
+      }
+    }
+  }
+}
+
+// Y = Aᵀ·M·A + bias per tile, then the epilogue: ReLU into the next conv's padded input
+// (Hidden), added onto the blocked residual stream in place (Residual), ReLU into the next up
+// block's padded input at the phase's interleaved position (Interleave), or ReLU into the NCHW
+// phases output (Phases).
+template <int N>
+void outputTransform(const Conv &s, const float *M, const float *bias, const Epilogue &e, int thread, int threads) {
+  constexpr int R = N - 2;
+  const int blocks = s.out / kLanes;
+  int begin, end;
+  share(blocks * s.tiles, thread, threads, begin, end);
+  __m256 at[R][N];
+  for (int i = 0; i < R; i++) for (int j = 0; j < N; j++) at[i][j] = _mm256_set1_ps(s.AT[i * N + j]);
+  const __m256 zero = _mm256_setzero_ps();
+  const int64_t stride = static_cast<int64_t>(s.tilesPadded) * s.out;
+  const int64_t plane = static_cast<int64_t>(s.height) * s.width;
+  const int phaseChannels = s.out / 4;
+  __m256 v[N][N], t[R][N];
+  alignas(32) float lanes[kLanes];
+  for (int item = begin; item < end; item++) {
+    const int tile = item / blocks, cb = item % blocks;
+    const int ty = tile / s.tilesX, tx = tile % s.tilesX;
+    const float *in = M + static_cast<int64_t>(tile) * s.out + cb * kLanes;
+    for (int i = 0; i < N; i++) for (int j = 0; j < N; j++) v[i][j] = _mm256_loadu_ps(in + (i * N + j) * stride);
+    for (int j = 0; j < N; j++) applyAT<N>(at, [&](int i) { return v[i][j]; }, [&](int p, __m256 value) { t[p][j] = value; });
+    const __m256 b = _mm256_loadu_ps(bias + cb * kLanes);
+    const int rows = std::min(R, s.height - ty * R), cols = std::min(R, s.width - tx * R);
+    // Interleave: this block's phase and its channel block in the next map.
+    const int phase = cb * kLanes / std::max(phaseChannels, 1), nextBlock = cb * kLanes % std::max(phaseChannels, 1) / kLanes;
+    for (int p = 0; p < rows; p++) {
+      const int y = ty * R + p;
+      applyAT<N>(at, [&](int j) { return t[p][j]; }, [&](int q, __m256 value) {
+        if (q >= cols) return;
+        const int x = tx * R + q;
+        const __m256 out = _mm256_add_ps(value, b);
+        switch (e.kind) {
+          case Epilogue::Hidden:
+            _mm256_storeu_ps(e.target + ((static_cast<int64_t>(cb) * e.next->paddedH + y + 1) * e.next->paddedW + x + 1) * kLanes, _mm256_max_ps(zero, out));
+            break;
+          case Epilogue::Residual: {
+            float *dst = e.target + ((static_cast<int64_t>(cb) * s.height + y) * s.width + x) * kLanes;
+            _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), out));
+            break;
+          }
+          case Epilogue::Interleave: {
+            const int yy = 2 * y + (phase >> 1), xx = 2 * x + (phase & 1);
+            _mm256_storeu_ps(e.target + ((static_cast<int64_t>(nextBlock) * e.next->paddedH + yy + 1) * e.next->paddedW + xx + 1) * kLanes, _mm256_max_ps(zero, out));
+            break;
+          }
+          case Epilogue::Phases: {
+            _mm256_store_ps(lanes, _mm256_max_ps(zero, out));
+            float *dst = e.target + static_cast<int64_t>(cb) * kLanes * plane + static_cast<int64_t>(y) * s.width + x;
+            for (int l = 0; l < kLanes; l++) dst[l * plane] = lanes[l];
+            break;
+          }
+        }
+      });
+    }
+  }
+}
+
+// NCHW → [C/8][H][W][8].
+void toBlocked(int channels, int64_t plane, const float *nchw, float *blocked, int thread, int threads) {
+  int begin, end;
+  share(channels, thread, threads, begin, end);
+  for (int c = begin; c < end; c++) {
+    float *dst = blocked + static_cast<int64_t>(c / kLanes) * plane * kLanes + c % kLanes;
+    const float *src = nchw + c * plane;
+    for (int64_t i = 0; i < plane; i++) dst[i * kLanes] = src[i];
+  }
+}
+
+// [C/8][H][W][8] → NCHW.
+void fromBlocked(int channels, int64_t plane, const float *blocked, float *nchw, int thread, int threads) {
+  int begin, end;
+  share(channels, thread, threads, begin, end);
+  for (int c = begin; c < end; c++) {
+    const float *src = blocked + static_cast<int64_t>(c / kLanes) * plane * kLanes + c % kLanes;
+    float *dst = nchw + c * plane;
+    for (int64_t i = 0; i < plane; i++) dst[i] = src[i * kLanes];
+  }
+}
+
+// One conv: input transform, products, output transform, with barriers between the passes.
+template <int N>
+void conv(const Conv &s, const float *padded, float *V, const float *U, float *M, const float *bias, const Epilogue &e, std::barrier<> &sync, int thread, int threads) {
+  inputTransform<N>(s, padded, V, thread, threads);
+  sync.arrive_and_wait();
+  products(s, V, U, M, thread, threads);
+  sync.arrive_and_wait();
+  outputTransform<N>(s, M, bias, e, thread, threads);
+  sync.arrive_and_wait();
+}
+
+void convAny(const Conv &s, const float *padded, float *V, const float *U, float *M, const float *bias, const Epilogue &e, std::barrier<> &sync, int thread, int threads) {
+  if (s.n == 10) conv<10>(s, padded, V, U, M, bias, e, sync, thread, threads);
+  else conv<6>(s, padded, V, U, M, bias, e, sync, thread, threads);
+}
+
+// Where decode's buffers lie in the caller's workspace (floats, 64-byte aligned offsets). The
+// padded maps' borders must start zero and stay zero: only interiors are ever written, so a
+// workspace zeroed once serves every call with the same shapes.
+struct Workspace {
+  int64_t residual, V, M, hidden, total;
+  std::vector<int64_t> upInputs;
+
+  Workspace(const Conv &bottleneck, bool hasBlocks, const std::vector<Conv> &ups) {
+    int64_t freqSize = hasBlocks ? std::max(bottleneck.inputFreqSize(), bottleneck.outputFreqSize()) : 0;
+    for (const Conv &up : ups) freqSize = std::max({freqSize, up.inputFreqSize(), up.outputFreqSize()});
+    total = 0;
+    auto take = [&](int64_t size) {
+      const int64_t offset = total;
+      total += (size + 15) / 16 * 16;
+      return offset;
+    };
+    residual = take(static_cast<int64_t>(bottleneck.in) * bottleneck.height * bottleneck.width);
+    V = take(freqSize);
+    M = take(freqSize);
+    hidden = take(hasBlocks ? bottleneck.paddedSize() : 0);
+    for (const Conv &up : ups) upInputs.push_back(take(up.paddedSize()));
+  }
+};
+
+// The bottleneck on `input` (NCHW, channels × height × width), then the up blocks; `output` is
+// the bottleneck's output (NCHW) without up blocks, else the last up block's phases (NCHW).
+void decode(const Conv &bottleneck, const std::vector<ResBlock> &blocks, const std::vector<Conv> &ups, const std::vector<UpBlock> &upWeights,
+            const float *input, float *output, float *workspace, int threads) {
+  const int64_t plane = static_cast<int64_t>(bottleneck.height) * bottleneck.width;
+  const Workspace layout(bottleneck, !blocks.empty(), ups);
+  float *residual = workspace + layout.residual, *V = workspace + layout.V, *M = workspace + layout.M, *hidden = workspace + layout.hidden;
+  std::barrier sync(threads);
+  auto work = [&](int thread) {
+    toBlocked(bottleneck.in, plane, input, residual, thread, threads);
+    sync.arrive_and_wait();
+    for (const ResBlock &block : blocks) {
+      pad(bottleneck, residual, block.scale, block.shift, hidden, thread, threads);
+      sync.arrive_and_wait();
+      convAny(bottleneck, hidden, V, block.u1, M, block.bias1, {Epilogue::Hidden, hidden, &bottleneck}, sync, thread, threads);
+      convAny(bottleneck, hidden, V, block.u2, M, block.bias2, {Epilogue::Residual, residual, nullptr}, sync, thread, threads);
+    }
+    if (ups.empty()) {
+      fromBlocked(bottleneck.in, plane, residual, output, thread, threads);
+      return;
+    }
+    pad(ups[0], residual, nullptr, nullptr, workspace + layout.upInputs[0], thread, threads);
+    sync.arrive_and_wait();
+    for (size_t i = 0; i < ups.size(); i++) {
+      const bool last = i + 1 == ups.size();
+      const Epilogue e = last ? Epilogue{Epilogue::Phases, output, nullptr} : Epilogue{Epilogue::Interleave, workspace + layout.upInputs[i + 1], &ups[i + 1]};
+      convAny(ups[i], workspace + layout.upInputs[i], V, upWeights[i].u, M, upWeights[i].bias, e, sync, thread, threads);
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < threads; t++) helpers.emplace_back(work, t);
+  work(0);
+  for (auto &h : helpers) h.join();
+}
+
+#pragma GCC pop_options
+bool cpuSupported() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+// --- N-API ---------------------------------------------------------------------------------
+
+struct ArgError {
+  std::string message;
+};
+
+float *floats(napi_env env, napi_value value, size_t expected, const char *name) {
+  bool isTyped = false;
+  napi_is_typedarray(env, value, &isTyped);
+  if (!isTyped) throw ArgError{std::string(name) + " must be a Float32Array"};
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr);
+  if (type != napi_float32_array) throw ArgError{std::string(name) + " must be a Float32Array"};
+  if (length != expected) throw ArgError{std::string(name) + " has " + std::to_string(length) + " values, expected " + std::to_string(expected)};
+  return static_cast<float *>(data);
+}
+
+int integer(napi_env env, napi_value value, const char *name) {
+  int32_t result;
+  if (napi_get_value_int32(env, value, &result) != napi_ok) throw ArgError{std::string(name) + " must be a number"};
+  return result;
+}
+
+napi_value property(napi_env env, napi_value object, const char *name) {
+  napi_value result;
+  napi_get_named_property(env, object, name, &result);
+  return result;
+}
+
+int integerProperty(napi_env env, napi_value object, const char *name) {
+  return integer(env, property(env, object, name), name);
+}
+
+// What decode and workspaceLength are asked, read and checked from JavaScript values:
+// shape { channels, height, width, threads }, bottleneck { m, BT, AT, blocks: [{ scale, shift,
+// u1, bias1, u2, bias2 }] }, upBlocks [{ in, out, m, BT, AT, u, bias }].
+struct Request {
+  std::vector<Conv> convs;  // the bottleneck's, then one per up block
+  std::vector<ResBlock> blocks;
+  std::vector<UpBlock> upWeights;
+  int threads;
+  size_t inputSize, outputSize;
+};
+
+Request parseRequest(napi_env env, napi_value shape, napi_value bottleneck, napi_value upBlocks) {
+  if (!cpuSupported()) throw ArgError{"this CPU has no AVX2/FMA"};
+  Request r;
+  const int channels = integerProperty(env, shape, "channels");
+  const int height = integerProperty(env, shape, "height");
+  const int width = integerProperty(env, shape, "width");
+  r.threads = integerProperty(env, shape, "threads");
+  if (channels <= 0 || channels % kCols != 0) throw ArgError{"channels must be a positive multiple of 16"};
+  if (height <= 0 || width <= 0 || height > 4096 || width > 4096) throw ArgError{"height and width must be 1 to 4096"};
+  if (r.threads < 1 || r.threads > 256) throw ArgError{"threads must be 1 to 256"};
+  // Matrices of F(m×m, 3×3), checked for the Cook–Toom pair structure the transforms rely on.
+  auto matrices = [&](napi_value object, int &m) {
+    m = integerProperty(env, object, "m");
+    if (m != 4 && m != 8) throw ArgError{"m must be 4 or 8"};
+    const size_t n = m + 2;
+    const float *BT = floats(env, property(env, object, "BT"), n * n, "BT");
+    const float *AT = floats(env, property(env, object, "AT"), m * n, "AT");
+    if (!pairedStructure(BT, AT, n)) throw ArgError{"BT and AT must be Cook-Toom matrices of the points 0, +-p..., infinity"};
+    return std::make_pair(BT, AT);
+  };
+  int m;
+  auto [BT, AT] = matrices(bottleneck, m);
+  r.convs.emplace_back(channels, channels, height, width, m, BT, AT);
+  const size_t c = channels, freqs = static_cast<size_t>(m + 2) * (m + 2);
+  napi_value list = property(env, bottleneck, "blocks");
+  uint32_t count;
+  if (napi_get_array_length(env, list, &count) != napi_ok) throw ArgError{"blocks must be an array"};
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value b;
+    napi_get_element(env, list, i, &b);
+    r.blocks.push_back({
+        floats(env, property(env, b, "scale"), c, "scale"), floats(env, property(env, b, "shift"), c, "shift"),
+        floats(env, property(env, b, "u1"), freqs * c * c, "u1"), floats(env, property(env, b, "bias1"), c, "bias1"),
+        floats(env, property(env, b, "u2"), freqs * c * c, "u2"), floats(env, property(env, b, "bias2"), c, "bias2"),
+    });
+  }
+  if (napi_get_array_length(env, upBlocks, &count) != napi_ok) throw ArgError{"upBlocks must be an array"};
+  int in = channels, h = height, w = width;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value b;
+    napi_get_element(env, upBlocks, i, &b);
+    UpBlock up{};
+    up.in = integerProperty(env, b, "in");
+    up.out = integerProperty(env, b, "out");
+    if (up.in != in) throw ArgError{"up block " + std::to_string(i) + " takes " + std::to_string(up.in) + " channels, but gets " + std::to_string(in)};
+    if (up.out <= 0 || up.out % 32 != 0) throw ArgError{"an up block's outputs must be a positive multiple of 32 (4 phases of 8 channels)"};
+    if (i > 0) h *= 2, w *= 2;
+    if (h > 4096 || w > 4096) throw ArgError{"up blocks would make maps larger than 4096"};
+    auto [upBT, upAT] = matrices(b, up.m);
+    up.u = floats(env, property(env, b, "u"), static_cast<size_t>(up.m + 2) * (up.m + 2) * up.in * up.out, "u");
+    up.bias = floats(env, property(env, b, "bias"), up.out, "bias");
+    r.convs.emplace_back(up.in, up.out, h, w, up.m, upBT, upAT);
+    r.upWeights.push_back(up);
+    in = up.out / 4;
+  }
+  r.inputSize = c * height * width;
+  r.outputSize = count ? static_cast<size_t>(r.upWeights.back().out) * h * w : r.inputSize;
+  return r;
+}
+
+int64_t workspaceLength(const Request &r) {
+  return Workspace(r.convs[0], !r.blocks.empty(), std::vector<Conv>(r.convs.begin() + 1, r.convs.end())).total;
+}
+
+// workspaceLength(shape, bottleneck, upBlocks): the floats decode's workspace must have.
+napi_value WorkspaceLength(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  try {
+    if (argc != 3) throw ArgError{"workspaceLength takes (shape, bottleneck, upBlocks)"};
+    napi_value result;
+    napi_create_double(env, static_cast<double>(workspaceLength(parseRequest(env, argv[0], argv[1], argv[2]))), &result);
+    return result;
+  } catch (const ArgError &e) {
+    napi_throw_type_error(env, nullptr, e.message.c_str());
+  }
+  return nullptr;
+}
+
+// decode(input, output, workspace, shape, bottleneck, upBlocks); workspace zeroed before its first use.
+napi_value Decode(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  try {
+    if (argc != 6) throw ArgError{"decode takes (input, output, workspace, shape, bottleneck, upBlocks)"};
+    const Request r = parseRequest(env, argv[3], argv[4], argv[5]);
+    const float *input = floats(env, argv[0], r.inputSize, "input");
+    float *output = floats(env, argv[1], r.outputSize, "output");
+    float *workspace = floats(env, argv[2], workspaceLength(r), "workspace");
+    decode(r.convs[0], r.blocks, std::vector<Conv>(r.convs.begin() + 1, r.convs.end()), r.upWeights, input, output, workspace, r.threads);
+  } catch (const ArgError &e) {
+    napi_throw_type_error(env, nullptr, e.message.c_str());
+  }
+  return nullptr;
+}
+
+napi_value Supported(napi_env env, napi_callback_info) {
+  napi_value result;
+  napi_get_boolean(env, cpuSupported(), &result);
+  return result;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"decode", nullptr, Decode, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"workspaceLength", nullptr, WorkspaceLength, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"supported", nullptr, Supported, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, 3, props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
