@@ -137,18 +137,9 @@ function matricesFor(size: MapSize): { native: NativeMatrices; G: number[][] } {
   return { native: { m, BT: Float32Array.from(BT.flat()), AT: Float32Array.from(AT.flat()) }, G };
 }
 
-/** U [f][o][c] of a [o, c, 3, 3] kernel → [f][o / 16][c][16]: the 16 output channels of a register block side by side. */
+/** U [f][o][c] of a [o, c, 3, 3] kernel, stored [f][o / 16][c][16]: the 16 output channels of a register block side by side. */
 function packKernels(weight: FloatTensor, G: number[][]): Float32Array {
   const [outChannels, inChannels] = weight.dims as [number, number];
-  const u = transformedKernels(weight, G);
-  const freqs = G.length ** 2;
-  const packed = new Float32Array(u.length);
   const blocks = outChannels / 16;
-  for (let f = 0; f < freqs; f++) {
-    for (let o = 0; o < outChannels; o++) {
-      const [kb, lane] = [Math.floor(o / 16), o % 16];
-      for (let c = 0; c < inChannels; c++) packed[((f * blocks + kb) * inChannels + c) * 16 + lane] = u[(f * outChannels + o) * inChannels + c]!;
-    }
-  }
-  return packed;
+  return transformedKernels(weight, G, (f, o, c) => (((f * blocks + (o >> 4)) * inChannels + c) << 4) + (o & 15));
 }

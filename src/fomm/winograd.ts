@@ -78,19 +78,28 @@ export function winogradMatrices(height: number, width: number): WinogradMatrice
   return Math.min(height, width) >= 48 ? F8 : F4;
 }
 
-/** U[f = (i, j), o, c] = (G · w[o, c] · Gᵀ)[i, j] of a [co, ci, 3, 3] kernel, in float64 then rounded once. */
-export function transformedKernels(weight: FloatTensor, G: number[][]): Float32Array {
+/**
+ * U[f = (i, j), o, c] = (G · w[o, c] · Gᵀ)[i, j] of a [co, ci, 3, 3] kernel, in float64 (G·w
+ * first, then ·Gᵀ) and rounded once, stored at `place(f, o, c)` (default: [f][o][c]).
+ */
+export function transformedKernels(weight: FloatTensor, G: number[][], place?: (f: number, o: number, c: number) => number): Float32Array {
   const n = G.length;
   const [co, ci] = weight.dims as [number, number];
+  const index = place ?? ((f: number, o: number, c: number) => (f * co + o) * ci + c);
+  const g = Float64Array.from(G.flat());
   const u = new Float32Array(n * n * co * ci);
+  const gw = new Float64Array(n * 3);
   for (let o = 0; o < co; o++) {
     for (let c = 0; c < ci; c++) {
       const base = (o * ci + c) * 9;
       for (let i = 0; i < n; i++) {
+        for (let s = 0; s < 3; s++) {
+          gw[i * 3 + s] = g[i * 3]! * weight.data[base + s]! + g[i * 3 + 1]! * weight.data[base + 3 + s]! + g[i * 3 + 2]! * weight.data[base + 6 + s]!;
+        }
+      }
+      for (let i = 0; i < n; i++) {
         for (let j = 0; j < n; j++) {
-          let acc = 0;
-          for (let r = 0; r < 3; r++) for (let s = 0; s < 3; s++) acc += G[i]![r]! * weight.data[base + r * 3 + s]! * G[j]![s]!;
-          u[((i * n + j) * co + o) * ci + c] = acc;
+          u[index(i * n + j, o, c)] = gw[i * 3]! * g[j * 3]! + gw[i * 3 + 1]! * g[j * 3 + 1]! + gw[i * 3 + 2]! * g[j * 3 + 2]!;
         }
       }
     }

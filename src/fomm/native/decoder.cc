@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <barrier>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,10 +52,8 @@ struct ResBlock {
 };
 
 struct UpBlock {
-  int in, out;          // out = 4 × the block's channels, (phase, channel)
+  int in, out;            // out = 4 × the block's channels, (phase, channel)
   const float *u, *bias;  // u packed [n²][out/16][in][16]
-  int m;
-  const float *BT, *AT;
 };
 
 // Where an output transform puts its values.
@@ -207,6 +204,26 @@ void products(const Conv &s, const float *V, const float *U, float *M, int threa
   }
 }
 
+// Transposes 8 vectors of 8 (rows[i][j] ↔ rows[j][i]) in place.
+inline void transpose8x8(__m256 (&rows)[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(rows[0], rows[1]), t1 = _mm256_unpackhi_ps(rows[0], rows[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(rows[2], rows[3]), t3 = _mm256_unpackhi_ps(rows[2], rows[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(rows[4], rows[5]), t5 = _mm256_unpackhi_ps(rows[4], rows[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(rows[6], rows[7]), t7 = _mm256_unpackhi_ps(rows[6], rows[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  rows[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  rows[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  rows[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  rows[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  rows[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  rows[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  rows[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  rows[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
 // Y = Aᵀ·M·A + bias per tile, then the epilogue: ReLU into the next conv's padded input
 // (Hidden), added onto the blocked residual stream in place (Residual), ReLU into the next up
 // block's padded input at the phase's interleaved position (Interleave), or ReLU into the NCHW
@@ -235,34 +252,46 @@ void outputTransform(const Conv &s, const float *M, const float *bias, const Epi
     const int rows = std::min(R, s.height - ty * R), cols = std::min(R, s.width - tx * R);
     // Interleave: this block's phase and its channel block in the next map.
     const int phase = cb * kLanes / std::max(phaseChannels, 1), nextBlock = cb * kLanes % std::max(phaseChannels, 1) / kLanes;
+    __m256 row[R];
     for (int p = 0; p < rows; p++) {
       const int y = ty * R + p;
-      applyAT<N>(at, [&](int j) { return t[p][j]; }, [&](int q, __m256 value) {
-        if (q >= cols) return;
-        const int x = tx * R + q;
-        const __m256 out = _mm256_add_ps(value, b);
-        switch (e.kind) {
-          case Epilogue::Hidden:
-            _mm256_storeu_ps(e.target + ((static_cast<int64_t>(cb) * e.next->paddedH + y + 1) * e.next->paddedW + x + 1) * kLanes, _mm256_max_ps(zero, out));
-            break;
-          case Epilogue::Residual: {
-            float *dst = e.target + ((static_cast<int64_t>(cb) * s.height + y) * s.width + x) * kLanes;
-            _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), out));
-            break;
-          }
-          case Epilogue::Interleave: {
-            const int yy = 2 * y + (phase >> 1), xx = 2 * x + (phase & 1);
-            _mm256_storeu_ps(e.target + ((static_cast<int64_t>(nextBlock) * e.next->paddedH + yy + 1) * e.next->paddedW + xx + 1) * kLanes, _mm256_max_ps(zero, out));
-            break;
-          }
-          case Epilogue::Phases: {
-            _mm256_store_ps(lanes, _mm256_max_ps(zero, out));
-            float *dst = e.target + static_cast<int64_t>(cb) * kLanes * plane + static_cast<int64_t>(y) * s.width + x;
-            for (int l = 0; l < kLanes; l++) dst[l * plane] = lanes[l];
-            break;
-          }
+      applyAT<N>(at, [&](int j) { return t[p][j]; }, [&](int q, __m256 value) { row[q] = _mm256_add_ps(value, b); });
+      switch (e.kind) {
+        case Epilogue::Hidden: {
+          float *dst = e.target + ((static_cast<int64_t>(cb) * e.next->paddedH + y + 1) * e.next->paddedW + tx * R + 1) * kLanes;
+          for (int q = 0; q < cols; q++) _mm256_storeu_ps(dst + q * kLanes, _mm256_max_ps(zero, row[q]));
+          break;
         }
-      });
+        case Epilogue::Residual: {
+          float *dst = e.target + ((static_cast<int64_t>(cb) * s.height + y) * s.width + tx * R) * kLanes;
+          for (int q = 0; q < cols; q++) _mm256_storeu_ps(dst + q * kLanes, _mm256_add_ps(_mm256_loadu_ps(dst + q * kLanes), row[q]));
+          break;
+        }
+        case Epilogue::Interleave: {
+          const int yy = 2 * y + (phase >> 1);
+          float *dst = e.target + ((static_cast<int64_t>(nextBlock) * e.next->paddedH + yy + 1) * e.next->paddedW + 2 * tx * R + (phase & 1) + 1) * kLanes;
+          for (int q = 0; q < cols; q++) _mm256_storeu_ps(dst + 2 * q * kLanes, _mm256_max_ps(zero, row[q]));
+          break;
+        }
+        case Epilogue::Phases: {
+          // Channel-blocked vectors to NCHW rows: a whole row of 8 is one 8×8 transpose and eight
+          // contiguous stores; a partial row is written value by value.
+          float *dst = e.target + static_cast<int64_t>(cb) * kLanes * plane + static_cast<int64_t>(y) * s.width + tx * R;
+          for (int q = 0; q < cols; q++) row[q] = _mm256_max_ps(zero, row[q]);
+          if constexpr (R == kLanes) {
+            if (cols == kLanes) {
+              transpose8x8(row);
+              for (int l = 0; l < kLanes; l++) _mm256_storeu_ps(dst + l * plane, row[l]);
+              break;
+            }
+          }
+          for (int q = 0; q < cols; q++) {
+            _mm256_store_ps(lanes, row[q]);
+            for (int l = 0; l < kLanes; l++) dst[l * plane + q] = lanes[l];
+          }
+          break;
+        }
+      }
     }
   }
 }
@@ -460,14 +489,15 @@ Request parseRequest(napi_env env, napi_value shape, napi_value bottleneck, napi
     UpBlock up{};
     up.in = integerProperty(env, b, "in");
     up.out = integerProperty(env, b, "out");
+    int upM;
     if (up.in != in) throw ArgError{"up block " + std::to_string(i) + " takes " + std::to_string(up.in) + " channels, but gets " + std::to_string(in)};
     if (up.out <= 0 || up.out % 32 != 0) throw ArgError{"an up block's outputs must be a positive multiple of 32 (4 phases of 8 channels)"};
     if (i > 0) h *= 2, w *= 2;
     if (h > 4096 || w > 4096) throw ArgError{"up blocks would make maps larger than 4096"};
-    auto [upBT, upAT] = matrices(b, up.m);
-    up.u = floats(env, property(env, b, "u"), static_cast<size_t>(up.m + 2) * (up.m + 2) * up.in * up.out, "u");
+    auto [upBT, upAT] = matrices(b, upM);
+    up.u = floats(env, property(env, b, "u"), static_cast<size_t>(upM + 2) * (upM + 2) * up.in * up.out, "u");
     up.bias = floats(env, property(env, b, "bias"), up.out, "bias");
-    r.convs.emplace_back(up.in, up.out, h, w, up.m, upBT, upAT);
+    r.convs.emplace_back(up.in, up.out, h, w, upM, upBT, upAT);
     r.upWeights.push_back(up);
     in = up.out / 4;
   }
