@@ -116,7 +116,7 @@ export class NativeDecoder {
     });
     const last = layout.upBlocks.at(-1);
     const output = new Float32Array(last ? 4 * last[1] * upSize.height * upSize.width : channels * size.height * size.width);
-    const shape = { channels, ...size, threads };
+    const shape = { channels, ...size, threads: Math.min(threads, 256) };
     const bottleneck = { ...bottleneckMatrices.native, blocks };
     const workspace = new Float32Array(module.workspaceLength(shape, bottleneck, upBlocks));
     return new NativeDecoder(module, shape, bottleneck, upBlocks, output, workspace);

@@ -171,6 +171,38 @@ void inputTransform(const Conv &s, const float *padded, float *V, int thread, in
   }
 }
 
+// C[6 × 16] = A[6 × K] · B[K × 16] with A's rows `lda` apart and B packed 16 wide: twelve
+// accumulators in named registers (an array of them was kept in memory by GCC when not inlined,
+// 31 instead of 79 GFLOPS a core), and B prefetched 4 KB ahead, which is the next rows of the
+// same packed stream (~84 GFLOPS a core, peak 100 on this machine).
+inline void microKernel(const float *a, int lda, const float *b, int K, float *c, int ldc) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda, *a5 = a + 5 * lda;
+  for (int k = 0; k < K; k++) {
+    _mm_prefetch(reinterpret_cast<const char *>(b + k * kCols + 1024), _MM_HINT_T0);
+    const __m256 b0 = _mm256_loadu_ps(b + k * kCols), b1 = _mm256_loadu_ps(b + k * kCols + 8);
+    __m256 x = _mm256_broadcast_ss(a0 + k);
+    c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a1 + k);
+    c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a2 + k);
+    c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a3 + k);
+    c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
+    x = _mm256_broadcast_ss(a4 + k);
+    c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
+    x = _mm256_broadcast_ss(a5 + k);
+    c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
+  }
+  _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01);
+  _mm256_storeu_ps(c + ldc, c10), _mm256_storeu_ps(c + ldc + 8, c11);
+  _mm256_storeu_ps(c + 2 * ldc, c20), _mm256_storeu_ps(c + 2 * ldc + 8, c21);
+  _mm256_storeu_ps(c + 3 * ldc, c30), _mm256_storeu_ps(c + 3 * ldc + 8, c31);
+  _mm256_storeu_ps(c + 4 * ldc, c40), _mm256_storeu_ps(c + 4 * ldc + 8, c41);
+  _mm256_storeu_ps(c + 5 * ldc, c50), _mm256_storeu_ps(c + 5 * ldc + 8, c51);
+}
+
 // M[f] = V[f] · U[f] for every frequency f: [tiles × in] · [in × out], 6 × 16 register blocks.
 void products(const Conv &s, const float *V, const float *U, float *M, int thread, int threads) {
   const int freqs = s.n * s.n;
@@ -181,24 +213,8 @@ void products(const Conv &s, const float *V, const float *U, float *M, int threa
     const float *u = U + static_cast<int64_t>(f) * s.in * s.out;
     float *result = M + static_cast<int64_t>(f) * s.tilesPadded * s.out;
     for (int t0 = 0; t0 < s.tilesPadded; t0 += kRows) {
-      const float *rows = v + static_cast<int64_t>(t0) * s.in;
       for (int kb = 0; kb < s.out / kCols; kb++) {
-        const float *panel = u + static_cast<int64_t>(kb) * s.in * kCols;
-        __m256 acc[kRows][2];
-        for (int r = 0; r < kRows; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-        for (int k = 0; k < s.in; k++) {
-          const __m256 b0 = _mm256_loadu_ps(panel + k * kCols), b1 = _mm256_loadu_ps(panel + k * kCols + 8);
-          for (int r = 0; r < kRows; r++) {
-            const __m256 a = _mm256_broadcast_ss(rows + r * s.in + k);
-            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
-          }
-        }
-        for (int r = 0; r < kRows; r++) {
-          float *dst = result + static_cast<int64_t>(t0 + r) * s.out + kb * kCols;
-          _mm256_storeu_ps(dst, acc[r][0]);
-          _mm256_storeu_ps(dst + 8, acc[r][1]);
-        }
+        microKernel(v + static_cast<int64_t>(t0) * s.in, s.in, u + static_cast<int64_t>(kb) * s.in * kCols, s.in, result + static_cast<int64_t>(t0) * s.out + kb * kCols, s.out);
       }
     }
   }
