@@ -350,6 +350,15 @@ void convAny(const Conv &s, const float *padded, float *V, const float *U, float
   else conv<6>(s, padded, V, U, M, bias, e, sync, thread, threads);
 }
 
+// One decode: the bottleneck's conv geometry, then one per up block, with their weights.
+struct Request {
+  std::vector<Conv> convs;  // the bottleneck's, then one per up block
+  std::vector<ResBlock> blocks;
+  std::vector<UpBlock> upWeights;
+  int threads;
+  size_t inputSize, outputSize;
+};
+
 // Where decode's buffers lie in the caller's workspace (floats, 64-byte aligned offsets). The
 // padded maps' borders must start zero and stay zero: only interiors are ever written, so a
 // workspace zeroed once serves every call with the same shapes.
@@ -357,9 +366,11 @@ struct Workspace {
   int64_t residual, V, M, hidden, total;
   std::vector<int64_t> upInputs;
 
-  Workspace(const Conv &bottleneck, bool hasBlocks, const std::vector<Conv> &ups) {
+  explicit Workspace(const Request &r) {
+    const Conv &bottleneck = r.convs[0];
+    const bool hasBlocks = !r.blocks.empty();
     int64_t freqSize = hasBlocks ? std::max(bottleneck.inputFreqSize(), bottleneck.outputFreqSize()) : 0;
-    for (const Conv &up : ups) freqSize = std::max({freqSize, up.inputFreqSize(), up.outputFreqSize()});
+    for (size_t i = 1; i < r.convs.size(); i++) freqSize = std::max({freqSize, r.convs[i].inputFreqSize(), r.convs[i].outputFreqSize()});
     total = 0;
     auto take = [&](int64_t size) {
       const int64_t offset = total;
@@ -370,37 +381,40 @@ struct Workspace {
     V = take(freqSize);
     M = take(freqSize);
     hidden = take(hasBlocks ? bottleneck.paddedSize() : 0);
-    for (const Conv &up : ups) upInputs.push_back(take(up.paddedSize()));
+    for (size_t i = 1; i < r.convs.size(); i++) upInputs.push_back(take(r.convs[i].paddedSize()));
   }
 };
 
 // The bottleneck on `input` (NCHW, channels × height × width), then the up blocks; `output` is
 // the bottleneck's output (NCHW) without up blocks, else the last up block's phases (NCHW).
-void decode(const Conv &bottleneck, const std::vector<ResBlock> &blocks, const std::vector<Conv> &ups, const std::vector<UpBlock> &upWeights,
-            const float *input, float *output, float *workspace, int threads) {
+void decode(const Request &r, const float *input, float *output, float *workspace) {
+  const Conv &bottleneck = r.convs[0];
+  const Conv *ups = r.convs.data() + 1;
+  const size_t upCount = r.convs.size() - 1;
+  const int threads = r.threads;
   const int64_t plane = static_cast<int64_t>(bottleneck.height) * bottleneck.width;
-  const Workspace layout(bottleneck, !blocks.empty(), ups);
+  const Workspace layout(r);
   float *residual = workspace + layout.residual, *V = workspace + layout.V, *M = workspace + layout.M, *hidden = workspace + layout.hidden;
   std::barrier sync(threads);
   auto work = [&](int thread) {
     toBlocked(bottleneck.in, plane, input, residual, thread, threads);
     sync.arrive_and_wait();
-    for (const ResBlock &block : blocks) {
+    for (const ResBlock &block : r.blocks) {
       pad(bottleneck, residual, block.scale, block.shift, hidden, thread, threads);
       sync.arrive_and_wait();
       convAny(bottleneck, hidden, V, block.u1, M, block.bias1, {Epilogue::Hidden, hidden, &bottleneck}, sync, thread, threads);
       convAny(bottleneck, hidden, V, block.u2, M, block.bias2, {Epilogue::Residual, residual, nullptr}, sync, thread, threads);
     }
-    if (ups.empty()) {
+    if (upCount == 0) {
       fromBlocked(bottleneck.in, plane, residual, output, thread, threads);
       return;
     }
     pad(ups[0], residual, nullptr, nullptr, workspace + layout.upInputs[0], thread, threads);
     sync.arrive_and_wait();
-    for (size_t i = 0; i < ups.size(); i++) {
-      const bool last = i + 1 == ups.size();
+    for (size_t i = 0; i < upCount; i++) {
+      const bool last = i + 1 == upCount;
       const Epilogue e = last ? Epilogue{Epilogue::Phases, output, nullptr} : Epilogue{Epilogue::Interleave, workspace + layout.upInputs[i + 1], &ups[i + 1]};
-      convAny(ups[i], workspace + layout.upInputs[i], V, upWeights[i].u, M, upWeights[i].bias, e, sync, thread, threads);
+      convAny(ups[i], workspace + layout.upInputs[i], V, r.upWeights[i].u, M, r.upWeights[i].bias, e, sync, thread, threads);
     }
   };
   std::vector<std::thread> helpers;
@@ -450,17 +464,9 @@ int integerProperty(napi_env env, napi_value object, const char *name) {
   return integer(env, property(env, object, name), name);
 }
 
-// What decode and workspaceLength are asked, read and checked from JavaScript values:
-// shape { channels, height, width, threads }, bottleneck { m, BT, AT, blocks: [{ scale, shift,
-// u1, bias1, u2, bias2 }] }, upBlocks [{ in, out, m, BT, AT, u, bias }].
-struct Request {
-  std::vector<Conv> convs;  // the bottleneck's, then one per up block
-  std::vector<ResBlock> blocks;
-  std::vector<UpBlock> upWeights;
-  int threads;
-  size_t inputSize, outputSize;
-};
-
+// Reads and checks a decode's arguments from JavaScript values: shape { channels, height, width,
+// threads }, bottleneck { m, BT, AT, blocks: [{ scale, shift, u1, bias1, u2, bias2 }] },
+// upBlocks [{ in, out, m, BT, AT, u, bias }].
 Request parseRequest(napi_env env, napi_value shape, napi_value bottleneck, napi_value upBlocks) {
   if (!cpuSupported()) throw ArgError{"this CPU has no AVX2/FMA"};
   Request r;
@@ -522,42 +528,40 @@ Request parseRequest(napi_env env, napi_value shape, napi_value bottleneck, napi
   return r;
 }
 
-int64_t workspaceLength(const Request &r) {
-  return Workspace(r.convs[0], !r.blocks.empty(), std::vector<Conv>(r.convs.begin() + 1, r.convs.end())).total;
+// A JavaScript call of Count arguments: fn(argv)'s value, or a TypeError for an ArgError.
+template <size_t Count, typename Fn>
+napi_value call(napi_env env, napi_callback_info info, const char *usage, Fn fn) {
+  size_t argc = Count;
+  napi_value argv[Count];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  try {
+    if (argc != Count) throw ArgError{usage};
+    return fn(argv);
+  } catch (const ArgError &e) {
+    napi_throw_type_error(env, nullptr, e.message.c_str());
+    return nullptr;
+  }
 }
 
 // workspaceLength(shape, bottleneck, upBlocks): the floats decode's workspace must have.
 napi_value WorkspaceLength(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  try {
-    if (argc != 3) throw ArgError{"workspaceLength takes (shape, bottleneck, upBlocks)"};
+  return call<3>(env, info, "workspaceLength takes (shape, bottleneck, upBlocks)", [&](napi_value *argv) {
     napi_value result;
-    napi_create_double(env, static_cast<double>(workspaceLength(parseRequest(env, argv[0], argv[1], argv[2]))), &result);
+    napi_create_double(env, static_cast<double>(Workspace(parseRequest(env, argv[0], argv[1], argv[2])).total), &result);
     return result;
-  } catch (const ArgError &e) {
-    napi_throw_type_error(env, nullptr, e.message.c_str());
-  }
-  return nullptr;
+  });
 }
 
 // decode(input, output, workspace, shape, bottleneck, upBlocks); workspace zeroed before its first use.
 napi_value Decode(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  try {
-    if (argc != 6) throw ArgError{"decode takes (input, output, workspace, shape, bottleneck, upBlocks)"};
+  return call<6>(env, info, "decode takes (input, output, workspace, shape, bottleneck, upBlocks)", [&](napi_value *argv) -> napi_value {
     const Request r = parseRequest(env, argv[3], argv[4], argv[5]);
     const float *input = floats(env, argv[0], r.inputSize, "input");
     float *output = floats(env, argv[1], r.outputSize, "output");
-    float *workspace = floats(env, argv[2], workspaceLength(r), "workspace");
-    decode(r.convs[0], r.blocks, std::vector<Conv>(r.convs.begin() + 1, r.convs.end()), r.upWeights, input, output, workspace, r.threads);
-  } catch (const ArgError &e) {
-    napi_throw_type_error(env, nullptr, e.message.c_str());
-  }
-  return nullptr;
+    float *workspace = floats(env, argv[2], Workspace(r).total, "workspace");
+    decode(r, input, output, workspace);
+    return nullptr;
+  });
 }
 
 napi_value Supported(napi_env env, napi_callback_info) {
