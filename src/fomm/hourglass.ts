@@ -110,18 +110,29 @@ function phaseKernel(weight: FloatTensor, py: number, px: number): Float32Array 
 
 /** ResBlock2d: BN1 → ReLU → conv1 → BN2 (folded) → ReLU → conv2, plus the input. */
 export function resBlock(g: OnnxGraph, x: string, w: Weights, channels: number, size: MapSize): string {
-  const norm1 = w.at('norm1').batchNorm(channels);
+  const { norm1, conv1, conv2 } = resBlockKernels(w, channels);
   const normed = g.add(
     g.mul(x, g.constant({ dims: [1, channels, 1, 1], data: norm1.scale }, 'bn_scale')),
     g.constant({ dims: [1, channels, 1, 1], data: norm1.shift }, 'bn_shift'),
   );
+  const hidden = g.relu(conv3x3(g, g.relu(normed), conv1.weight, conv1.bias, size.height, size.width));
+  return g.add(conv3x3(g, hidden, conv2.weight, conv2.bias, size.height, size.width), x);
+}
+
+/** ResBlock2d's norm1 (scale, shift), conv1 with norm2 folded in, and conv2. */
+export function resBlockKernels(w: Weights, channels: number): {
+  norm1: { scale: Float32Array; shift: Float32Array };
+  conv1: { weight: FloatTensor; bias: FloatTensor };
+  conv2: { weight: FloatTensor; bias: FloatTensor };
+} {
   const conv1 = w.at('conv1');
   const norm2 = w.at('norm2').batchNorm(channels);
-  const folded = foldAffine(conv1.get('weight', [channels, channels, 3, 3]), conv1.get('bias', [channels]), norm2.scale, norm2.shift);
-  const hidden = g.relu(conv3x3(g, g.relu(normed), folded.weight, folded.bias, size.height, size.width));
   const conv2 = w.at('conv2');
-  const out = conv3x3(g, hidden, conv2.get('weight', [channels, channels, 3, 3]), conv2.get('bias', [channels]), size.height, size.width);
-  return g.add(out, x);
+  return {
+    norm1: w.at('norm1').batchNorm(channels),
+    conv1: foldAffine(conv1.get('weight', [channels, channels, 3, 3]), conv1.get('bias', [channels]), norm2.scale, norm2.shift),
+    conv2: { weight: conv2.get('weight', [channels, channels, 3, 3]), bias: conv2.get('bias', [channels]) },
+  };
 }
 
 export interface HourglassSpec {

@@ -26,7 +26,7 @@ export interface FommModelOptions {
   config: FommConfig | string;
   /** A loaded checkpoint (or generated weights), or the path of a .pth.tar. */
   checkpoint: ModelWeights | string;
-  /** ONNX Runtime intra-op threads; default: all available cores. */
+  /** Threads for ONNX Runtime (intra-op) and the native decoder; default: all available cores. */
   threads?: number;
   /** Where built ONNX models are kept; default $REENACT_CACHE_DIR, else $XDG_CACHE_HOME/reenact or ~/.cache/reenact. */
   cacheDir?: string;
@@ -81,7 +81,7 @@ export interface GeneratedFrame {
   };
 }
 
-/** The per-frame generator: one ONNX graph, or the graphs before and after a native bottleneck. */
+/** The per-frame generator: one ONNX graph, or the graphs before and after the native decoder. */
 type FrameGenerator =
   | { whole: ort.InferenceSession }
   | { head: ort.InferenceSession; decoder: NativeDecoder; decodedShape: number[]; tail: ort.InferenceSession };

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
-import { upBlockPhaseKernels, type MapSize } from './hourglass.js';
+import { resBlockKernels, upBlockPhaseKernels, type MapSize } from './hourglass.js';
 import type { FloatTensor } from './onnx-graph.js';
-import { foldAffine, type Weights } from './weights.js';
+import type { Weights } from './weights.js';
 import { transformedKernels, winogradMatrices } from './winograd.js';
 
 /**
@@ -94,16 +94,11 @@ export class NativeDecoder {
     const bottleneckMatrices = matricesFor(size);
     const blocks: NativeResBlock[] = [];
     for (let i = 0; i < layout.bottleneckBlocks; i++) {
-      const block = w.at(`bottleneck.r${i}`);
-      const norm1 = block.at('norm1').batchNorm(channels);
-      const conv1 = block.at('conv1');
-      const norm2 = block.at('norm2').batchNorm(channels);
-      const folded = foldAffine(conv1.get('weight', [channels, channels, 3, 3]), conv1.get('bias', [channels]), norm2.scale, norm2.shift);
-      const conv2 = block.at('conv2');
+      const { norm1, conv1, conv2 } = resBlockKernels(w.at(`bottleneck.r${i}`), channels);
       blocks.push({
         scale: norm1.scale, shift: norm1.shift,
-        u1: packKernels(folded.weight, bottleneckMatrices.G), bias1: Float32Array.from(folded.bias.data),
-        u2: packKernels(conv2.get('weight', [channels, channels, 3, 3]), bottleneckMatrices.G), bias2: Float32Array.from(conv2.get('bias', [channels]).data),
+        u1: packKernels(conv1.weight, bottleneckMatrices.G), bias1: Float32Array.from(conv1.bias.data),
+        u2: packKernels(conv2.weight, bottleneckMatrices.G), bias2: Float32Array.from(conv2.bias.data),
       });
     }
     const upBlocks: NativeUpBlock[] = [];
