@@ -27,7 +27,7 @@ export function addBenchCommand(program: Command): void {
     .addOption(new Option('--frames <n>', 'driving frames to time, after one warm-up').argParser(positiveInteger('--frames')).default(10))
     .addOption(new Option('--threads <n>', 'ONNX Runtime threads (default: all cores)').argParser(positiveInteger('--threads')))
     .addOption(new Option('--winograd <when>', 'Winograd F(4x4,3x3) for 3x3 convs').choices(['auto', 'always', 'never']).default('auto'))
-    .option('--no-native', 'keep the generator bottleneck in ONNX Runtime instead of reenact\'s native kernels')
+    .option('--no-native', 'keep the generator\'s bottleneck and up blocks in ONNX Runtime instead of reenact\'s native kernels')
     .option('--spinning', 'let idle ONNX Runtime threads spin-wait (faster on an idle machine, wasteful on a busy one)')
     .action(async (options: FommBenchCliOptions) => {
       if (options.checkpoint && options.randomWeights) {

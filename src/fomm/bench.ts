@@ -16,7 +16,7 @@ export interface FommBenchOptions {
   cacheDir?: string;
   winograd?: WinogradPolicy;
   spinning?: boolean;
-  /** Native bottleneck kernels where available (default true); see FommModelOptions.nativeKernels. */
+  /** Native decoder kernels where available (default true); see FommModelOptions.nativeKernels. */
   nativeKernels?: boolean;
 }
 
@@ -37,7 +37,7 @@ export interface FommBenchResult {
   weights: 'checkpoint' | 'random';
   winograd: WinogradPolicy;
   spinning: boolean;
-  /** Whether the bottleneck ran on the native kernels. */
+  /** Whether the decoder (bottleneck and up blocks) ran on the native kernels. */
   nativeKernels: boolean;
 }
 
