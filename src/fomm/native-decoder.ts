@@ -39,7 +39,11 @@ interface NativeShape {
   threads: number;
 }
 
+/** native/decoder.cc's kInterfaceVersion: a module built from older sources is not used. */
+const INTERFACE_VERSION = 1;
+
 interface NativeModule {
+  interfaceVersion: number;
   decode(input: Float32Array, output: Float32Array, workspace: Float32Array, shape: NativeShape, bottleneck: NativeMatrices & { blocks: NativeResBlock[] }, upBlocks: NativeUpBlock[]): void;
   workspaceLength(shape: NativeShape, bottleneck: NativeMatrices & { blocks: NativeResBlock[] }, upBlocks: NativeUpBlock[]): number;
   supported(): boolean;
@@ -52,7 +56,11 @@ export function nativeKernels(): { module?: NativeModule; reason?: string } {
   if (!loaded) {
     try {
       const module = createRequire(import.meta.url)('../../build/Release/fomm_decoder.node') as NativeModule;
-      loaded = module.supported() ? { module } : { reason: 'this CPU has no AVX2/FMA' };
+      if (module.interfaceVersion !== INTERFACE_VERSION) {
+        loaded = { reason: `the native module was built from other sources (interface ${module.interfaceVersion}, expected ${INTERFACE_VERSION}); run npm install to rebuild it` };
+      } else {
+        loaded = module.supported() ? { module } : { reason: 'this CPU has no AVX2/FMA' };
+      }
     } catch (error) {
       loaded = { reason: `the native module is not built (${(error as Error).message.split('\n')[0]}); run npm install with a C++ compiler (g++, make, python3)` };
     }

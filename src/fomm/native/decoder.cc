@@ -570,13 +570,19 @@ napi_value Supported(napi_env env, napi_callback_info) {
   return result;
 }
 
+// Bumped whenever decode's arguments change: JavaScript refuses a module built from other sources.
+constexpr int kInterfaceVersion = 1;
+
 napi_value Init(napi_env env, napi_value exports) {
+  napi_value version;
+  napi_create_int32(env, kInterfaceVersion, &version);
   napi_property_descriptor props[] = {
+      {"interfaceVersion", nullptr, nullptr, nullptr, nullptr, version, napi_enumerable, nullptr},
       {"decode", nullptr, Decode, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"workspaceLength", nullptr, WorkspaceLength, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"supported", nullptr, Supported, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 3, props);
+  napi_define_properties(env, exports, 4, props);
   return exports;
 }
 
