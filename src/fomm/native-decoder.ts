@@ -25,6 +25,8 @@ interface NativeResBlock {
   bias2: Float32Array;
 }
 
+type NativeBottleneck = NativeMatrices & { blocks: NativeResBlock[] };
+
 interface NativeUpBlock extends NativeMatrices {
   in: number;
   out: number;
@@ -44,8 +46,8 @@ const INTERFACE_VERSION = 1;
 
 interface NativeModule {
   interfaceVersion: number;
-  decode(input: Float32Array, output: Float32Array, workspace: Float32Array, shape: NativeShape, bottleneck: NativeMatrices & { blocks: NativeResBlock[] }, upBlocks: NativeUpBlock[]): void;
-  workspaceLength(shape: NativeShape, bottleneck: NativeMatrices & { blocks: NativeResBlock[] }, upBlocks: NativeUpBlock[]): number;
+  decode(input: Float32Array, output: Float32Array, workspace: Float32Array, shape: NativeShape, bottleneck: NativeBottleneck, upBlocks: NativeUpBlock[]): void;
+  workspaceLength(shape: NativeShape, bottleneck: NativeBottleneck, upBlocks: NativeUpBlock[]): number;
   supported(): boolean;
 }
 
@@ -88,7 +90,7 @@ export class NativeDecoder {
   private constructor(
     private readonly module: NativeModule,
     private readonly shape: NativeShape,
-    private readonly bottleneck: NativeMatrices & { blocks: NativeResBlock[] },
+    private readonly bottleneck: NativeBottleneck,
     private readonly upBlocks: NativeUpBlock[],
     /** Reused by every run: allocating and first touching ~60 MB a frame cost more than some layers. */
     private readonly output: Float32Array,
