@@ -118,6 +118,40 @@ describe('native decoder kernels', { skip }, () => {
     assert.deepEqual(decoder.run(input), one, 'a second run on the same workspace gives the same result');
   });
 
+  test('decode() runs off the JavaScript thread, one at a time, bit-identical to run()', async () => {
+    const layout: DecoderLayout = { channels: 128, size: { height: 64, width: 64 }, bottleneckBlocks: 4, upBlocks: [[128, 64]] };
+    const w = decoderWeights(layout, 7);
+    const inputs = [randomMap(128 * 64 * 64, 1), randomMap(128 * 64 * 64, 2)];
+    const expected = inputs.map((input) => NativeDecoder.build(w, layout, 1).run(input).slice());
+    const decoder = NativeDecoder.build(w, layout, 2);
+    // The event loop turns while a decode runs: a timer set after it started fires before it ends.
+    let timerFired = false;
+    const decoding = decoder.decode(inputs[0]!, (output) => ({ output: output.slice(), timerFiredFirst: timerFired }));
+    setTimeout(() => (timerFired = true), 0);
+    assert.equal((await decoding).timerFiredFirst, true);
+    assert.deepEqual((await decoding).output, expected[0]);
+    // Two at once share the output buffer and workspace: the second waits until the first's use is done.
+    const both = await Promise.all(inputs.map((input) => decoder.decode(input, async (output) => {
+      const copy = output.slice();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(output, copy, 'output unchanged while in use');
+      return copy;
+    })));
+    assert.deepEqual(both, expected);
+  });
+
+  test('a workspace in use by a decode on the thread pool is refused to another decode', async () => {
+    const layout: DecoderLayout = { channels: 64, size: { height: 32, width: 32 }, bottleneckBlocks: 2, upBlocks: [] };
+    const w = decoderWeights(layout, 3);
+    const { module: native } = nativeKernels();
+    const decoder = NativeDecoder.build(w, layout, 1) as unknown as Record<string, unknown>;
+    const args = [randomMap(64 * 32 * 32, 4), decoder.output, decoder.workspace, decoder.shape, decoder.bottleneck, decoder.upBlocks] as Parameters<NonNullable<typeof native>['decode']>;
+    const running = native!.decodeAsync(...args);
+    assert.throws(() => native!.decode(...args), /workspace is in use/);
+    await running;
+    native!.decode(...args);
+  });
+
   test('bad arguments are refused by the module, not read out of bounds', () => {
     const { m, BT, AT } = winogradMatrices(8, 8);
     const matrices = { m, BT: Float32Array.from(BT.flat()), AT: Float32Array.from(AT.flat()) };

@@ -223,8 +223,9 @@ export class FommModel {
     } else {
       const { head, decoder, decodedShape, tail } = this.generator;
       out = await head.run(feeds, ['warped', ...debugFetches]);
-      const decoded = new ort.Tensor('float32', decoder.run(out.warped!.data as Float32Array), decodedShape);
-      out = { ...out, ...(await tail.run({ decoded })) };
+      // The tail reads the decoder's output buffer before the next decode may overwrite it.
+      const tailOut = await decoder.decode(out.warped!.data as Float32Array, (decoded) => tail.run({ decoded: new ort.Tensor('float32', decoded, decodedShape) }));
+      out = { ...out, ...tailOut };
     }
     const image = toHwc(out.prediction!);
     if (!options.debug) return { image };

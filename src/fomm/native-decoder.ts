@@ -42,11 +42,14 @@ interface NativeShape {
 }
 
 /** native/decoder.cc's kInterfaceVersion: a module built from older sources is not used. */
-const INTERFACE_VERSION = 1;
+const INTERFACE_VERSION = 2;
 
 interface NativeModule {
   interfaceVersion: number;
+  /** On the calling thread. */
   decode(input: Float32Array, output: Float32Array, workspace: Float32Array, shape: NativeShape, bottleneck: NativeBottleneck, upBlocks: NativeUpBlock[]): void;
+  /** On the libuv thread pool; settles when output is written. Bad arguments throw at once. */
+  decodeAsync(input: Float32Array, output: Float32Array, workspace: Float32Array, shape: NativeShape, bottleneck: NativeBottleneck, upBlocks: NativeUpBlock[]): Promise<void>;
   workspaceLength(shape: NativeShape, bottleneck: NativeBottleneck, upBlocks: NativeUpBlock[]): number;
   supported(): boolean;
 }
@@ -85,8 +88,15 @@ export function nativeDecoderFits(layout: DecoderLayout): boolean {
   return layout.channels % 16 === 0 && layout.upBlocks.every(([, out]) => out % 8 === 0) && nativeKernels().module !== undefined;
 }
 
-/** The bottleneck (`bottleneck.rN`) and up blocks (`up_blocks.N`), ready to run natively on [C, H, W] maps. */
+/**
+ * The bottleneck (`bottleneck.rN`) and up blocks (`up_blocks.N`), ready to run natively on
+ * [C, H, W] maps: decode() off the JavaScript thread (a whole frame takes a few hundred ms, which
+ * a server's event loop must not wait through), run() on it.
+ */
 export class NativeDecoder {
+  /** Settles when the decode in progress and its caller's use of the output are done: one at a time. */
+  private turn: Promise<unknown> = Promise.resolve();
+
   private constructor(
     private readonly module: NativeModule,
     private readonly shape: NativeShape,
@@ -128,8 +138,24 @@ export class NativeDecoder {
   }
 
   /**
-   * The decoder's output (see generator.ts decodedShape) for a [C, H, W] input (batch 1): one
-   * buffer, overwritten by the next run.
+   * The decoder's output (see generator.ts decodedShape) for a [C, H, W] input (batch 1), given
+   * to `use`, on the libuv thread pool. The output buffer and the workspace are reused by the
+   * next decode, so calls wait for the previous one and its `use` to finish; `input` must not
+   * change until `use` is called. Bit-identical to run().
+   */
+  async decode<T>(input: Float32Array, use: (output: Float32Array) => Promise<T> | T): Promise<T> {
+    const previous = this.turn;
+    const mine = previous.then(async () => {
+      await this.module.decodeAsync(input, this.output, this.workspace, this.shape, this.bottleneck, this.upBlocks);
+      return use(this.output);
+    });
+    this.turn = mine.catch(() => {});
+    return mine;
+  }
+
+  /**
+   * The same decode on the calling thread, which it blocks for the whole frame: one buffer,
+   * overwritten by the next run.
    */
   run(input: Float32Array): Float32Array {
     this.module.decode(input, this.output, this.workspace, this.shape, this.bottleneck, this.upBlocks);

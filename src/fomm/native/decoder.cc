@@ -16,6 +16,9 @@
 #include <algorithm>
 #include <barrier>
 #include <cstdint>
+#include <exception>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -552,15 +555,103 @@ napi_value WorkspaceLength(napi_env env, napi_callback_info info) {
   });
 }
 
-// decode(input, output, workspace, shape, bottleneck, upBlocks); workspace zeroed before its first use.
+// The workspaces of decodes running on the thread pool: each is the scratch of one decode at a
+// time, so another decode on it (synchronous or not) is refused until that one completes.
+std::mutex busyMutex;
+std::set<const float *> busyWorkspaces;
+
+bool workspaceBusy(const float *workspace) {
+  std::lock_guard<std::mutex> lock(busyMutex);
+  return busyWorkspaces.count(workspace) != 0;
+}
+
+// One decode's checked arguments and the buffers it reads and writes.
+struct DecodeCall {
+  Request request;
+  const float *input;
+  float *output;
+  float *workspace;
+};
+
+DecodeCall parseCall(napi_env env, napi_value *argv) {
+  DecodeCall c{parseRequest(env, argv[3], argv[4], argv[5]), nullptr, nullptr, nullptr};
+  c.input = floats(env, argv[0], c.request.inputSize, "input");
+  c.output = floats(env, argv[1], c.request.outputSize, "output");
+  c.workspace = floats(env, argv[2], Workspace(c.request).total, "workspace");
+  if (workspaceBusy(c.workspace)) throw ArgError{"workspace is in use by a decode that has not completed"};
+  return c;
+}
+
+constexpr const char *kDecodeUsage = "decode takes (input, output, workspace, shape, bottleneck, upBlocks)";
+
+// decode(input, output, workspace, shape, bottleneck, upBlocks) on the calling (JavaScript)
+// thread; workspace zeroed before its first use.
 napi_value Decode(napi_env env, napi_callback_info info) {
-  return call<6>(env, info, "decode takes (input, output, workspace, shape, bottleneck, upBlocks)", [&](napi_value *argv) -> napi_value {
-    const Request r = parseRequest(env, argv[3], argv[4], argv[5]);
-    const float *input = floats(env, argv[0], r.inputSize, "input");
-    float *output = floats(env, argv[1], r.outputSize, "output");
-    float *workspace = floats(env, argv[2], Workspace(r).total, "workspace");
-    decode(r, input, output, workspace);
+  return call<6>(env, info, kDecodeUsage, [&](napi_value *argv) -> napi_value {
+    const DecodeCall c = parseCall(env, argv);
+    decode(c.request, c.input, c.output, c.workspace);
     return nullptr;
+  });
+}
+
+// A decode on the libuv thread pool. References keep the six arguments (and so every typed
+// array they hold) alive until it completes; the workspace is marked busy meanwhile.
+struct AsyncDecode {
+  DecodeCall call;
+  napi_ref refs[6];
+  napi_deferred deferred;
+  napi_async_work work;
+  std::string error;
+};
+
+void ExecuteDecode(napi_env, void *data) {
+  auto *job = static_cast<AsyncDecode *>(data);
+  try {
+    decode(job->call.request, job->call.input, job->call.output, job->call.workspace);
+  } catch (const std::exception &e) {  // std::thread's system_error when threads cannot start
+    job->error = e.what();
+  }
+}
+
+void CompleteDecode(napi_env env, napi_status status, void *data) {
+  auto *job = static_cast<AsyncDecode *>(data);
+  {
+    std::lock_guard<std::mutex> lock(busyMutex);
+    busyWorkspaces.erase(job->call.workspace);
+  }
+  for (napi_ref ref : job->refs) napi_delete_reference(env, ref);
+  napi_delete_async_work(env, job->work);
+  if (status == napi_ok && job->error.empty()) {
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, job->deferred, undefined);
+  } else {
+    napi_value message, error;
+    const std::string text = "native decode failed: " + (job->error.empty() ? std::string("cancelled") : job->error);
+    napi_create_string_utf8(env, text.c_str(), text.size(), &message);
+    napi_create_error(env, nullptr, message, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  delete job;
+}
+
+// decodeAsync(input, output, workspace, shape, bottleneck, upBlocks): the same decode off the
+// JavaScript thread, so the event loop keeps running; a promise settled when output is written.
+// Bad arguments throw at once, as decode's do. The arguments must not change until it settles.
+napi_value DecodeAsync(napi_env env, napi_callback_info info) {
+  return call<6>(env, info, kDecodeUsage, [&](napi_value *argv) -> napi_value {
+    auto *job = new AsyncDecode{parseCall(env, argv), {}, nullptr, nullptr, {}};
+    {
+      std::lock_guard<std::mutex> lock(busyMutex);
+      busyWorkspaces.insert(job->call.workspace);
+    }
+    for (int i = 0; i < 6; i++) napi_create_reference(env, argv[i], 1, &job->refs[i]);
+    napi_value promise, name;
+    napi_create_promise(env, &job->deferred, &promise);
+    napi_create_string_utf8(env, "fomm_decoder.decodeAsync", NAPI_AUTO_LENGTH, &name);
+    napi_create_async_work(env, nullptr, name, ExecuteDecode, CompleteDecode, job, &job->work);
+    napi_queue_async_work(env, job->work);
+    return promise;
   });
 }
 
@@ -571,7 +662,7 @@ napi_value Supported(napi_env env, napi_callback_info) {
 }
 
 // Bumped whenever decode's arguments change: JavaScript refuses a module built from other sources.
-constexpr int kInterfaceVersion = 1;
+constexpr int kInterfaceVersion = 2;
 
 napi_value Init(napi_env env, napi_value exports) {
   napi_value version;
@@ -579,10 +670,11 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"interfaceVersion", nullptr, nullptr, nullptr, nullptr, version, napi_enumerable, nullptr},
       {"decode", nullptr, Decode, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"decodeAsync", nullptr, DecodeAsync, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"workspaceLength", nullptr, WorkspaceLength, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"supported", nullptr, Supported, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 4, props);
+  napi_define_properties(env, exports, 5, props);
   return exports;
 }
 
