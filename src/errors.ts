@@ -36,3 +36,13 @@ export class ReenactError extends Error {
     return this.hint ? `${this.message}\n  ${this.hint}` : this.message;
   }
 }
+
+/** What every stage throws when its AbortSignal is aborted. */
+export function cancelled(): ReenactError {
+  return new ReenactError('CANCELLED', 'The operation was cancelled.', 'Run it again when ready.');
+}
+
+/** Throws CANCELLED if `signal` is aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw cancelled();
+}

@@ -7,7 +7,7 @@
 // Shared types, errors, atomic outputs.
 export type { Box, Point, ProgressCallback, ProgressEvent, RgbImage, VideoFrame } from './types.js';
 export { ReenactError, type ErrorCode } from './errors.js';
-export { PendingOutput, writeAtomically } from './output.js';
+export { PendingOutput, removePendingOutputs, writeAtomically } from './output.js';
 
 // The pipeline.
 export { animate, type AnimateOptions, type AnimateResult, type MotionModelName } from './pipeline/animate.js';

@@ -2,31 +2,25 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
-import { ReenactError } from './errors.js';
+import { ReenactError, throwIfAborted } from './errors.js';
 
-/** Temporary files not yet committed; removed if the process is interrupted. */
+/** Temporary files not yet committed or discarded, for removePendingOutputs(). */
 const pending = new Set<string>();
-let handlersInstalled = false;
 
-function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  const cleanup = () => {
-    for (const path of pending) rmSync(path, { force: true, recursive: true });
-    pending.clear();
-  };
-  process.on('exit', cleanup);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      cleanup();
-      process.exit(signal === 'SIGINT' ? 130 : 143);
-    });
-  }
+/**
+ * Removes every temporary output not yet committed or discarded, at once. For the program that
+ * owns the process (the CLI, a server) when it must exit before the work it aborted has
+ * unwound; the library itself never calls it and never installs signal or exit handlers:
+ * aborting its AbortSignal makes each stage remove its own temporary files.
+ */
+export function removePendingOutputs(): void {
+  for (const path of pending) rmSync(path, { force: true, recursive: true });
+  pending.clear();
 }
 
 /**
  * An output file written under a temporary name beside its final path and renamed into
- * place only when complete, so a failure or Ctrl-C never leaves a half-written file.
+ * place only when complete, so a failure or an abort never leaves a half-written file.
  */
 export class PendingOutput {
   /** Where to write; keeps the final extension so tools that infer the format from it work. */
@@ -37,7 +31,6 @@ export class PendingOutput {
     const stem = basename(finalPath, ext);
     this.tempPath = join(dirname(finalPath), `.${stem}.${randomBytes(4).toString('hex')}.partial${ext}`);
     pending.add(this.tempPath);
-    installHandlers();
   }
 
   /** Checks that the folder exists and is writable before any work starts. */
@@ -69,11 +62,16 @@ export class PendingOutput {
   }
 }
 
-/** Runs `write` against a temporary path and renames it to `finalPath` only if it succeeds. */
-export async function writeAtomically<T>(finalPath: string, write: (tempPath: string) => Promise<T>): Promise<T> {
+/**
+ * Runs `write` against a temporary path and renames it to `finalPath` only if it succeeds and
+ * `signal` was not aborted meanwhile (then it throws CANCELLED and leaves nothing).
+ */
+export async function writeAtomically<T>(finalPath: string, write: (tempPath: string) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  throwIfAborted(signal);
   const output = await PendingOutput.create(finalPath);
   try {
     const result = await write(output.tempPath);
+    throwIfAborted(signal);
     await output.commit();
     return result;
   } catch (error) {

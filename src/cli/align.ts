@@ -15,7 +15,7 @@ interface AlignOptions {
   json?: boolean;
 }
 
-export function addAlignCommand(program: Command): void {
+export function addAlignCommand(program: Command, signal: AbortSignal): void {
   program
     .command('align')
     .description('Cut the model-ready crop from a portrait: the face found, its roll undone, centred with hair and chin, resized to a square.')
@@ -36,11 +36,11 @@ export function addAlignCommand(program: Command): void {
       let summary: { output: string; width: number; height: number } & Record<string, unknown>;
       if (options.upright) {
         const upright = rotateUpright(photo, rollDegrees(face));
-        await writeImage(options.output, upright.image);
+        await writeImage(options.output, upright.image, { signal });
         summary = { output: options.output, width: upright.image.width, height: upright.image.height, photoToUpright: upright.photoToUpright };
       } else {
         const alignment = alignSource(photo, face, { size: options.size, cropScale: options.scale });
-        await writeImage(options.output, alignment.crop);
+        await writeImage(options.output, alignment.crop, { signal });
         summary = { output: options.output, width: options.size, height: options.size, cropToPhoto: alignment.cropToPhoto, photoToCrop: alignment.photoToCrop };
       }
       const report = { photo: photoPath, face: faceReport(face, index), faceCount: faces.length, ...summary };

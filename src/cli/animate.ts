@@ -19,7 +19,7 @@ interface AnimateCommandOptions {
   json?: boolean;
 }
 
-export function addAnimateCommand(program: Command): void {
+export function addAnimateCommand(program: Command, signal: AbortSignal): void {
   program
     .command('animate')
     .description('Animate the face in a photo with the motion of a driving video; writes an MP4 labelled as AI-generated, with the driving video\'s audio.')
@@ -52,10 +52,6 @@ Examples:
       --config vox-adv-256.yaml --checkpoint vox-adv-cpk.pth.tar --best-frame --compare`,
     )
     .action(async (options: AnimateCommandOptions) => {
-      const controller = new AbortController();
-      const onInterrupt = () => controller.abort();
-      process.once('SIGINT', onInterrupt);
-      process.once('SIGTERM', onInterrupt);
       const progress = progressBar();
       const request: AnimateOptions = {
         source: options.source,
@@ -69,7 +65,7 @@ Examples:
         face: options.face,
         startFrame: options.bestFrame ? 'best' : options.startFrame,
         threads: options.threads,
-        signal: controller.signal,
+        signal,
       };
       try {
         const result = await animate(request, progress);
@@ -86,8 +82,6 @@ Examples:
         }
       } finally {
         progress.finish();
-        process.off('SIGINT', onInterrupt);
-        process.off('SIGTERM', onInterrupt);
       }
     });
 }

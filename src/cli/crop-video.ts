@@ -25,7 +25,7 @@ function numbered(path: string, n: number): string {
   return join(dirname(path), `${basename(path, ext)}-${n}${ext}`);
 }
 
-export function addCropVideoCommand(program: Command): void {
+export function addCropVideoCommand(program: Command, signal: AbortSignal): void {
   program
     .command('crop-video')
     .description('Cut a driving video to a square clip around the face, as the FOMM models expect (like the FOMM authors\' crop-video.py), keeping the audio in sync.')
@@ -56,17 +56,17 @@ Examples:
       const progress = progressBar();
       const written: string[] = [];
       try {
-        const tracks = await findFaceTracks(video, analyzer, { minFrames: options.minFrames, increase: options.increase, stride: options.stride, onProgress: progress });
+        const tracks = await findFaceTracks(video, analyzer, { minFrames: options.minFrames, increase: options.increase, stride: options.stride, onProgress: progress, signal });
         const minFrames = Math.min(options.minFrames ?? DEFAULT_MIN_FRAMES, info.frameCount || Infinity);
         const chosen: [FaceTrack, string][] = options.all && tracks.length > 1
           ? tracks.map((track, i) => [track, numbered(options.output, i + 1)])
           : [[longestTrack(tracks, video, minFrames), options.output]];
         const results: CroppedVideo[] = [];
         for (const [track, output] of chosen) {
-          results.push(await cropDrivingVideo(video, track, output, { size: options.size, onProgress: progress }));
+          results.push(await cropDrivingVideo(video, track, output, { size: options.size, onProgress: progress, signal }));
           written.push(output);
         }
-        if (options.json) await writeTracksJson(options.json, info, tracks);
+        if (options.json) await writeTracksJson(options.json, info, tracks, { signal });
         progress.finish();
         for (const [i, result] of results.entries()) {
           const track = chosen[i]![0];

@@ -25,7 +25,7 @@ interface ConformanceOptions {
 }
 
 /** `reenact fomm conformance`: the golden-set files for any config + checkpoint + frames folder. */
-export function addFommCommand(program: Command): void {
+export function addFommCommand(program: Command, signal: AbortSignal): void {
   const fomm = program.command('fomm').description('First Order Motion Model tools');
   fomm
     .command('conformance')
@@ -40,7 +40,7 @@ export function addFommCommand(program: Command): void {
       const model = await FommModel.load({ config: options.config, checkpoint: options.checkpoint, threads: options.threads });
       try {
         await mkdir(options.out, { recursive: true });
-        const written = await writeConformance(model, options.frames, options.out);
+        const written = await writeConformance(model, options.frames, options.out, { signal });
         process.stdout.write(`wrote ${written.length} files to ${options.out}: ${written.join(', ')}\n`);
         if (options.golden) {
           const results = await compareConformance(options.out, options.golden, written);

@@ -35,7 +35,7 @@ export function faceReport(face: Face, index: number): FaceReport {
   return { index, box: face.box, score: face.score, roll: rollDegrees(face), eyes: eyeCentres(face), noseTip: landmark(face, LANDMARKS.noseTip) };
 }
 
-export function addInspectCommand(program: Command): void {
+export function addInspectCommand(program: Command, signal: AbortSignal): void {
   program
     .command('inspect')
     .description('Show the faces in a photo (boxes, scores, roll), or a video\'s properties, its first frame\'s faces and its face tracks.')
@@ -47,11 +47,11 @@ export function addInspectCommand(program: Command): void {
     .option('--stride <n>', 'for a video: detect faces on every Nth frame only (faster)', integerIn(1, 1000))
     .addHelpText('after', '\nExamples:\n  reenact inspect portrait.jpg --debug faces.png\n  reenact inspect driving.mp4 --json > report.json')
     .action(async (file: string, options: InspectOptions) => {
-      await inspect(file, options);
+      await inspect(file, options, signal);
     });
 }
 
-async function inspect(file: string, options: InspectOptions): Promise<void> {
+async function inspect(file: string, options: InspectOptions, signal: AbortSignal): Promise<void> {
   await assertFile(file);
   const isImage = await sharp(file, { limitInputPixels: false })
     .metadata()
@@ -62,7 +62,7 @@ async function inspect(file: string, options: InspectOptions): Promise<void> {
     const analyzer = await FaceAnalyzer.create();
     const faces = await analyzer.detect(image);
     const report = { file, kind: 'image' as const, width: image.width, height: image.height, faces: faces.map(faceReport) };
-    if (options.debug) await writeDebugImage(options.debug, image, faces, []);
+    if (options.debug) await writeDebugImage(options.debug, image, faces, [], signal);
     if (options.json) printJson(report);
     else printImageReport(report);
     return;
@@ -75,7 +75,7 @@ async function inspect(file: string, options: InspectOptions): Promise<void> {
     throw error;
   });
   let first: RgbImage | undefined;
-  for await (const frame of decodeVideo(file, { duration: 1 })) {
+  for await (const frame of decodeVideo(file, { duration: 1, signal })) {
     first = frame;
     break;
   }
@@ -86,13 +86,13 @@ async function inspect(file: string, options: InspectOptions): Promise<void> {
   if (options.tracks) {
     const progress = progressBar();
     try {
-      tracks = await findFaceTracks(file, analyzer, { minFrames: options.minFrames, stride: options.stride, onProgress: progress });
+      tracks = await findFaceTracks(file, analyzer, { minFrames: options.minFrames, stride: options.stride, onProgress: progress, signal });
     } finally {
       progress.finish();
     }
   }
   const report = { file, kind: 'video' as const, video: info, firstFrame: { faces: faces.map(faceReport) }, ...(tracks ? { tracks } : {}) };
-  if (options.debug) await writeDebugImage(options.debug, first, faces, tracks ?? []);
+  if (options.debug) await writeDebugImage(options.debug, first, faces, tracks ?? [], signal);
   if (options.json) printJson(report);
   else printVideoReport(report.video, report.firstFrame.faces, tracks);
 }
@@ -129,7 +129,7 @@ function printVideoReport(info: VideoInfo, faces: FaceReport[], tracks: FaceTrac
 }
 
 /** The image with each face's box, eye centres and nose tip (and any track crops) drawn on it, as PNG. */
-async function writeDebugImage(path: string, image: RgbImage, faces: Face[], tracks: FaceTrack[]): Promise<void> {
+async function writeDebugImage(path: string, image: RgbImage, faces: Face[], tracks: FaceTrack[], signal: AbortSignal): Promise<void> {
   const stroke = Math.max(1, Math.round(Math.max(image.width, image.height) / 300));
   const dot = stroke * 2;
   const shapes: string[] = [];
@@ -156,5 +156,5 @@ async function writeDebugImage(path: string, image: RgbImage, faces: Face[], tra
       .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
       .png()
       .toFile(tempPath);
-  });
+  }, signal);
 }

@@ -6,34 +6,39 @@ import { addCropVideoCommand } from './crop-video.js';
 import { addInspectCommand } from './inspect.js';
 import { addBenchCommand } from './bench.js';
 import { addFommCommand } from './fomm.js';
+import { listenForInterrupts } from './interrupt.js';
 
 /**
- * Each command lives in its own module and adds itself to the program; this file only
- * assembles them and turns errors into messages and exit codes.
+ * Each command lives in its own module and adds itself to the program, passing `signal` (aborted
+ * by Ctrl-C or SIGTERM) to the library; this file only assembles them and turns errors and
+ * interruptions into messages and exit codes.
  */
-const commandModules: ((program: Command) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand];
+const commandModules: ((program: Command, signal: AbortSignal) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand];
 
-export function buildProgram(): Command {
+export function buildProgram(signal: AbortSignal = new AbortController().signal): Command {
   const program = new Command('reenact')
     .description('Animate a portrait photo with the motion of a driving video. Outputs are labelled as AI-generated.')
     .version('0.1.0')
     .exitOverride()
     .showHelpAfterError();
-  for (const add of commandModules) add(program);
+  for (const add of commandModules) add(program, signal);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
+  const interruption = listenForInterrupts();
   try {
-    await buildProgram().parseAsync(argv);
-    return 0;
+    await buildProgram(interruption.signal).parseAsync(argv);
+    return interruption.exitCode ?? 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
     if (error instanceof ReenactError) {
       process.stderr.write(`\nreenact: ${error.describe()}\n`);
-      return error.code === 'CANCELLED' ? 130 : 1;
+      return error.code === 'CANCELLED' ? (interruption.exitCode ?? 130) : 1;
     }
     process.stderr.write(`\nreenact: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
     return 70;
+  } finally {
+    interruption.dispose();
   }
 }

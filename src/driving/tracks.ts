@@ -217,10 +217,10 @@ export function longestTrack(tracks: FaceTrack[], source: string, minFrames: num
 }
 
 /** Writes the tracks, with the video they belong to, as JSON (atomically). */
-export async function writeTracksJson(path: string, info: VideoInfo, tracks: FaceTrack[]): Promise<void> {
+export async function writeTracksJson(path: string, info: VideoInfo, tracks: FaceTrack[], options: { signal?: AbortSignal } = {}): Promise<void> {
   const document = {
     video: { path: info.path, width: info.width, height: info.height, fps: info.fps, frameCount: info.frameCount, duration: info.duration },
     tracks,
   };
-  await writeAtomically(path, (tempPath) => writeFile(tempPath, `${JSON.stringify(document, null, 2)}\n`));
+  await writeAtomically(path, (tempPath) => writeFile(tempPath, `${JSON.stringify(document, null, 2)}\n`), options.signal);
 }

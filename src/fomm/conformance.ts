@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ReenactError } from '../errors.js';
+import { ReenactError, throwIfAborted } from '../errors.js';
 import { readImage } from '../media/image.js';
 import { ABSOLUTE, RELATIVE, RELATIVE_ADAPT, flattenKeypoints, normalizeKeypoints, type Keypoints, type NormalizationOptions } from './keypoints.js';
 import type { FommModel } from './model.js';
@@ -31,22 +31,27 @@ function stack(rows: Float32Array[], shape: number[]): NpyArray {
 /**
  * Runs the model on `framesDir` (source.png and driving_*.png, sorted; the first driving frame is
  * the initial one) and writes the conformance files the golden sets hold (see
- * golden-tiny/README.md) into `outDir`. Returns the names written.
+ * golden-tiny/README.md) into `outDir`. Returns the names written. Aborting `signal` stops it
+ * with CANCELLED between frames; each file is written atomically, so none is left half-written.
  */
-export async function writeConformance(model: FommModel, framesDir: string, outDir: string): Promise<string[]> {
+export async function writeConformance(model: FommModel, framesDir: string, outDir: string, options: { signal?: AbortSignal } = {}): Promise<string[]> {
+  const { signal } = options;
   const names = (await readdir(framesDir)).filter((n) => /^driving_.*\.png$/.test(n)).sort();
   if (names.length === 0) {
     throw new ReenactError('NO_FRAMES', `${framesDir} has no driving_*.png frames.`, 'Point --frames at a folder with source.png and driving_001.png, driving_002.png, ...');
   }
   const source = await model.encodeSource(await readImage(join(framesDir, 'source.png')));
   const driving: Keypoints[] = [];
-  for (const name of names) driving.push(await model.detectKeypoints(await readImage(join(framesDir, name))));
+  for (const name of names) {
+    throwIfAborted(signal);
+    driving.push(await model.detectKeypoints(await readImage(join(framesDir, name))));
+  }
   const initial = driving[0]!;
   const kpLength = flattenKeypoints(source.keypoints).length;
   const { height, width } = model.frameSize;
   const written: string[] = [];
   const write = async (name: string, array: NpyArray) => {
-    await writeNpy(join(outDir, name), array);
+    await writeNpy(join(outDir, name), array, { signal });
     written.push(name);
   };
   await write('kp_source.npy', { shape: [kpLength], data: flattenKeypoints(source.keypoints) });
@@ -62,6 +67,7 @@ export async function writeConformance(model: FommModel, framesDir: string, outD
     const occlusions: Float32Array[] = [];
     let maskShape: number[] = [];
     for (const kp of normalized) {
+      throwIfAborted(signal);
       const frame = await model.generate(source, kp, { debug });
       predictions.push(frame.image.data);
       if (frame.debug) {

@@ -55,6 +55,6 @@ export async function readNpy(path: string): Promise<NpyArray> {
 }
 
 /** Writes a .npy file atomically. */
-export async function writeNpy(path: string, array: NpyArray): Promise<void> {
-  await writeAtomically(path, (temp) => writeFile(temp, formatNpy(array)));
+export async function writeNpy(path: string, array: NpyArray, options: { signal?: AbortSignal } = {}): Promise<void> {
+  await writeAtomically(path, (temp) => writeFile(temp, formatNpy(array)), options.signal);
 }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import { ReenactError } from '../errors.js';
+import { cancelled, ReenactError } from '../errors.js';
 import type { Box, VideoFrame } from '../types.js';
-import { StderrTail, cancelled, ffmpegFailed, passthroughArgs, spawnTool, waitForExit } from './ffmpeg.js';
+import { StderrTail, ffmpegFailed, passthroughArgs, spawnTool, waitForExit } from './ffmpeg.js';
 import { probeVideo, type VideoInfo } from './probe.js';
 import { openVideo } from './repair.js';
 

@@ -205,6 +205,8 @@ export class VideoEncoder {
 export interface CopyAudioOptions {
   startTime?: number;
   duration?: number;
+  /** Aborting kills ffmpeg; CANCELLED is thrown and no output is left. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -214,7 +216,7 @@ export interface CopyAudioOptions {
  */
 export async function copyAudio(videoPath: string, audioSourcePath: string, outputPath: string, options: CopyAudioOptions = {}): Promise<void> {
   await probeVideo(videoPath);
-  const audioInput = await audioInputArgs({ path: audioSourcePath, ...options });
+  const audioInput = await audioInputArgs({ path: audioSourcePath, startTime: options.startTime, duration: options.duration });
   await writeAtomically(outputPath, async (tempPath) => {
     await runFfmpeg(
       [
@@ -224,6 +226,7 @@ export async function copyAudio(videoPath: string, audioSourcePath: string, outp
         '-movflags', '+faststart+use_metadata_tags', '-f', 'mp4', tempPath,
       ],
       `adding audio from ${audioSourcePath} to ${videoPath}`,
+      { signal: options.signal },
     );
-  });
+  }, options.signal);
 }

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, join } from 'node:path';
-import { ReenactError } from '../errors.js';
+import { cancelled, ReenactError } from '../errors.js';
 
 type Tool = 'ffmpeg' | 'ffprobe';
 
@@ -162,10 +162,6 @@ export function ffmpegFailed(what: string, stderr: StderrTail | string): Reenact
     `ffmpeg failed while ${what}${detail ? `:\n${detail}` : '.'}`,
     'Check that the input plays in a video player; if it does, report this message with the ffmpeg version (`ffmpeg -version`).',
   );
-}
-
-export function cancelled(): ReenactError {
-  return new ReenactError('CANCELLED', 'The operation was cancelled.', 'Run it again when ready.');
 }
 
 let passthroughArgsCache: Promise<string[]> | undefined;

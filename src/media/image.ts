@@ -57,14 +57,14 @@ export async function readImage(path: string, options: ReadImageOptions = {}): P
   }
 }
 
-/** Writes PNG, or JPEG for .jpg/.jpeg paths, atomically. */
-export async function writeImage(path: string, image: RgbImage): Promise<void> {
+/** Writes PNG, or JPEG for .jpg/.jpeg paths, atomically (nothing is left when `signal` aborts). */
+export async function writeImage(path: string, image: RgbImage, options: { signal?: AbortSignal } = {}): Promise<void> {
   await writeAtomically(path, async (tempPath) => {
     const pipeline = toSharp(image);
     const lower = path.toLowerCase();
     if (lower.endsWith('.jpg') || lower.endsWith('.jpeg')) await pipeline.jpeg({ quality: 92 }).toFile(tempPath);
     else await pipeline.png().toFile(tempPath);
-  });
+  }, options.signal);
 }
 
 /** Wraps raw RGB pixels for further processing with sharp. */

@@ -10,8 +10,8 @@ import { probeVideo, type VideoInfo } from './probe.js';
 const COMMON_RATES = [24000 / 1001, 24, 25, 30000 / 1001, 30, 48, 50, 60000 / 1001, 60, 90, 120];
 
 /** The average frame rate from the video packets' timestamps (what MediaRecorder files actually hold). */
-export async function measureFrameRate(path: string): Promise<number> {
-  const result = await runTool('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', '-i', path]);
+export async function measureFrameRate(path: string, options: { signal?: AbortSignal } = {}): Promise<number> {
+  const result = await runTool('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', '-i', path], options);
   const times = result.stdout
     .split('\n')
     .map((line) => Number.parseFloat(line))
@@ -29,7 +29,7 @@ export async function measureFrameRate(path: string): Promise<number> {
 }
 
 async function transcodeConstantRate(input: string, info: VideoInfo, outputPath: string, signal?: AbortSignal): Promise<void> {
-  const fps = info.fps || (await measureFrameRate(input));
+  const fps = info.fps || (await measureFrameRate(input, { signal }));
   if (!fps) {
     throw new ReenactError('CORRUPT_MEDIA', `${input} has no usable frame timestamps, so its frame rate cannot be recovered.`, 'Record the video again, or convert it with a video editor to a constant frame rate.');
   }
@@ -58,7 +58,7 @@ export async function repairRecording(input: string, output: string, options: { 
     throw new ReenactError('BAD_ARGUMENT', `The repaired video is written as MP4, so ${output} should end in .mp4.`, 'Name the output file something.mp4.');
   }
   const info = await probeVideo(input);
-  await writeAtomically(output, (tempPath) => transcodeConstantRate(input, info, tempPath, options.signal));
+  await writeAtomically(output, (tempPath) => transcodeConstantRate(input, info, tempPath, options.signal), options.signal);
   return probeVideo(output);
 }
 
@@ -75,8 +75,8 @@ export interface OpenedVideo {
 
 /**
  * Probes a video and, where its container cannot be used frame-accurately (needsRepair),
- * makes a constant-rate temporary copy to use instead. The copy is removed by cleanup(), and
- * also if the process exits or is interrupted first.
+ * makes a constant-rate temporary copy to use instead. The copy is removed by cleanup(), or at
+ * once when making it fails or `signal` aborts.
  */
 export async function openVideo(path: string, options: { info?: VideoInfo; signal?: AbortSignal } = {}): Promise<OpenedVideo> {
   const info = options.info ?? (await probeVideo(path));

@@ -3,17 +3,16 @@ import { chooseFace } from '../align/source.js';
 import { CompareComposer } from '../compose/compare.js';
 import { cropToEven } from '../compose/even.js';
 import { createLabel, drawLabel, syntheticMetadata } from '../compose/label.js';
-import { ReenactError } from '../errors.js';
+import { ReenactError, throwIfAborted } from '../errors.js';
 import { FaceAnalyzer } from '../face/detector.js';
 import type { FommConfig } from '../fomm/config.js';
 import { FommModel } from '../fomm/model.js';
 import type { ModelWeights } from '../fomm/random-weights.js';
 import { decodeVideo } from '../media/decode.js';
 import { VideoEncoder } from '../media/encode.js';
-import { cancelled } from '../media/ffmpeg.js';
 import { readImage } from '../media/image.js';
 import { probeVideo } from '../media/probe.js';
-import { openVideo } from '../media/repair.js';
+import { openVideo, type OpenedVideo } from '../media/repair.js';
 import { PendingOutput } from '../output.js';
 import type { ProgressCallback, RgbImage } from '../types.js';
 import { prepareFommMotion } from './fomm-motion.js';
@@ -118,10 +117,6 @@ function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?:
   return model === 'fomm' ? { model, fomm: { config: options.config!, checkpoint: options.checkpoint! } } : { model };
 }
 
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw cancelled();
-}
-
 /**
  * Animates the face of a photo with the motion of a driving video and writes an MP4 with the
  * driving video's frame rate, length and audio, at the photo's size (rounded down to even),
@@ -147,14 +142,14 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
   throwIfAborted(signal);
   const face = chooseFace(await analyzer.detect(photo), options.face, options.source);
   let model: FommModel | undefined;
-  if (fomm) {
-    model = await FommModel.load({ config: fomm.config, checkpoint: fomm.checkpoint, ...(options.threads ? { threads: options.threads } : {}) });
-  }
-  throwIfAborted(signal);
-
-  const opened = await openVideo(options.driving, { info: drivingInfo, signal });
+  let opened: OpenedVideo | undefined;
   let session: MotionSession | undefined;
   try {
+    if (fomm) {
+      model = await FommModel.load({ config: fomm.config, checkpoint: fomm.checkpoint, ...(options.threads ? { threads: options.threads } : {}) });
+    }
+    throwIfAborted(signal);
+    opened = await openVideo(options.driving, { info: drivingInfo, signal });
     const { info } = opened;
     const background = cropToEven(photo);
     const context = {
@@ -232,6 +227,6 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
   } finally {
     await session?.close();
     await model?.dispose();
-    await opened.cleanup();
+    await opened?.cleanup();
   }
 }
