@@ -16,6 +16,7 @@ import { buildKeypointDetector } from './keypoint-detector.js';
 import type { WinogradPolicy } from './onnx-graph.js';
 import type { Keypoints } from './keypoints.js';
 import type { ModelWeights } from './random-weights.js';
+import { SessionThread, type ModelSession } from './session-thread.js';
 import { StateDictWeights, Weights } from './weights.js';
 
 /** Bumped whenever the graphs built from the same weights change, so cached models are rebuilt. */
@@ -83,8 +84,8 @@ export interface GeneratedFrame {
 
 /** The per-frame generator: one ONNX graph, or the graphs before and after the native decoder. */
 type FrameGenerator =
-  | { whole: ort.InferenceSession }
-  | { head: ort.InferenceSession; decoder: NativeDecoder; decodedShape: number[]; tail: ort.InferenceSession };
+  | { whole: ModelSession }
+  | { head: ModelSession; decoder: NativeDecoder; decodedShape: number[]; tail: ModelSession };
 
 /** The default folder for cached converted models. */
 export function defaultCacheDir(): string {
@@ -95,16 +96,18 @@ export function defaultCacheDir(): string {
 /**
  * The First Order Motion Model on ONNX Runtime: graphs built from the config and the checkpoint
  * (keypoint detector, source encoder, per-frame generator, and the source warp shown in debug
- * output), cached on disk.
+ * output), cached on disk. The graphs run on a thread of the model's own and the native decoder
+ * on the libuv pool, so the JavaScript thread stays free while a frame is made.
  */
 export class FommModel {
   private constructor(
     readonly params: FommModelParams,
     readonly frameSize: FrameSize,
-    private readonly keypointSession: ort.InferenceSession,
-    private readonly encoderSession: ort.InferenceSession,
+    private readonly thread: SessionThread,
+    private readonly keypointSession: ModelSession,
+    private readonly encoderSession: ModelSession,
     private readonly generator: FrameGenerator,
-    private readonly warpSession: ort.InferenceSession,
+    private readonly warpSession: ModelSession,
     private readonly shapes: GeneratorShapes,
   ) {}
 
@@ -135,21 +138,26 @@ export class FommModel {
         session: { intra_op: { allow_spinning: options.spinning ? '1' : '0' } },
       },
     };
-    const session = async (name: string, build: () => { toBytes(): Uint8Array }) =>
-      ort.InferenceSession.create(await cachedModel(folder, name, build), sessionOptions);
-    const keypointSession = await session('keypoint-detector.onnx', () => buildKeypointDetector(kpSpec, kpWeights));
-    const encoderSession = await session('source-encoder.onnx', () => buildSourceEncoder(genSpec, genWeights));
-    const generator: FrameGenerator = native
-      ? {
-          head: await session('frame-generator-head.onnx', () => buildFrameGenerator(genSpec, genWeights, 'head')),
-          decoder: NativeDecoder.build(genWeights, layout, threads),
-          decodedShape: decodedShape(genSpec),
-          tail: await session('frame-generator-tail.onnx', () => buildFrameGenerator(genSpec, genWeights, 'tail')),
-        }
-      : { whole: await session('frame-generator.onnx', () => buildFrameGenerator(genSpec, genWeights)) };
-    const warpSession = await session('source-warp.onnx', () => buildSourceWarp(genSpec));
-    await pruneCache(folder);
-    return new FommModel(params, frameSize, keypointSession, encoderSession, generator, warpSession, shapes);
+    const thread = SessionThread.start();
+    try {
+      const session = async (name: string, build: () => { toBytes(): Uint8Array }) => thread.create(await cachedModel(folder, name, build), sessionOptions);
+      const keypointSession = await session('keypoint-detector.onnx', () => buildKeypointDetector(kpSpec, kpWeights));
+      const encoderSession = await session('source-encoder.onnx', () => buildSourceEncoder(genSpec, genWeights));
+      const generator: FrameGenerator = native
+        ? {
+            head: await session('frame-generator-head.onnx', () => buildFrameGenerator(genSpec, genWeights, 'head')),
+            decoder: NativeDecoder.build(genWeights, layout, threads),
+            decodedShape: decodedShape(genSpec),
+            tail: await session('frame-generator-tail.onnx', () => buildFrameGenerator(genSpec, genWeights, 'tail')),
+          }
+        : { whole: await session('frame-generator.onnx', () => buildFrameGenerator(genSpec, genWeights)) };
+      const warpSession = await session('source-warp.onnx', () => buildSourceWarp(genSpec));
+      await pruneCache(folder);
+      return new FommModel(params, frameSize, thread, keypointSession, encoderSession, generator, warpSession, shapes);
+    } catch (error) {
+      await thread.stop();
+      throw error;
+    }
   }
 
   /** Whether the decoder runs on reenact's native kernels (see `nativeKernels`). */
@@ -217,7 +225,7 @@ export class FommModel {
       feeds.jacobian_driving = new ort.Tensor('float32', kpDriving.jacobian, [1, k, 2, 2]);
     }
     const debugFetches = options.debug ? ['mask', 'deformation', ...(this.params.generatorParams.estimateOcclusionMap ? ['occlusion'] : [])] : [];
-    let out: ort.InferenceSession.OnnxValueMapType;
+    let out: Record<string, ort.Tensor>;
     if ('whole' in this.generator) {
       out = await this.generator.whole.run(feeds, ['prediction', ...debugFetches]);
     } else {
@@ -243,6 +251,7 @@ export class FommModel {
   async dispose(): Promise<void> {
     const generator = 'whole' in this.generator ? [this.generator.whole] : [this.generator.head, this.generator.tail];
     await Promise.all([this.keypointSession, this.encoderSession, ...generator, this.warpSession].map((session) => session.release()));
+    await this.thread.stop();
   }
 }
 
