@@ -15,7 +15,7 @@ import { listenForInterrupts } from './interrupt.js';
  */
 const commandModules: ((program: Command, signal: AbortSignal) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand];
 
-export function buildProgram(signal: AbortSignal = new AbortController().signal): Command {
+export function buildProgram(signal: AbortSignal): Command {
   const program = new Command('reenact')
     .description('Animate a portrait photo with the motion of a driving video. Outputs are labelled as AI-generated.')
     .version('0.1.0')
