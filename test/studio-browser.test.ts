@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import sharp from 'sharp';
 import { runFfmpeg } from '../src/media/ffmpeg.js';
 import { shared, skipWithoutShared } from './shared.js';
-import { CHROMIUM, chromiumArgs, startStudioProcess, waitFor, type StudioProcess } from './studio-run.js';
+import { buildPage, CHROMIUM, chromiumArgs, startStudioProcess, waitFor, type StudioProcess } from './studio-run.js';
 
 /**
  * The studio in real Chromium: the webcam and microphone are Chromium's fake devices fed from
@@ -54,6 +55,8 @@ describe('studio in Chromium', { skip }, () => {
     // Chromium loops these files as its fake camera and microphone.
     await runFfmpeg(['-y', '-v', 'error', '-i', shared('fixtures', 'driving-talking.mp4'), '-t', '8', '-pix_fmt', 'yuv420p', '-f', 'yuv4mpegpipe', video], 'making the fake camera');
     await runFfmpeg(['-y', '-v', 'error', '-i', shared('fixtures', 'driving-talking.mp4'), '-t', '8', '-vn', '-ac', '1', '-ar', '48000', '-c:a', 'pcm_s16le', audio], 'making the fake microphone');
+    // The page as `npm run build` makes it, so a run of this file alone tests the current source.
+    await buildPage();
     studio = await startStudioProcess(dataDir);
     const args = chromiumArgs(join(folder, 'profile'), video, audio).filter((arg) => !arg.startsWith('--user-data-dir'));
     context = await chromium.launchPersistentContext(join(folder, 'profile'), { executablePath: CHROMIUM!, args, viewport: { width: 1280, height: 800 }, acceptDownloads: true });
@@ -138,8 +141,26 @@ describe('studio in Chromium', { skip }, () => {
     await snap(page, '08-history');
   });
 
-  test('a photo without a face shows the library\'s message and hint', async () => {
+  test('a photo with two faces: both boxed, a click chooses the other; a photo without a face shows the library\'s message', async () => {
+    // Two portraits side by side, made here from the fixtures.
+    const left = await sharp(shared('fixtures', 'portrait-old-photo.jpg')).resize({ height: 500 }).toBuffer();
+    const right = await sharp(shared('fixtures', 'portrait-studio.png')).flatten({ background: '#ffffff' }).resize({ height: 360 }).toBuffer();
+    const pair = join(folder, 'two-people.jpg');
+    await sharp({ create: { width: 800, height: 500, channels: 3, background: '#dddddd' } })
+      .composite([{ input: left, left: 0, top: 0 }, { input: right, left: 420, top: 70 }])
+      .jpeg()
+      .toFile(pair);
     await page.goto(studio.url);
+    await page.setInputFiles('#photo-input', pair);
+    await page.waitForSelector('.face-box.chosen');
+    assert.equal(await page.locator('.face-box').count(), 2);
+    assert.match((await page.textContent('#face-caption')) ?? '', /2 faces found: face 1 is animated/);
+    await page.click('.face-box[data-face="1"]');
+    assert.match((await page.textContent('#face-caption')) ?? '', /face 2 is animated/);
+    assert.match((await page.getAttribute('#photo-crop', 'src')) ?? '', /crop\?face=1$/);
+    await page.waitForFunction(() => (document.getElementById('photo-crop') as HTMLImageElement).naturalWidth === 256);
+    await snap(page, '09-two-faces');
+
     await page.setInputFiles('#photo-input', shared('fixtures', 'cartoon-no-face.jpg'));
     await page.waitForSelector('#photo-problem', { state: 'visible' });
     const text = (await page.textContent('#photo-problem')) ?? '';
@@ -147,7 +168,7 @@ describe('studio in Chromium', { skip }, () => {
     assert.match(text, /clearly visible, frontal, well lit/);
     assert.equal(await page.locator('.face-box').count(), 0);
     assert.equal(await page.isDisabled('#run'), true);
-    await snap(page, '09-no-face');
+    await snap(page, '10-no-face');
   });
 
   test('a job running when the studio stops (Ctrl-C, or killed) is shown interrupted after a restart; finished jobs stay listed', async () => {
@@ -177,7 +198,7 @@ describe('studio in Chromium', { skip }, () => {
     await page.waitForSelector(`#history li[data-job="${job.id}"][data-state="interrupted"]`);
     assert.deepEqual(await jobStates(page), { [job.id]: 'interrupted', [finishedJob]: 'done' });
     await page.evaluate(() => document.getElementById('history-card')!.scrollIntoView());
-    await snap(page, '10-interrupted');
+    await snap(page, '11-interrupted');
 
     // Run it again from the page, then kill the studio outright mid-job: the restart finds it interrupted too.
     await page.click(`#history li[data-job="${job.id}"] button:has-text("Run again")`);

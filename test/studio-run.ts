@@ -47,6 +47,13 @@ export async function startStudioProcess(dataDir: string, ...args: string[]): Pr
   };
 }
 
+/** Builds the studio page into dist/studio/page (scripts/build-page.mjs). */
+export async function buildPage(): Promise<void> {
+  const child = spawn(process.execPath, [join(projectRoot, 'scripts', 'build-page.mjs')], { cwd: projectRoot, stdio: 'inherit' });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`building the studio page failed (exit ${code})`);
+}
+
 /** Debian's Chromium, as DEVELOPERS.md says to drive it; undefined where it is not installed. */
 export const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
 

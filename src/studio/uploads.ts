@@ -164,7 +164,11 @@ export class UploadStore {
       return upload;
     } catch (error) {
       await rm(destination, { recursive: true, force: true });
-      throw request.destroyed && !request.complete ? new HttpError(400, 'UPLOAD_ABORTED', 'the upload was interrupted.', 'Send the file again.') : toHttpError(error);
+      if (!(error instanceof HttpError) && !request.complete) throw new HttpError(400, 'UPLOAD_ABORTED', 'the upload was interrupted.', 'Send the file again.');
+      const refused = toHttpError(error);
+      // Library messages name the file by its path here; the client knows it by its own name.
+      const message = refused.message.replaceAll(incoming, name).replaceAll(destination, name);
+      throw new HttpError(refused.status, refused.code, message, refused.hint);
     } finally {
       await rm(incoming, { force: true });
     }
@@ -231,14 +235,14 @@ export class UploadStore {
     }
   }
 
-  /** Removes uploads older than `maxAgeMs` that no job in `inUse` refers to. */
+  /** Removes uploads made more than `maxAgeMs` ago that no job in `inUse` refers to. */
   async prune(inUse: Set<string>, maxAgeMs: number): Promise<number> {
     let removed = 0;
     for (const id of await readdir(this.folder)) {
       if (!isId(id) || inUse.has(id)) continue;
       const folder = join(this.folder, id);
-      const age = Date.now() - (await stat(folder)).mtimeMs;
-      if (age > maxAgeMs) {
+      const made = Date.parse((await this.get(id))?.createdAt ?? '') || (await stat(folder)).mtimeMs;
+      if (Date.now() - made > maxAgeMs) {
         await rm(folder, { recursive: true, force: true });
         removed++;
       }

@@ -133,12 +133,11 @@ function renderHistory(): void {
       item.className = `job ${job.state}`;
       item.dataset.job = job.id;
       item.dataset.state = job.state;
-      const thumb = document.createElement(job.state === 'done' ? 'img' : 'div');
-      thumb.className = 'thumb';
-      if (thumb instanceof HTMLImageElement) {
-        thumb.src = `/api/jobs/${job.id}/thumb.jpg`;
-        thumb.alt = `First frames of the result of ${job.photoName}`;
-      }
+      // A frame of the result once there is one; the photo until then.
+      const thumb = document.createElement('img');
+      thumb.className = job.state === 'done' ? 'thumb' : 'thumb pending';
+      thumb.src = job.state === 'done' ? `/api/jobs/${job.id}/thumb.jpg` : `/api/uploads/${job.photo}/file`;
+      thumb.alt = job.state === 'done' ? `A frame of the result made from ${job.photoName}` : `The photo, ${job.photoName}`;
       const text = document.createElement('div');
       text.className = 'job-text';
       const title = document.createElement('p');

@@ -96,7 +96,9 @@ export class PhotoPicker {
       button.style.height = `${(100 * face.box.height) / photo.height}%`;
       button.setAttribute('aria-label', `Use face ${index + 1}`);
       button.dataset.face = String(index);
-      button.textContent = String(index + 1);
+      const number = document.createElement('span');
+      number.textContent = String(index + 1);
+      button.append(number);
       button.addEventListener('click', () => this.choose(upload, index));
       this.boxes.append(button);
     });
