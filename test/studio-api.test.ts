@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { runFfmpeg } from '../src/media/ffmpeg.js';
 import { writeJson } from '../src/studio/disk-queue.js';
 import { startStudio, type Studio } from '../src/studio/server.js';
 import { shared, skipWithoutShared } from './shared.js';
+import { waitFor } from './studio-run.js';
 
 interface Refusal {
   status: number;
@@ -128,6 +130,55 @@ describe('studio API: bad requests get a 4xx JSON error and leave nothing behind
     assert.equal((await refused(studio, '/api/jobs', { method: 'POST', body: '{not json' })).error.code, 'BAD_JSON');
     assert.equal((await refused(studio, '/api/nothing')).error.code, 'NOT_FOUND');
     assert.deepEqual(await storedFiles(dataDir), []);
+  });
+});
+
+describe('studio API: jobs', { skip: skipWithoutShared }, () => {
+  let folder: string;
+  let dataDir: string;
+  let studio: Studio;
+
+  before(async () => {
+    folder = await mkdtemp(join(tmpdir(), 'reenact-studio-jobs-'));
+    dataDir = join(folder, 'data');
+    studio = await startStudio({ dataDir, port: 0 });
+  });
+  after(async () => {
+    await studio?.close();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  test('an upload cut off mid-way leaves nothing behind', async () => {
+    const { port } = new URL(studio.url);
+    await new Promise<void>((resolve) => {
+      const client = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/uploads/clip', headers: { 'content-length': 1_000_000 } });
+      client.on('error', () => resolve());
+      client.write(Buffer.alloc(200_000, 1), () => setTimeout(() => client.destroy(), 200));
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(await storedFiles(dataDir), []);
+  });
+
+  test('a running job is cancelled through its AbortSignal: no result, no partial file; then deleted', async () => {
+    const post = async (path: string, body: BodyInit, headers: Record<string, string> = {}) => {
+      const { status, body: answer } = await request(studio, path, { method: 'POST', body, headers });
+      assert.ok(status < 300, `${path}: ${status} ${JSON.stringify(answer)}`);
+      return answer as { id: string; state: string };
+    };
+    const photo = await post('/api/uploads/photo', await readFile(shared('fixtures', 'portrait-outdoor.jpg')), { 'x-file-name': 'portrait-outdoor.jpg' });
+    const clip = await post('/api/uploads/clip', await readFile(shared('fixtures', 'driving-talking.mp4')), { 'x-file-name': 'driving-talking.mp4' });
+    const job = await post('/api/jobs', JSON.stringify({ photo: photo.id, clip: clip.id, options: { model: 'mesh', compare: true } }), { 'content-type': 'application/json' });
+    await waitFor('the job to be under way', async () => ((await studio.queue.get(job.id))?.progress?.stage === 'animate' ? true : undefined), 120_000);
+    const cancelled = await post(`/api/jobs/${job.id}/cancel`, '');
+    assert.equal(cancelled.state, 'cancelled');
+    assert.deepEqual(await readdir(join(dataDir, 'jobs', job.id)), ['job.json']);
+    const result = await refused(studio, `/api/jobs/${job.id}/result.mp4`);
+    assert.equal(result.error.code, 'NOT_DONE');
+
+    const { status } = await request(studio, `/api/jobs/${job.id}`, { method: 'DELETE' });
+    assert.equal(status, 200);
+    assert.equal((await refused(studio, `/api/jobs/${job.id}`)).status, 404);
+    assert.deepEqual(await readdir(join(dataDir, 'jobs')), []);
   });
 });
 
