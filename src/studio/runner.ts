@@ -1,16 +1,17 @@
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ReenactError } from '../errors.js';
-import { runFfmpeg } from '../media/ffmpeg.js';
-import { writeAtomically } from '../output.js';
-import { animate } from '../pipeline/animate.js';
-import type { JobRunner } from './jobs.js';
+import { Worker } from 'node:worker_threads';
+import { ReenactError, type ErrorCode } from '../errors.js';
+import { cancelled } from '../media/ffmpeg.js';
+import { workerEntry } from '../worker-entry.js';
+import type { JobThreadData, JobThreadMessage } from './job-thread.js';
+import type { JobResult, JobRunner } from './jobs.js';
 import type { UploadStore } from './uploads.js';
 
 /**
  * The studio's job: `animate` on the job's uploads, writing into the job's folder, then a
- * thumbnail from the result for the history. Cancelling aborts animate, which removes its
- * partial output.
+ * thumbnail from the result for the history. It runs on a worker thread of its own, so the
+ * frames it computes never hold up the server's answers; aborting the signal aborts animate
+ * there, which removes its partial output before the thread ends.
  */
 export function animateJobRunner(uploads: UploadStore, modelsFolder: string, threads?: number): JobRunner {
   return async (job, files, signal, onProgress) => {
@@ -19,8 +20,8 @@ export function animateJobRunner(uploads: UploadStore, modelsFolder: string, thr
       throw new ReenactError('FILE_NOT_FOUND', `the job's ${!photo ? 'photo' : 'clip'} is no longer on the server (pruned or deleted).`, 'Upload it again and start a new job.');
     }
     const { options } = job;
-    const result = await animate(
-      {
+    const data: JobThreadData = {
+      request: {
         source: uploads.path(photo),
         driving: uploads.path(clip),
         output: files.result,
@@ -33,15 +34,28 @@ export function animateJobRunner(uploads: UploadStore, modelsFolder: string, thr
         ...(options.face !== undefined ? { face: options.face } : {}),
         ...(options.startFrame !== undefined ? { startFrame: options.startFrame } : {}),
         ...(threads ? { threads } : {}),
-        signal,
       },
-      onProgress,
-    );
-    const at = Math.min(1, result.duration / 2);
-    await writeAtomically(files.thumbnail, (temporary) =>
-      runFfmpeg(['-y', '-v', 'error', '-ss', String(at), '-i', files.result, '-frames:v', '1', '-vf', 'scale=320:-2', '-f', 'image2', '-c:v', 'mjpeg', temporary], 'making the thumbnail', { signal }),
-    );
-    const { width, height, fps, frames, duration, hasAudio, labelled, seconds } = result;
-    return { width, height, fps, frames, duration, hasAudio, labelled, seconds, bytes: (await stat(files.result)).size };
+      thumbnail: files.thumbnail,
+    };
+    if (signal.aborted) throw cancelled();
+    const worker = new Worker(workerEntry(import.meta.url, 'job-thread'), { workerData: data });
+    const abort = () => worker.postMessage('abort');
+    signal.addEventListener('abort', abort, { once: true });
+    try {
+      return await new Promise<JobResult>((resolve, reject) => {
+        worker.on('message', (message: JobThreadMessage) => {
+          if ('progress' in message) return onProgress(message.progress);
+          if ('result' in message) return resolve(message.result);
+          const { code, message: text, hint } = message.error;
+          reject(code ? new ReenactError(code as ErrorCode, text, hint) : new Error(text));
+        });
+        worker.on('error', reject);
+        worker.on('exit', (code) => reject(new Error(`the job's thread stopped (exit code ${code})`)));
+      });
+    } finally {
+      signal.removeEventListener('abort', abort);
+      // Its answer is in; whatever it still holds (models, wasm) goes with the thread.
+      await worker.terminate();
+    }
   };
 }

@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -42,6 +42,8 @@ export interface Studio {
   queue: JobQueue;
   /** Stops taking requests, interrupts running jobs and removes temporary files. */
   close(): Promise<void>;
+  /** Synchronous last resort for a process exiting before close() finished: removes temporary files. */
+  removeTemporaryFilesSync(): void;
 }
 
 const PAGE_DIR = fileURLToPath(new URL('../../dist/studio/page/', import.meta.url));
@@ -345,5 +347,9 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       await uploads.clearTemporary();
       await stopped;
     })());
-  return { url, ...(token ? { token } : {}), queue, close };
+  const removeTemporaryFilesSync = () => {
+    queue.removeTemporaryFilesSync();
+    rmSync(join(dataDir, 'tmp'), { recursive: true, force: true });
+  };
+  return { url, ...(token ? { token } : {}), queue, close, removeTemporaryFilesSync };
 }
