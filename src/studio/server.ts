@@ -264,9 +264,9 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         return sendJson(response, 200, await queue.list());
       case 'POST /jobs': {
         const body = await readJson(request);
+        const jobOptionsValue = await jobOptions(body, modelsDir);
         const photo = await uploadOf(String(body.photo ?? ''), 'photo');
         const clip = await uploadOf(String(body.clip ?? ''), 'clip');
-        const jobOptionsValue = await jobOptions(body, modelsDir);
         if (photo.photo?.problem) throw new HttpError(422, photo.photo.problem.code, photo.photo.problem.message, photo.photo.problem.hint);
         const job = await queue.submit({ photo: photo.id, clip: clip.id, photoName: photo.name, clipName: clip.name, options: jobOptionsValue });
         return sendJson(response, 201, job);
