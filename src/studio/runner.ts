@@ -47,7 +47,10 @@ export function animateJobRunner(uploads: UploadStore, modelsFolder: string, thr
           if ('progress' in message) return onProgress(message.progress);
           if ('result' in message) return resolve(message.result);
           const { code, message: text, hint } = message.error;
-          reject(code ? new ReenactError(code as ErrorCode, text, hint) : new Error(text));
+          if (code) return reject(new ReenactError(code as ErrorCode, text, hint));
+          // A bug, not bad input: the trace goes to the studio's terminal, its first line to the page.
+          process.stderr.write(`reenact studio: job ${job.id} failed: ${text}\n`);
+          reject(new Error(text.split('\n')[0]!.replace(/^Error: /, '')));
         });
         worker.on('error', reject);
         worker.on('exit', (code) => reject(new Error(`the job's thread stopped (exit code ${code})`)));

@@ -327,6 +327,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       sendJson(response, http.status, http.body);
     });
   });
+  // A 500 MB clip over a slow link, then its analysis, can take longer than Node's default 5 minutes.
+  server.requestTimeout = 3600_000;
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 7860, host, () => resolveListen());
