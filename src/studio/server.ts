@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
@@ -13,6 +13,7 @@ import { faceAnalyzer } from '../pipeline/animate.js';
 import { DiskJobQueue, isId } from './disk-queue.js';
 import { HttpError, toHttpError } from './errors.js';
 import type { Job, JobOptions, JobQueue } from './jobs.js';
+import { ModelFolder } from './models.js';
 import { animateJobRunner } from './runner.js';
 import { DEFAULT_LIMITS, UploadStore, type UploadLimits } from './uploads.js';
 
@@ -113,29 +114,20 @@ async function readJson(request: IncomingMessage): Promise<Record<string, unknow
   throw new HttpError(400, 'BAD_JSON', 'the request body is not a JSON object.', 'Send Content-Type: application/json with an object body.');
 }
 
-async function listModels(folder: string): Promise<{ configs: string[]; checkpoints: string[] }> {
-  let names: string[] = [];
-  try {
-    names = (await readdir(folder)).sort();
-  } catch {
-    // No models folder: FOMM is not offered.
-  }
-  return { configs: names.filter((name) => name.endsWith('.yaml') || name.endsWith('.yml')), checkpoints: names.filter((name) => /\.(pth\.tar|pth|tar)$/.test(name)) };
-}
-
 function badOption(message: string, hint: string): HttpError {
   return new HttpError(400, 'BAD_OPTION', message, hint);
 }
 
-async function jobOptions(body: Record<string, unknown>, modelsDir: string): Promise<JobOptions> {
+async function jobOptions(body: Record<string, unknown>, models: ModelFolder): Promise<JobOptions> {
   const raw = (body.options ?? {}) as Record<string, unknown>;
   const model = raw.model ?? 'mesh';
   if (model !== 'mesh' && model !== 'fomm') throw badOption(`unknown model "${String(model)}".`, 'Use "mesh" or "fomm".');
   const options: JobOptions = { model, compare: raw.compare === true, label: raw.label !== false };
   if (model === 'fomm') {
-    const models = await listModels(modelsDir);
-    if (typeof raw.config !== 'string' || !models.configs.includes(raw.config)) throw badOption('fomm needs a config from the models folder.', `Put the FOMM .yaml and .pth.tar files in ${modelsDir} and choose them.`);
-    if (typeof raw.checkpoint !== 'string' || !models.checkpoints.includes(raw.checkpoint)) throw badOption('fomm needs a checkpoint from the models folder.', `Put the FOMM .yaml and .pth.tar files in ${modelsDir} and choose them.`);
+    const { configs, checkpoints } = await models.list();
+    const hint = 'Upload the FOMM .yaml and .pth.tar files in the page (or put them in the studio\'s --models folder) and choose them.';
+    if (typeof raw.config !== 'string' || !configs.includes(raw.config)) throw badOption('fomm needs a config from the models folder.', hint);
+    if (typeof raw.checkpoint !== 'string' || !checkpoints.includes(raw.checkpoint)) throw badOption('fomm needs a checkpoint from the models folder.', hint);
     options.config = raw.config;
     options.checkpoint = raw.checkpoint;
   }
@@ -163,6 +155,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
 
   const uploads = new UploadStore(join(dataDir, 'uploads'), join(dataDir, 'tmp'), limits, faceAnalyzer);
   await uploads.init();
+  const models = new ModelFolder(modelsDir, join(dataDir, 'tmp'), limits.modelBytes);
   const queue = await DiskJobQueue.open({ folder: join(dataDir, 'jobs'), runner: animateJobRunner(uploads, modelsDir, options.threads), concurrency: options.concurrency });
   const shutdown = new AbortController();
 
@@ -238,10 +231,12 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
 
     switch (route) {
       case 'GET /config':
-        return sendJson(response, 200, { limits, models: await listModels(modelsDir), tokenRequired: token !== undefined });
+        return sendJson(response, 200, { limits, models: await models.list(), tokenRequired: token !== undefined });
       case 'POST /uploads/:id':
         if (id !== 'photo' && id !== 'clip') throw new HttpError(404, 'NOT_FOUND', `uploads are of a photo or a clip, not "${id.slice(0, 40)}".`, 'POST to /api/uploads/photo or /api/uploads/clip.');
         return sendJson(response, 201, await uploads.receive(request, id, shutdown.signal));
+      case 'POST /models':
+        return sendJson(response, 201, await models.receive(request));
       case 'GET /uploads/:id':
         return sendJson(response, 200, await uploadOf(id));
       case 'GET /uploads/:id/file': {
@@ -264,7 +259,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         return sendJson(response, 200, await queue.list());
       case 'POST /jobs': {
         const body = await readJson(request);
-        const jobOptionsValue = await jobOptions(body, modelsDir);
+        const jobOptionsValue = await jobOptions(body, models);
         const photo = await uploadOf(String(body.photo ?? ''), 'photo');
         const clip = await uploadOf(String(body.clip ?? ''), 'clip');
         if (photo.photo?.problem) throw new HttpError(422, photo.photo.problem.code, photo.photo.problem.message, photo.photo.problem.hint);
