@@ -176,6 +176,11 @@ describe('studio in Chromium', { skip }, () => {
     assert.equal(await page.locator('.face-box').count(), 0);
     assert.equal(await page.isDisabled('#run'), true);
     await snap(page, '10-no-face');
+
+    await page.selectOption('#opt-model', 'fomm');
+    assert.match((await page.textContent('#fomm-hint')) ?? '', /needs a config \(\.yaml\) and a checkpoint/);
+    await page.locator('#options-card').scrollIntoViewIfNeeded();
+    await snap(page, '10b-fomm-options');
   });
 
   test('a job running when the studio stops (Ctrl-C, or killed) is shown interrupted after a restart; finished jobs stay listed', async () => {

@@ -62,6 +62,22 @@ export function isLoopback(host: string): boolean {
   return bare === 'localhost' || bare === '::1' || (isIP(bare) === 4 && bare.startsWith('127.'));
 }
 
+function safeDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function originHost(origin: string): string | undefined {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return undefined;
+  }
+}
+
 function sendJson(response: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
@@ -176,15 +192,17 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     if (job.state !== 'queued' && job.state !== 'running') pruning = pruning.then(prune, prune);
   });
 
+  const isToken = (offered: string | undefined): boolean => {
+    if (!token || offered === undefined) return false;
+    const a = Buffer.from(offered);
+    const b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  };
   const authorised = (request: IncomingMessage): boolean => {
     if (!token) return true;
     const cookie = /(?:^|;\s*)reenact_token=([^;]+)/.exec(request.headers.cookie ?? '')?.[1];
     const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
-    const offered = (request.headers['x-reenact-token'] as string | undefined) ?? bearer ?? (cookie ? decodeURIComponent(cookie) : undefined);
-    if (!offered) return false;
-    const a = Buffer.from(offered);
-    const b = Buffer.from(token);
-    return a.length === b.length && timingSafeEqual(a, b);
+    return isToken((request.headers['x-reenact-token'] as string | undefined) ?? bearer ?? (cookie ? safeDecode(cookie) : undefined));
   };
 
   const uploadOf = async (id: string, kind?: 'photo' | 'clip') => {
@@ -205,11 +223,10 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     // A page on another site must not drive a studio it can reach through the user's browser.
     if (isLoopback(host) && !isLoopback(hostName)) throw new HttpError(403, 'WRONG_HOST', `requests must be addressed to localhost, not "${hostName.slice(0, 80)}".`, 'Open the URL that reenact studio printed.');
     const origin = request.headers.origin;
-    if (origin && origin !== 'null' && new URL(origin).host !== request.headers.host) throw new HttpError(403, 'CROSS_ORIGIN', 'requests from other sites are refused.', 'Use the studio\'s own page.');
+    if (origin && origin !== 'null' && originHost(origin) !== request.headers.host) throw new HttpError(403, 'CROSS_ORIGIN', 'requests from other sites are refused.', 'Use the studio\'s own page.');
 
     if (token && method === 'GET' && url.pathname === '/' && url.searchParams.has('token')) {
-      const offered = url.searchParams.get('token') ?? '';
-      if (offered === token) {
+      if (isToken(url.searchParams.get('token') ?? '')) {
         response.writeHead(303, { location: '/', 'set-cookie': `${TOKEN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/` });
         response.end();
         return;

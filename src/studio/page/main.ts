@@ -108,6 +108,8 @@ function renderJob(job: Job): void {
     progress.value = total && job.progress?.stage === 'animate' ? job.progress.done / total : total ? 0.02 + (0.05 * job.progress!.done) / total : 0;
     byId('progress-text').textContent = describeProgress(job);
   }
+  // The tab shows how far the job is while the user looks elsewhere.
+  document.title = active ? `${Math.round(progress.value * 100)}% · reenact studio` : job.state === 'done' ? 'Done · reenact studio' : 'reenact studio';
   showProblem(byId('run-problem'), job.state === 'failed' ? job.error : job.state === 'interrupted' ? { message: 'this job was interrupted when the studio stopped.', hint: 'Run it again from the history.' } : job.state === 'cancelled' ? { message: 'the job was cancelled.' } : undefined);
   const result = byId('result');
   result.hidden = job.state !== 'done';
