@@ -6,7 +6,7 @@ const GRACE_MS = 10_000;
 const EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
 
 export interface Interruption {
-  /** Aborted on the first SIGINT or SIGTERM; every command passes it to the library. */
+  /** Aborted on the first SIGINT or SIGTERM (its reason: the signal's name); every command passes it to the library. */
   readonly signal: AbortSignal;
   /** 130 after SIGINT, 143 after SIGTERM, undefined while none came. */
   readonly exitCode: number | undefined;
@@ -31,7 +31,7 @@ export function listenForInterrupts(): Interruption {
   const onSignal = (name: keyof typeof EXIT_CODES) => {
     if (controller.signal.aborted) forceExit();
     exitCode = EXIT_CODES[name];
-    controller.abort();
+    controller.abort(name);
     // Unreferenced: it fires only while something still keeps the process alive.
     setTimeout(forceExit, GRACE_MS).unref();
   };

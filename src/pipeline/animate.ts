@@ -73,7 +73,7 @@ const VIDEO_EXTENSIONS = new Set(['.mp4', '.m4v', '.mov']);
 let sharedAnalyzer: Promise<FaceAnalyzer> | undefined;
 
 /** One face analyzer for the process: loading its models takes a while. */
-function faceAnalyzer(): Promise<FaceAnalyzer> {
+export function faceAnalyzer(): Promise<FaceAnalyzer> {
   sharedAnalyzer ??= FaceAnalyzer.create().catch((error: unknown) => {
     sharedAnalyzer = undefined;
     throw error;

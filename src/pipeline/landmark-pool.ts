@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { workerEntry } from '../worker-entry.js';
 import type { Face, FaceAnalyzer, FrameDetection } from '../face/detector.js';
 import { rollDegrees } from '../face/landmarks.js';
 import type { RgbImage, VideoFrame } from '../types.js';

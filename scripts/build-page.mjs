@@ -1,0 +1,22 @@
+// Builds the studio page (src/studio/page) into dist/studio/page: one bundled script, the HTML
+// and the stylesheet. Nothing is fetched at run time; the server serves these files.
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const source = join(root, 'src', 'studio', 'page');
+const output = join(root, 'dist', 'studio', 'page');
+mkdirSync(output, { recursive: true });
+await build({
+  entryPoints: [join(source, 'main.ts')],
+  outfile: join(output, 'app.js'),
+  bundle: true,
+  format: 'esm',
+  target: ['chrome110', 'firefox115', 'safari16'],
+  minify: true,
+  sourcemap: true,
+  logLevel: 'warning',
+});
+for (const file of ['index.html', 'style.css']) copyFileSync(join(source, file), join(output, file));

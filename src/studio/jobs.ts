@@ -1,0 +1,92 @@
+import type { AnimateResult, MotionModelName } from '../pipeline/animate.js';
+import type { ProgressEvent } from '../types.js';
+
+/**
+ * The studio's jobs as the page and the HTTP API see them, and the queue they run on. The queue
+ * is an interface so the in-process one (DiskJobQueue) can be swapped for one that hands jobs
+ * to workers on other machines (a BullMQ queue on Redis) without changing the server or page.
+ */
+
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
+
+/** What the user asked for; every field but the two inputs has a default. */
+export interface JobOptions {
+  model: MotionModelName;
+  /** For fomm: names of files in the studio's models folder. */
+  config?: string;
+  checkpoint?: string;
+  face?: number;
+  startFrame?: number | 'best';
+  compare: boolean;
+  label: boolean;
+}
+
+export interface JobSpec {
+  /** Upload ids (see uploads.ts). */
+  photo: string;
+  clip: string;
+  options: JobOptions;
+}
+
+export interface JobProgress extends ProgressEvent {
+  /** Seconds left in this stage at its rate so far; absent until it can be estimated. */
+  eta?: number;
+}
+
+/** What animate reported, and the size of the file. */
+export type JobResult = Pick<AnimateResult, 'width' | 'height' | 'fps' | 'frames' | 'duration' | 'hasAudio' | 'labelled' | 'seconds'> & { bytes: number };
+
+export interface JobError {
+  code: string;
+  message: string;
+  hint?: string;
+}
+
+export interface Job extends JobSpec {
+  id: string;
+  state: JobState;
+  /** ISO times. */
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Display names of the inputs (as the user's files were called). */
+  photoName: string;
+  clipName: string;
+  progress?: JobProgress;
+  result?: JobResult;
+  error?: JobError;
+}
+
+/** Where a runner writes a job's files. */
+export interface JobFiles {
+  /** The MP4 to produce. */
+  result: string;
+  /** A small JPEG from the result, for the history. */
+  thumbnail: string;
+}
+
+/**
+ * Runs one job to completion; throws (a ReenactError where the inputs are at fault) on failure,
+ * and CANCELLED once `signal` aborts, leaving no result file behind.
+ */
+export type JobRunner = (job: Job, files: JobFiles, signal: AbortSignal, onProgress: (event: ProgressEvent) => void) => Promise<JobResult>;
+
+export interface JobQueue {
+  /** Adds a job in state queued; it runs when a slot is free. */
+  submit(spec: JobSpec & { photoName: string; clipName: string }): Promise<Job>;
+  /** Newest first. */
+  list(): Promise<Job[]>;
+  get(id: string): Promise<Job | undefined>;
+  /** A queued job is cancelled at once, a running one once its runner stops. */
+  cancel(id: string): Promise<Job | undefined>;
+  /** Queues a failed, cancelled or interrupted job again with the same inputs and options. */
+  retry(id: string): Promise<Job | undefined>;
+  /** Cancels it if needed and removes its record and files. */
+  remove(id: string): Promise<boolean>;
+  /** The files of a job (result, thumbnail), wherever this queue keeps them. */
+  files(id: string): JobFiles;
+  /** Called on every change of any job (state, progress); returns the unsubscribe function. */
+  subscribe(listener: (job: Job) => void): () => void;
+  /** Stops running jobs, marking them interrupted, and waits until their runners have cleaned up. */
+  close(): Promise<void>;
+}
