@@ -4,7 +4,6 @@ import { workerEntry } from '../worker-entry.js';
 import type { Face, FaceAnalyzer, FrameDetection } from '../face/detector.js';
 import { rollDegrees } from '../face/landmarks.js';
 import type { RgbImage, VideoFrame } from '../types.js';
-import { workerEntry } from '../worker-entry.js';
 
 /**
  * A frame detected on the previous frame's face regions whose roll differs from that frame's by

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ReenactError, type ErrorCode } from '../errors.js';
-import { cancelled } from '../media/ffmpeg.js';
+import { cancelled, ReenactError, type ErrorCode } from '../errors.js';
 import { workerEntry } from '../worker-entry.js';
 import type { JobThreadData, JobThreadMessage } from './job-thread.js';
 import type { JobResult, JobRunner } from './jobs.js';
