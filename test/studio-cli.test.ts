@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { shared, skipWithoutShared } from './shared.js';
 import { startStudioProcess, waitFor } from './studio-run.js';
 
-test('reenact studio: Ctrl-C with a job running marks it interrupted, removes temporary files and exits 0', { skip: skipWithoutShared }, async () => {
+test('reenact studio: Ctrl-C with a job running marks it interrupted, removes temporary files and exits 130', { skip: skipWithoutShared }, async () => {
   const folder = await mkdtemp(join(tmpdir(), 'reenact-studio-cli-'));
   try {
     const dataDir = join(folder, 'data');
