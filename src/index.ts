@@ -71,3 +71,9 @@ export { FaceBlender, type FaceBlendOptions } from './compose/blend.js';
 export { CompareComposer, compareLayout, type CompareLayout } from './compose/compare.js';
 export { cropToEven, evenSize } from './compose/even.js';
 export { createLabel, drawLabel, syntheticMetadata, LABEL_TEXT, SYNTHETIC_NOTICE, type Label, type LabelOptions } from './compose/label.js';
+
+// Provenance: the invisible watermark and its detector.
+export { WatermarkEmbedder } from './provenance/embed.js';
+export { WatermarkDetector, FALSE_POSITIVE_LIMIT, type Detection } from './provenance/detect.js';
+export { encodePayload, decodePayload, newContentId, FORMAT_VERSION, type WatermarkPayload, type WatermarkModel } from './provenance/payload.js';
+export { checkWatermark, type WatermarkCheck, type VerifyOptions } from './provenance/verify.js';

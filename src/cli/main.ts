@@ -6,12 +6,13 @@ import { addCropVideoCommand } from './crop-video.js';
 import { addInspectCommand } from './inspect.js';
 import { addBenchCommand } from './bench.js';
 import { addFommCommand } from './fomm.js';
+import { addVerifyCommand } from './verify.js';
 
 /**
  * Each command lives in its own module and adds itself to the program; this file only
  * assembles them and turns errors into messages and exit codes.
  */
-const commandModules: ((program: Command) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand];
+const commandModules: ((program: Command) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand, addVerifyCommand];
 
 export function buildProgram(): Command {
   const program = new Command('reenact')
