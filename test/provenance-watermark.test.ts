@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { copyFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { cropToEven } from '../src/compose/even.js';
 import { readImage } from '../src/media/image.js';
 import { animate, type AnimateResult } from '../src/pipeline/animate.js';
+import { checkCredential } from '../src/provenance/credential.js';
 import { WatermarkEmbedder } from '../src/provenance/embed.js';
 import { PAYLOAD_BITS, decodePayload, encodePayload } from '../src/provenance/payload.js';
 import { checkWatermark } from '../src/provenance/verify.js';
@@ -33,6 +35,8 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
   const source = shared('fixtures', 'portrait-outdoor.jpg');
   before(async () => {
     folder = await scratchFolder();
+    // The signing key is made on first use in the config folder: a fresh one for these tests.
+    process.env.REENACT_CONFIG_DIR = join(folder, 'config');
     const driving = await makeClip(['-i', shared('fixtures', 'driving-talking.mp4')], ['-t', '3', '-c:v', 'libx264', '-crf', '16', '-an'], join(folder, 'driving.mp4'));
     marked = join(folder, 'marked.mp4');
     result = await animate({ source, driving, output: marked });
@@ -84,6 +88,44 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
       assert.equal(check.detected, false, `${path}: score ${check.score.toFixed(1)}`);
       assert.ok(check.score < check.threshold);
     }
+  });
+
+  test('a signed C2PA content credential beside the output: created, trainedAlgorithmicMedia, the photo by hash, the content id; key mode 0600', async () => {
+    assert.equal(result.credential, `${marked}.c2pa`);
+    const store = await readFile(result.credential);
+    assert.equal(store.subarray(4, 8).toString('latin1'), 'jumb');
+    const credential = await checkCredential(marked);
+    assert.ok(credential?.valid, credential?.problems.join('; '));
+    assert.equal(credential.tampered, false);
+    assert.equal(credential.digitalSourceType, 'http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia');
+    assert.equal(credential.softwareAgent, 'reenact 0.1.0');
+    assert.equal(credential.ingredient?.sha256, createHash('sha256').update(await readFile(source)).digest('hex'));
+    assert.equal(credential.contentId, result.contentId);
+    assert.equal(credential.selfSigned, true);
+    assert.equal((await stat(join(folder, 'config', 'credential-key.pem'))).mode & 0o777, 0o600);
+  });
+
+  test('a video whose bytes changed after signing is reported as tampered', async () => {
+    const copy = join(folder, 'edited.mp4');
+    const bytes = await readFile(marked);
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(copy, bytes);
+    await copyFile(`${marked}.c2pa`, `${copy}.c2pa`);
+    const credential = await checkCredential(copy);
+    assert.equal(credential?.valid, false);
+    assert.equal(credential?.tampered, true);
+    const run = await reenact('verify', copy);
+    assert.match(run.stdout, /content credential .*edited\.mp4\.c2pa: TAMPERED/);
+    assert.match(run.stdout, /bytes are not the ones signed/);
+    // A manifest whose claim was edited fails its signature.
+    const store = await readFile(`${marked}.c2pa`);
+    const at = store.indexOf(Buffer.from('marked.mp4'));
+    store.write('MARKED', at, 'latin1');
+    await writeFile(`${copy}.c2pa`, store);
+    await writeFile(copy, await readFile(marked));
+    const altered = await checkCredential(copy);
+    assert.equal(altered?.valid, false);
+    assert.match(altered!.problems.join(' '), /signature does not match/);
   });
 
   test('reenact verify: exit 0 with the payload when found, 1 when not, 2 with a clear message for text, truncated and missing files', async () => {

@@ -1,5 +1,6 @@
 import { CommanderError, type Command } from 'commander';
 import { ReenactError } from '../errors.js';
+import { checkCredential, type CredentialCheck } from '../provenance/credential.js';
 import { checkWatermark, type WatermarkCheck } from '../provenance/verify.js';
 import { printJson } from './options.js';
 
@@ -8,7 +9,22 @@ const NOT_FOUND = 1;
 const UNREADABLE = 2;
 const UNREADABLE_CODES = new Set(['FILE_NOT_FOUND', 'NOT_MEDIA', 'CORRUPT_MEDIA', 'NO_FRAMES', 'IMAGE_TOO_LARGE']);
 
-function describe(check: WatermarkCheck): string {
+function describeCredential(credential: CredentialCheck | undefined, check: WatermarkCheck): string[] {
+  if (!credential) return ['  content credential: none beside the file (re-uploaded copies lose it; the watermark stays)'];
+  if (!credential.valid) {
+    return [`  content credential ${credential.file}: ${credential.tampered ? 'TAMPERED' : 'INVALID'}`, ...credential.problems.map((problem) => `    - ${problem}`)];
+  }
+  const lines = [
+    `  content credential ${credential.file}: valid C2PA manifest, signed by "${credential.signer}"${credential.selfSigned ? ' (a self-signed local key: it shows which key signed, not who owns it)' : ''}`,
+    `    created by ${credential.softwareAgent ?? 'unknown software'} as ${credential.digitalSourceType?.split('/').at(-1) ?? 'unknown'} from ${credential.ingredient ? `${credential.ingredient.title} (sha256 ${credential.ingredient.sha256.slice(0, 16)}...)` : 'no recorded source'}`,
+  ];
+  if (credential.contentId && check.payload) {
+    lines.push(`    soft binding: content id ${credential.contentId} ${credential.contentId === check.payload.contentId ? 'matches the watermark' : `does NOT match the watermark (${check.payload.contentId})`}`);
+  }
+  return lines;
+}
+
+function describe(check: WatermarkCheck & { credential?: CredentialCheck }): string {
   const lines = [
     `${check.file}: ${check.detected ? 'reenact watermark FOUND: made with reenact (AI-generated)' : 'no reenact watermark found'}`,
     `  score ${check.score.toFixed(1)} (detection needs ${check.threshold.toFixed(1)}), false-positive probability ${check.falsePositiveProbability.toPrecision(2)}`,
@@ -27,6 +43,7 @@ function describe(check: WatermarkCheck): string {
   );
   if (check.detected) lines.push(`  pattern scale ${check.scale.toFixed(3)} (1 = original framing, more = cropped)`);
   if (!check.detected) lines.push('  Not finding the mark does not prove a file is authentic: it may be from another tool, or too damaged.');
+  lines.push(...describeCredential(check.credential, check));
   return `${lines.join('\n')}\n`;
 }
 
@@ -50,9 +67,11 @@ Examples:
   reenact verify frame.png --json`,
     )
     .action(async (file: string, options: { json?: boolean }) => {
-      let check: WatermarkCheck;
+      let check: WatermarkCheck & { credential?: CredentialCheck };
       try {
         check = await checkWatermark(file);
+        const credential = await checkCredential(file);
+        if (credential) check = { ...check, credential };
       } catch (error) {
         if (!(error instanceof ReenactError) || !UNREADABLE_CODES.has(error.code)) throw error;
         if (options.json) printJson({ file, readable: false, error: { code: error.code, message: error.message, hint: error.hint } });

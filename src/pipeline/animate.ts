@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
 import { chooseFace } from '../align/source.js';
 import { CompareComposer } from '../compose/compare.js';
@@ -15,6 +16,7 @@ import { readImage } from '../media/image.js';
 import { probeVideo } from '../media/probe.js';
 import { openVideo } from '../media/repair.js';
 import { PendingOutput } from '../output.js';
+import { sidecarPath, writeCredential } from '../provenance/credential.js';
 import { WatermarkEmbedder } from '../provenance/embed.js';
 import { FORMAT_VERSION, checkContentId, newContentId } from '../provenance/payload.js';
 import type { ProgressCallback, RgbImage } from '../types.js';
@@ -72,6 +74,8 @@ export interface AnimateResult {
   labelled: boolean;
   /** The content id in the watermark and the metadata; undefined when the watermark was turned off. */
   contentId?: string;
+  /** The signed C2PA content credential beside the video (`<output>.c2pa`). */
+  credential: string;
   /** The driving frame used as the reference pose. */
   startFrame: number;
   /** Driving frames without a detectable face, where the last pose was held. */
@@ -231,6 +235,11 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
       await encoder.abort();
       throw error;
     }
+    // The content credential hashes the finished file; without it the video is not kept either.
+    await writeCredential({ video: options.output, source: options.source, model: modelName, ...(contentId ? { contentId } : {}) }).catch(async (error: unknown) => {
+      await rm(options.output, { force: true });
+      throw error;
+    });
     return {
       output: options.output,
       model: modelName,
@@ -242,6 +251,7 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
       hasAudio: info.hasAudio,
       labelled: label !== undefined,
       ...(contentId ? { contentId } : {}),
+      credential: sidecarPath(options.output),
       startFrame: session.startFrame ?? 0,
       framesWithoutFace: frames - session.framesWithFace,
       seconds: (performance.now() - started) / 1000,

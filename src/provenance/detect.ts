@@ -24,6 +24,8 @@ export interface Detection {
   threshold: number;
   /** The chance that an unmarked file scores this high somewhere in the search (Bonferroni over all shifts and scales). */
   falsePositiveProbability: number;
+  /** The 56 payload bits read at the best shift, before the CRC check (for measuring bit accuracy). */
+  bits?: string;
   /** The decoded payload when detected and its CRC matches. */
   payload?: WatermarkPayload;
   /** False for a still image (or a few frames): no temporal cancellation of the picture, a weaker test. */
@@ -250,9 +252,10 @@ export class WatermarkDetector {
       frames: this.frames,
       temporal,
     };
+    const bits = bitValues(peak.folded, peak.shift).map((v) => (v < 0 ? 1 : 0));
+    detection.bits = bits.join('');
     if (detected) {
-      const soft = bitValues(peak.folded, peak.shift);
-      const payload = decodePayload(soft.map((v) => (v < 0 ? 1 : 0)));
+      const payload = decodePayload(bits);
       if (payload) detection.payload = payload;
     }
     return detection;
