@@ -69,51 +69,6 @@ function row(cells: (string | number)[]): string {
   return `| ${cells.join(' | ')} |`;
 }
 
-try {
-  if (parts.has('robustness')) {
-    console.log('\n### Robustness (detected: false-positive probability < 1e-6; bits: of 56 correct; payload: CRC ok and equal)\n');
-    console.log(row(['output', 'attack', 'detected', 'score / threshold', 'false-positive p', 'bits', 'payload']));
-    console.log(row(['---', '---', '---', '---', '---', '---', '---']));
-    let cells = 0;
-    let passed = 0;
-    for (const c of CASES) {
-      const output = join(folder, `${c.name}.mp4`);
-      const contentId = newContentId();
-      const result = await animate({ source: fixture(c.source), driving: fixture(c.driving), output, contentId });
-      const truth = encodePayload({ version: 1, model: 'mesh', contentId }).join('');
-      for (const attack of ATTACKS) {
-        let path = output;
-        if (attack.before || attack.args(0).length) {
-          path = join(folder, `${c.name}-${ATTACKS.indexOf(attack)}.${attack.ext ?? 'mp4'}`);
-          await runFfmpeg(['-y', ...(attack.before ?? []), '-i', output, ...attack.args(result.width * result.height), '-an', '-pix_fmt', 'yuv420p', path], attack.name);
-        }
-        const check = await checkWatermark(path);
-        const correct = [...(check.bits ?? '')].filter((bit, i) => bit === truth[i]).length;
-        const exact = check.payload?.contentId === contentId;
-        cells++;
-        if (check.detected && exact) passed++;
-        console.log(
-          row([
-            `${c.name} ${result.width}x${result.height}`,
-            attack.name,
-            check.detected ? 'yes' : '**no**',
-            `${check.score.toFixed(1)} / ${check.threshold.toFixed(1)}`,
-            check.falsePositiveProbability.toExponential(1),
-            `${correct}/56`,
-            exact ? 'exact' : check.detected ? '**unreadable**' : '-',
-          ]),
-        );
-      }
-    }
-    console.log(`\n${passed} of ${cells} detected with the exact payload.`);
-  }
-
-  if (parts.has('false-positives')) await falsePositives();
-  if (parts.has('cost')) await cost(Number(values.pairs));
-} finally {
-  await rm(folder, { recursive: true, force: true });
-}
-
 /** Frames of a video in memory (the benchmark's clips are short). */
 async function frames(path: string): Promise<{ image: RgbImage; time: number }[]> {
   const out: { image: RgbImage; time: number }[] = [];
@@ -151,6 +106,7 @@ async function falsePositives(): Promise<void> {
   const groups = new Map<string, { count: number; max: number; threshold: number }>();
   const note = (group: string, what: string, check: { detected: boolean; score: number; threshold: number }) => {
     items++;
+    if (items % 100 === 0) process.stderr.write(`false positives: ${items} inputs checked\n`);
     if (check.detected) detected++;
     if (check.score / check.threshold > largest.score / Math.max(1e-9, largest.threshold)) largest = { score: check.score, threshold: check.threshold, what };
     const g = groups.get(group) ?? { count: 0, max: 0, threshold: check.threshold };
@@ -250,4 +206,49 @@ async function cost(pairs: number): Promise<void> {
   const m0 = median(times.without);
   const m1 = median(times.with);
   console.log(`\nmedian ${m0.toFixed(2)} s without, ${m1.toFixed(2)} s with: ${(((m1 - m0) / m0) * 100).toFixed(1)}%. ` + `Embedder alone: ${embedMs.toFixed(2)} ms per frame = ${((embedMs * 240) / 1000 / m0 * 100).toFixed(1)}% of the run. Load average during the runs: ${loads.join(', ')}.`);
+}
+
+try {
+  if (parts.has('robustness')) {
+    console.log('\n### Robustness (detected: false-positive probability < 1e-6; bits: of 56 correct; payload: CRC ok and equal)\n');
+    console.log(row(['output', 'attack', 'detected', 'score / threshold', 'false-positive p', 'bits', 'payload']));
+    console.log(row(['---', '---', '---', '---', '---', '---', '---']));
+    let cells = 0;
+    let passed = 0;
+    for (const c of CASES) {
+      const output = join(folder, `${c.name}.mp4`);
+      const contentId = newContentId();
+      const result = await animate({ source: fixture(c.source), driving: fixture(c.driving), output, contentId });
+      const truth = encodePayload({ version: 1, model: 'mesh', contentId }).join('');
+      for (const attack of ATTACKS) {
+        let path = output;
+        if (attack.before || attack.args(0).length) {
+          path = join(folder, `${c.name}-${ATTACKS.indexOf(attack)}.${attack.ext ?? 'mp4'}`);
+          await runFfmpeg(['-y', ...(attack.before ?? []), '-i', output, ...attack.args(result.width * result.height), '-an', '-pix_fmt', 'yuv420p', path], attack.name);
+        }
+        const check = await checkWatermark(path);
+        const correct = [...(check.bits ?? '')].filter((bit, i) => bit === truth[i]).length;
+        const exact = check.payload?.contentId === contentId;
+        cells++;
+        if (check.detected && exact) passed++;
+        console.log(
+          row([
+            `${c.name} ${result.width}x${result.height}`,
+            attack.name,
+            check.detected ? 'yes' : '**no**',
+            `${check.score.toFixed(1)} / ${check.threshold.toFixed(1)}`,
+            check.falsePositiveProbability.toExponential(1),
+            `${correct}/56`,
+            exact ? 'exact' : check.detected ? '**unreadable**' : '-',
+          ]),
+        );
+      }
+    }
+    console.log(`\n${passed} of ${cells} detected with the exact payload.`);
+  }
+
+  if (parts.has('false-positives')) await falsePositives();
+  if (parts.has('cost')) await cost(Number(values.pairs));
+} finally {
+  await rm(folder, { recursive: true, force: true });
 }
