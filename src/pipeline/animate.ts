@@ -217,8 +217,9 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
         throwIfAborted(signal);
         const animated = await motion.render(frame, analysis);
         const out: RgbImage = composer ? composer.compose(frame, animated) : animated;
-        if (label) drawLabel(out, label);
+        // The watermark first: it then depends on the picture alone, the same with or without the label.
         embedder?.mark(out, frames / info.fps);
+        if (label) drawLabel(out, label);
         // One frame in flight to ffmpeg while the next is computed.
         await writing;
         writing = encoder.write(out);
