@@ -19,7 +19,7 @@
  *
  * Other jobs on the same cores inflate the times: the load average is printed with each line.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -32,6 +32,7 @@ import { runFfmpeg } from '../src/media/ffmpeg.js';
 import { probeVideo } from '../src/media/probe.js';
 import { writeAtomically } from '../src/output.js';
 import { animate } from '../src/pipeline/animate.js';
+import { cpuMs } from './cpu.js';
 
 const { values } = parseArgs({ options: { only: { type: 'string', default: 'mesh,fomm,memory' } } });
 const parts = new Set(values.only!.split(','));
@@ -166,19 +167,6 @@ try {
 }
 
 /** CPU ms used so far by this process and by its finished children (Linux /proc; children 0 elsewhere). */
-function cpuMs(): { own: number; children: number } {
-  const usage = process.cpuUsage();
-  let children = 0;
-  try {
-    // Fields 16 and 17 of /proc/self/stat: cutime and cstime, in clock ticks (100 per second).
-    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-    children = ((Number(fields[13]) + Number(fields[14])) * 1000) / 100;
-  } catch {
-    children = 0;
-  }
-  return { own: (usage.user + usage.system) / 1000, children };
-}
-
 function round(value: number): number {
   return Math.round(value * 1000) / 1000;
 }

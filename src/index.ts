@@ -75,3 +75,10 @@ export { createLabel, drawLabel, syntheticMetadata, LABEL_TEXT, SYNTHETIC_NOTICE
 // The studio: its server, and the job queue interface another queue (workers on Redis) can implement.
 export { startStudio, type Studio, type StudioOptions } from './studio/server.js';
 export type { Job, JobOptions, JobQueue, JobRunner, JobSpec, JobState } from './studio/jobs.js';
+
+// Provenance: the invisible watermark and its detector.
+export { WatermarkEmbedder } from './provenance/embed.js';
+export { WatermarkDetector, FALSE_POSITIVE_LIMIT, type Detection } from './provenance/detect.js';
+export { encodePayload, decodePayload, newContentId, FORMAT_VERSION, type WatermarkPayload, type WatermarkModel } from './provenance/payload.js';
+export { checkWatermark, type WatermarkCheck, type VerifyOptions } from './provenance/verify.js';
+export { writeCredential, checkCredential, sidecarPath, type CredentialInput, type CredentialCheck } from './provenance/credential.js';

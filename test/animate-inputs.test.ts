@@ -83,6 +83,7 @@ describe('animate: bad and awkward inputs', { skip: skipWithoutShared }, () => {
     const { streams } = await probeTags(output);
     assert.deepEqual(streams.map((s) => s.codec_type), ['video']);
     await rm(output);
+    await rm(result.credential);
   });
 
   test('aborting mid-run stops with CANCELLED and leaves no file', async () => {

@@ -12,6 +12,7 @@ interface AnimateCommandOptions {
   checkpoint?: string;
   compare?: boolean;
   label: boolean;
+  watermark: boolean;
   face?: number;
   bestFrame?: boolean;
   startFrame?: number;
@@ -31,6 +32,7 @@ export function addAnimateCommand(program: Command, signal: AbortSignal): void {
     .option('--checkpoint <file.pth.tar>', 'FOMM checkpoint, e.g. vox-adv-cpk.pth.tar (with --model fomm)')
     .option('--compare', 'write source | driving | result side by side')
     .option('--no-label', 'leave out the visible "AI-generated" mark (the file\'s metadata still says it)')
+    .option('--no-watermark', 'leave out the invisible watermark that `reenact verify` finds (not recommended: see the README)')
     .option('--face <n>', 'which face of the photo to animate, 0 = largest (see `reenact inspect`)', integerIn(0, 1000))
     .addOption(new Option('--best-frame', 'start from the driving frame whose face is most like the photo\'s (a first pass over the landmarks)').conflicts('startFrame'))
     .option('--start-frame <n>', 'the driving frame whose pose maps onto the photo\'s (default: the first with a face)', integerIn(0, 100_000_000))
@@ -52,6 +54,12 @@ Examples:
       --config vox-adv-256.yaml --checkpoint vox-adv-cpk.pth.tar --best-frame --compare`,
     )
     .action(async (options: AnimateCommandOptions) => {
+      if (!options.watermark) {
+        process.stderr.write(
+          'reenact: WARNING: --no-watermark: this video will carry no invisible watermark. Once its metadata is stripped (any re-upload does that)\n' +
+            '  nothing will show that it is AI-generated. Keep the watermark unless you have a specific reason, and label the video yourself.\n',
+        );
+      }
       const progress = progressBar();
       const request: AnimateOptions = {
         source: options.source,
@@ -62,6 +70,7 @@ Examples:
         checkpoint: options.checkpoint,
         compare: options.compare ?? false,
         label: options.label,
+        watermark: options.watermark,
         face: options.face,
         startFrame: options.bestFrame ? 'best' : options.startFrame,
         threads: options.threads,
@@ -75,7 +84,8 @@ Examples:
         } else {
           process.stdout.write(
             `${result.output}: ${result.width}x${result.height}, ${result.frames} frames at ${result.fps} fps (${result.duration.toFixed(2)} s), ` +
-              `${result.hasAudio ? 'with audio' : 'no audio'}, ${result.labelled ? 'marked' : 'not visibly marked'} as AI-generated; ` +
+              `${result.hasAudio ? 'with audio' : 'no audio'}, ${result.labelled ? 'marked' : 'not visibly marked'} as AI-generated, ` +
+              `${result.contentId ? `watermarked (content id ${result.contentId})` : 'NOT watermarked'}, credential ${result.credential}; ` +
               `model ${result.model}, reference frame ${result.startFrame}` +
               `${result.framesWithoutFace ? `, ${result.framesWithoutFace} frames without a face held the last pose` : ''}; ${result.seconds.toFixed(1)} s\n`,
           );

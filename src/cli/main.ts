@@ -8,13 +8,14 @@ import { addBenchCommand } from './bench.js';
 import { addFommCommand } from './fomm.js';
 import { listenForInterrupts } from './interrupt.js';
 import { addStudioCommand } from './studio.js';
+import { addVerifyCommand } from './verify.js';
 
 /**
  * Each command lives in its own module and adds itself to the program, passing `signal` (aborted
  * by Ctrl-C or SIGTERM) to the library; this file only assembles them and turns errors and
  * interruptions into messages and exit codes.
  */
-const commandModules: ((program: Command, signal: AbortSignal) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand, addStudioCommand];
+const commandModules: ((program: Command, signal: AbortSignal) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand, addStudioCommand, addVerifyCommand];
 
 export function buildProgram(signal: AbortSignal): Command {
   const program = new Command('reenact')

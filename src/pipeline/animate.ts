@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
 import { chooseFace } from '../align/source.js';
 import { CompareComposer } from '../compose/compare.js';
@@ -14,6 +15,9 @@ import { readImage } from '../media/image.js';
 import { probeVideo } from '../media/probe.js';
 import { openVideo, type OpenedVideo } from '../media/repair.js';
 import { PendingOutput } from '../output.js';
+import { sidecarPath, writeCredential } from '../provenance/credential.js';
+import { WatermarkEmbedder } from '../provenance/embed.js';
+import { FORMAT_VERSION, checkContentId, newContentId } from '../provenance/payload.js';
 import type { ProgressCallback, RgbImage } from '../types.js';
 import { prepareFommMotion } from './fomm-motion.js';
 import { prepareMeshMotion } from './mesh-motion.js';
@@ -40,6 +44,13 @@ export interface AnimateOptions {
   compare?: boolean;
   /** Draw the visible "AI-generated" mark. Default true; the metadata says it either way. */
   label?: boolean;
+  /**
+   * Embed the invisible watermark that `reenact verify` finds after re-encoding, resizing and
+   * cropping. Default true; turning it off leaves only marks that a re-upload strips.
+   */
+  watermark?: boolean;
+  /** The watermark's content id (8 hex digits), also in the metadata; default: a random one. */
+  contentId?: string;
   /** Which face of the photo (0 = largest). */
   face?: number;
   /** The driving frame whose pose maps onto the photo's: an index, or 'best' (closest landmarks). Default: the first frame with a face. */
@@ -60,6 +71,10 @@ export interface AnimateResult {
   duration: number;
   hasAudio: boolean;
   labelled: boolean;
+  /** The content id in the watermark and the metadata; undefined when the watermark was turned off. */
+  contentId?: string;
+  /** The signed C2PA content credential beside the video (`<output>.c2pa`). */
+  credential: string;
   /** The driving frame used as the reference pose. */
   startFrame: number;
   /** Driving frames without a detectable face, where the last pose was held. */
@@ -106,6 +121,7 @@ function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?:
   if (options.face !== undefined && !(Number.isInteger(options.face) && options.face >= 0)) {
     throw new ReenactError('BAD_ARGUMENT', `--face must be a face number of 0 or more, not ${options.face}.`, 'Faces are numbered from 0, largest first.');
   }
+  if (options.contentId !== undefined) checkContentId(options.contentId);
   if (!VIDEO_EXTENSIONS.has(extname(options.output).toLowerCase())) {
     throw new ReenactError('BAD_ARGUMENT', `the output ${options.output} should end in .mp4: reenact writes H.264 MP4.`, 'Name the output something.mp4.');
   }
@@ -172,12 +188,15 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
     const height = composer?.layout.height ?? background.height;
     const labelled = options.label ?? true;
     const label = labelled ? await createLabel(width, height) : undefined;
+    const watermarked = options.watermark ?? true;
+    const contentId = watermarked ? (options.contentId ?? newContentId()) : undefined;
+    const embedder = contentId ? new WatermarkEmbedder(width, height, { version: FORMAT_VERSION, model: modelName, contentId }) : undefined;
     const encoder = await VideoEncoder.create(options.output, {
       width,
       height,
       fps: info.fps,
       ...(info.hasAudio ? { audioFrom: { path: opened.path } } : {}),
-      metadata: syntheticMetadata({ model: modelName }),
+      metadata: { ...syntheticMetadata({ model: modelName }), ...(contentId ? { reenact_content_id: contentId } : {}) },
       // Half the CPU of "medium" at the same visually lossless crf 18 (slightly larger files):
       // on 2 cores the encoder competes with the landmark detection for time.
       preset: 'veryfast',
@@ -193,6 +212,8 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
         throwIfAborted(signal);
         const animated = await motion.render(frame, analysis);
         const out: RgbImage = composer ? composer.compose(frame, animated) : animated;
+        // The watermark first: it then depends on the picture alone, the same with or without the label.
+        embedder?.mark(out, frames / info.fps);
         if (label) drawLabel(out, label);
         // One frame in flight to ffmpeg while the next is computed.
         await writing;
@@ -210,6 +231,11 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
       await encoder.abort();
       throw error;
     }
+    // The content credential hashes the finished file; without it the video is not kept either.
+    await writeCredential({ video: options.output, source: options.source, model: modelName, ...(contentId ? { contentId } : {}) }).catch(async (error: unknown) => {
+      await rm(options.output, { force: true });
+      throw error;
+    });
     return {
       output: options.output,
       model: modelName,
@@ -220,6 +246,8 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
       duration: frames / info.fps,
       hasAudio: info.hasAudio,
       labelled: label !== undefined,
+      ...(contentId ? { contentId } : {}),
+      credential: sidecarPath(options.output),
       startFrame: session.startFrame ?? 0,
       framesWithoutFace: frames - session.framesWithFace,
       seconds: (performance.now() - started) / 1000,
