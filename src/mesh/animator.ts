@@ -1,11 +1,11 @@
 import { LANDMARK_COUNT, type Face } from '../face/detector.js';
 import type { RgbImage } from '../types.js';
 import { fitSimilarity, invert, scaleOf, type Affine } from './affine.js';
-import { fitHeadPose, IDENTITY_POSE, landmarks3d, type HeadPose } from './head.js';
+import { easeTurn, fitHeadPose, IDENTITY_POSE, landmarks3d, type HeadPose } from './head.js';
 import { shiftIris, sourceIris, type SourceIris } from './eyes.js';
 import { faceColourStats, fillMouth, mouthOpeningArea, type ColourStats } from './mouth.js';
 import { OneEuroFilter } from './one-euro.js';
-import { EYE_FOLDS, EYE_LID_PAIRS, EYE_OUTER_CORNERS, FACE_OVAL, MESH_POINTS, RIGID_POINTS } from './regions.js';
+import { BROWS, EYE_FOLDS, EYE_LID_PAIRS, EYE_OUTER_CORNERS, FACE_OVAL, MESH_POINTS, RIGID_POINTS } from './regions.js';
 import { EYES, FACE_VERTICES, IRIS_VERTICES, warpMesh } from './topology.js';
 import { warpPiecewiseAffine } from './warp.js';
 
@@ -40,6 +40,9 @@ const MAX_EYE_OPENING = 1.5;
  * open gap (0.04 against 0.08-0.09 eye widths on the fixture's blink), so closing maps from it.
  */
 const CLOSED_EYE_GAP = 0.45;
+
+/** Turns out of the image plane follow the driver up to `knee` and ease off towards `limit` (radians; see easeTurn). */
+const TURN = { knee: (12 * Math.PI) / 180, limit: (22 * Math.PI) / 180 };
 
 /** Where the lids meet as an eye closes, from the upper lid (0) to the lower (1). */
 const LIDS_MEET = 0.75;
@@ -139,7 +142,7 @@ export class MeshAnimator {
     this.takeEyes = parts.has('eyes');
     this.expressionScale = options.expressionScale ?? 1;
     this.part = faceParts(this.reference);
-    this.partScale = Float64Array.from([parts.has('expression'), parts.has('eyes'), parts.has('mouth'), false].map((on) => (on ? this.expressionScale : 0)));
+    this.partScale = Float64Array.from([parts.has('expression'), parts.has('eyes'), parts.has('mouth'), parts.has('mouth'), false].map((on) => (on ? this.expressionScale : 0)));
 
     const source3d = landmarks3d(source.face.landmarks, LANDMARK_COUNT);
     this.irises = EYES.map((eye) => sourceIris(source.image, source.face.landmarks, eye.contour, eye.iris));
@@ -190,13 +193,19 @@ export class MeshAnimator {
     target.set(inReference);
     // Expression: the driver's offset from the reference in the head's frame, per part of the face.
     for (let i = 0; i < MESH_POINTS; i++) {
-      const k = this.partScale[this.part[i]!]!;
+      const part = this.part[i]!;
+      const k = this.partScale[part]!;
+      if (k === 0) continue;
+      if (part === JAW_OUTLINE) {
+        target[3 * i + 1]! += k * (unposed[3 * i + 1]! - reference[3 * i + 1]!);
+        continue;
+      }
       for (let c = 0; c < 3; c++) target[3 * i + c]! += k * (unposed[3 * i + c]! - reference[3 * i + c]!);
     }
     if (this.takeEyes) this.transferEyes();
 
     // The pose, about the source face (the reference's frame mapped onto the source by a similarity).
-    const shown = this.takePose ? pose : IDENTITY_POSE;
+    const shown = this.takePose ? easeTurn(pose, TURN.knee, TURN.limit) : IDENTITY_POSE;
     const R = shown.rotation;
     const s = shown.scale;
     const m = this.referenceToSource;
@@ -367,13 +376,16 @@ export class MeshAnimator {
 }
 
 /**
- * Per landmark, which part of the face moves it: 1 the eyelids, 2 the mouth and jaw (below the
- * nose), 3 the outline above the jaw (rigid with the skull: on a turned driver Face Mesh puts the
- * far side of the outline on the visible silhouette, an offset that is no expression, and moving
- * it would tear the face from the hair and ears around it), else 0 (brows, cheeks, nose).
+ * Per landmark, which part of the face moves it: 0 the brows (the expression), 1 the eyelids,
+ * 2 the mouth and jaw (below the nose), 3 the outline of the jaw (with the mouth, but only up and
+ * down in the head's frame), 4 nothing but the head (forehead, nose, cheeks, the outline above
+ * the jaw). The driver's offsets there are mostly not expression but where the reference's depth
+ * differs from the driver's real face, and where Face Mesh puts the far side of a turned face on
+ * its silhouette: moved, these parts would tear the face from the hair and ears around it or
+ * fold the cheek over itself.
  */
 function faceParts(reference: Float64Array): Uint8Array {
-  const part = new Uint8Array(MESH_POINTS);
+  const part = new Uint8Array(MESH_POINTS).fill(4);
   const [a, b] = EYE_OUTER_CORNERS;
   const ux = reference[3 * b]! - reference[3 * a]!, uy = reference[3 * b + 1]! - reference[3 * a + 1]!;
   const length = Math.hypot(ux, uy);
@@ -381,10 +393,14 @@ function faceParts(reference: Float64Array): Uint8Array {
   const nx = -uy / length, ny = ux / length;
   const below = (i: number) => (reference[3 * i]! - reference[3 * NOSE_BASE]!) * nx + (reference[3 * i + 1]! - reference[3 * NOSE_BASE + 1]!) * ny;
   for (let i = 0; i < MESH_POINTS; i++) if (below(i) > 0) part[i] = 2;
-  for (const i of FACE_OVAL) if (part[i] === 0) part[i] = 3;
+  for (const i of FACE_OVAL) if (part[i] === 2) part[i] = 3;
+  for (const brow of BROWS) for (const i of brow) part[i] = 0;
   for (const eye of EYES) for (const i of eye.contour) part[i] = 1;
   return part;
 }
+
+/** The jaw's outline in faceParts. */
+const JAW_OUTLINE = 3;
 
 /** Under the nose (subnasale): the mouth's part of the face starts below it. */
 const NOSE_BASE = 2;

@@ -15,9 +15,12 @@ export interface HeadPose {
   /** Image translation (px): the projected reference origin lands here. */
   tx: number;
   ty: number;
+  /** The centre of the fitted reference points (x, y, z) and where it lands in the image. */
+  centre: [number, number, number];
+  image: [number, number];
 }
 
-export const IDENTITY_POSE: HeadPose = { rotation: [1, 0, 0, 0, 1, 0, 0, 0, 1], scale: 1, tx: 0, ty: 0 };
+export const IDENTITY_POSE: HeadPose = { rotation: [1, 0, 0, 0, 1, 0, 0, 0, 1], scale: 1, tx: 0, ty: 0, centre: [0, 0, 0], image: [0, 0] };
 
 /** Face Mesh points at the sides of the face (by the ears), and the nose tip. */
 const SIDES = [234, 454] as const;
@@ -105,7 +108,47 @@ export function fitHeadPose(reference: ArrayLike<number>, driving: ArrayLike<num
   // The translation that puts the centred reference onto the centred driver under this pose.
   const tx = mu - scale * (rotation[0] * mx + rotation[1] * my + rotation[2] * mz);
   const ty = mv - scale * (rotation[3] * mx + rotation[4] * my + rotation[5] * mz);
-  return { rotation, scale, tx, ty };
+  return { rotation, scale, tx, ty, centre: [mx, my, mz], image: [mu, mv] };
+}
+
+/**
+ * The pose with its turn out of the image plane (yaw and pitch together: the swing of the
+ * face's forward axis) kept up to `knee` radians and eased beyond, towards at most `limit`
+ * (knee + (limit - knee) tanh((angle - knee) / (limit - knee))); the roll in the image plane is
+ * kept, and the fitted centre still lands where it did. A single
+ * photo holds no pixels of what a far turn shows (the far side of the head, the near temple
+ * seen flat), and past ~30 degrees the warp can only smear and tear; eased, the head still turns.
+ */
+export function easeTurn(pose: HeadPose, knee: number, limit: number): HeadPose {
+  const R = pose.rotation;
+  // Forward axis after the rotation: R's third column.
+  const vx = R[2], vy = R[5], vz = Math.min(1, Math.max(-1, R[8]));
+  const angle = Math.acos(vz);
+  const side = Math.hypot(vx, vy);
+  if (angle <= knee || side < 1e-12) return pose;
+  const eased = knee + (limit - knee) * Math.tanh((angle - knee) / (limit - knee));
+  // Swing about the axis (-vy, vx, 0) / side: the turn taking the forward axis to v.
+  const ax = -vy / side, ay = vx / side;
+  const swing = (t: number): Rotation => {
+    const c = Math.cos(t), s = Math.sin(t), v = 1 - c;
+    return [c + ax * ax * v, ax * ay * v, ay * s, ax * ay * v, c + ay * ay * v, -ax * s, -ay * s, ax * s, c];
+  };
+  // R = swing(angle) * twist, so the eased rotation is swing(eased) * swing(angle)^T * R.
+  const rotation = multiply33(multiply33(swing(eased), transpose(swing(angle))), R);
+  const [mx, my, mz] = pose.centre;
+  const tx = pose.image[0] - pose.scale * (rotation[0] * mx + rotation[1] * my + rotation[2] * mz);
+  const ty = pose.image[1] - pose.scale * (rotation[3] * mx + rotation[4] * my + rotation[5] * mz);
+  return { ...pose, rotation, tx, ty };
+}
+
+function transpose(m: Rotation): Rotation {
+  return [m[0], m[3], m[6], m[1], m[4], m[7], m[2], m[5], m[8]];
+}
+
+function multiply33(a: Rotation, b: Rotation): Rotation {
+  const out = new Array<number>(9);
+  for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) out[3 * r + c] = a[3 * r]! * b[c]! + a[3 * r + 1]! * b[3 + c]! + a[3 * r + 2]! * b[6 + c]!;
+  return out as Rotation;
 }
 
 function invert3(m: number[]): number[] | undefined {

@@ -65,5 +65,11 @@ export const EYE_FOLDS = [
   [467, 260, 259, 257, 258, 286, 414],
 ] as const;
 
+/** The brows, image-left and image-right, upper and lower edges. */
+export const BROWS = [
+  [70, 63, 105, 66, 107, 46, 53, 52, 65, 55],
+  [300, 293, 334, 296, 336, 276, 283, 282, 295, 285],
+] as const;
+
 /** Eye corners: their distance is the face's size unit. */
 export const EYE_OUTER_CORNERS = [33, 263] as const;
