@@ -1,7 +1,7 @@
 import { LANDMARK_COUNT, type Face } from '../face/detector.js';
 import type { RgbImage } from '../types.js';
 import { fitSimilarity, invert, scaleOf, type Affine } from './affine.js';
-import { easeTurn, fitHeadPose, IDENTITY_POSE, landmarks3d, type HeadPose } from './head.js';
+import { easeTurn, fitHeadPose, IDENTITY_POSE, landmarks3d, type HeadPose, type Rotation } from './head.js';
 import { shiftIris, sourceIris, type SourceIris } from './eyes.js';
 import { faceColourStats, fillMouth, mouthOpeningArea, type ColourStats } from './mouth.js';
 import { OneEuroFilter } from './one-euro.js';
@@ -44,6 +44,9 @@ const CLOSED_EYE_GAP = 0.45;
 /** Turns out of the image plane follow the driver up to `knee` and ease off towards `limit` (radians; see easeTurn). */
 const TURN = { knee: (12 * Math.PI) / 180, limit: (22 * Math.PI) / 180 };
 
+/** Change of any rotation entry (~radians) after which the face triangles are sorted again. */
+const RESORT_TURN = 0.01;
+
 /** Where the lids meet as an eye closes, from the upper lid (0) to the lower (1). */
 const LIDS_MEET = 0.75;
 
@@ -77,6 +80,8 @@ export class MeshAnimator {
   private readonly faceOrder: Uint32Array;
   private readonly faceKeys: Float64Array;
   private readonly triangles: Uint32Array;
+  /** The rotation the face triangles were last sorted for (see drawingOrder). */
+  private sortedFor: Rotation | undefined;
   /** Per anchor: how much of the head motion it follows. */
   private readonly anchorFollow: Float64Array;
   /** The reference driving landmarks in 3D (x, y, z px; all 478) and the similarity taking its x, y onto the source face. */
@@ -231,7 +236,7 @@ export class MeshAnimator {
     }
 
     const out = copy(this.image);
-    warpPiecewiseAffine(this.image, from, to, this.drawingOrder(), out.data);
+    warpPiecewiseAffine(this.image, from, to, this.drawingOrder(R), out.data);
     if (this.takeEyes) for (let e = 0; e < EYES.length; e++) shiftIris(out, this.image, from, to, this.irises[e]!, this.gazeShift[e]!);
     if (this.mouthFill) {
       const targetArea = mouthOpeningArea(to);
@@ -352,8 +357,15 @@ export class MeshAnimator {
     });
   }
 
-  /** Triangles in drawing order: the fixed ones, then the face's from the farthest posed depth to the nearest. */
-  private drawingOrder(): Uint32Array {
+  /**
+   * Triangles in drawing order: the fixed ones, then the face's from the farthest posed depth to
+   * the nearest. Sorted again only once the head has turned by more than about half a degree
+   * since the last sort (`rotation`): the order changes with the turn, not with each frame.
+   */
+  private drawingOrder(rotation: Rotation): Uint32Array {
+    const sorted = this.sortedFor;
+    if (sorted && rotation.every((v, k) => Math.abs(v - sorted[k]!) < RESORT_TURN)) return this.triangles;
+    this.sortedFor = [...rotation] as Rotation;
     const face = this.faceTriangles;
     const depth = this.toDepth;
     const order = this.faceOrder;

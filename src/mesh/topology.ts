@@ -13,11 +13,13 @@ import { FACE_MESH_TRIANGLES } from './tessellation.js';
  * follows weakly, and beyond the last ring the background stays exactly still. `depth` places a
  * ring on the head's 3D surface: from the outline point's own depth (0) to the depth of the
  * head's silhouette (1), where the skull turns away from the camera, so a turn swings the face
- * across the head, not the head's outline with it.
+ * across the head, not the head's outline with it. The depth grows gradually ring by ring: a
+ * jump between neighbouring rings shears the band between them on a turn, and hair lying
+ * across the outline kinks there.
  */
 const ANCHOR_RINGS = [
-  { scale: 1.15, follow: 1, depth: 0.6 },
-  { scale: 1.4, follow: 1, depth: 1 },
+  { scale: 1.15, follow: 1, depth: 0.3 },
+  { scale: 1.4, follow: 1, depth: 0.7 },
   { scale: 2, follow: 0.45, depth: 1 },
   { scale: 2.8, follow: 0, depth: 1 },
 ] as const;
