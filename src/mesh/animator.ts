@@ -41,6 +41,13 @@ const MAX_EYE_OPENING = 1.5;
  */
 const CLOSED_EYE_GAP = 0.45;
 
+/**
+ * Down to this share of the reference's gap the lids follow the driver's as they are: the small
+ * changes of an eye that stays open (and the detector's noise) are not amplified on the way to
+ * CLOSED_EYE_GAP.
+ */
+const LINEAR_EYE_GAP = 0.8;
+
 /** Turns out of the image plane follow the driver up to `knee` and ease off towards `limit` (radians; see easeTurn). */
 const TURN = { knee: (12 * Math.PI) / 180, limit: (22 * Math.PI) / 180 };
 
@@ -302,7 +309,9 @@ export class MeshAnimator {
         referenceGap += distance3(reference, upper, lower);
       }
       const relative = 1 + scale * (driverGap / Math.max(referenceGap, 1e-6) - 1);
-      return relative >= 1 ? 1 - Math.min(MAX_EYE_OPENING, relative) : Math.min(1, (1 - relative) / (1 - CLOSED_EYE_GAP));
+      if (relative >= LINEAR_EYE_GAP) return 1 - Math.min(MAX_EYE_OPENING, relative);
+      // Below LINEAR_EYE_GAP the lids close faster, to shut at CLOSED_EYE_GAP.
+      return 1 - LINEAR_EYE_GAP * Math.max(0, (relative - CLOSED_EYE_GAP) / (LINEAR_EYE_GAP - CLOSED_EYE_GAP));
     });
     // Face Mesh often sees one eye of a blink stay half open: when the other eye closes at least
     // about half as far, both close as far as the more closed one. A wink leaves the other eye
