@@ -52,7 +52,7 @@ export { findFaceTracks, longestTrack, writeTracksJson, DEFAULT_MIN_FRAMES, type
 export { cropDrivingVideo, type CropVideoOptions, type CroppedVideo } from './driving/crop.js';
 
 // Motion models.
-export { MeshAnimator, type MeshAnimatorOptions } from './mesh/animator.js';
+export { ANIMATE_PARTS, MeshAnimator, type AnimatePart, type MeshAnimatorOptions } from './mesh/animator.js';
 export { FommModel, toRgbImage, type FloatImage, type FommModelOptions, type GeneratedFrame, type SourceEncoding } from './fomm/model.js';
 export { loadConfig, parseConfig, type FommConfig } from './fomm/config.js';
 export { loadCheckpoint, type FommCheckpoint } from './fomm/checkpoint.js';

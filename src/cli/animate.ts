@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { animate, type AnimateOptions, type MotionModelName } from '../pipeline/animate.js';
-import { integerIn, printJson } from './options.js';
+import { ANIMATE_PARTS, type AnimatePart } from '../mesh/animator.js';
+import { integerIn, numberIn, printJson } from './options.js';
 import { progressBar } from './progress.js';
 
 interface AnimateCommandOptions {
@@ -17,6 +18,8 @@ interface AnimateCommandOptions {
   bestFrame?: boolean;
   startFrame?: number;
   threads?: number;
+  expressionScale?: number;
+  animate?: AnimatePart[];
   json?: boolean;
 }
 
@@ -37,6 +40,8 @@ export function addAnimateCommand(program: Command, signal: AbortSignal): void {
     .addOption(new Option('--best-frame', 'start from the driving frame whose face is most like the photo\'s (a first pass over the landmarks)').conflicts('startFrame'))
     .option('--start-frame <n>', 'the driving frame whose pose maps onto the photo\'s (default: the first with a face)', integerIn(0, 100_000_000))
     .option('--threads <n>', 'CPU threads to use: ONNX Runtime\'s for fomm, parallel face detections for mesh (default: all cores)', integerIn(1, 256))
+    .option('--expression-scale <x>', 'mesh: how strongly expression, eyes and mouth follow the driver, 0 (none) to 2 (exaggerated)', numberIn(0, 2), 1)
+    .option('--animate <parts>', `mesh: which parts of the driver's motion to take, any of ${ANIMATE_PARTS.join(',')} (default all)`, (value: string) => value.split(',').map((part) => part.trim()) as AnimatePart[])
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -50,6 +55,7 @@ Animate only faces you have the right to use. Every output is marked as AI-gener
 
 Examples:
   reenact animate --source me.jpg --driving talk.mp4 -o me-talking.mp4
+  reenact animate --source me.jpg --driving talk.mp4 -o calm.mp4 --expression-scale 0.5 --animate pose,eyes,mouth
   reenact animate --source me.jpg --driving talk.mp4 -o out.mp4 --model fomm \\
       --config vox-adv-256.yaml --checkpoint vox-adv-cpk.pth.tar --best-frame --compare`,
     )
@@ -74,6 +80,8 @@ Examples:
         face: options.face,
         startFrame: options.bestFrame ? 'best' : options.startFrame,
         threads: options.threads,
+        ...(options.model === 'mesh' || options.expressionScale !== 1 ? { expressionScale: options.expressionScale } : {}),
+        ...(options.animate ? { animate: options.animate } : {}),
         signal,
       };
       try {

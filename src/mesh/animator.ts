@@ -1,11 +1,17 @@
-import type { Face } from '../face/detector.js';
+import { LANDMARK_COUNT, type Face } from '../face/detector.js';
 import type { RgbImage } from '../types.js';
+import { fitSimilarity, invert, scaleOf, type Affine } from './affine.js';
+import { easeTurn, fitHeadPose, IDENTITY_POSE, landmarks3d, type HeadPose, type Rotation } from './head.js';
+import { shiftIris, sourceIris, type SourceIris } from './eyes.js';
 import { faceColourStats, fillMouth, mouthOpeningArea, type ColourStats } from './mouth.js';
 import { OneEuroFilter } from './one-euro.js';
-import { EYE_LID_PAIRS, EYE_OUTER_CORNERS, MESH_POINTS, RIGID_POINTS } from './regions.js';
-import { compose, fitAffine, fitSimilarity, invert, scaleOf, type Affine } from './affine.js';
-import { warpMesh } from './topology.js';
+import { BROWS, EYE_FOLDS, EYE_LID_PAIRS, EYE_OUTER_CORNERS, FACE_OVAL, MESH_POINTS, RIGID_POINTS } from './regions.js';
+import { EYES, FACE_VERTICES, IRIS_VERTICES, warpMesh } from './topology.js';
 import { warpPiecewiseAffine } from './warp.js';
+
+/** The parts of the driver's motion the animation can take (all by default). */
+export const ANIMATE_PARTS = ['pose', 'expression', 'eyes', 'mouth'] as const;
+export type AnimatePart = (typeof ANIMATE_PARTS)[number];
 
 export interface MeshAnimatorOptions {
   /** One Euro smoothing of the driving landmarks against detector jitter. Default true. */
@@ -16,9 +22,15 @@ export interface MeshAnimatorOptions {
   beta?: number;
   /** Paint the driver's mouth interior where the source's mouth has none. Default true. */
   mouthFill?: boolean;
+  /** How strongly expression, eyes and mouth follow the driver: 0 none, 1 as the driver (default), up to 2. */
+  expressionScale?: number;
+  /**
+   * Which parts of the driver's motion to take: the head's pose (turns, nods, tilts, moving
+   * nearer), the expression (brows, cheeks, nose), the eyes (lids and gaze), the mouth (lips,
+   * jaw, the mouth interior). Default all.
+   */
+  animate?: readonly AnimatePart[];
 }
-
-const RIGID_WEIGHTS = RIGID_POINTS.map((i) => [i, 1] as const);
 
 /** Widest a driver can open the source's eyes, relative to the source's own opening. */
 const MAX_EYE_OPENING = 1.5;
@@ -30,60 +42,137 @@ const MAX_EYE_OPENING = 1.5;
 const CLOSED_EYE_GAP = 0.45;
 
 /**
+ * Down to this share of the reference's gap the lids follow the driver's as they are: the small
+ * changes of an eye that stays open (and the detector's noise) are not amplified on the way to
+ * CLOSED_EYE_GAP.
+ */
+const LINEAR_EYE_GAP = 0.8;
+
+/** Turns out of the image plane follow the driver up to `knee` and ease off towards `limit` (radians; see easeTurn). */
+const TURN = { knee: (12 * Math.PI) / 180, limit: (22 * Math.PI) / 180 };
+
+/** Change of any rotation entry (~radians) after which the face triangles are sorted again. */
+const RESORT_TURN = 0.01;
+
+/** Where the lids meet as an eye closes, from the upper lid (0) to the lower (1). */
+const LIDS_MEET = 0.75;
+
+/** How much of the upper lid's movement the fold above it takes. */
+const FOLD_FOLLOWS = 0.4;
+
+/** Farthest the iris moves from its place in the photo, per eye width (sideways) and per lid gap (up and down). */
+const MAX_GAZE = { along: 0.22, across: 0.3 };
+
+/**
  * The `mesh` motion model: animates a photo by warping it with a dense piecewise-affine field
- * over the Face Mesh landmarks, driven by the landmarks of a driving video. The driver's head
- * pose (an affine transform fitted on rigid landmarks) and its expression (the landmark offsets left
- * after undoing the pose) are both taken relative to a reference frame of the driving video,
- * scaled to the source face and applied to the source landmarks.
+ * over the Face Mesh landmarks and a head proxy around them, driven by the landmarks of a driving
+ * video. The head is one 3D body: the landmarks with their depth (Face Mesh z), and rings of
+ * anchors over forehead, crown, hair, ears and jaw placed on the head's surface behind the face
+ * outline. The driver's head pose (rotation, scale, translation, fitted on rigid landmarks against
+ * the 3D reference face) turns all of it together, foreshortened, the far side drawn under the
+ * near; the expression (the driver's landmark offsets once that pose is undone) is added in the
+ * head's frame, scaled to the source face. Eyelids move by ratio, each eye on its own, and the
+ * iris follows the driver's gaze inside the lids. Both are relative to a reference frame of the
+ * driving video.
  */
 export class MeshAnimator {
   private readonly image: RgbImage;
-  /** Mesh vertices on the source photo: the 468 landmarks, then the anchors (interleaved x, y). */
+  /** Mesh vertices on the source photo: the 468 landmarks, the iris centres, then the anchors (interleaved x, y). */
   private readonly from: Float64Array;
   private readonly to: Float64Array;
+  /** Posed depth of every vertex, for the drawing order. */
+  private readonly toDepth: Float64Array;
+  private readonly fixedTriangles: Uint32Array;
+  private readonly faceTriangles: Uint32Array;
+  private readonly faceOrder: Uint32Array;
+  private readonly faceKeys: Float64Array;
   private readonly triangles: Uint32Array;
+  /** The rotation the face triangles were last sorted for (see drawingOrder). */
+  private sortedFor: Rotation | undefined;
   /** Per anchor: how much of the head motion it follows. */
   private readonly anchorFollow: Float64Array;
-  /** The reference driving landmarks, and the similarity taking them onto the source face. */
+  /** The reference driving landmarks in 3D (x, y, z px; all 478) and the similarity taking its x, y onto the source face. */
   private readonly reference: Float64Array;
   private readonly referenceToSource: Affine;
-  /** Source landmarks expressed in the reference frame's coordinates. */
+  /** Every mesh vertex of the source (landmarks, irises, anchors) in the reference frame's coordinates, 3D. */
   private readonly sourceInReference: Float64Array;
+  /** Per landmark: which part of the face it moves with (see faceParts). */
+  private readonly part: Uint8Array;
+  private readonly partScale: Float64Array;
+  private readonly takePose: boolean;
+  private readonly expressionScale: number;
+  private readonly takeEyes: boolean;
+  /** Per eye: the source's iris, its eye's frame on the photo, and the gaze shift of this frame (photo px). */
+  private readonly irises: SourceIris[];
+  private readonly sourceEyes: (EyeFrame & { gap: number })[];
+  private readonly gazeShift: [number, number][] = [[0, 0], [0, 0]];
   private readonly sourceColours: ColourStats;
   private readonly sourceMouthArea: number;
   private readonly filter: OneEuroFilter | undefined;
   /** Coordinates are filtered divided by this (the reference face size), so the filter's units are faces. */
   private readonly referenceSize: number;
   private readonly mouthFill: boolean;
-  private readonly driving = new Float64Array(MESH_POINTS * 2);
+  private readonly driving = new Float64Array(LANDMARK_COUNT * 2);
+  /** The driver's landmarks with its pose undone, in the reference's 3D coordinates. */
+  private readonly unposed = new Float64Array(LANDMARK_COUNT * 3);
+  /** Target vertices in the reference's 3D coordinates, before the pose. */
+  private readonly target: Float64Array;
   /** The last rendered frame, kept for frames without a face (callers may change what they were given). */
   private held: Uint8Array | undefined;
 
   constructor(source: { image: RgbImage; face: Face }, reference: Face, options: MeshAnimatorOptions = {}) {
     this.image = source.image;
     const sourcePoints = planar(source.face);
-    this.reference = planar(reference);
-    this.referenceSize = faceSize(this.reference);
-    this.referenceToSource = fitSimilarity(this.reference, sourcePoints, RIGID_POINTS);
+    this.reference = landmarks3d(reference.landmarks, LANDMARK_COUNT);
+    this.referenceSize = faceSize(planar(reference));
+    this.referenceToSource = fitSimilarity(planar(reference), sourcePoints, RIGID_POINTS);
     const toReference = invert(this.referenceToSource);
-    this.sourceInReference = new Float64Array(MESH_POINTS * 2);
-    for (let i = 0; i < MESH_POINTS; i++) apply(toReference, sourcePoints, i, this.sourceInReference, i);
+    const scale = scaleOf(this.referenceToSource);
 
     const mesh = warpMesh(source.face, this.image);
     this.anchorFollow = mesh.follow;
     this.from = mesh.vertices;
-    this.triangles = mesh.triangles;
+    this.fixedTriangles = mesh.fixed;
+    this.faceTriangles = mesh.face;
+    this.triangles = mesh.triangles.slice();
+    this.faceOrder = new Uint32Array(mesh.face.length / 3);
+    this.faceKeys = new Float64Array(mesh.face.length / 3);
     this.to = Float64Array.from(this.from);
+    this.toDepth = Float64Array.from(mesh.depth);
+    const vertexCount = this.from.length / 2;
+    this.sourceInReference = new Float64Array(vertexCount * 3);
+    this.target = new Float64Array(vertexCount * 3);
+    for (let v = 0; v < vertexCount; v++) {
+      const x = this.from[2 * v]!, y = this.from[2 * v + 1]!;
+      this.sourceInReference[3 * v] = toReference.a * x + toReference.b * y + toReference.tx;
+      this.sourceInReference[3 * v + 1] = toReference.c * x + toReference.d * y + toReference.ty;
+      this.sourceInReference[3 * v + 2] = mesh.depth[v]! / scale;
+    }
 
+    const parts = new Set(options.animate ?? ANIMATE_PARTS);
+    this.takePose = parts.has('pose');
+    this.takeEyes = parts.has('eyes');
+    this.expressionScale = options.expressionScale ?? 1;
+    this.part = faceParts(this.reference);
+    this.partScale = Float64Array.from([parts.has('expression'), parts.has('eyes'), parts.has('mouth'), parts.has('mouth'), false].map((on) => (on ? this.expressionScale : 0)));
+
+    const source3d = landmarks3d(source.face.landmarks, LANDMARK_COUNT);
+    this.irises = EYES.map((eye) => sourceIris(source.image, source.face.landmarks, eye.contour, eye.iris));
+    this.sourceEyes = EYES.map((eye, e) => {
+      const frame = eyeFrame(source3d, eye.contour, eye.contour[0]!, eye.contour[eye.contour.length / 2]!);
+      let gap = 0;
+      for (const [upper, lower] of EYE_LID_PAIRS[e]!) gap += distance3(source3d, upper, lower) / EYE_LID_PAIRS[e]!.length;
+      return { ...frame, gap: gap / frame.width };
+    });
     this.sourceColours = faceColourStats(this.image, sourcePoints);
     this.sourceMouthArea = mouthOpeningArea(sourcePoints);
-    this.mouthFill = options.mouthFill ?? true;
+    this.mouthFill = (options.mouthFill ?? true) && parts.has('mouth');
     this.filter =
       options.smoothing === false
         ? undefined
         : // A quick speed estimate (4 Hz) and a high beta let a two-frame blink through: the
           // fixture's blink keeps 90% of its depth, against 68% with 1 Hz, beta 4.
-          new OneEuroFilter(MESH_POINTS * 2, { minCutoff: options.minCutoff ?? 1, beta: options.beta ?? 8, derivativeCutoff: 4 });
+          new OneEuroFilter(LANDMARK_COUNT * 2, { minCutoff: options.minCutoff ?? 1, beta: options.beta ?? 8, derivativeCutoff: 4 });
   }
 
   /**
@@ -96,7 +185,7 @@ export class MeshAnimator {
     if (!driving.face) return { width: this.image.width, height: this.image.height, data: (this.held ?? this.image.data).slice() };
     const points = this.driving;
     const landmarks = driving.face.landmarks;
-    for (let i = 0; i < MESH_POINTS; i++) {
+    for (let i = 0; i < LANDMARK_COUNT; i++) {
       points[2 * i] = landmarks[3 * i]!;
       points[2 * i + 1] = landmarks[3 * i + 1]!;
     }
@@ -107,43 +196,59 @@ export class MeshAnimator {
       for (let i = 0; i < points.length; i++) points[i]! *= size;
     }
 
-    // Driver pose relative to the reference, and the same motion about the source face. An
-    // affine fit rather than a similarity: its shear and squash take up most of the apparent
-    // shape change of a face turning (yaw) or nodding (pitch), which would otherwise be read
-    // as expression and distort the source's features.
-    const pose = fitAffine(this.reference, points, RIGID_WEIGHTS) ?? fitSimilarity(this.reference, points, RIGID_POINTS);
-    const unpose = invert(pose);
-    const sourcePose = compose(this.referenceToSource, compose(pose, invert(this.referenceToSource)));
-    const toSource = compose(this.referenceToSource, pose);
-    const to = this.to;
+    const pose = fitHeadPose(this.reference, points, RIGID_POINTS) ?? IDENTITY_POSE;
+    this.unpose(points, pose);
     const reference = this.reference;
+    const unposed = this.unposed;
     const inReference = this.sourceInReference;
+    const target = this.target;
+    target.set(inReference);
+    // Expression: the driver's offset from the reference in the head's frame, per part of the face.
     for (let i = 0; i < MESH_POINTS; i++) {
-      // Expression: the driver's offset from the reference once its pose is undone.
-      const dx = unpose.a * points[2 * i]! + unpose.b * points[2 * i + 1]! + unpose.tx - reference[2 * i]!;
-      const dy = unpose.c * points[2 * i]! + unpose.d * points[2 * i + 1]! + unpose.ty - reference[2 * i + 1]!;
-      const x = inReference[2 * i]! + dx;
-      const y = inReference[2 * i + 1]! + dy;
-      to[2 * i] = toSource.a * x + toSource.b * y + toSource.tx;
-      to[2 * i + 1] = toSource.c * x + toSource.d * y + toSource.ty;
+      const part = this.part[i]!;
+      const k = this.partScale[part]!;
+      if (k === 0) continue;
+      if (part === JAW_OUTLINE) {
+        target[3 * i + 1]! += k * (unposed[3 * i + 1]! - reference[3 * i + 1]!);
+        continue;
+      }
+      for (let c = 0; c < 3; c++) target[3 * i + c]! += k * (unposed[3 * i + c]! - reference[3 * i + c]!);
     }
-    this.transferBlinks(points, unpose, sourcePose);
+    if (this.takeEyes) this.transferEyes();
+
+    // The pose, about the source face (the reference's frame mapped onto the source by a similarity).
+    const shown = this.takePose ? easeTurn(pose, TURN.knee, TURN.limit) : IDENTITY_POSE;
+    const R = shown.rotation;
+    const s = shown.scale;
+    const m = this.referenceToSource;
+    const to = this.to;
     const from = this.from;
+    const depth = this.toDepth;
+    const sourceScale = scaleOf(m);
+    for (let v = 0; v < from.length / 2; v++) {
+      const x = target[3 * v]!, y = target[3 * v + 1]!, z = target[3 * v + 2]!;
+      const px = s * (R[0] * x + R[1] * y + R[2] * z) + shown.tx;
+      const py = s * (R[3] * x + R[4] * y + R[5] * z) + shown.ty;
+      to[2 * v] = m.a * px + m.b * py + m.tx;
+      to[2 * v + 1] = m.c * px + m.d * py + m.ty;
+      depth[v] = s * sourceScale * (R[6] * x + R[7] * y + R[8] * z);
+    }
+    // Anchors that follow the head weakly (neck, shoulders, beside the head) take a share of its motion.
     for (let k = 0; k < this.anchorFollow.length; k++) {
-      const i = MESH_POINTS + k;
+      const v = FACE_VERTICES + k;
       const w = this.anchorFollow[k]!;
-      const x = from[2 * i]!;
-      const y = from[2 * i + 1]!;
-      to[2 * i] = x + w * (sourcePose.a * x + sourcePose.b * y + sourcePose.tx - x);
-      to[2 * i + 1] = y + w * (sourcePose.c * x + sourcePose.d * y + sourcePose.ty - y);
+      if (w === 1) continue;
+      to[2 * v] = from[2 * v]! + w * (to[2 * v]! - from[2 * v]!);
+      to[2 * v + 1] = from[2 * v + 1]! + w * (to[2 * v + 1]! - from[2 * v + 1]!);
     }
 
     const out = copy(this.image);
-    warpPiecewiseAffine(this.image, from, to, this.triangles, out.data);
+    warpPiecewiseAffine(this.image, from, to, this.drawingOrder(R), out.data);
+    if (this.takeEyes) for (let e = 0; e < EYES.length; e++) shiftIris(out, this.image, from, to, this.irises[e]!, this.gazeShift[e]!);
     if (this.mouthFill) {
       const targetArea = mouthOpeningArea(to);
       // How far the target opening outgrows the (posed) source's own mouth interior.
-      const available = this.sourceMouthArea * scaleOf(sourcePose) ** 2;
+      const available = this.sourceMouthArea * s * s * Math.abs(R[0] * R[4] - R[1] * R[3]);
       const strength = targetArea > 1 ? fillStrength(targetArea / Math.max(available, 1e-6)) : 0;
       if (strength > 0) {
         fillMouth({
@@ -164,44 +269,199 @@ export class MeshAnimator {
   }
 
   /**
-   * Eyelids move by ratio, not by offset: the lid gaps on the target are the source's gaps
-   * times how far the driver's eyes are open relative to the reference. An added offset would
-   * leave a wide-eyed source half open when a narrow-eyed driver blinks.
+   * The driver's landmarks in the reference's 3D frame with `pose` undone: the reference point
+   * plus what the pose leaves unexplained in the image, turned back into the head's frame.
    */
-  private transferBlinks(points: Float64Array, unpose: Affine, sourcePose: Affine): void {
-    const to = this.to;
-    const from = this.from;
+  private unpose(points: Float64Array, pose: HeadPose): void {
+    const R = pose.rotation;
+    const s = pose.scale;
     const reference = this.reference;
-    // Both eyes take the mean of their openings: Face Mesh often sees one eye of a blink stay
-    // half open, and a blink closing one eye reads as a wink. (Real winks are lost.)
-    let relative = 0;
-    for (const pairs of EYE_LID_PAIRS) {
+    const unposed = this.unposed;
+    for (let i = 0; i < LANDMARK_COUNT; i++) {
+      const x = reference[3 * i]!, y = reference[3 * i + 1]!, z = reference[3 * i + 2]!;
+      const rx = (points[2 * i]! - (s * (R[0] * x + R[1] * y + R[2] * z) + pose.tx)) / s;
+      const ry = (points[2 * i + 1]! - (s * (R[3] * x + R[4] * y + R[5] * z) + pose.ty)) / s;
+      // R transposed times (rx, ry, 0).
+      unposed[3 * i] = x + R[0] * rx + R[3] * ry;
+      unposed[3 * i + 1] = y + R[1] * rx + R[4] * ry;
+      unposed[3 * i + 2] = z + R[2] * rx + R[5] * ry;
+    }
+  }
+
+  /**
+   * Eyelids move by ratio, not by offset: the lid gaps on the target are the source's gaps times
+   * how far the driver's eye is open relative to the reference, each eye on its own, so a wink
+   * stays a wink. An added offset would leave a wide-eyed source half open when a narrow-eyed
+   * driver blinks. The iris centre keeps its place between the lids as they open and close; the
+   * driver's gaze (its iris against its eye, in eye widths) is kept in `gazeShift` for shiftIris.
+   */
+  private transferEyes(): void {
+    const target = this.target;
+    const inReference = this.sourceInReference;
+    const reference = this.reference;
+    const unposed = this.unposed;
+    const scale = this.expressionScale;
+    const closing = EYE_LID_PAIRS.map((pairs) => {
       let driverGap = 0;
       let referenceGap = 0;
       for (const [upper, lower] of pairs) {
-        const ux = points[2 * upper]!, uy = points[2 * upper + 1]!, lx = points[2 * lower]!, ly = points[2 * lower + 1]!;
-        // The gap with the driver's pose undone, so turning the head does not read as closing the eye.
-        driverGap += Math.hypot(unpose.a * (lx - ux) + unpose.b * (ly - uy), unpose.c * (lx - ux) + unpose.d * (ly - uy));
-        referenceGap += Math.hypot(reference[2 * lower]! - reference[2 * upper]!, reference[2 * lower + 1]! - reference[2 * upper + 1]!);
+        driverGap += distance3(unposed, upper, lower);
+        referenceGap += distance3(reference, upper, lower);
       }
-      relative += driverGap / Math.max(referenceGap, 1e-6) / EYE_LID_PAIRS.length;
+      const relative = 1 + scale * (driverGap / Math.max(referenceGap, 1e-6) - 1);
+      if (relative >= LINEAR_EYE_GAP) return 1 - Math.min(MAX_EYE_OPENING, relative);
+      // Below LINEAR_EYE_GAP the lids close faster, to shut at CLOSED_EYE_GAP.
+      return 1 - LINEAR_EYE_GAP * Math.max(0, (relative - CLOSED_EYE_GAP) / (LINEAR_EYE_GAP - CLOSED_EYE_GAP));
+    });
+    // Face Mesh often sees one eye of a blink stay half open: when the other eye closes at least
+    // about half as far, both close as far as the more closed one. A wink leaves the other eye
+    // open or barely narrowed, and each keeps its own.
+    const most = Math.max(...closing);
+    if (most > 0) {
+      const least = Math.min(...closing);
+      const t = Math.min(1, Math.max(0, (least / most - 0.3) / 0.3));
+      const together = t * t * (3 - 2 * t);
+      for (let e = 0; e < closing.length; e++) if (closing[e]! > 0) closing[e] = closing[e]! + together * (most - closing[e]!);
     }
-    const ratio = relative >= 1 ? Math.min(MAX_EYE_OPENING, relative) : Math.max(0, (relative - CLOSED_EYE_GAP) / (1 - CLOSED_EYE_GAP));
-    for (const pairs of EYE_LID_PAIRS) {
-      for (const [upper, lower] of pairs) {
-        const mx = (to[2 * upper]! + to[2 * lower]!) / 2;
-        const my = (to[2 * upper + 1]! + to[2 * lower + 1]!) / 2;
-        const gx = from[2 * lower]! - from[2 * upper]!;
-        const gy = from[2 * lower + 1]! - from[2 * upper + 1]!;
-        const hx = (ratio * (sourcePose.a * gx + sourcePose.b * gy)) / 2;
-        const hy = (ratio * (sourcePose.c * gx + sourcePose.d * gy)) / 2;
-        to[2 * upper] = mx - hx;
-        to[2 * upper + 1] = my - hy;
-        to[2 * lower] = mx + hx;
-        to[2 * lower + 1] = my + hy;
-      }
-    }
+    EYE_LID_PAIRS.forEach((pairs, e) => {
+      const ratio = 1 - closing[e]!;
+      const eye = EYES[e]!;
+      const v = IRIS_VERTICES[e]!;
+      // The iris centre's offset from the eye's centre in the source, squeezed across the eye with the lids.
+      const sourceCentre = [0, 0, 0];
+      for (const i of eye.contour) for (let c = 0; c < 3; c++) sourceCentre[c]! += inReference[3 * i + c]! / eye.contour.length;
+      const offset = [0, 1, 2].map((c) => inReference[3 * v + c]! - sourceCentre[c]!);
+      const gap = [0, 0, 0];
+      for (const [upper, lower] of pairs) for (let c = 0; c < 3; c++) gap[c]! += inReference[3 * lower + c]! - inReference[3 * upper + c]!;
+      const gapLength = Math.max(1e-9, Math.hypot(gap[0]!, gap[1]!, gap[2]!));
+      const across = (offset[0]! * gap[0]! + offset[1]! * gap[1]! + offset[2]! * gap[2]!) / gapLength;
+      pairs.forEach(([upper, lower], k) => {
+        const fold = EYE_FOLDS[e]![k]!;
+        for (let c = 0; c < 3; c++) {
+          // A closing eye is mostly the upper lid coming down: the lids meet a quarter of the
+          // gap above the lower lid, and the fold above the upper lid follows it part way, so
+          // the lid's skin stretches over the eye instead of the lashes bunching in a line.
+          const u = target[3 * upper + c]!, l = target[3 * lower + c]!;
+          const meet = u + LIDS_MEET * (l - u);
+          const gap = ratio * (inReference[3 * lower + c]! - inReference[3 * upper + c]!);
+          const newUpper = meet - LIDS_MEET * gap;
+          target[3 * lower + c] = meet + (1 - LIDS_MEET) * gap;
+          target[3 * fold + c]! += FOLD_FOLLOWS * (newUpper - u);
+          target[3 * upper + c] = newUpper;
+        }
+      });
+      const centre = [0, 0, 0];
+      for (const i of eye.contour) for (let c = 0; c < 3; c++) centre[c]! += target[3 * i + c]! / eye.contour.length;
+      for (let c = 0; c < 3; c++) target[3 * v + c] = centre[c]! + offset[c]! + ((ratio - 1) * across * gap[c]!) / gapLength;
+
+      // Gaze: how far the driver's iris moved from the reference's, along and across the eye.
+      const [a, b] = [eye.contour[0]!, eye.contour[eye.contour.length / 2]!];
+      const driverGaze = gazeOf(unposed, eye.contour, eye.iris, a, b);
+      const referenceGaze = gazeOf(reference, eye.contour, eye.iris, a, b);
+      const frame = this.sourceEyes[e]!;
+      const along = clamp(scale * (driverGaze.along - referenceGaze.along), MAX_GAZE.along) * frame.width;
+      const up = clamp(scale * (driverGaze.across - referenceGaze.across), MAX_GAZE.across * frame.gap) * frame.width * ratio;
+      this.gazeShift[e]![0] = along * frame.u[0] + up * frame.n[0];
+      this.gazeShift[e]![1] = along * frame.u[1] + up * frame.n[1];
+    });
   }
+
+  /**
+   * Triangles in drawing order: the fixed ones, then the face's from the farthest posed depth to
+   * the nearest. Sorted again only once the head has turned by more than about half a degree
+   * since the last sort (`rotation`): the order changes with the turn, not with each frame.
+   */
+  private drawingOrder(rotation: Rotation): Uint32Array {
+    const sorted = this.sortedFor;
+    if (sorted && rotation.every((v, k) => Math.abs(v - sorted[k]!) < RESORT_TURN)) return this.triangles;
+    this.sortedFor = [...rotation] as Rotation;
+    const face = this.faceTriangles;
+    const depth = this.toDepth;
+    const order = this.faceOrder;
+    const keys = this.faceKeys;
+    for (let t = 0; t < order.length; t++) {
+      order[t] = t;
+      keys[t] = depth[face[3 * t]!]! + depth[face[3 * t + 1]!]! + depth[face[3 * t + 2]!]!;
+    }
+    order.sort((s, t) => keys[t]! - keys[s]! || s - t);
+    const triangles = this.triangles;
+    let o = this.fixedTriangles.length;
+    for (let k = 0; k < order.length; k++, o += 3) {
+      const t = order[k]!;
+      triangles[o] = face[3 * t]!;
+      triangles[o + 1] = face[3 * t + 1]!;
+      triangles[o + 2] = face[3 * t + 2]!;
+    }
+    return triangles;
+  }
+}
+
+/**
+ * Per landmark, which part of the face moves it: 0 the brows (the expression), 1 the eyelids,
+ * 2 the mouth and jaw (below the nose), 3 the outline of the jaw (with the mouth, but only up and
+ * down in the head's frame), 4 nothing but the head (forehead, nose, cheeks, the outline above
+ * the jaw). The driver's offsets there are mostly not expression but where the reference's depth
+ * differs from the driver's real face, and where Face Mesh puts the far side of a turned face on
+ * its silhouette: moved, these parts would tear the face from the hair and ears around it or
+ * fold the cheek over itself.
+ */
+function faceParts(reference: Float64Array): Uint8Array {
+  const part = new Uint8Array(MESH_POINTS).fill(4);
+  const [a, b] = EYE_OUTER_CORNERS;
+  const ux = reference[3 * b]! - reference[3 * a]!, uy = reference[3 * b + 1]! - reference[3 * a + 1]!;
+  const length = Math.hypot(ux, uy);
+  // Down the face, perpendicular to the eye line.
+  const nx = -uy / length, ny = ux / length;
+  const below = (i: number) => (reference[3 * i]! - reference[3 * NOSE_BASE]!) * nx + (reference[3 * i + 1]! - reference[3 * NOSE_BASE + 1]!) * ny;
+  for (let i = 0; i < MESH_POINTS; i++) if (below(i) > 0) part[i] = 2;
+  for (const i of FACE_OVAL) if (part[i] === 2) part[i] = 3;
+  for (const brow of BROWS) for (const i of brow) part[i] = 0;
+  for (const eye of EYES) for (const i of eye.contour) part[i] = 1;
+  return part;
+}
+
+/** The jaw's outline in faceParts. */
+const JAW_OUTLINE = 3;
+
+/** Under the nose (subnasale): the mouth's part of the face starts below it. */
+const NOSE_BASE = 2;
+
+interface EyeFrame {
+  centre: [number, number, number];
+  /** Unit vectors along the eye (from contour[0] to the opposite corner) and across it. */
+  u: [number, number, number];
+  n: [number, number, number];
+  width: number;
+}
+
+function eyeFrame(points: Float64Array, contour: readonly number[], a: number, b: number): EyeFrame {
+  const centre: [number, number, number] = [0, 0, 0];
+  for (const i of contour) for (let c = 0; c < 3; c++) centre[c]! += points[3 * i + c]! / contour.length;
+  const d = [0, 1, 2].map((c) => points[3 * b + c]! - points[3 * a + c]!);
+  const width = Math.max(1e-6, Math.hypot(d[0]!, d[1]!, d[2]!));
+  const u: [number, number, number] = [d[0]! / width, d[1]! / width, d[2]! / width];
+  // Across the eye in the image plane's sense: u turned a quarter in x, y.
+  const across = Math.hypot(u[0], u[1]) || 1;
+  const n: [number, number, number] = [-u[1] / across, u[0] / across, 0];
+  return { centre, u, n, width };
+}
+
+function gazeOf(points: Float64Array, contour: readonly number[], iris: number, a: number, b: number): { along: number; across: number; width: number } {
+  const frame = eyeFrame(points, contour, a, b);
+  const d = [0, 1, 2].map((c) => points[3 * iris + c]! - frame.centre[c]!);
+  return {
+    along: (d[0]! * frame.u[0] + d[1]! * frame.u[1] + d[2]! * frame.u[2]) / frame.width,
+    across: (d[0]! * frame.n[0] + d[1]! * frame.n[1]) / frame.width,
+    width: frame.width,
+  };
+}
+
+function distance3(points: Float64Array, i: number, j: number): number {
+  return Math.hypot(points[3 * j]! - points[3 * i]!, points[3 * j + 1]! - points[3 * i + 1]!, points[3 * j + 2]! - points[3 * i + 2]!);
+}
+
+function clamp(value: number, limit: number): number {
+  return Math.max(-limit, Math.min(limit, value));
 }
 
 /**
@@ -231,11 +491,4 @@ function planar(face: Face): Float64Array {
 function faceSize(points: Float64Array): number {
   const [a, b] = EYE_OUTER_CORNERS;
   return Math.max(1, Math.hypot(points[2 * b] - points[2 * a], points[2 * b + 1] - points[2 * a + 1]));
-}
-
-function apply(s: Affine, src: Float64Array, i: number, dst: Float64Array, j: number): void {
-  const x = src[2 * i]!;
-  const y = src[2 * i + 1]!;
-  dst[2 * j] = s.a * x + s.b * y + s.tx;
-  dst[2 * j + 1] = s.c * x + s.d * y + s.ty;
 }

@@ -1,5 +1,6 @@
 import type { RgbImage } from '../types.js';
 import { fitAffine } from './affine.js';
+import { forEachInside, polygonBounds, rowCrossings, sampleBilinear } from './polygon.js';
 import { FACE_OVAL, INNER_LIPS, OUTER_LIPS } from './regions.js';
 
 /** Per-channel mean of some pixels. */
@@ -17,7 +18,7 @@ export function faceColourStats(image: RgbImage, points: ArrayLike<number>): Col
   const outline = polygon(points, FACE_OVAL);
   let r = 0, g = 0, b = 0;
   let n = 0;
-  const [x0, y0, x1, y1] = bounds(outline, image);
+  const [x0, y0, x1, y1] = polygonBounds(outline, image);
   const crossings = new Float64Array(outline.length / 2);
   const { width, data } = image;
   for (let y = y0; y <= y1; y += 2) {
@@ -81,41 +82,18 @@ export function fillMouth(fill: MouthFill): void {
   // A per-channel gain rather than a mean/std shift: the interior is much darker than the
   // face, and an offset would lift the dark of an open mouth towards skin colour.
   const gain = [0, 1, 2].map((c) => Math.min(1.6, Math.max(0.6, sourceColours.mean[c]! / Math.max(1, driverColours.mean[c]!))));
-  const { width, data } = out;
-  const [x0, y0, x1, y1] = bounds(inner, out);
-  const dw = driverFrame.width;
-  const dh = driverFrame.height;
-  const crossings = new Float64Array(inner.length / 2);
-  for (let y = y0; y <= y1; y++) {
-    const py = y + 0.5;
-    const count = rowCrossings(inner, py, crossings);
-    if (count === 0) continue;
-    let k = 0;
-    for (let x = x0; x <= x1; x++) {
-      const px = x + 0.5;
-      while (k < count && crossings[k]! <= px) k++;
-      if (((count - k) & 1) === 0) continue;
-      const edge = Math.min(1, distanceToEdges(inner, px, py) / feather);
-      const alpha = strength * edge * edge * (3 - 2 * edge);
-      // Driver pixel, bilinear, in the driver frame's pixel grid.
-      const sx = Math.min(dw - 1, Math.max(0, map.a * px + map.b * py + map.tx - 0.5));
-      const sy = Math.min(dh - 1, Math.max(0, map.c * px + map.d * py + map.ty - 0.5));
-      const ix = Math.min(dw - 2, sx | 0);
-      const iy = Math.min(dh - 2, sy | 0);
-      const fx = sx - ix;
-      const fy = sy - iy;
-      const p = (iy * dw + ix) * 3;
-      const q = p + dw * 3;
-      const o = (y * width + x) * 3;
-      for (let c = 0; c < 3; c++) {
-        const d = driverFrame.data;
-        const v = (1 - fy) * ((1 - fx) * d[p + c]! + fx * d[p + 3 + c]!) + fy * ((1 - fx) * d[q + c]! + fx * d[q + 3 + c]!);
-        const matched = v * gain[c]!;
-        const blended = data[o + c]! + alpha * (matched - data[o + c]!);
-        data[o + c] = blended < 0 ? 0 : blended > 255 ? 255 : blended + 0.5;
-      }
+  const data = out.data;
+  const sample = new Float64Array(3);
+  forEachInside(inner, out, (px, py, o) => {
+    const edge = Math.min(1, distanceToEdges(inner, px, py) / feather);
+    const alpha = strength * edge * edge * (3 - 2 * edge);
+    sampleBilinear(driverFrame, map.a * px + map.b * py + map.tx, map.c * px + map.d * py + map.ty, sample);
+    for (let c = 0; c < 3; c++) {
+      const matched = sample[c]! * gain[c]!;
+      const blended = data[o + c]! + alpha * (matched - data[o + c]!);
+      data[o + c] = blended < 0 ? 0 : blended > 255 ? 255 : blended + 0.5;
     }
-  }
+  });
 }
 
 function polygon(points: ArrayLike<number>, indices: readonly number[]): Float64Array {
@@ -125,41 +103,6 @@ function polygon(points: ArrayLike<number>, indices: readonly number[]): Float64
     poly[2 * k + 1] = points[2 * index + 1]!;
   });
   return poly;
-}
-
-/** Pixel bounds [x0, y0, x1, y1] of a polygon, clipped to the image. */
-function bounds(poly: Float64Array, image: RgbImage): [number, number, number, number] {
-  let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
-  for (let i = 0; i < poly.length; i += 2) {
-    minX = Math.min(minX, poly[i]!);
-    maxX = Math.max(maxX, poly[i]!);
-    minY = Math.min(minY, poly[i + 1]!);
-    maxY = Math.max(maxY, poly[i + 1]!);
-  }
-  return [
-    Math.max(0, Math.floor(minX)),
-    Math.max(0, Math.floor(minY)),
-    Math.min(image.width - 1, Math.ceil(maxX)),
-    Math.min(image.height - 1, Math.ceil(maxY)),
-  ];
-}
-
-/**
- * Where the edges of a polygon cross the row y, sorted, into `out`; returns how many. A point
- * (x, y) is inside (even-odd) when an odd number of crossings lie strictly right of x: the same
- * test as a per-point ray cast, done once per row.
- */
-function rowCrossings(poly: Float64Array, y: number, out: Float64Array): number {
-  let count = 0;
-  for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) {
-    const yi = poly[i + 1]!, yj = poly[j + 1]!;
-    if (yi > y === yj > y) continue;
-    const crossing = ((poly[j]! - poly[i]!) * (y - yi)) / (yj - yi) + poly[i]!;
-    let k = count++;
-    for (; k > 0 && out[k - 1]! > crossing; k--) out[k] = out[k - 1]!;
-    out[k] = crossing;
-  }
-  return count;
 }
 
 function distanceToEdges(poly: Float64Array, x: number, y: number): number {

@@ -56,5 +56,20 @@ export const EYE_LID_PAIRS = [
   ],
 ] as const;
 
+/**
+ * Per eye, the ring of points above the upper lid (the lid's fold), one for each lid pair of
+ * EYE_LID_PAIRS in the same order: a closing lid stretches the skin between them.
+ */
+export const EYE_FOLDS = [
+  [247, 30, 29, 27, 28, 56, 190],
+  [467, 260, 259, 257, 258, 286, 414],
+] as const;
+
+/** The brows, image-left and image-right, upper and lower edges. */
+export const BROWS = [
+  [70, 63, 105, 66, 107, 46, 53, 52, 65, 55],
+  [300, 293, 334, 296, 336, 276, 283, 282, 295, 285],
+] as const;
+
 /** Eye corners: their distance is the face's size unit. */
 export const EYE_OUTER_CORNERS = [33, 263] as const;

@@ -1,61 +1,121 @@
-import type { Face } from '../face/detector.js';
+import { LANDMARK_COUNT, type Face } from '../face/detector.js';
+import { IMAGE_LEFT_EYE_CONTOUR, IMAGE_RIGHT_EYE_CONTOUR, LANDMARKS } from '../face/landmarks.js';
 import type { RgbImage } from '../types.js';
 import { delaunay } from './delaunay.js';
+import { landmarks3d } from './head.js';
 import { FACE_OVAL, INNER_LIP_PAIRS, MESH_POINTS } from './regions.js';
 import { FACE_MESH_TRIANGLES } from './tessellation.js';
 
 /**
- * Rings of anchor points around the face outline (scaled from the face centre) and how much
- * of the head's motion each follows: hair, ears and neck move with the head, fading out so
- * the background beyond the last ring stays exactly still.
+ * Rings of anchor points around the face outline (scaled from the face centre): the head proxy.
+ * `follow` is how much of the head's motion each follows: forehead, crown, hair, ears and jaw
+ * move with the head as one body; the outer ring (neck, shoulders, what lies beside the head)
+ * follows weakly, and beyond the last ring the background stays exactly still. `depth` places a
+ * ring on the head's 3D surface: from the outline point's own depth (0) to the depth of the
+ * head's silhouette (1), where the skull turns away from the camera, so a turn swings the face
+ * across the head, not the head's outline with it. The depth grows gradually ring by ring: a
+ * jump between neighbouring rings shears the band between them on a turn, and hair lying
+ * across the outline kinks there.
  */
 const ANCHOR_RINGS = [
-  { scale: 1.35, follow: 1 },
-  { scale: 2, follow: 0.55 },
-  { scale: 2.8, follow: 0 },
+  { scale: 1.15, follow: 1, depth: 0.3 },
+  { scale: 1.4, follow: 1, depth: 0.7 },
+  { scale: 2, follow: 0.45, depth: 1 },
+  { scale: 2.8, follow: 0, depth: 1 },
 ] as const;
+
+/** Depth of the head's silhouette behind the nose tip, per face width (the sides of the outline sit at ~0.6). */
+const SILHOUETTE_DEPTH = 0.7;
 
 /** Fixed anchors per image side, so the mesh covers the whole frame and its border never moves. */
 const BORDER_STEPS = 8;
 
+/** Per eye (image-left, image-right): its lid contour, closed, and its iris centre landmark. */
+export const EYES = [
+  { contour: IMAGE_LEFT_EYE_CONTOUR, iris: LANDMARKS.imageLeftIris },
+  { contour: IMAGE_RIGHT_EYE_CONTOUR, iris: LANDMARKS.imageRightIris },
+] as const;
+
+/** Vertex index of each eye's iris centre in the warp mesh (after the 468 landmarks). */
+export const IRIS_VERTICES = [MESH_POINTS, MESH_POINTS + 1] as const;
+
+/** Vertices before the anchors: the 468 landmarks and the two iris centres. */
+export const FACE_VERTICES = MESH_POINTS + 2;
+
 export interface WarpMesh {
-  /** Interleaved x, y on the photo: the 468 landmarks, then the anchors. */
+  /** Interleaved x, y on the photo: the 468 landmarks, the two iris centres, then the anchors. */
   vertices: Float64Array;
-  /** Per anchor (vertex MESH_POINTS + k): the share of the head's motion it follows. */
+  /** Depth of every vertex (px, away from the camera, 0 at the nose tip; see landmarks3d). */
+  depth: Float64Array;
+  /** Per anchor (vertex FACE_VERTICES + k): the share of the head's motion it follows. */
   follow: Float64Array;
-  /** Vertex index triples in drawing order (see meshTriangles). */
+  /** Every triangle in drawing order: `fixed`, then `face` by depth, the farthest first. */
   triangles: Uint32Array;
+  /** Triangles drawn first and in this order: around the face, then the mouth opening. */
+  fixed: Uint32Array;
+  /** Triangles of the face (its tessellation, the eyes fanned about the iris centres), to be drawn far to near. */
+  face: Uint32Array;
 }
 
 /** The warp mesh of a photo: its face landmarks plus anchors around the head and along the border. */
 export function warpMesh(face: Face, image: RgbImage): WarpMesh {
-  const points = new Float64Array(MESH_POINTS * 2);
-  const depth = new Float64Array(MESH_POINTS);
+  const landmarks = landmarks3d(face.landmarks, LANDMARK_COUNT);
+  const points = new Float64Array(FACE_VERTICES * 2);
+  const depth3 = new Float64Array(FACE_VERTICES);
   for (let i = 0; i < MESH_POINTS; i++) {
-    points[2 * i] = face.landmarks[3 * i]!;
-    points[2 * i + 1] = face.landmarks[3 * i + 1]!;
-    depth[i] = face.landmarks[3 * i + 2]!;
+    points[2 * i] = landmarks[3 * i]!;
+    points[2 * i + 1] = landmarks[3 * i + 1]!;
+    depth3[i] = landmarks[3 * i + 2]!;
   }
-  const anchors = anchorPoints(points, image);
+  EYES.forEach((eye, e) => {
+    const [x, y] = irisInside(landmarks, eye.contour, eye.iris);
+    points[2 * IRIS_VERTICES[e]!] = x;
+    points[2 * IRIS_VERTICES[e]! + 1] = y;
+    let z = 0;
+    for (const i of eye.contour) z += landmarks[3 * i + 2]! / eye.contour.length;
+    depth3[IRIS_VERTICES[e]!] = z;
+  });
+  const anchors = anchorPoints(points, depth3, image);
   const vertices = new Float64Array(points.length + anchors.points.length);
   vertices.set(points);
   vertices.set(anchors.points, points.length);
-  return { vertices, follow: anchors.follow, triangles: meshTriangles(vertices, depth) };
+  const depth = new Float64Array(vertices.length / 2);
+  depth.set(depth3);
+  depth.set(anchors.depth, FACE_VERTICES);
+  const fixed = outerTriangles(vertices);
+  const faceTriangles = faceMeshTriangles(vertices, depth);
+  const triangles = new Uint32Array(fixed.length + faceTriangles.length);
+  triangles.set(fixed);
+  triangles.set(faceTriangles, fixed.length);
+  return { vertices, depth, follow: anchors.follow, triangles, fixed, face: faceTriangles };
 }
 
 /**
- * Triangles of the warp mesh over `vertices` (interleaved x, y: the 468 landmarks, then anchor
- * points outside the face), in drawing order: a Delaunay triangulation of the face outline and
- * the anchors outside it, a strip across the mouth opening from upper to lower inner lip, then
- * the Face Mesh tessellation inside the outline from the farthest triangle to the nearest by
- * `depth` (the landmarks' z, smaller is nearer). When the driver turns its head far, the far
- * cheek folds under the nose: drawn in this order the nearer surface covers it, as it would.
+ * The iris centre, or the eye's contour centre where the iris landmark falls outside the lids
+ * (a shut eye): the eye's fan of triangles needs its centre inside the contour.
  */
-function meshTriangles(vertices: Float64Array, depth: ArrayLike<number>): Uint32Array {
+function irisInside(landmarks: Float64Array, contour: readonly number[], iris: number): [number, number] {
+  const poly = new Float64Array(contour.length * 2);
+  let cx = 0, cy = 0;
+  contour.forEach((i, k) => {
+    poly[2 * k] = landmarks[3 * i]!;
+    poly[2 * k + 1] = landmarks[3 * i + 1]!;
+    cx += poly[2 * k]! / contour.length;
+    cy += poly[2 * k + 1]! / contour.length;
+  });
+  const x = landmarks[3 * iris]!, y = landmarks[3 * iris + 1]!;
+  return insidePolygon(poly, x, y) ? [x, y] : [cx, cy];
+}
+
+/**
+ * Triangles outside the face, drawn first: a Delaunay triangulation of the face outline and the
+ * anchors outside it, then a strip across the mouth opening from upper to lower inner lip.
+ */
+function outerTriangles(vertices: Float64Array): Uint32Array {
   const triangles: number[] = [];
-  // Outside the face: Delaunay over the outline and the anchors, without the triangles that
-  // fall inside the outline (the tessellation covers those).
-  const outer = [...FACE_OVAL, ...Array.from({ length: vertices.length / 2 - MESH_POINTS }, (_, k) => MESH_POINTS + k)];
+  // Delaunay over the outline and the anchors, without the triangles that fall inside the
+  // outline (the tessellation covers those).
+  const outer = [...FACE_OVAL, ...Array.from({ length: vertices.length / 2 - FACE_VERTICES }, (_, k) => FACE_VERTICES + k)];
   const xy = new Float64Array(outer.length * 2);
   outer.forEach((vertex, k) => {
     xy[2 * k] = vertices[2 * vertex]!;
@@ -79,11 +139,40 @@ function meshTriangles(vertices: Float64Array, depth: ArrayLike<number>): Uint32
     if (upper[i + 1] !== lower[i + 1]) triangles.push(upper[i]!, upper[i + 1]!, lower[i + 1]!);
     if (upper[i] !== lower[i]) triangles.push(upper[i]!, lower[i + 1]!, lower[i]!);
   }
-  const face = Array.from({ length: FACE_MESH_TRIANGLES.length / 3 }, (_, t) => t);
-  const meanDepth = (t: number) => depth[FACE_MESH_TRIANGLES[3 * t]!]! + depth[FACE_MESH_TRIANGLES[3 * t + 1]!]! + depth[FACE_MESH_TRIANGLES[3 * t + 2]!]!;
-  face.sort((s, t) => meanDepth(t) - meanDepth(s));
-  for (const t of face) triangles.push(FACE_MESH_TRIANGLES[3 * t]!, FACE_MESH_TRIANGLES[3 * t + 1]!, FACE_MESH_TRIANGLES[3 * t + 2]!);
   return Uint32Array.from(triangles);
+}
+
+/**
+ * The face inside its outline: the Face Mesh tessellation, with each eye opening (the triangles
+ * between the lids) replaced by a fan about the iris centre, so the iris can move inside the
+ * lids. Ordered from the farthest triangle to the nearest by `depth` (smaller is nearer): when
+ * the head turns far the far cheek folds under the nose, and drawn in this order the nearer
+ * surface covers it, as it would. (The animator redraws them in the order of the posed depths.)
+ */
+function faceMeshTriangles(vertices: Float64Array, depth: ArrayLike<number>): Uint32Array {
+  const triangles: number[] = [];
+  const openings = EYES.map((eye) => {
+    const poly = new Float64Array(eye.contour.length * 2);
+    eye.contour.forEach((i, k) => {
+      poly[2 * k] = vertices[2 * i]!;
+      poly[2 * k + 1] = vertices[2 * i + 1]!;
+    });
+    return { members: new Set<number>(eye.contour), poly };
+  });
+  for (let t = 0; t < FACE_MESH_TRIANGLES.length; t += 3) {
+    const a = FACE_MESH_TRIANGLES[t]!, b = FACE_MESH_TRIANGLES[t + 1]!, c = FACE_MESH_TRIANGLES[t + 2]!;
+    const cx = (vertices[2 * a]! + vertices[2 * b]! + vertices[2 * c]!) / 3;
+    const cy = (vertices[2 * a + 1]! + vertices[2 * b + 1]! + vertices[2 * c + 1]!) / 3;
+    const opening = openings.some(({ members, poly }) => members.has(a) && members.has(b) && members.has(c) && insidePolygon(poly, cx, cy));
+    if (!opening) triangles.push(a, b, c);
+  }
+  EYES.forEach((eye, e) => {
+    for (let k = 0; k < eye.contour.length; k++) triangles.push(eye.contour[k]!, eye.contour[(k + 1) % eye.contour.length]!, IRIS_VERTICES[e]!);
+  });
+  const order = Array.from({ length: triangles.length / 3 }, (_, t) => t);
+  const meanDepth = (t: number) => depth[triangles[3 * t]!]! + depth[triangles[3 * t + 1]!]! + depth[triangles[3 * t + 2]!]!;
+  order.sort((s, t) => meanDepth(t) - meanDepth(s));
+  return Uint32Array.from(order.flatMap((t) => [triangles[3 * t]!, triangles[3 * t + 1]!, triangles[3 * t + 2]!]));
 }
 
 function insidePolygon(poly: ArrayLike<number>, x: number, y: number): boolean {
@@ -95,8 +184,8 @@ function insidePolygon(poly: ArrayLike<number>, x: number, y: number): boolean {
   return result;
 }
 
-/** Anchor rings around the face outline and fixed points along the image border. */
-function anchorPoints(points: Float64Array, image: RgbImage): { points: Float64Array; follow: Float64Array } {
+/** Anchor rings around the face outline, with their depths, and fixed points along the image border. */
+function anchorPoints(points: Float64Array, depth: Float64Array, image: RgbImage): { points: Float64Array; depth: Float64Array; follow: Float64Array } {
   let cx = 0;
   let cy = 0;
   for (const i of FACE_OVAL) {
@@ -105,7 +194,10 @@ function anchorPoints(points: Float64Array, image: RgbImage): { points: Float64A
   }
   cx /= FACE_OVAL.length;
   cy /= FACE_OVAL.length;
+  const width = Math.hypot(points[2 * 454]! - points[2 * 234]!, points[2 * 454 + 1]! - points[2 * 234 + 1]!);
+  const silhouette = SILHOUETTE_DEPTH * width;
   const xy: number[] = [];
+  const z: number[] = [];
   const follow: number[] = [];
   // Ring points must stay clear of the border anchors, or triangles there degenerate.
   const margin = 2;
@@ -115,13 +207,15 @@ function anchorPoints(points: Float64Array, image: RgbImage): { points: Float64A
       const y = cy + (points[2 * i + 1]! - cy) * ring.scale;
       if (x < margin || y < margin || x > image.width - margin || y > image.height - margin) continue;
       xy.push(x, y);
+      z.push(depth[i]! + (Math.max(depth[i]!, silhouette) - depth[i]!) * ring.depth);
       follow.push(ring.follow);
     }
   }
   for (let k = 0; k < BORDER_STEPS; k++) {
     const t = k / BORDER_STEPS;
     xy.push(t * image.width, 0, image.width, t * image.height, (1 - t) * image.width, image.height, 0, (1 - t) * image.height);
+    z.push(silhouette, silhouette, silhouette, silhouette);
     follow.push(0, 0, 0, 0);
   }
-  return { points: Float64Array.from(xy), follow: Float64Array.from(follow) };
+  return { points: Float64Array.from(xy), depth: Float64Array.from(z), follow: Float64Array.from(follow) };
 }

@@ -14,6 +14,7 @@ import { VideoEncoder } from '../media/encode.js';
 import { readImage } from '../media/image.js';
 import { probeVideo } from '../media/probe.js';
 import { openVideo, type OpenedVideo } from '../media/repair.js';
+import { ANIMATE_PARTS, type AnimatePart } from '../mesh/animator.js';
 import { PendingOutput } from '../output.js';
 import { sidecarPath, writeCredential } from '../provenance/credential.js';
 import { WatermarkEmbedder } from '../provenance/embed.js';
@@ -58,6 +59,10 @@ export interface AnimateOptions {
   signal?: AbortSignal;
   /** CPU threads to use: ONNX Runtime's for fomm, parallel landmark detections for mesh. Default: all cores. */
   threads?: number;
+  /** Mesh model: how strongly expression, eyes and mouth follow the driver, 0 to 2. Default 1. */
+  expressionScale?: number;
+  /** Mesh model: which parts of the driver's motion to take (any of 'pose', 'expression', 'eyes', 'mouth'). Default all. */
+  animate?: readonly AnimatePart[];
 }
 
 export interface AnimateResult {
@@ -118,6 +123,23 @@ function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?:
   if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
     throw new ReenactError('BAD_ARGUMENT', `--threads must be a whole number of at least 1, not ${options.threads}.`, 'Pass --threads 1 or more, or leave it out to use all cores.');
   }
+  const scale = options.expressionScale;
+  if (scale !== undefined && !(typeof scale === 'number' && scale >= 0 && scale <= 2)) {
+    throw new ReenactError('BAD_ARGUMENT', `expressionScale (--expression-scale) must be a number from 0 to 2, not ${String(scale)}.`, 'Use 1 to follow the driver as it is, less to tone the expression down, more to exaggerate it.');
+  }
+  if (options.animate !== undefined) {
+    const unknown = Array.isArray(options.animate) ? options.animate.filter((part) => !ANIMATE_PARTS.includes(part)) : [String(options.animate)];
+    if (unknown.length > 0 || options.animate.length === 0) {
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `animate (--animate) must list parts of the motion from ${ANIMATE_PARTS.join(', ')}, not ${unknown.length ? unknown.map((part) => `"${String(part)}"`).join(', ') : 'none'}.`,
+        `Pass e.g. --animate pose,eyes (library: animate: ['pose', 'eyes']), or leave it out to animate all of ${ANIMATE_PARTS.join(',')}.`,
+      );
+    }
+  }
+  if (model === 'fomm' && (scale !== undefined || options.animate !== undefined)) {
+    throw new ReenactError('BAD_ARGUMENT', 'expressionScale (--expression-scale) and animate (--animate) are for the mesh model.', 'Leave them out with --model fomm, or use --model mesh.');
+  }
   if (options.face !== undefined && !(Number.isInteger(options.face) && options.face >= 0)) {
     throw new ReenactError('BAD_ARGUMENT', `--face must be a face number of 0 or more, not ${options.face}.`, 'Faces are numbered from 0, largest first.');
   }
@@ -176,6 +198,7 @@ export async function animate(options: AnimateOptions, onProgress?: ProgressCall
       driving: { path: opened.path, info, name: basename(options.driving) },
       startFrame: options.startFrame,
       threads: options.threads,
+      mesh: { expressionScale: options.expressionScale, animate: options.animate },
       signal,
       onProgress,
     };

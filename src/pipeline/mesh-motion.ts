@@ -95,7 +95,8 @@ async function prepareWithPool(context: MotionContext, pool: LandmarkPool, decod
     }
   }
 
-  let animator: MeshAnimator | undefined = reference ? new MeshAnimator(source, reference) : undefined;
+  const options = { ...(context.mesh?.expressionScale !== undefined ? { expressionScale: context.mesh.expressionScale } : {}), ...(context.mesh?.animate ? { animate: context.mesh.animate } : {}) };
+  let animator: MeshAnimator | undefined = reference ? new MeshAnimator(source, reference, options) : undefined;
   let framesWithFace = 0;
   return {
     decode,
@@ -114,7 +115,7 @@ async function prepareWithPool(context: MotionContext, pool: LandmarkPool, decod
         framesWithFace++;
         if (!animator) {
           // No reference chosen: the first frame with a face is the one that maps onto the photo.
-          animator = new MeshAnimator(source, tracked);
+          animator = new MeshAnimator(source, tracked, options);
           startFrame = frame.index;
         }
       }

@@ -2,6 +2,7 @@ import { ReenactError } from '../errors.js';
 import type { Face, FaceAnalyzer } from '../face/detector.js';
 import type { DecodeOptions } from '../media/decode.js';
 import type { VideoInfo } from '../media/probe.js';
+import type { MeshAnimatorOptions } from '../mesh/animator.js';
 import type { ProgressCallback, RgbImage, VideoFrame } from '../types.js';
 
 /** What a motion model needs to prepare a run (shared by the mesh and FOMM modes). */
@@ -19,6 +20,8 @@ export interface MotionContext {
   startFrame?: number | 'best';
   /** CPU threads the mode may use; default all cores. */
   threads?: number;
+  /** Options of the mesh mode's animator (checked by animate). */
+  mesh?: Pick<MeshAnimatorOptions, 'expressionScale' | 'animate'>;
   signal?: AbortSignal;
   onProgress?: ProgressCallback;
 }
