@@ -7,12 +7,13 @@ import { addInspectCommand } from './inspect.js';
 import { addBenchCommand } from './bench.js';
 import { addFommCommand } from './fomm.js';
 import { addStudioCommand } from './studio.js';
+import { addWorkerCommand } from './worker.js';
 
 /**
  * Each command lives in its own module and adds itself to the program; this file only
  * assembles them and turns errors into messages and exit codes.
  */
-const commandModules: ((program: Command) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand, addStudioCommand];
+const commandModules: ((program: Command) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand, addStudioCommand, addWorkerCommand];
 
 export function buildProgram(): Command {
   const program = new Command('reenact')

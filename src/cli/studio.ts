@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { redactRedisUrl } from '../studio/redis-queue.js';
 import { startStudio } from '../studio/server.js';
 import { integerIn, numberIn } from './options.js';
 
@@ -20,6 +21,8 @@ interface StudioCommandOptions {
   keep: number;
   keepDays: number;
   threads?: number;
+  redis?: string;
+  attempts: number;
 }
 
 function openBrowser(url: string): void {
@@ -47,6 +50,8 @@ export function addStudioCommand(program: Command): void {
     .option('--keep <n>', 'finished jobs kept (older ones are deleted)', integerIn(1, 1_000_000), 100)
     .option('--keep-days <n>', 'finished jobs older than this many days are deleted', numberIn(0.001, 100_000), 30)
     .option('--threads <n>', 'CPU threads a job uses (default: all cores)', integerIn(1, 256))
+    .option('--redis <url>', 'run jobs on `reenact worker` processes through this Redis (BullMQ) instead of in the studio; redis:// or rediss:// (default: $REENACT_REDIS_URL when set)')
+    .option('--attempts <n>', 'with --redis: runs a job may have that end in an unexpected error before it fails', integerIn(1, 100), 3)
     .addHelpText(
       'after',
       `
@@ -60,6 +65,7 @@ Examples:
   reenact studio --host 0.0.0.0 --port 8080 --data /srv/reenact`,
     )
     .action(async (options: StudioCommandOptions) => {
+      const redisUrl = options.redis ?? process.env.REENACT_REDIS_URL;
       const studio = await startStudio({
         dataDir: options.data,
         host: options.host,
@@ -70,9 +76,12 @@ Examples:
         ...(options.threads ? { threads: options.threads } : {}),
         limits: { photoBytes: options.maxPhotoMb * 1e6, photoPixels: options.maxPhotoMp * 1e6, clipBytes: options.maxClipMb * 1e6, clipSeconds: options.maxClipSeconds },
         retention: { keep: options.keep, maxAgeDays: options.keepDays },
+        ...(redisUrl ? { redis: { url: redisUrl, attempts: options.attempts } } : {}),
+        log: (line) => process.stderr.write(`reenact studio: ${line}\n`),
       });
       const address = studio.token ? `${studio.url}?token=${encodeURIComponent(studio.token)}` : studio.url;
       process.stdout.write(`reenact studio: ${address}\n  data in ${options.data}; Ctrl-C to stop\n`);
+      if (redisUrl) process.stdout.write(`  jobs run on workers through ${redactRedisUrl(redisUrl)}\n`);
       if (studio.token) process.stdout.write(`  access token: ${studio.token} (send as X-Reenact-Token, or open the URL above once)\n`);
       if (options.open) openBrowser(address);
       // The studio owns the process's signals: the first stops it cleanly, a second forces the exit.
