@@ -17,6 +17,16 @@ import { jobFiles, pruneFinished, type Job, type JobError, type JobFiles, type J
 
 export const QUEUE_NAME = 'reenact';
 
+/** BullMQ's id for a studio job: BullMQ refuses ids that read as integers, which 16 hex digits can. */
+export function bullId(id: string): string {
+  return `job-${id}`;
+}
+
+/** The studio's id of a BullMQ job, or undefined for a job that is not the studio's. */
+export function studioId(bullJobId: string | undefined): string | undefined {
+  return bullJobId?.startsWith('job-') ? bullJobId.slice(4) : undefined;
+}
+
 /** What a worker needs of a job (BullMQ job data). */
 export interface WorkerJobData {
   photo: string;
@@ -148,21 +158,25 @@ export class RedisJobQueue implements JobQueue {
   }
 
   private listen(): void {
-    this.events.on('active', ({ jobId }) => this.update(jobId, async (job) => ({ state: 'running', startedAt: new Date().toISOString(), ...(await this.workerOf(jobId)), progress: undefined, error: undefined })));
+    const on = (id: string, change: Parameters<RedisJobQueue['update']>[1]) => {
+      const job = studioId(id);
+      if (job) void this.update(job, change);
+    };
+    this.events.on('active', ({ jobId }) => on(jobId, async () => ({ state: 'running', startedAt: new Date().toISOString(), ...(await this.workerOf(jobId)), progress: undefined, error: undefined })));
     // Back in the queue: a retry, or a job whose worker died or was stopped.
-    this.events.on('waiting', ({ jobId }) => this.update(jobId, (job) => (job.state === 'running' ? { state: 'queued', progress: undefined } : undefined)));
+    this.events.on('waiting', ({ jobId }) => on(jobId, (job) => (job.state === 'running' ? { state: 'queued', progress: undefined } : undefined)));
     this.events.on('progress', ({ jobId, data }) => {
-      const job = this.jobs.get(jobId);
+      const job = this.jobs.get(studioId(jobId) ?? '');
       if (!job || job.state !== 'running' || typeof data !== 'object') return;
       job.progress = data as unknown as JobProgress;
       this.emit(job);
     });
-    this.events.on('completed', ({ jobId, returnvalue }) => this.update(jobId, () => this.finished(parseValue(returnvalue) as JobResult)));
-    this.events.on('failed', ({ jobId, failedReason }) => this.update(jobId, () => this.failedWith(failedReason)));
+    this.events.on('completed', ({ jobId, returnvalue }) => on(jobId, () => this.finished(parseValue(returnvalue) as JobResult)));
+    this.events.on('failed', ({ jobId, failedReason }) => on(jobId, () => this.failedWith(failedReason)));
   }
 
-  private async workerOf(id: string): Promise<Change> {
-    const job = await this.queue.getJob(id);
+  private async workerOf(bullJobId: string): Promise<Change> {
+    const job = await this.queue.getJob(bullJobId);
     return job?.processedBy ? { worker: job.processedBy } : {};
   }
 
@@ -179,7 +193,7 @@ export class RedisJobQueue implements JobQueue {
 
   /** The record brought in line with BullMQ's state of the job. */
   private async reconcile(job: Job): Promise<Change | undefined> {
-    const bull = await this.queue.getJob(job.id);
+    const bull = await this.queue.getJob(bullId(job.id));
     if (!bull) return { state: 'interrupted', finishedAt: new Date().toISOString(), progress: undefined };
     const state = await bull.getState();
     if (state === 'completed') return this.finished(bull.returnvalue as JobResult);
@@ -221,17 +235,17 @@ export class RedisJobQueue implements JobQueue {
 
   /** The Redis key a worker polls to learn that its job was cancelled. */
   cancelKey(id: string): string {
-    return this.queue.toKey(`${id}:cancel`);
+    return this.queue.toKey(`${bullId(id)}:cancel`);
   }
 
   /** The Redis key holding the lock token of the worker that holds a job (BullMQ's). */
   lockKey(id: string): string {
-    return this.queue.toKey(`${id}:lock`);
+    return this.queue.toKey(`${bullId(id)}:lock`);
   }
 
   private async enqueue(job: Job): Promise<void> {
     const data: WorkerJobData = { photo: job.photo, clip: job.clip, photoName: job.photoName, clipName: job.clipName, options: job.options };
-    await this.queue.add('animate', data, { jobId: job.id, attempts: this.attempts, backoff: { type: 'fixed', delay: 1000 } });
+    await this.queue.add('animate', data, { jobId: bullId(job.id), attempts: this.attempts, backoff: { type: 'fixed', delay: 1000 } });
   }
 
   async submit(spec: JobSpec & { photoName: string; clipName: string }): Promise<Job> {
@@ -260,7 +274,7 @@ export class RedisJobQueue implements JobQueue {
     if (!job) return undefined;
     if (job.state !== 'queued' && job.state !== 'running') return job;
     // A waiting job is removed at once; an active one is locked by its worker, which polls this mark.
-    if ((await this.queue.remove(id)) === 1) {
+    if ((await this.queue.remove(bullId(id))) === 1) {
       await this.update(id, () => ({ state: 'cancelled', finishedAt: new Date().toISOString(), progress: undefined }));
       return job;
     }
@@ -274,7 +288,7 @@ export class RedisJobQueue implements JobQueue {
     const job = this.jobs.get(id);
     if (!job) return undefined;
     if (job.state === 'queued' || job.state === 'running' || job.state === 'done') return job;
-    await this.queue.remove(id);
+    await this.queue.remove(bullId(id));
     await this.redis.del(this.cancelKey(id));
     await this.update(id, () => ({ state: 'queued', error: undefined, progress: undefined, result: undefined, startedAt: undefined, finishedAt: undefined, worker: undefined }));
     await this.enqueue(job);
@@ -285,7 +299,7 @@ export class RedisJobQueue implements JobQueue {
     if (!this.jobs.has(id)) return false;
     await this.cancel(id);
     this.jobs.delete(id);
-    await this.queue.remove(id);
+    await this.queue.remove(bullId(id));
     await this.redis.multi().hdel(this.recordsKey, id).del(this.cancelKey(id)).exec();
     await rm(join(this.options.folder, id), { recursive: true, force: true });
     return true;

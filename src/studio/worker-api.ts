@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { probeVideo } from '../media/probe.js';
 import { isId } from './disk-queue.js';
 import { HttpError } from './errors.js';
-import type { RedisJobQueue, WorkerJobData } from './redis-queue.js';
+import { bullId, type RedisJobQueue, type WorkerJobData } from './redis-queue.js';
 import { writeThumbnail } from './runner.js';
 import { sendFile, sendJson } from './server.js';
 import type { UploadStore } from './uploads.js';
@@ -96,7 +96,7 @@ export function workerApi(queue: RedisJobQueue, uploads: UploadStore, secret: Bu
   const heldJob = async (request: IncomingMessage, id: string): Promise<WorkerJobData> => {
     const claims = verifyWorkerToken(secret, bearer(request));
     const lock = request.headers['x-reenact-lock'];
-    const job = isId(id) ? await queue.queue.getJob(id) : undefined;
+    const job = isId(id) ? await queue.queue.getJob(bullId(id)) : undefined;
     if (!job) throw new HttpError(404, 'UNKNOWN_JOB', `there is no job with id "${id.slice(0, 40)}".`, 'It may have been deleted; take the next job.');
     const held = typeof lock === 'string' && lock.length > 0 && (await queue.redis.get(queue.lockKey(id))) === lock && job.processedBy === claims.name;
     if (!held) throw new HttpError(403, 'NOT_YOUR_JOB', `job ${id} is not held by worker "${claims.name}" under that lock.`, 'A worker may only fetch inputs and send results of the jobs it holds; its lock may have expired (the job went to another worker).');

@@ -1,14 +1,14 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UnrecoverableError, WaitingError, Worker, type Job as BullJob } from 'bullmq';
 import { ReenactError } from '../errors.js';
 import type { JobError, JobResult } from '../studio/jobs.js';
 import { progressReporter } from '../studio/jobs.js';
-import { encodeJobError, QUEUE_NAME, redisClient, type WorkerJobData } from '../studio/redis-queue.js';
+import { encodeJobError, QUEUE_NAME, redisClient, studioId, type WorkerJobData } from '../studio/redis-queue.js';
 import { animateJob } from '../studio/runner.js';
 import { readWorkerToken } from '../studio/worker-api.js';
 
@@ -49,6 +49,11 @@ export interface RunningWorker {
 
 /** Codes of the library's errors that are about the machine, not the job's inputs: worth another try. */
 const MACHINE_ERRORS = new Set(['FFMPEG_FAILED', 'OUTPUT_UNWRITABLE']);
+
+function plainName(name: string, fallback: string): string {
+  const plain = basename(name);
+  return plain && plain !== '.' && plain !== '..' ? plain : fallback;
+}
 
 class StudioRefusal extends Error {
   constructor(
@@ -93,21 +98,24 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const queueName = options.queueName ?? QUEUE_NAME;
 
   const processJob = async (job: BullJob<WorkerJobData, JobResult>, lock: string | undefined, jobSignal?: AbortSignal): Promise<JobResult> => {
-    const id = job.id!;
+    const id = studioId(job.id);
+    if (!id) throw new UnrecoverableError(encodeJobError({ code: 'NOT_A_STUDIO_JOB', message: `job ${job.id} in the queue was not added by reenact studio.` }));
     const held = { 'x-reenact-lock': lock ?? '' };
     const folder = await mkdtemp(join(options.workDir ?? tmpdir(), `reenact-job-${id}-`));
     const cancelled = new AbortController();
     const signal = AbortSignal.any([shutdown.signal, cancelled.signal, ...(jobSignal ? [jobSignal] : [])]);
-    const cancelKey = worker.toKey(`${id}:cancel`);
+    const cancelKey = worker.toKey(`${job.id}:cancel`);
     const poll = setInterval(() => {
       watcher.exists(cancelKey).then((found) => found && cancelled.abort('cancel'), () => {});
     }, 1000);
-    const inputs = { photo: join(folder, 'photo'), clip: join(folder, 'clip') };
+    // Under the user's names (plain names, checked by the studio), so the library's messages name them.
+    const inputs = { photo: join(folder, 'photo', plainName(job.data.photoName, 'photo')), clip: join(folder, 'clip', plainName(job.data.clipName, 'clip')) };
     const output = join(folder, 'result.mp4');
     const started = performance.now();
     log(`job ${id}: started (attempt ${job.attemptsStarted}${job.stalledCounter ? `, after ${job.stalledCounter} stopped worker(s)` : ''})`);
     try {
       for (const kind of ['photo', 'clip'] as const) {
+        await mkdir(dirname(inputs[kind]));
         const response = await call(`/api/worker/jobs/${id}/${kind}`, { headers: held, signal });
         await pipeline(Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream), createWriteStream(inputs[kind]), { signal });
       }
@@ -132,7 +140,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       if (cancelled.signal.aborted) throw new UnrecoverableError(encodeJobError({ code: 'CANCELLED', message: 'the job was cancelled.' }));
       if (error instanceof StudioRefusal && error.status !== 403) throw new UnrecoverableError(encodeJobError(error.error));
       if (error instanceof ReenactError && !MACHINE_ERRORS.has(error.code)) {
-        const message = error.message.replaceAll(inputs.photo, job.data.photoName).replaceAll(inputs.clip, job.data.clipName);
+        const message = error.message.replaceAll(dirname(inputs.photo) + sep, '').replaceAll(dirname(inputs.clip) + sep, '');
         log(`job ${id}: failed: ${message}`);
         throw new UnrecoverableError(encodeJobError({ code: error.code, message, ...(error.hint ? { hint: error.hint } : {}) }));
       }
