@@ -71,3 +71,7 @@ export { FaceBlender, type FaceBlendOptions } from './compose/blend.js';
 export { CompareComposer, compareLayout, type CompareLayout } from './compose/compare.js';
 export { cropToEven, evenSize } from './compose/even.js';
 export { createLabel, drawLabel, syntheticMetadata, LABEL_TEXT, SYNTHETIC_NOTICE, type Label, type LabelOptions } from './compose/label.js';
+
+// The studio: its server, and the job queue interface another queue (workers on Redis) can implement.
+export { startStudio, type Studio, type StudioOptions } from './studio/server.js';
+export type { Job, JobOptions, JobQueue, JobRunner, JobSpec, JobState } from './studio/jobs.js';

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import type { Job } from '../src/studio/jobs.js';
 import { projectRoot } from './shared.js';
 
 /** Debian's redis-server; tests that need it skip without it, except in CI (which installs it). */
@@ -80,4 +81,22 @@ export function startWorkerProcess(args: string[], env: Record<string, string>):
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | NodeJS.Signals | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
   return { child, output: () => output, exited };
+}
+
+/** Calls `onJob` with every job the studio's page would be sent (its server-sent `job` events), until `signal` aborts. */
+export function watchJobEvents(studioUrl: string, signal: AbortSignal, onJob: (job: Job) => void): void {
+  void (async () => {
+    const response = await fetch(new URL('/api/events', studioUrl), { signal });
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of response.body! as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const data = /^event: job\ndata: (.+)$/m.exec(buffer.slice(0, end))?.[1];
+        buffer = buffer.slice(end + 2);
+        if (data) onJob(JSON.parse(data) as Job);
+      }
+    }
+  })().catch(() => {});
 }

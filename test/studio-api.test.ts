@@ -128,6 +128,10 @@ describe('studio API: bad requests get a 4xx JSON error and leave nothing behind
     const job = (body: unknown) => ['/api/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }] as [string, RequestInit];
     assert.equal((await refused(studio, ...job({ photo: 'fedcba9876543210', clip: '0123456789abcdef' }))).error.code, 'UNKNOWN_UPLOAD');
     assert.equal((await refused(studio, '/api/jobs', { method: 'POST', body: '{not json' })).error.code, 'BAD_JSON');
+    const noCheckpoint = await refused(studio, ...job({ photo: 'fedcba9876543210', clip: '0123456789abcdef', options: { model: 'fomm', config: '../../etc/passwd', checkpoint: 'x.pth.tar' } }));
+    assert.equal(noCheckpoint.error.code, 'BAD_OPTION');
+    assert.match(noCheckpoint.error.message, /fomm needs a config from the models folder/);
+    assert.equal((await refused(studio, ...job({ options: { model: 'mesh', startFrame: -3 } }))).error.code, 'BAD_OPTION');
     assert.equal((await refused(studio, '/api/nothing')).error.code, 'NOT_FOUND');
     assert.deepEqual(await storedFiles(dataDir), []);
   });

@@ -85,16 +85,15 @@ describe('studio in Chromium', { skip }, () => {
     await page.waitForSelector('#countdown:has-text("3")');
     await snap(page, '03-countdown');
     await page.waitForSelector('#record-stop', { state: 'visible', timeout: 10_000 });
-    const recordingStarted = Date.now();
+    // Stopped by a timer in the page, so the 4 s do not depend on how fast this process answers.
+    await page.evaluate(() => setTimeout(() => document.getElementById('record-stop')!.click(), 4000));
     await page.waitForTimeout(2000);
     assert.match((await page.textContent('#rec-timer')) ?? '', /REC 0:0[12]/);
     await snap(page, '04-recording');
-    await page.waitForTimeout(Math.max(0, 4000 - (Date.now() - recordingStarted)));
-    await page.click('#record-stop');
     await page.waitForSelector('#clip-preview', { state: 'visible', timeout: 60_000 });
     await page.waitForFunction(() => (document.getElementById('clip-track') as HTMLImageElement).naturalWidth === 256);
     const caption = (await page.textContent('#clip-caption')) ?? '';
-    assert.match(caption, /recording\.webm: (3\.[6-9]|4\.[0-5]) s/, caption);
+    assert.match(caption, /recording\.webm: (3\.[7-9]|4\.[0-4]) s/, caption);
     assert.match(caption, /with sound \(recording repaired\)/);
     await snap(page, '05-clip');
 
@@ -123,7 +122,7 @@ describe('studio in Chromium', { skip }, () => {
       for (const sample of samples) energy += sample * sample;
       return { duration: video.duration, currentTime: video.currentTime, width: video.videoWidth, audioSeconds: audio.duration, rms: Math.sqrt(energy / samples.length) };
     });
-    assert.ok(Math.abs(played.duration - 4) < 0.5, `result lasts ${played.duration} s`);
+    assert.ok(Math.abs(played.duration - 4) < 0.4, `result lasts ${played.duration} s`);
     assert.ok(played.currentTime > 0.5, `the result plays (at ${played.currentTime} s)`);
     assert.equal(played.width, 586);
     assert.ok(played.audioSeconds > 3.5 && played.rms > 0.005, `the result has the microphone's sound: ${JSON.stringify(played)}`);
@@ -141,7 +140,7 @@ describe('studio in Chromium', { skip }, () => {
     await snap(page, '08-history');
   });
 
-  test('a photo with two faces: both boxed, a click chooses the other; a photo without a face shows the library\'s message', async () => {
+  test('photos: two faces both boxed, a click chooses the other; a webcam snapshot; a photo without a face shows the library\'s message', async () => {
     // Two portraits side by side, made here from the fixtures.
     const left = await sharp(shared('fixtures', 'portrait-old-photo.jpg')).resize({ height: 500 }).toBuffer();
     const right = await sharp(shared('fixtures', 'portrait-studio.png')).flatten({ background: '#ffffff' }).resize({ height: 360 }).toBuffer();
@@ -160,6 +159,14 @@ describe('studio in Chromium', { skip }, () => {
     assert.match((await page.getAttribute('#photo-crop', 'src')) ?? '', /crop\?face=1$/);
     await page.waitForFunction(() => (document.getElementById('photo-crop') as HTMLImageElement).naturalWidth === 256);
     await snap(page, '09-two-faces');
+
+    // A snapshot from the (fake) webcam, which shows the driving clip's face.
+    await page.click('#photo-camera');
+    await page.waitForFunction(() => (document.getElementById('photo-camera-video') as HTMLVideoElement).videoWidth > 0);
+    await page.click('#photo-snap');
+    await page.waitForSelector('.face-box.chosen');
+    assert.equal(await page.getAttribute('#photo-image', 'alt'), 'The chosen photo, camera.png');
+    assert.match((await page.textContent('#face-caption')) ?? '', /1 face found/);
 
     await page.setInputFiles('#photo-input', shared('fixtures', 'cartoon-no-face.jpg'));
     await page.waitForSelector('#photo-problem', { state: 'visible' });

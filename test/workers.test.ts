@@ -7,29 +7,14 @@ import { Redis } from 'ioredis';
 import { runFfmpeg } from '../src/media/ffmpeg.js';
 import type { Job } from '../src/studio/jobs.js';
 import { probeTags } from './animate-measure.js';
-import { skipWithoutRedis, startRedis, startWorkerProcess, type RedisProcess, type WorkerProcess } from './redis-run.js';
+import { skipWithoutRedis, startRedis, startWorkerProcess, watchJobEvents, type RedisProcess, type WorkerProcess } from './redis-run.js';
 import { shared, skipWithoutShared } from './shared.js';
 import { startStudioProcess, waitFor, type StudioProcess } from './studio-run.js';
 
-/** Every server-sent event the studio's page would have received, in order. */
+/** Every job event the studio's page would have received, in order. */
 function watchEvents(url: string, signal: AbortSignal): { jobEvents: (id: string) => Job[] } {
   const events: Job[] = [];
-  void (async () => {
-    const response = await fetch(new URL('/api/events', url), { signal });
-    let buffer = '';
-    const decoder = new TextDecoder();
-    for await (const chunk of response.body! as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const message = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const event = /^event: (.+)$/m.exec(message)?.[1];
-        const data = /^data: (.+)$/m.exec(message)?.[1];
-        if (event === 'job' && data) events.push(JSON.parse(data) as Job);
-      }
-    }
-  })().catch(() => {});
+  watchJobEvents(url, signal, (job) => events.push(job));
   return { jobEvents: (id) => events.filter((job) => job.id === id) };
 }
 

@@ -84,6 +84,8 @@ Examples:
       if (redisUrl) process.stdout.write(`  jobs run on workers through ${redactRedisUrl(redisUrl)}\n`);
       if (studio.token) process.stdout.write(`  access token: ${studio.token} (send as X-Reenact-Token, or open the URL above once)\n`);
       if (options.open) openBrowser(address);
+      // Whatever ends the process first (a second Ctrl-C, a handler that exits), nothing half-written stays.
+      process.on('exit', studio.removeTemporaryFilesSync);
       // The studio owns the process's signals: the first stops it cleanly, a second forces the exit.
       await new Promise<void>((stopped) => {
         const stop = (signal: NodeJS.Signals) => {
@@ -98,6 +100,7 @@ Examples:
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      process.off('exit', studio.removeTemporaryFilesSync);
       process.stdout.write('reenact studio: stopped\n');
     });
 }

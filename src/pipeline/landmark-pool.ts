@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { workerEntry } from '../worker-entry.js';
 import type { Face, FaceAnalyzer, FrameDetection } from '../face/detector.js';
 import { rollDegrees } from '../face/landmarks.js';
 import type { RgbImage, VideoFrame } from '../types.js';
@@ -63,7 +64,7 @@ class LandmarkWorker {
    * wait in its queue, and a failure to load rejects them (and later ones) with the error.
    */
   static start(): LandmarkWorker {
-    return new LandmarkWorker(new Worker(workerEntry()));
+    return new LandmarkWorker(new Worker(workerEntry(import.meta.url, 'landmark-worker')));
   }
 
   get busy(): number {
@@ -89,19 +90,6 @@ class LandmarkWorker {
     this.worker.removeAllListeners('exit');
     await this.worker.terminate();
   }
-}
-
-/**
- * The worker's entry: the compiled .js beside this file, or, when running from TypeScript
- * sources under tsx (tests, benchmarks), a small module that loads the .ts through tsx, which
- * worker threads do not inherit.
- */
-function workerEntry(): URL {
-  const ownUrl = import.meta.url;
-  if (!ownUrl.endsWith('.ts')) return new URL('./landmark-worker.js', ownUrl);
-  const entry = new URL('./landmark-worker.ts', ownUrl).href;
-  const loader = `import { tsImport } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))};\nawait tsImport(${JSON.stringify(entry)}, ${JSON.stringify(ownUrl)});`;
-  return new URL(`data:text/javascript,${encodeURIComponent(loader)}`);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync, rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ReenactError } from '../errors.js';
@@ -18,6 +19,11 @@ export async function writeJson(path: string, value: unknown): Promise<void> {
   const temporary = `${path}.${randomBytes(4).toString('hex')}.tmp`;
   await writeFile(temporary, `${JSON.stringify(value, null, 2)}\n`);
   await rename(temporary, path);
+}
+
+/** Files a run leaves while it writes: partial results (PendingOutput) and records being replaced. */
+function isTemporary(file: string): boolean {
+  return file.includes('.partial') || file.endsWith('.tmp');
 }
 
 export interface DiskJobQueueOptions {
@@ -68,7 +74,7 @@ export class DiskJobQueue implements JobQueue {
         continue;
       }
       // Half-written results of a run that died with the process.
-      for (const file of await readdir(folder)) if (file.includes('.partial') || file.endsWith('.tmp')) await rm(join(folder, file), { force: true });
+      for (const file of await readdir(folder)) if (isTemporary(file)) await rm(join(folder, file), { force: true });
       if (job.state === 'running') {
         job.state = 'interrupted';
         job.finishedAt = new Date().toISOString();
@@ -162,6 +168,18 @@ export class DiskJobQueue implements JobQueue {
     const runs = [...this.running.values()];
     for (const run of runs) run.controller.abort('shutdown');
     await Promise.all(runs.map((run) => run.done));
+  }
+
+  /**
+   * For a process that exits before close() could finish (a second Ctrl-C): removes what the
+   * running jobs had half-written. Their records still say running: the next start marks them
+   * interrupted.
+   */
+  removeTemporaryFilesSync(): void {
+    for (const id of this.running.keys()) {
+      const folder = join(this.options.folder, id);
+      for (const file of readdirSync(folder)) if (isTemporary(file)) rmSync(join(folder, file), { force: true });
+    }
   }
 
   private pump(): void {

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
@@ -307,6 +308,13 @@ export class RedisJobQueue implements JobQueue {
 
   files(id: string): JobFiles {
     return jobFiles(this.options.folder, id);
+  }
+
+  /** Results being received from workers (worker-api.ts), under temporary names. */
+  readonly receiving = new Set<string>();
+
+  removeTemporaryFilesSync(): void {
+    for (const path of this.receiving) rmSync(path, { force: true });
   }
 
   subscribe(listener: (job: Job) => void): () => void {

@@ -1,60 +1,66 @@
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ReenactError } from '../errors.js';
-import { runFfmpeg } from '../media/ffmpeg.js';
-import { writeAtomically } from '../output.js';
-import { animate } from '../pipeline/animate.js';
+import { Worker } from 'node:worker_threads';
+import { ReenactError, type ErrorCode } from '../errors.js';
+import { cancelled } from '../media/ffmpeg.js';
 import type { ProgressEvent } from '../types.js';
+import { workerEntry } from '../worker-entry.js';
+import type { JobThreadData, JobThreadMessage } from './job-thread.js';
 import type { JobOptions, JobResult, JobRunner } from './jobs.js';
 import type { UploadStore } from './uploads.js';
 
-/**
- * A job's `animate`, wherever it runs: in the studio (animateJobRunner) or on a worker that
- * downloaded the inputs (src/worker). FOMM's config and checkpoint are names in `modelsFolder`.
- * Returns what the studio keeps of the result.
- */
-export async function animateJob(
-  inputs: { photo: string; clip: string },
-  options: JobOptions,
-  output: string,
-  settings: { modelsFolder: string; threads?: number },
-  signal: AbortSignal,
-  onProgress: (event: ProgressEvent) => void,
-): Promise<JobResult> {
-  const result = await animate(
-    {
-      source: inputs.photo,
-      driving: inputs.clip,
-      output,
-      model: options.model,
-      ...(options.model === 'fomm' && options.config && options.checkpoint
-        ? { config: join(settings.modelsFolder, options.config), checkpoint: join(settings.modelsFolder, options.checkpoint) }
-        : {}),
-      compare: options.compare,
-      label: options.label,
-      ...(options.face !== undefined ? { face: options.face } : {}),
-      ...(options.startFrame !== undefined ? { startFrame: options.startFrame } : {}),
-      ...(settings.threads ? { threads: settings.threads } : {}),
-      signal,
-    },
-    onProgress,
-  );
-  const { width, height, fps, frames, duration, hasAudio, labelled, seconds } = result;
-  return { width, height, fps, frames, duration, hasAudio, labelled, seconds, bytes: (await stat(output)).size };
+/** A job's options as `animate` takes them; FOMM's config and checkpoint are names in `modelsFolder`. */
+export function jobRequest(inputs: { photo: string; clip: string }, options: JobOptions, output: string, modelsFolder: string, threads?: number): JobThreadData['request'] {
+  return {
+    source: inputs.photo,
+    driving: inputs.clip,
+    output,
+    model: options.model,
+    ...(options.model === 'fomm' && options.config && options.checkpoint
+      ? { config: join(modelsFolder, options.config), checkpoint: join(modelsFolder, options.checkpoint) }
+      : {}),
+    compare: options.compare,
+    label: options.label,
+    ...(options.face !== undefined ? { face: options.face } : {}),
+    ...(options.startFrame !== undefined ? { startFrame: options.startFrame } : {}),
+    ...(threads ? { threads } : {}),
+  };
 }
 
-/** A small JPEG from the middle of the first two seconds of a result, for the history. */
-export async function writeThumbnail(video: string, thumbnail: string, duration: number, signal?: AbortSignal): Promise<void> {
-  const at = Math.min(1, duration / 2);
-  await writeAtomically(thumbnail, (temporary) =>
-    runFfmpeg(['-y', '-v', 'error', '-ss', String(at), '-i', video, '-frames:v', '1', '-vf', 'scale=320:-2', '-f', 'image2', '-c:v', 'mjpeg', temporary], 'making the thumbnail', signal ? { signal } : {}),
-  );
+/**
+ * Runs a job (animate, then the thumbnail when asked for) on a worker thread of its own, so the
+ * frames it computes never hold up the process's event loop (the studio's answers, a worker's
+ * lock renewals); aborting the signal aborts animate there, which removes its partial output
+ * before the thread ends. `log` gets the trace of an error that is a bug, not bad input.
+ */
+export async function runJobThread(data: JobThreadData, signal: AbortSignal, onProgress: (event: ProgressEvent) => void, log: (line: string) => void): Promise<JobResult> {
+  if (signal.aborted) throw cancelled();
+  const worker = new Worker(workerEntry(import.meta.url, 'job-thread'), { workerData: data });
+  const abort = () => worker.postMessage('abort');
+  signal.addEventListener('abort', abort, { once: true });
+  try {
+    return await new Promise<JobResult>((resolve, reject) => {
+      worker.on('message', (message: JobThreadMessage) => {
+        if ('progress' in message) return onProgress(message.progress);
+        if ('result' in message) return resolve(message.result);
+        const { code, message: text, hint } = message.error;
+        if (code) return reject(new ReenactError(code as ErrorCode, text, hint));
+        // A bug, not bad input: the trace goes to the log, its first line to the page.
+        log(text);
+        reject(new Error(text.split('\n')[0]!.replace(/^Error: /, '')));
+      });
+      worker.on('error', reject);
+      worker.on('exit', (code) => reject(new Error(`the job's thread stopped (exit code ${code})`)));
+    });
+  } finally {
+    signal.removeEventListener('abort', abort);
+    // Its answer is in; whatever it still holds (models, wasm) goes with the thread.
+    await worker.terminate();
+  }
 }
 
 /**
  * The studio's job: `animate` on the job's uploads, writing into the job's folder, then a
- * thumbnail from the result for the history. Cancelling aborts animate, which removes its
- * partial output.
+ * thumbnail from the result for the history, on a thread of its own (runJobThread).
  */
 export function animateJobRunner(uploads: UploadStore, modelsFolder: string, threads?: number): JobRunner {
   return async (job, files, signal, onProgress) => {
@@ -62,8 +68,7 @@ export function animateJobRunner(uploads: UploadStore, modelsFolder: string, thr
     if (!photo || !clip) {
       throw new ReenactError('FILE_NOT_FOUND', `the job's ${!photo ? 'photo' : 'clip'} is no longer on the server (pruned or deleted).`, 'Upload it again and start a new job.');
     }
-    const result = await animateJob({ photo: uploads.path(photo), clip: uploads.path(clip) }, job.options, files.result, { modelsFolder, ...(threads ? { threads } : {}) }, signal, onProgress);
-    await writeThumbnail(files.result, files.thumbnail, result.duration, signal);
-    return result;
+    const request = jobRequest({ photo: uploads.path(photo), clip: uploads.path(clip) }, job.options, files.result, modelsFolder, threads);
+    return runJobThread({ request, thumbnail: files.thumbnail }, signal, onProgress, (trace) => process.stderr.write(`reenact studio: job ${job.id} failed: ${trace}\n`));
   };
 }

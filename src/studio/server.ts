@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, rmSync } from 'node:fs';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -48,6 +48,8 @@ export interface Studio {
   queue: JobQueue;
   /** Stops taking requests, interrupts running jobs and removes temporary files. */
   close(): Promise<void>;
+  /** Synchronous last resort for a process exiting before close() finished: removes temporary files. */
+  removeTemporaryFilesSync(): void;
 }
 
 const PAGE_DIR = fileURLToPath(new URL('../../dist/studio/page/', import.meta.url));
@@ -273,9 +275,9 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         return sendJson(response, 200, await queue.list());
       case 'POST /jobs': {
         const body = await readJson(request);
+        const jobOptionsValue = await jobOptions(body, modelsDir);
         const photo = await uploadOf(String(body.photo ?? ''), 'photo');
         const clip = await uploadOf(String(body.clip ?? ''), 'clip');
-        const jobOptionsValue = await jobOptions(body, modelsDir);
         if (photo.photo?.problem) throw new HttpError(422, photo.photo.problem.code, photo.photo.problem.message, photo.photo.problem.hint);
         const job = await queue.submit({ photo: photo.id, clip: clip.id, photoName: photo.name, clipName: clip.name, options: jobOptionsValue });
         return sendJson(response, 201, job);
@@ -337,6 +339,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       sendJson(response, http.status, http.body);
     });
   });
+  // A 500 MB clip over a slow link, then its analysis, can take longer than Node's default 5 minutes.
+  server.requestTimeout = 3600_000;
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 7860, host, () => resolveListen());
@@ -357,5 +361,9 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       await uploads.clearTemporary();
       await stopped;
     })());
-  return { url, ...(token ? { token } : {}), queue, close };
+  const removeTemporaryFilesSync = () => {
+    queue.removeTemporaryFilesSync();
+    rmSync(join(dataDir, 'tmp'), { recursive: true, force: true });
+  };
+  return { url, ...(token ? { token } : {}), queue, close, removeTemporaryFilesSync };
 }

@@ -31,6 +31,8 @@ export const DEFAULT_LIMITS: UploadLimits = { photoBytes: 30e6, photoPixels: 40e
 
 /** Frame rates above this are not camera footage; a clip claiming more frames a second is refused. */
 const MAX_FPS = 240;
+/** Most face detections the clip preview's track search makes. */
+const PREVIEW_DETECTIONS = 300;
 /** Larger frames than this are refused rather than decoded. */
 const MAX_CLIP_SIDE = 4096;
 
@@ -220,8 +222,10 @@ export class UploadStore {
     upload.clip = { width: info.width, height: info.height, fps: info.fps, frames: info.frameCount, duration: info.duration, hasAudio: info.hasAudio, repaired };
     const path = this.path(upload);
     try {
-      // As the fomm pipeline finds it: boxes on every third frame, the longest track.
-      const tracks = await findFaceTracks(path, await this.analyzer(), { stride: 3, minFrames: 1, signal });
+      // As the fomm pipeline finds it (boxes on every third frame, the longest track), but with at
+      // most ~300 detections, so a long clip's preview takes seconds, not minutes.
+      const stride = Math.max(3, Math.ceil(info.frameCount / PREVIEW_DETECTIONS));
+      const tracks = await findFaceTracks(path, await this.analyzer(), { stride, minFrames: 1, signal });
       const track = longestTrack(tracks, upload.name, 1);
       upload.clip.track = { box: track.box, start: track.start, end: track.end };
       const middle = (track.start + track.end - 1) / 2 / info.fps;

@@ -8,7 +8,7 @@ import { probeVideo } from '../media/probe.js';
 import { isId } from './disk-queue.js';
 import { HttpError } from './errors.js';
 import { bullId, type RedisJobQueue, type WorkerJobData } from './redis-queue.js';
-import { writeThumbnail } from './runner.js';
+import { writeThumbnail } from './thumbnail.js';
 import { sendFile, sendJson } from './server.js';
 import type { UploadStore } from './uploads.js';
 
@@ -109,6 +109,7 @@ export function workerApi(queue: RedisJobQueue, uploads: UploadStore, secret: Bu
     if (Number.isFinite(declared) && declared > MAX_RESULT_BYTES) throw tooLarge();
     const files = queue.files(id);
     const partial = `${files.result}.${randomBytes(4).toString('hex')}.partial`;
+    queue.receiving.add(partial);
     try {
       let bytes = 0;
       const counter = new Transform({
@@ -126,6 +127,7 @@ export function workerApi(queue: RedisJobQueue, uploads: UploadStore, secret: Bu
       return { bytes };
     } finally {
       await rm(partial, { force: true });
+      queue.receiving.delete(partial);
     }
   };
 

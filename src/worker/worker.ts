@@ -9,7 +9,7 @@ import { ReenactError } from '../errors.js';
 import type { JobError, JobResult } from '../studio/jobs.js';
 import { progressReporter } from '../studio/jobs.js';
 import { encodeJobError, QUEUE_NAME, redisClient, studioId, type WorkerJobData } from '../studio/redis-queue.js';
-import { animateJob } from '../studio/runner.js';
+import { jobRequest, runJobThread } from '../studio/runner.js';
 import { readWorkerToken } from '../studio/worker-api.js';
 
 /**
@@ -120,7 +120,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         await pipeline(Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream), createWriteStream(inputs[kind]), { signal });
       }
       const onProgress = progressReporter((progress) => void job.updateProgress(progress as unknown as object).catch(() => {}), 250);
-      const result = await animateJob(inputs, job.data.options, output, { modelsFolder: options.modelsDir ?? join(folder, 'models'), ...(options.threads ? { threads: options.threads } : {}) }, signal, onProgress);
+      const request = jobRequest(inputs, job.data.options, output, options.modelsDir ?? join(folder, 'models'), options.threads);
+      const result = await runJobThread({ request }, signal, onProgress, (trace) => log(`job ${id}: ${trace}`));
       await call(`/api/worker/jobs/${id}/result`, {
         method: 'PUT',
         headers: { ...held, 'content-type': 'video/mp4', 'content-length': String((await stat(output)).size) },
