@@ -25,13 +25,13 @@ export interface RedisProcess {
   stop(): Promise<void>;
 }
 
-/** A redis-server on 127.0.0.1 with its data (append-only file, as the README says to run it) in `dir`. */
-export async function startRedis(dir: string): Promise<RedisProcess> {
+/** A redis-server on 127.0.0.1 with its data (append-only file, as the README says to run it) in `dir`, and a password when given. */
+export async function startRedis(dir: string, password?: string): Promise<RedisProcess> {
   if (!REDIS_SERVER) throw new Error('redis-server is not installed: apt-get install -y redis-server');
   const port = await freePort();
   let child: ChildProcess;
   const launch = async () => {
-    child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--protected-mode', 'yes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--protected-mode', 'yes', ...(password ? ['--requirepass', password] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 20_000);
@@ -53,7 +53,7 @@ export async function startRedis(dir: string): Promise<RedisProcess> {
   };
   await launch();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://${password ? `:${encodeURIComponent(password)}@` : ''}127.0.0.1:${port}`,
     port,
     stop,
     async restart() {
@@ -83,20 +83,30 @@ export function startWorkerProcess(args: string[], env: Record<string, string>):
   return { child, output: () => output, exited };
 }
 
-/** Calls `onJob` with every job the studio's page would be sent (its server-sent `job` events), until `signal` aborts. */
+/**
+ * Calls `onJob` with every job the studio's page would be sent (its server-sent `job` events),
+ * connecting again after the studio restarts, as the page's EventSource does, until `signal` aborts.
+ */
 export function watchJobEvents(studioUrl: string, signal: AbortSignal, onJob: (job: Job) => void): void {
   void (async () => {
-    const response = await fetch(new URL('/api/events', studioUrl), { signal });
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of response.body! as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const data = /^event: job\ndata: (.+)$/m.exec(buffer.slice(0, end))?.[1];
-        buffer = buffer.slice(end + 2);
-        if (data) onJob(JSON.parse(data) as Job);
+    while (!signal.aborted) {
+      try {
+        const response = await fetch(new URL('/api/events', studioUrl), { signal });
+        const decoder = new TextDecoder();
+        let buffer = '';
+        for await (const chunk of response.body! as unknown as AsyncIterable<Uint8Array>) {
+          buffer += decoder.decode(chunk, { stream: true });
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const data = /^event: job\ndata: (.+)$/m.exec(buffer.slice(0, end))?.[1];
+            buffer = buffer.slice(end + 2);
+            if (data) onJob(JSON.parse(data) as Job);
+          }
+        }
+      } catch {
+        // The studio is down or restarting: try again.
       }
+      await new Promise((resolve) => setTimeout(resolve, 200));
     }
-  })().catch(() => {});
+  })();
 }

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { runFfmpeg } from '../src/media/ffmpeg.js';
 import type { Job } from '../src/studio/jobs.js';
 import { probeTags } from './animate-measure.js';
-import { skipWithoutRedis, startRedis, startWorkerProcess, watchJobEvents, type RedisProcess, type WorkerProcess } from './redis-run.js';
+import { freePort, skipWithoutRedis, startRedis, startWorkerProcess, watchJobEvents, type RedisProcess, type WorkerProcess } from './redis-run.js';
 import { shared, skipWithoutShared } from './shared.js';
 import { startStudioProcess, waitFor, type StudioProcess } from './studio-run.js';
 
@@ -19,11 +19,13 @@ function watchEvents(url: string, signal: AbortSignal): { jobEvents: (id: string
 }
 
 const skip = skipWithoutShared || skipWithoutRedis;
+const REDIS_PASSWORD = 'pw-that-must-never-be-logged';
 
 describe('studio --redis with two reenact worker processes', { skip }, () => {
   let folder: string;
   let redis: RedisProcess;
   let studio: StudioProcess;
+  let studioArgs: string[];
   const workers: Record<string, WorkerProcess> = {};
   const tokens: Record<string, string> = {};
   const stopEvents = new AbortController();
@@ -31,8 +33,10 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
 
   before(async () => {
     folder = await mkdtemp(join(tmpdir(), 'reenact-workers-'));
-    redis = await startRedis(folder);
-    studio = await startStudioProcess(join(folder, 'studio'), '--redis', redis.url);
+    redis = await startRedis(folder, REDIS_PASSWORD);
+    // A fixed port: the workers find the studio again after it restarts.
+    studioArgs = ['--redis', redis.url, '--port', String(await freePort())];
+    studio = await startStudioProcess(join(folder, 'studio'), ...studioArgs);
     api = async (path, init = {}) => {
       const response = await fetch(new URL(path, studio.url), init);
       const text = await response.text();
@@ -56,7 +60,7 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
     await rm(folder, { recursive: true, force: true });
   });
 
-  test('six jobs survive a Redis restart and a SIGKILLed worker: each done once, labelled; the moved job\'s progress resumes on the other worker; a no-face job fails once; bad worker requests are refused and logged', async () => {
+  test('six jobs survive a Redis restart, a studio restart and a SIGKILLed worker: each done once, labelled; the moved job\'s progress resumes on the other worker; a no-face job fails once; bad worker requests are refused and logged', async () => {
     const events = watchEvents(studio.url, stopEvents.signal);
     const upload = async (kind: 'photo' | 'clip', path: string) => {
       const response = await api(`/api/uploads/${kind}`, { method: 'POST', body: await readFile(path), headers: { 'x-file-name': path.split('/').pop()! } });
@@ -92,8 +96,12 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
     for (const clip of clips) ids.push(await submit(clip.id));
     const noFace = await submit(facelessClip);
 
-    // Redis restarts between submission and completion.
+    // Redis restarts between submission and completion, then the studio does.
     await redis.restart();
+    await waitFor('a job to start', async () => ((await api('/api/jobs')).body as Job[]).find((job) => job.state === 'running'), 120_000);
+    assert.equal(await studio.stop('SIGTERM'), 0);
+    const firstStudioOutput = studio.output();
+    studio = await startStudioProcess(join(folder, 'studio'), ...studioArgs);
 
     // The job w1 is working on, well into its frames.
     const moved = await waitFor(
@@ -108,6 +116,7 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
     // Bad worker requests while w1 holds it: nothing changes.
     const lock = await (async () => {
       const client = new Redis(redis.url);
+      client.on('error', () => {});
       try {
         return (await client.get(`bull:reenact:job-${moved.id}:lock`))!;
       } finally {
@@ -162,7 +171,9 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
     for (const [i, id] of ids.entries()) {
       const job = finished.find((candidate) => candidate.id === id)!;
       assert.equal(job.state, 'done', `job ${i}: ${JSON.stringify(job.error)}`);
-      assert.equal(events.jobEvents(id).filter((event) => event.state === 'done').length, 1, `job ${i} finished exactly once`);
+      // Finished once: one worker says so, and the page was told at most once (not while the studio was down).
+      assert.equal(workerLogs.match(new RegExp(`job ${id}: done`, 'g'))?.length, 1, `job ${i} finished exactly once`);
+      assert.ok(events.jobEvents(id).filter((event) => event.state === 'done').length <= 1);
       assert.equal(job.result!.labelled, true);
       const response = await fetch(new URL(`/api/jobs/${id}/result.mp4`, studio.url));
       assert.equal(response.status, 200);
@@ -183,5 +194,24 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
     assert.equal(resumed.at(-1), finished.find((job) => job.id === moved.id)!.result!.frames);
     assert.equal(finished.find((job) => job.id === moved.id)!.worker, 'w2');
     assert.match(workers.w2!.output(), new RegExp(`job ${moved.id}: started \\(attempt 2, after 1 stopped worker`));
+
+    // SIGTERM with a job running and no grace: the job goes back to the queue, the worker exits cleanly.
+    const last = await submit(clips[0]!.id);
+    await waitFor('w2 to be animating the last job', async () => {
+      const job = (await api(`/api/jobs/${last}`)).body as Job;
+      return job.state === 'running' && job.progress?.stage === 'animate' ? job : undefined;
+    });
+    workers.w2!.child.kill('SIGTERM');
+    assert.equal(await workers.w2!.exited, 0);
+    assert.match(workers.w2!.output(), new RegExp(`job ${last}: handed back`));
+    const handedBack = await waitFor('the job to be queued again', async () => {
+      const job = (await api(`/api/jobs/${last}`)).body as Job;
+      return job.state === 'queued' ? job : undefined;
+    });
+    assert.equal(handedBack.result, undefined);
+
+    // The Redis password never reaches a log, though Redis restarted under every process.
+    for (const output of [firstStudioOutput, studio.output(), workers.w1!.output(), workers.w2!.output()]) assert.ok(!output.includes(REDIS_PASSWORD));
+    assert.match(workers.w2!.output(), /redis:\/\/:\*\*\*@127\.0\.0\.1/);
   });
 });

@@ -89,7 +89,7 @@ Examples:
       // The studio owns the process's signals: the first stops it cleanly, a second forces the exit.
       await new Promise<void>((stopped) => {
         const stop = (signal: NodeJS.Signals) => {
-          process.stdout.write(`\nreenact studio: ${signal}, stopping (running jobs are marked interrupted)\n`);
+          process.stdout.write(`\nreenact studio: ${signal}, stopping (${redisUrl ? 'jobs go on running on the workers' : 'running jobs are marked interrupted'})\n`);
           process.once('SIGINT', () => process.exit(130));
           process.once('SIGTERM', () => process.exit(143));
           studio.close().then(stopped, (error: unknown) => {

@@ -49,6 +49,8 @@ export interface RunningWorker {
 
 /** Codes of the library's errors that are about the machine, not the job's inputs: worth another try. */
 const MACHINE_ERRORS = new Set(['FFMPEG_FAILED', 'OUTPUT_UNWRITABLE']);
+/** How long a job's requests wait for a studio that cannot be reached (it may be restarting). */
+const STUDIO_RETRY_MS = 120_000;
 
 function plainName(name: string, fallback: string): string {
   const plain = basename(name);
@@ -73,20 +75,32 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const stallMs = (options.stallSeconds ?? 30) * 1000;
   const authorization = `Bearer ${options.token}`;
 
-  const call = async (path: string, init: RequestInit = {}): Promise<Response> => {
-    let response: Response;
-    try {
-      response = await fetch(new URL(path, server), { ...init, headers: { authorization, ...(init.headers as Record<string, string>) } });
-    } catch (error) {
-      throw new Error(`cannot reach the studio at ${server.origin}: ${(error as Error).cause ?? (error as Error).message}`);
+  /**
+   * A request to the studio's worker API. While the studio cannot be reached (restarting) it is
+   * tried again every second for up to `retryMs`; `body` makes a fresh body for each try.
+   */
+  const call = async (path: string, init: RequestInit = {}, retryMs = STUDIO_RETRY_MS, body?: () => BodyInit): Promise<Response> => {
+    const deadline = Date.now() + retryMs;
+    for (;;) {
+      let response: Response;
+      try {
+        response = await fetch(new URL(path, server), { ...init, ...(body ? { body: body(), duplex: 'half' } : {}), headers: { authorization, ...(init.headers as Record<string, string>) } } as RequestInit);
+      } catch (error) {
+        if (init.signal?.aborted) throw error;
+        const reason = `cannot reach the studio at ${server.origin}: ${(error as Error).cause ?? (error as Error).message}`;
+        if (Date.now() >= deadline) throw new Error(reason);
+        log(`${reason}; trying again`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        continue;
+      }
+      if (response.ok) return response;
+      const refusal = (await response.json().catch(() => ({}))) as { error?: JobError };
+      throw new StudioRefusal(response.status, refusal.error ?? { code: `HTTP_${response.status}`, message: response.statusText });
     }
-    if (response.ok) return response;
-    const body = (await response.json().catch(() => ({}))) as { error?: JobError };
-    throw new StudioRefusal(response.status, body.error ?? { code: `HTTP_${response.status}`, message: response.statusText });
   };
   // A wrong token or studio address is found at start, not at the first job.
   try {
-    await call('/api/worker/whoami');
+    await call('/api/worker/whoami', {}, 0);
   } catch (error) {
     const refused = error instanceof StudioRefusal;
     throw new ReenactError('BAD_ARGUMENT', refused ? `the studio at ${server.origin} refused this worker: ${error.error.message}` : (error as Error).message, refused ? (error.error.hint ?? 'Check --token.') : 'Check --server and that the studio is running with --redis.');
@@ -122,13 +136,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       const onProgress = progressReporter((progress) => void job.updateProgress(progress as unknown as object).catch(() => {}), 250);
       const request = jobRequest(inputs, job.data.options, output, options.modelsDir ?? join(folder, 'models'), options.threads);
       const result = await runJobThread({ request }, signal, onProgress, (trace) => log(`job ${id}: ${trace}`));
-      await call(`/api/worker/jobs/${id}/result`, {
-        method: 'PUT',
-        headers: { ...held, 'content-type': 'video/mp4', 'content-length': String((await stat(output)).size) },
-        body: Readable.toWeb(createReadStream(output)) as ReadableStream,
-        duplex: 'half',
-        signal,
-      } as RequestInit);
+      const size = String((await stat(output)).size);
+      await call(`/api/worker/jobs/${id}/result`, { method: 'PUT', headers: { ...held, 'content-type': 'video/mp4', 'content-length': size }, signal }, STUDIO_RETRY_MS, () => Readable.toWeb(createReadStream(output)) as ReadableStream);
       log(`job ${id}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       return result;
     } catch (error) {
