@@ -186,6 +186,39 @@ describe('studio API: jobs', { skip: skipWithoutShared }, () => {
   });
 });
 
+describe('studio API: FOMM files uploaded through the page', { skip: skipWithoutShared }, () => {
+  let folder: string;
+  let studio: Studio;
+
+  before(async () => {
+    folder = await mkdtemp(join(tmpdir(), 'reenact-studio-models-'));
+    studio = await startStudio({ dataDir: join(folder, 'data'), port: 0 });
+  });
+  after(async () => {
+    await studio?.close();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  test('a config is parsed and listed; a text file as a checkpoint or config, a second copy and an unknown kind are refused', async () => {
+    const send = (name: string, body: BodyInit): [string, RequestInit] => ['/api/models', { method: 'POST', body, headers: { 'x-file-name': name } }];
+    const yaml = await readFile(shared('fomm', 'configs', 'vox-adv-256.yaml'));
+    const added = await request(studio, ...send('vox-adv-256.yaml', yaml));
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    const listed = (await request(studio, '/api/config')).body as { models: unknown };
+    assert.deepEqual(listed.models, { configs: ['vox-adv-256.yaml'], checkpoints: [] });
+    assert.equal((await refused(studio, ...send('vox-adv-256.yaml', yaml))).error.code, 'MODEL_EXISTS');
+    const notCheckpoint = await refused(studio, ...send('vox-cpk.pth.tar', 'not a checkpoint'));
+    assert.equal(notCheckpoint.status, 415);
+    assert.equal(notCheckpoint.error.code, 'NOT_CHECKPOINT');
+    const badConfig = await refused(studio, ...send('broken.yaml', 'model_params: [unclosed'));
+    assert.equal(badConfig.error.code, 'BAD_CONFIG');
+    assert.doesNotMatch(badConfig.error.message, /\.model/);
+    assert.equal((await refused(studio, ...send('weights.bin', 'x'))).error.code, 'BAD_FILE_NAME');
+    assert.deepEqual(await readdir(join(folder, 'data', 'models')), ['vox-adv-256.yaml']);
+    assert.deepEqual(await readdir(join(folder, 'data', 'tmp')), []);
+  });
+});
+
 describe('studio API: access token on non-loopback binds', () => {
   let folder: string;
   let studio: Studio;

@@ -18,6 +18,7 @@ interface StudioCommandOptions {
   maxPhotoMp: number;
   maxClipMb: number;
   maxClipSeconds: number;
+  maxModelMb: number;
   keep: number;
   keepDays: number;
   threads?: number;
@@ -47,6 +48,7 @@ export function addStudioCommand(program: Command): void {
     .option('--max-photo-mp <n>', 'largest photo, megapixels', numberIn(0.01, 1000), 40)
     .option('--max-clip-mb <n>', 'largest clip upload, megabytes', numberIn(0.001, 100_000), 500)
     .option('--max-clip-seconds <n>', 'longest clip, seconds', numberIn(1, 86_400), 600)
+    .option('--max-model-mb <n>', 'largest FOMM checkpoint upload, megabytes', numberIn(0.001, 100_000), 2000)
     .option('--keep <n>', 'finished jobs kept (older ones are deleted)', integerIn(1, 1_000_000), 100)
     .option('--keep-days <n>', 'finished jobs older than this many days are deleted', numberIn(0.001, 100_000), 30)
     .option('--threads <n>', 'CPU threads a job uses (default: all cores)', integerIn(1, 256))
@@ -74,7 +76,7 @@ Examples:
         concurrency: options.concurrency,
         ...(options.models ? { modelsDir: options.models } : {}),
         ...(options.threads ? { threads: options.threads } : {}),
-        limits: { photoBytes: options.maxPhotoMb * 1e6, photoPixels: options.maxPhotoMp * 1e6, clipBytes: options.maxClipMb * 1e6, clipSeconds: options.maxClipSeconds },
+        limits: { photoBytes: options.maxPhotoMb * 1e6, photoPixels: options.maxPhotoMp * 1e6, clipBytes: options.maxClipMb * 1e6, clipSeconds: options.maxClipSeconds, modelBytes: options.maxModelMb * 1e6 },
         retention: { keep: options.keep, maxAgeDays: options.keepDays },
         ...(redisUrl ? { redis: { url: redisUrl, attempts: options.attempts } } : {}),
         log: (line) => process.stderr.write(`reenact studio: ${line}\n`),

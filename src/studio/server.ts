@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
@@ -13,6 +13,7 @@ import { faceAnalyzer } from '../pipeline/animate.js';
 import { DiskJobQueue, isId } from './disk-queue.js';
 import { HttpError, toHttpError } from './errors.js';
 import type { Job, JobOptions, JobQueue } from './jobs.js';
+import { ModelFolder } from './models.js';
 import { RedisJobQueue } from './redis-queue.js';
 import { animateJobRunner } from './runner.js';
 import { DEFAULT_LIMITS, UploadStore, type UploadLimits } from './uploads.js';
@@ -67,6 +68,22 @@ export function isLoopback(host: string): boolean {
   return bare === 'localhost' || bare === '::1' || (isIP(bare) === 4 && bare.startsWith('127.'));
 }
 
+function safeDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function originHost(origin: string): string | undefined {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return undefined;
+  }
+}
+
 export function sendJson(response: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
@@ -119,29 +136,20 @@ async function readJson(request: IncomingMessage): Promise<Record<string, unknow
   throw new HttpError(400, 'BAD_JSON', 'the request body is not a JSON object.', 'Send Content-Type: application/json with an object body.');
 }
 
-async function listModels(folder: string): Promise<{ configs: string[]; checkpoints: string[] }> {
-  let names: string[] = [];
-  try {
-    names = (await readdir(folder)).sort();
-  } catch {
-    // No models folder: FOMM is not offered.
-  }
-  return { configs: names.filter((name) => name.endsWith('.yaml') || name.endsWith('.yml')), checkpoints: names.filter((name) => /\.(pth\.tar|pth|tar)$/.test(name)) };
-}
-
 function badOption(message: string, hint: string): HttpError {
   return new HttpError(400, 'BAD_OPTION', message, hint);
 }
 
-async function jobOptions(body: Record<string, unknown>, modelsDir: string): Promise<JobOptions> {
+async function jobOptions(body: Record<string, unknown>, models: ModelFolder): Promise<JobOptions> {
   const raw = (body.options ?? {}) as Record<string, unknown>;
   const model = raw.model ?? 'mesh';
   if (model !== 'mesh' && model !== 'fomm') throw badOption(`unknown model "${String(model)}".`, 'Use "mesh" or "fomm".');
   const options: JobOptions = { model, compare: raw.compare === true, label: raw.label !== false };
   if (model === 'fomm') {
-    const models = await listModels(modelsDir);
-    if (typeof raw.config !== 'string' || !models.configs.includes(raw.config)) throw badOption('fomm needs a config from the models folder.', `Put the FOMM .yaml and .pth.tar files in ${modelsDir} and choose them.`);
-    if (typeof raw.checkpoint !== 'string' || !models.checkpoints.includes(raw.checkpoint)) throw badOption('fomm needs a checkpoint from the models folder.', `Put the FOMM .yaml and .pth.tar files in ${modelsDir} and choose them.`);
+    const { configs, checkpoints } = await models.list();
+    const hint = 'Upload the FOMM .yaml and .pth.tar files in the page (or put them in the studio\'s --models folder) and choose them.';
+    if (typeof raw.config !== 'string' || !configs.includes(raw.config)) throw badOption('fomm needs a config from the models folder.', hint);
+    if (typeof raw.checkpoint !== 'string' || !checkpoints.includes(raw.checkpoint)) throw badOption('fomm needs a checkpoint from the models folder.', hint);
     options.config = raw.config;
     options.checkpoint = raw.checkpoint;
   }
@@ -169,6 +177,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
 
   const uploads = new UploadStore(join(dataDir, 'uploads'), join(dataDir, 'tmp'), limits, faceAnalyzer);
   await uploads.init();
+  const models = new ModelFolder(modelsDir, join(dataDir, 'tmp'), limits.modelBytes);
   const queue = options.redis
     ? await RedisJobQueue.open({ redisUrl: options.redis.url, folder: join(dataDir, 'jobs'), ...(options.redis.attempts ? { attempts: options.redis.attempts } : {}), ...(options.log ? { log: options.log } : {}) })
     : await DiskJobQueue.open({ folder: join(dataDir, 'jobs'), runner: animateJobRunner(uploads, modelsDir, options.threads), concurrency: options.concurrency });
@@ -192,15 +201,17 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     if (job.state !== 'queued' && job.state !== 'running') pruning = pruning.then(prune, prune);
   });
 
+  const isToken = (offered: string | undefined): boolean => {
+    if (!token || offered === undefined) return false;
+    const a = Buffer.from(offered);
+    const b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  };
   const authorised = (request: IncomingMessage): boolean => {
     if (!token) return true;
     const cookie = /(?:^|;\s*)reenact_token=([^;]+)/.exec(request.headers.cookie ?? '')?.[1];
     const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
-    const offered = (request.headers['x-reenact-token'] as string | undefined) ?? bearer ?? (cookie ? decodeURIComponent(cookie) : undefined);
-    if (!offered) return false;
-    const a = Buffer.from(offered);
-    const b = Buffer.from(token);
-    return a.length === b.length && timingSafeEqual(a, b);
+    return isToken((request.headers['x-reenact-token'] as string | undefined) ?? bearer ?? (cookie ? safeDecode(cookie) : undefined));
   };
 
   const uploadOf = async (id: string, kind?: 'photo' | 'clip') => {
@@ -221,13 +232,12 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     // A page on another site must not drive a studio it can reach through the user's browser.
     if (isLoopback(host) && !isLoopback(hostName)) throw new HttpError(403, 'WRONG_HOST', `requests must be addressed to localhost, not "${hostName.slice(0, 80)}".`, 'Open the URL that reenact studio printed.');
     const origin = request.headers.origin;
-    if (origin && origin !== 'null' && new URL(origin).host !== request.headers.host) throw new HttpError(403, 'CROSS_ORIGIN', 'requests from other sites are refused.', 'Use the studio\'s own page.');
+    if (origin && origin !== 'null' && originHost(origin) !== request.headers.host) throw new HttpError(403, 'CROSS_ORIGIN', 'requests from other sites are refused.', 'Use the studio\'s own page.');
 
     // Workers carry their own tokens, checked per job (worker-api.ts).
     if (workers && url.pathname.startsWith('/api/worker/')) return workers.handle(request, response, url, authorised(request));
     if (token && method === 'GET' && url.pathname === '/' && url.searchParams.has('token')) {
-      const offered = url.searchParams.get('token') ?? '';
-      if (offered === token) {
+      if (isToken(url.searchParams.get('token') ?? '')) {
         response.writeHead(303, { location: '/', 'set-cookie': `${TOKEN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/` });
         response.end();
         return;
@@ -249,10 +259,12 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
 
     switch (route) {
       case 'GET /config':
-        return sendJson(response, 200, { limits, models: await listModels(modelsDir), tokenRequired: token !== undefined });
+        return sendJson(response, 200, { limits, models: await models.list(), tokenRequired: token !== undefined });
       case 'POST /uploads/:id':
         if (id !== 'photo' && id !== 'clip') throw new HttpError(404, 'NOT_FOUND', `uploads are of a photo or a clip, not "${id.slice(0, 40)}".`, 'POST to /api/uploads/photo or /api/uploads/clip.');
         return sendJson(response, 201, await uploads.receive(request, id, shutdown.signal));
+      case 'POST /models':
+        return sendJson(response, 201, await models.receive(request));
       case 'GET /uploads/:id':
         return sendJson(response, 200, await uploadOf(id));
       case 'GET /uploads/:id/file': {
@@ -275,7 +287,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         return sendJson(response, 200, await queue.list());
       case 'POST /jobs': {
         const body = await readJson(request);
-        const jobOptionsValue = await jobOptions(body, modelsDir);
+        const jobOptionsValue = await jobOptions(body, models);
         const photo = await uploadOf(String(body.photo ?? ''), 'photo');
         const clip = await uploadOf(String(body.clip ?? ''), 'clip');
         if (photo.photo?.problem) throw new HttpError(422, photo.photo.problem.code, photo.photo.problem.message, photo.photo.problem.hint);

@@ -25,9 +25,11 @@ export interface UploadLimits {
   photoPixels: number;
   clipBytes: number;
   clipSeconds: number;
+  /** FOMM checkpoints (vox-adv-cpk.pth.tar is ~700 MB). */
+  modelBytes: number;
 }
 
-export const DEFAULT_LIMITS: UploadLimits = { photoBytes: 30e6, photoPixels: 40e6, clipBytes: 500e6, clipSeconds: 600 };
+export const DEFAULT_LIMITS: UploadLimits = { photoBytes: 30e6, photoPixels: 40e6, clipBytes: 500e6, clipSeconds: 600, modelBytes: 2e9 };
 
 /** Frame rates above this are not camera footage; a clip claiming more frames a second is refused. */
 const MAX_FPS = 240;
@@ -73,6 +75,38 @@ const PHOTO_EXTENSIONS: Record<string, string> = { jpeg: 'jpg', png: 'png', webp
 function problemOf(error: unknown): JobError {
   const http = toHttpError(error);
   return { code: http.code, message: http.message, ...(http.hint ? { hint: http.hint } : {}) };
+}
+
+/**
+ * Streams a request body to `path`, refusing it (413) once it passes `cap` bytes, or at once when
+ * its Content-Length says it will; an empty body is refused too. Returns the number of bytes.
+ */
+export async function receiveBody(request: IncomingMessage, path: string, cap: number, hint: string, what: string): Promise<number> {
+  const tooLarge = () => new HttpError(413, 'TOO_LARGE', `the ${what} is larger than the studio's limit of ${formatBytes(cap)}.`, hint);
+  const declared = Number(request.headers['content-length']);
+  if (Number.isFinite(declared) && declared > cap) throw tooLarge();
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      bytes += chunk.length;
+      callback(bytes > cap ? tooLarge() : null, chunk);
+    },
+  });
+  await pipeline(request, counter, createWriteStream(path));
+  if (bytes === 0) throw new HttpError(400, 'EMPTY_UPLOAD', `the ${what} upload is empty.`, 'Send the file\'s bytes as the request body.');
+  return bytes;
+}
+
+/**
+ * The answer to a failed upload: interrupted, or the refusal with the server's own paths in
+ * library messages replaced by the names the client knows (`names`: path -> name).
+ */
+export function refusedUpload(error: unknown, request: IncomingMessage, names: Record<string, string>): HttpError {
+  if (!(error instanceof HttpError) && !request.complete) return new HttpError(400, 'UPLOAD_ABORTED', 'the upload was interrupted.', 'Send the file again.');
+  const refused = toHttpError(error);
+  let message = refused.message;
+  for (const [path, name] of Object.entries(names)) message = message.replaceAll(path, name);
+  return new HttpError(refused.status, refused.code, message, refused.hint);
 }
 
 /** A display name is a plain file name: no folders, no control characters. */
@@ -141,23 +175,11 @@ export class UploadStore {
   async receive(request: IncomingMessage, kind: UploadKind, signal?: AbortSignal): Promise<Upload> {
     const name = checkFileName(request.headers['x-file-name'] as string | undefined, kind);
     const cap = kind === 'photo' ? this.limits.photoBytes : this.limits.clipBytes;
-    const tooLarge = () => new HttpError(413, 'TOO_LARGE', `the ${kind} is larger than the studio's limit of ${formatBytes(cap)}.`, kind === 'photo' ? 'Use a smaller photo, or start the studio with a larger --max-photo-mb.' : 'Trim the clip, or start the studio with a larger --max-clip-mb.');
-    const declared = Number(request.headers['content-length']);
-    if (Number.isFinite(declared) && declared > cap) throw tooLarge();
-
     const id = newId();
     const incoming = join(this.temporary, `${id}.upload`);
     const destination = join(this.folder, id);
     try {
-      let bytes = 0;
-      const counter = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
-          bytes += chunk.length;
-          callback(bytes > cap ? tooLarge() : null, chunk);
-        },
-      });
-      await pipeline(request, counter, createWriteStream(incoming));
-      if (bytes === 0) throw new HttpError(400, 'EMPTY_UPLOAD', `the ${kind} upload is empty.`, 'Send the file\'s bytes as the request body.');
+      const bytes = await receiveBody(request, incoming, cap, kind === 'photo' ? 'Use a smaller photo, or start the studio with a larger --max-photo-mb.' : 'Trim the clip, or start the studio with a larger --max-clip-mb.', kind);
       await mkdir(destination);
       const upload: Upload = { id, kind, name, createdAt: new Date().toISOString(), file: '', bytes };
       if (kind === 'photo') await this.storePhoto(upload, incoming);
@@ -166,11 +188,7 @@ export class UploadStore {
       return upload;
     } catch (error) {
       await rm(destination, { recursive: true, force: true });
-      if (!(error instanceof HttpError) && !request.complete) throw new HttpError(400, 'UPLOAD_ABORTED', 'the upload was interrupted.', 'Send the file again.');
-      const refused = toHttpError(error);
-      // Library messages name the file by its path here; the client knows it by its own name.
-      const message = refused.message.replaceAll(incoming, name).replaceAll(destination, name);
-      throw new HttpError(refused.status, refused.code, message, refused.hint);
+      throw refusedUpload(error, request, { [incoming]: name, [destination]: name });
     } finally {
       await rm(incoming, { force: true });
     }

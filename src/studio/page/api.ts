@@ -5,7 +5,7 @@ import type { Upload } from '../uploads.js';
 export type { Job, Upload };
 
 export interface StudioConfig {
-  limits: { photoBytes: number; photoPixels: number; clipBytes: number; clipSeconds: number };
+  limits: { photoBytes: number; photoPixels: number; clipBytes: number; clipSeconds: number; modelBytes: number };
   models: { configs: string[]; checkpoints: string[] };
   tokenRequired: boolean;
 }

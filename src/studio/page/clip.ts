@@ -70,6 +70,7 @@ export class ClipPicker {
       return;
     }
     this.cancelled = false;
+    this.setPickersEnabled(false);
     byId('recorder').hidden = false;
     byId('record-cancel').focus();
     const countdown = byId('countdown');
@@ -106,7 +107,13 @@ export class ClipPicker {
     await this.send(new Blob(chunks, { type: recorder.mimeType }), recorder.mimeType.includes('mp4') ? 'recording.mp4' : 'recording.webm');
   }
 
+  /** While the camera records, the other ways to choose a clip wait. */
+  private setPickersEnabled(enabled: boolean): void {
+    for (const id of ['record-start', 'record-retake', 'clip-input']) byId<HTMLButtonElement | HTMLInputElement>(id).disabled = !enabled;
+  }
+
   private finishRecording(): void {
+    this.setPickersEnabled(true);
     window.clearInterval(this.timer);
     this.camera?.stop();
     this.camera = undefined;

@@ -1,4 +1,4 @@
-import { api, ApiError, byId, capitalise, formatTime, postJson, showProblem, watchJobs, type Job, type StudioConfig } from './api.js';
+import { acceptDrops, api, ApiError, byId, capitalise, formatTime, postJson, showProblem, watchJobs, type Job, type StudioConfig } from './api.js';
 import { ClipPicker } from './clip.js';
 import { PhotoPicker } from './photo.js';
 
@@ -6,7 +6,7 @@ import { PhotoPicker } from './photo.js';
 
 const jobs = new Map<string, Job>();
 let shownJob: string | undefined;
-let config: StudioConfig = { limits: { photoBytes: 30e6, photoPixels: 40e6, clipBytes: 500e6, clipSeconds: 600 }, models: { configs: [], checkpoints: [] }, tokenRequired: false };
+let config: StudioConfig = { limits: { photoBytes: 30e6, photoPixels: 40e6, clipBytes: 500e6, clipSeconds: 600, modelBytes: 2e9 }, models: { configs: [], checkpoints: [] }, tokenRequired: false };
 
 const runButton = byId<HTMLButtonElement>('run');
 const cancelButton = byId<HTMLButtonElement>('cancel');
@@ -33,19 +33,34 @@ function readOptions(): Record<string, unknown> {
   };
 }
 
-function fillModels(): void {
+function fillModels(chosen?: string): void {
   const { configs, checkpoints } = config.models;
-  const fill = (select: HTMLSelectElement, names: string[]) => select.replaceChildren(...names.map((name) => new Option(name, name)));
+  const fill = (select: HTMLSelectElement, names: string[]) => {
+    const keep = names.includes(chosen ?? '') ? chosen : select.value;
+    select.replaceChildren(...names.map((name) => new Option(name, name)));
+    if (keep && names.includes(keep)) select.value = keep;
+  };
   fill(byId('opt-config'), configs);
   fill(byId('opt-checkpoint'), checkpoints);
-  const model = byId<HTMLSelectElement>('opt-model');
-  const showFiles = () => {
-    byId('fomm-files').hidden = model.value !== 'fomm';
-    byId('fomm-hint').textContent = configs.length && checkpoints.length ? '' : 'No FOMM files on the server: put a config (.yaml) and checkpoint (.pth.tar) in the studio\'s models folder (--models).';
-  };
-  model.addEventListener('change', showFiles);
-  showFiles();
+  byId('fomm-files').hidden = byId<HTMLSelectElement>('opt-model').value !== 'fomm';
+  byId('fomm-hint').textContent = configs.length && checkpoints.length ? '' : 'FOMM needs a config (.yaml) and a checkpoint (.pth.tar) from the First Order Motion Model release: upload them here.';
 }
+
+byId('opt-model').addEventListener('change', () => fillModels());
+acceptDrops(byId('fomm-files'), byId<HTMLInputElement>('model-input'), async (file) => {
+  const status = byId('model-status');
+  showProblem(byId('model-problem'), undefined);
+  status.textContent = `Uploading ${file.name}…`;
+  try {
+    const added = await api<{ name: string }>('/api/models', { method: 'POST', headers: { 'x-file-name': encodeURIComponent(file.name) }, body: file });
+    config = await api<StudioConfig>('/api/config');
+    fillModels(added.name);
+    status.textContent = `${added.name} added.`;
+  } catch (error) {
+    status.textContent = '';
+    showProblem(byId('model-problem'), error as ApiError);
+  }
+});
 
 runButton.addEventListener('click', async () => {
   const chosenPhoto = photo.current;
@@ -93,6 +108,8 @@ function renderJob(job: Job): void {
     progress.value = total && job.progress?.stage === 'animate' ? job.progress.done / total : total ? 0.02 + (0.05 * job.progress!.done) / total : 0;
     byId('progress-text').textContent = describeProgress(job);
   }
+  // The tab shows how far the job is while the user looks elsewhere.
+  document.title = active ? `${Math.round(progress.value * 100)}% · reenact studio` : job.state === 'done' ? 'Done · reenact studio' : 'reenact studio';
   showProblem(byId('run-problem'), job.state === 'failed' ? job.error : job.state === 'interrupted' ? { message: 'this job was interrupted when the studio stopped.', hint: 'Run it again from the history.' } : job.state === 'cancelled' ? { message: 'the job was cancelled.' } : undefined);
   const result = byId('result');
   result.hidden = job.state !== 'done';
