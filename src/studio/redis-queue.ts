@@ -46,11 +46,11 @@ export function encodeJobError(error: JobError): string {
 /** BullMQ's reason for a job whose worker stopped renewing its lock too many times. */
 const STALLED_REASON = 'job stalled more than allowable limit';
 
-export function decodeJobError(reason: string | undefined, attempts: number): JobError {
+function decodeJobError(reason: string | undefined): JobError {
   if (reason === STALLED_REASON) {
     return {
       code: 'WORKER_LOST',
-      message: `the job stopped its worker ${attempts} times (the worker was killed, ran out of memory or its machine went away), so it was given up.`,
+      message: 'the job stopped its worker as many times as the workers\' --attempts allow (killed, out of memory, or its machine went away), so it was given up.',
       hint: 'Check the workers\' logs and memory; retry the job once the cause is fixed.',
     };
   }
@@ -186,7 +186,7 @@ export class RedisJobQueue implements JobQueue {
   }
 
   private failedWith(reason: string | undefined): Change {
-    const error = decodeJobError(reason, this.attempts);
+    const error = decodeJobError(reason);
     const finishedAt = new Date().toISOString();
     if (error.code === 'CANCELLED') return { state: 'cancelled', finishedAt, progress: undefined };
     return { state: 'failed', finishedAt, error, progress: undefined };
