@@ -99,7 +99,8 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
     // Redis restarts between submission and completion, then the studio does.
     await redis.restart();
     await waitFor('a job to start', async () => ((await api('/api/jobs')).body as Job[]).find((job) => job.state === 'running'), 120_000);
-    assert.equal(await studio.stop('SIGTERM'), 0);
+    const stopped = await Promise.race([studio.stop('SIGTERM'), new Promise((resolve) => setTimeout(() => resolve('still running 30 s after SIGTERM'), 30_000))]);
+    assert.equal(stopped, 0, studio.output());
     const firstStudioOutput = studio.output();
     studio = await startStudioProcess(join(folder, 'studio'), ...studioArgs);
 

@@ -330,9 +330,11 @@ export class RedisJobQueue implements JobQueue {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.updates.values());
-    await this.events.close();
-    await this.queue.close();
+    // Bounded: a stop must not wait on Redis (it may be the thing that is down); nothing is lost
+    // by not waiting, the next start reconciles the records with the queue.
+    const bounded = (work: Promise<unknown>) => Promise.race([work.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
+    await bounded(Promise.all(this.updates.values()));
+    await bounded(Promise.all([this.events.close(), this.queue.close()]));
     this.redis.disconnect();
     this.eventsClient.disconnect();
   }
