@@ -84,7 +84,8 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
     const missing = await api('/api/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ photo, clip: '0123456789abcdef' }) });
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error.code, 'UNKNOWN_UPLOAD');
-    assert.match(studio.output(), /404 UNKNOWN_UPLOAD for POST \/api\/jobs/);
+    // Logged (the studio's stderr may reach this process after its answer).
+    await waitFor('the refusal in the studio\'s log', async () => (/404 UNKNOWN_UPLOAD for POST \/api\/jobs/.test(studio.output()) ? true : undefined), 10_000);
     assert.deepEqual((await api('/api/jobs')).body, []);
 
     const submit = async (clip: string) => {
@@ -144,7 +145,9 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
       assert.equal(response.body.error.code, code);
     }
     assert.match(refusals[4][0].body.error.message, /expired/);
-    assert.equal(studio.output().match(new RegExp(`40[13] (NOT_YOUR_JOB|BAD_WORKER_TOKEN) for (PUT|GET) /api/worker/jobs/${moved.id}/`, 'g'))?.length, refusals.length, `each refusal is logged:\n${studio.output()}`);
+    const logged = () => studio.output().match(new RegExp(`40[13] (NOT_YOUR_JOB|BAD_WORKER_TOKEN) for (PUT|GET) /api/worker/jobs/${moved.id}/`, 'g'))?.length ?? 0;
+    await waitFor('each refusal in the studio\'s log', async () => (logged() >= refusals.length ? true : undefined), 10_000).catch(() => {});
+    assert.equal(logged(), refusals.length, `each refusal is logged:\n${studio.output()}`);
     assert.deepEqual(await readdir(join(folder, 'studio', 'jobs', moved.id)), [], 'no result was written');
     assert.equal(((await api(`/api/jobs/${moved.id}`)).body as Job).state, 'running');
 
