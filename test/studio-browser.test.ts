@@ -93,7 +93,9 @@ describe('studio in Chromium', { skip }, () => {
     await page.waitForSelector('#clip-preview', { state: 'visible', timeout: 60_000 });
     await page.waitForFunction(() => (document.getElementById('clip-track') as HTMLImageElement).naturalWidth === 256);
     const caption = (await page.textContent('#clip-caption')) ?? '';
-    assert.match(caption, /recording\.webm: (3\.[7-9]|4\.[0-5]) s/, caption);
+    // About 4 s: the stop comes from a timer in the page, which a loaded machine delays a little.
+    const recorded = Number(/recording\.webm: (\d+\.\d) s/.exec(caption)?.[1]);
+    assert.ok(recorded >= 3.7 && recorded <= 5, caption);
     assert.match(caption, /with sound \(recording repaired\)/);
     await snap(page, '05-clip');
 
@@ -122,7 +124,7 @@ describe('studio in Chromium', { skip }, () => {
       for (const sample of samples) energy += sample * sample;
       return { duration: video.duration, currentTime: video.currentTime, width: video.videoWidth, audioSeconds: audio.duration, rms: Math.sqrt(energy / samples.length) };
     });
-    assert.ok(Math.abs(played.duration - 4) < 0.5, `result lasts ${played.duration} s`);
+    assert.ok(Math.abs(played.duration - recorded) < 0.2, `the result lasts ${played.duration} s, the recording ${recorded} s`);
     assert.ok(played.currentTime > 0.5, `the result plays (at ${played.currentTime} s)`);
     assert.equal(played.width, 586);
     assert.ok(played.audioSeconds > 3.5 && played.rms > 0.005, `the result has the microphone's sound: ${JSON.stringify(played)}`);
@@ -164,8 +166,8 @@ describe('studio in Chromium', { skip }, () => {
     await page.click('#photo-camera');
     await page.waitForFunction(() => (document.getElementById('photo-camera-video') as HTMLVideoElement).videoWidth > 0);
     await page.click('#photo-snap');
+    await page.waitForSelector('#photo-image[alt="The chosen photo, camera.png"]');
     await page.waitForSelector('.face-box.chosen');
-    assert.equal(await page.getAttribute('#photo-image', 'alt'), 'The chosen photo, camera.png');
     assert.match((await page.textContent('#face-caption')) ?? '', /1 face found/);
 
     await page.setInputFiles('#photo-input', shared('fixtures', 'cartoon-no-face.jpg'));

@@ -9,28 +9,30 @@ import { addFommCommand } from './fomm.js';
 import { listenForInterrupts } from './interrupt.js';
 import { addStudioCommand } from './studio.js';
 import { addVerifyCommand } from './verify.js';
+import { addWorkerCommand } from './worker.js';
 
 /**
  * Each command lives in its own module and adds itself to the program, passing `signal` (aborted
- * by Ctrl-C or SIGTERM) to the library; this file only assembles them and turns errors and
- * interruptions into messages and exit codes.
+ * by Ctrl-C or SIGTERM) to the library; a command with a shutdown of its own (the worker's grace
+ * time) calls `releaseSignals` and handles them itself. This file only assembles the commands and
+ * turns errors and interruptions into messages and exit codes.
  */
-const commandModules: ((program: Command, signal: AbortSignal) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand, addStudioCommand, addVerifyCommand];
+const commandModules: ((program: Command, signal: AbortSignal, releaseSignals: () => void) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand, addStudioCommand, addVerifyCommand, addWorkerCommand];
 
-export function buildProgram(signal: AbortSignal): Command {
+export function buildProgram(signal: AbortSignal, releaseSignals: () => void): Command {
   const program = new Command('reenact')
     .description('Animate a portrait photo with the motion of a driving video. Outputs are labelled as AI-generated.')
     .version('0.1.0')
     .exitOverride()
     .showHelpAfterError();
-  for (const add of commandModules) add(program, signal);
+  for (const add of commandModules) add(program, signal, releaseSignals);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const interruption = listenForInterrupts();
   try {
-    await buildProgram(interruption.signal).parseAsync(argv);
+    await buildProgram(interruption.signal, () => interruption.dispose()).parseAsync(argv);
     return interruption.exitCode ?? 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { redactRedisUrl } from '../studio/redis-queue.js';
 import { startStudio } from '../studio/server.js';
 import { integerIn, numberIn } from './options.js';
 
@@ -21,6 +22,8 @@ interface StudioCommandOptions {
   keep: number;
   keepDays: number;
   threads?: number;
+  redis?: string;
+  attempts: number;
 }
 
 function openBrowser(url: string): void {
@@ -49,6 +52,8 @@ export function addStudioCommand(program: Command, signal: AbortSignal): void {
     .option('--keep <n>', 'finished jobs kept (older ones are deleted)', integerIn(1, 1_000_000), 100)
     .option('--keep-days <n>', 'finished jobs older than this many days are deleted', numberIn(0.001, 100_000), 30)
     .option('--threads <n>', 'CPU threads a job uses (default: all cores)', integerIn(1, 256))
+    .option('--redis <url>', 'run jobs on `reenact worker` processes through this Redis (BullMQ) instead of in the studio; redis:// or rediss:// (default: $REENACT_REDIS_URL when set)')
+    .option('--attempts <n>', 'with --redis: runs a job may have that end in an unexpected error before it fails', integerIn(1, 100), 3)
     .addHelpText(
       'after',
       `
@@ -62,6 +67,7 @@ Examples:
   reenact studio --host 0.0.0.0 --port 8080 --data /srv/reenact`,
     )
     .action(async (options: StudioCommandOptions) => {
+      const redisUrl = options.redis ?? process.env.REENACT_REDIS_URL;
       const studio = await startStudio({
         dataDir: options.data,
         host: options.host,
@@ -72,16 +78,19 @@ Examples:
         ...(options.threads ? { threads: options.threads } : {}),
         limits: { photoBytes: options.maxPhotoMb * 1e6, photoPixels: options.maxPhotoMp * 1e6, clipBytes: options.maxClipMb * 1e6, clipSeconds: options.maxClipSeconds, modelBytes: options.maxModelMb * 1e6 },
         retention: { keep: options.keep, maxAgeDays: options.keepDays },
+        ...(redisUrl ? { redis: { url: redisUrl, attempts: options.attempts } } : {}),
+        log: (line) => process.stderr.write(`reenact studio: ${line}\n`),
       });
       const address = studio.token ? `${studio.url}?token=${encodeURIComponent(studio.token)}` : studio.url;
       process.stdout.write(`reenact studio: ${address}\n  data in ${options.data}; Ctrl-C to stop\n`);
+      if (redisUrl) process.stdout.write(`  jobs run on workers through ${redactRedisUrl(redisUrl)}\n`);
       if (studio.token) process.stdout.write(`  access token: ${studio.token} (send as X-Reenact-Token, or open the URL above once)\n`);
       if (options.open) openBrowser(address);
       // Whatever ends the process first (a second Ctrl-C forces the exit), nothing half-written stays.
       process.on('exit', studio.removeTemporaryFilesSync);
       // The CLI owns the signals: the first Ctrl-C or SIGTERM aborts `signal`, and the studio stops cleanly.
       await new Promise<void>((aborted) => signal.addEventListener('abort', () => aborted(), { once: true }));
-      process.stdout.write(`\nreenact studio: ${String(signal.reason)}, stopping (running jobs are marked interrupted)\n`);
+      process.stdout.write(`\nreenact studio: ${String(signal.reason)}, stopping (${redisUrl ? 'jobs go on running on the workers' : 'running jobs are marked interrupted'})\n`);
       await studio.close().catch((error: unknown) => process.stderr.write(`reenact studio: ${(error as Error).message}\n`));
       process.off('exit', studio.removeTemporaryFilesSync);
       process.stdout.write('reenact studio: stopped\n');

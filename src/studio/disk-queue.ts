@@ -3,8 +3,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ReenactError } from '../errors.js';
-import type { ProgressEvent } from '../types.js';
-import type { Job, JobFiles, JobQueue, JobRunner, JobSpec } from './jobs.js';
+import { jobFiles, progressReporter, pruneFinished, type Job, type JobFiles, type JobQueue, type JobRunner, type JobSpec } from './jobs.js';
 
 /** Ids are 16 hex digits: safe as folder names, never taken from the client unchecked. */
 export function newId(): string {
@@ -34,8 +33,6 @@ export interface DiskJobQueueOptions {
   /** Jobs run at once. Default 1 (one job already uses both cores of a small machine). */
   concurrency?: number;
 }
-
-const FINISHED = new Set(['done', 'failed', 'cancelled', 'interrupted']);
 
 /**
  * The studio's default queue: jobs run inside this process, and each job's record is a JSON file
@@ -89,8 +86,7 @@ export class DiskJobQueue implements JobQueue {
   }
 
   files(id: string): JobFiles {
-    const folder = join(this.options.folder, id);
-    return { result: join(folder, 'result.mp4'), thumbnail: join(folder, 'thumb.jpg') };
+    return jobFiles(this.options.folder, id);
   }
 
   private async save(job: Job): Promise<void> {
@@ -163,12 +159,8 @@ export class DiskJobQueue implements JobQueue {
   }
 
   /** Deletes finished jobs beyond the newest `keep` and those older than `maxAgeMs`; returns the ids removed. */
-  async prune(retention: { keep: number; maxAgeMs: number }): Promise<string[]> {
-    const now = Date.now();
-    const finished = (await this.list()).filter((job) => FINISHED.has(job.state));
-    const removed = finished.filter((job, i) => i >= retention.keep || now - Date.parse(job.createdAt) > retention.maxAgeMs).map((job) => job.id);
-    for (const id of removed) await this.remove(id);
-    return removed;
+  prune(retention: { keep: number; maxAgeMs: number }): Promise<string[]> {
+    return pruneFinished(this, retention);
   }
 
   async close(): Promise<void> {
@@ -208,20 +200,10 @@ export class DiskJobQueue implements JobQueue {
   }
 
   private async run(job: Job, controller: AbortController): Promise<void> {
-    const started = new Map<string, number>();
-    let lastEmit = 0;
-    const onProgress = (event: ProgressEvent) => {
-      const now = performance.now();
-      if (!started.has(event.stage)) started.set(event.stage, now);
-      const elapsed = (now - started.get(event.stage)!) / 1000;
-      const eta = event.total && event.done > 0 && elapsed > 0.5 ? ((event.total - event.done) * elapsed) / event.done : undefined;
-      job.progress = { stage: event.stage, done: event.done, ...(event.total ? { total: event.total } : {}), ...(eta !== undefined ? { eta } : {}) };
-      // The page redraws at most ~8 times a second; the record on disk keeps only states.
-      if (now - lastEmit >= 125 || event.done === event.total) {
-        lastEmit = now;
-        this.emit(job);
-      }
-    };
+    const onProgress = progressReporter((progress) => {
+      job.progress = progress;
+      this.emit(job);
+    });
     try {
       await this.change(job, { state: 'running', startedAt: new Date().toISOString() });
       const result = await this.options.runner(job, this.files(job.id), controller.signal, onProgress);

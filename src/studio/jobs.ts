@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { AnimateResult, MotionModelName } from '../pipeline/animate.js';
 import type { ProgressEvent } from '../types.js';
 
@@ -45,6 +46,8 @@ export interface JobError {
 export interface Job extends JobSpec {
   id: string;
   state: JobState;
+  /** The worker running or last running it, where jobs run on workers (RedisJobQueue). */
+  worker?: string;
   /** ISO times. */
   createdAt: string;
   startedAt?: string;
@@ -89,4 +92,38 @@ export interface JobQueue {
   subscribe(listener: (job: Job) => void): () => void;
   /** Stops running jobs, marking them interrupted, and waits until their runners have cleaned up. */
   close(): Promise<void>;
+}
+
+/** Where a job's files are inside a queue's folder of jobs (one folder per job). */
+export function jobFiles(folder: string, id: string): JobFiles {
+  return { result: join(folder, id, 'result.mp4'), thumbnail: join(folder, id, 'thumb.jpg') };
+}
+
+/**
+ * The library's progress events as JobProgress with an ETA for the stage, passed to `report` at
+ * most once every `intervalMs` and at each stage's end (the page redraws ~8 times a second).
+ */
+export function progressReporter(report: (progress: JobProgress) => void, intervalMs = 125): (event: ProgressEvent) => void {
+  const started = new Map<string, number>();
+  let last = -Infinity;
+  return (event) => {
+    const now = performance.now();
+    if (!started.has(event.stage)) started.set(event.stage, now);
+    const elapsed = (now - started.get(event.stage)!) / 1000;
+    const eta = event.total && event.done > 0 && elapsed > 0.5 ? ((event.total - event.done) * elapsed) / event.done : undefined;
+    if (now - last < intervalMs && event.done !== event.total) return;
+    last = now;
+    report({ stage: event.stage, done: event.done, ...(event.total ? { total: event.total } : {}), ...(eta !== undefined ? { eta } : {}) });
+  };
+}
+
+const FINISHED: ReadonlySet<JobState> = new Set(['done', 'failed', 'cancelled', 'interrupted']);
+
+/** Deletes finished jobs beyond the newest `keep` and those older than `maxAgeMs`; returns the ids removed. */
+export async function pruneFinished(queue: JobQueue, retention: { keep: number; maxAgeMs: number }): Promise<string[]> {
+  const now = Date.now();
+  const finished = (await queue.list()).filter((job) => FINISHED.has(job.state));
+  const removed = finished.filter((job, i) => i >= retention.keep || now - Date.parse(job.createdAt) > retention.maxAgeMs).map((job) => job.id);
+  for (const id of removed) await queue.remove(id);
+  return removed;
 }

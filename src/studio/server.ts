@@ -14,8 +14,10 @@ import { DiskJobQueue, isId } from './disk-queue.js';
 import { HttpError, toHttpError } from './errors.js';
 import type { Job, JobOptions, JobQueue } from './jobs.js';
 import { ModelFolder } from './models.js';
+import { RedisJobQueue } from './redis-queue.js';
 import { animateJobRunner } from './runner.js';
 import { DEFAULT_LIMITS, UploadStore, type UploadLimits } from './uploads.js';
+import { workerApi, workerSecret } from './worker-api.js';
 
 export interface StudioOptions {
   /** Folder for uploads, jobs and results (created if missing). */
@@ -34,6 +36,10 @@ export interface StudioOptions {
   threads?: number;
   /** Where the built page is (default: dist/studio/page of this package). */
   pageDir?: string;
+  /** Jobs go to Redis (BullMQ) for `reenact worker` processes instead of running in this process. */
+  redis?: { url: string; attempts?: number };
+  /** Where refused requests and Redis trouble are reported (the CLI: stderr). */
+  log?: (line: string) => void;
 }
 
 export interface Studio {
@@ -78,14 +84,14 @@ function originHost(origin: string): string | undefined {
   }
 }
 
-function sendJson(response: ServerResponse, status: number, value: unknown): void {
+export function sendJson(response: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   response.end(body);
 }
 
 /** Sends a file, honouring a single byte range (video elements seek with them). */
-async function sendFile(request: IncomingMessage, response: ServerResponse, path: string, type: string, headers: Record<string, string> = {}): Promise<void> {
+export async function sendFile(request: IncomingMessage, response: ServerResponse, path: string, type: string, headers: Record<string, string> = {}): Promise<void> {
   let size: number;
   try {
     size = (await stat(path)).size;
@@ -172,7 +178,10 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   const uploads = new UploadStore(join(dataDir, 'uploads'), join(dataDir, 'tmp'), limits, faceAnalyzer);
   await uploads.init();
   const models = new ModelFolder(modelsDir, join(dataDir, 'tmp'), limits.modelBytes);
-  const queue = await DiskJobQueue.open({ folder: join(dataDir, 'jobs'), runner: animateJobRunner(uploads, modelsDir, options.threads), concurrency: options.concurrency });
+  const queue = options.redis
+    ? await RedisJobQueue.open({ redisUrl: options.redis.url, folder: join(dataDir, 'jobs'), ...(options.redis.attempts ? { attempts: options.redis.attempts } : {}), ...(options.log ? { log: options.log } : {}) })
+    : await DiskJobQueue.open({ folder: join(dataDir, 'jobs'), runner: animateJobRunner(uploads, modelsDir, options.threads), concurrency: options.concurrency });
+  const workers = queue instanceof RedisJobQueue ? workerApi(queue, uploads, await workerSecret(join(dataDir, 'worker-secret'))) : undefined;
   const shutdown = new AbortController();
 
   const streams = new Set<ServerResponse>();
@@ -225,6 +234,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     const origin = request.headers.origin;
     if (origin && origin !== 'null' && originHost(origin) !== request.headers.host) throw new HttpError(403, 'CROSS_ORIGIN', 'requests from other sites are refused.', 'Use the studio\'s own page.');
 
+    // Workers carry their own tokens, checked per job (worker-api.ts).
+    if (workers && url.pathname.startsWith('/api/worker/')) return workers.handle(request, response, url, authorised(request));
     if (token && method === 'GET' && url.pathname === '/' && url.searchParams.has('token')) {
       if (isToken(url.searchParams.get('token') ?? '')) {
         response.writeHead(303, { location: '/', 'set-cookie': `${TOKEN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/` });
@@ -330,6 +341,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         process.stderr.write(`reenact studio: ${(error as Error).stack ?? String(error)}\n`);
         http = new HttpError(500, 'INTERNAL', `the server failed: ${(error as Error).message}`, 'See the studio\'s terminal for details.');
       }
+      options.log?.(`${http.status} ${http.code} for ${request.method} ${(request.url ?? '').replace(/\?.*/, '')}: ${http.message}`);
       if (response.headersSent) {
         response.destroy();
         return;

@@ -42,6 +42,9 @@ function fillModels(chosen?: string): void {
   };
   fill(byId('opt-config'), configs);
   fill(byId('opt-checkpoint'), checkpoints);
+  // An empty list is no choice: only the upload is shown until there is a file.
+  byId('opt-config').closest<HTMLElement>('.field')!.hidden = configs.length === 0;
+  byId('opt-checkpoint').closest<HTMLElement>('.field')!.hidden = checkpoints.length === 0;
   byId('fomm-files').hidden = byId<HTMLSelectElement>('opt-model').value !== 'fomm';
   byId('fomm-hint').textContent = configs.length && checkpoints.length ? '' : 'FOMM needs a config (.yaml) and a checkpoint (.pth.tar) from the First Order Motion Model release: upload them here.';
 }

@@ -63,6 +63,9 @@ export class PhotoPicker {
     canvas.height = video.videoHeight;
     canvas.getContext('2d')!.drawImage(video, 0, 0);
     this.stopCamera();
+    // The earlier photo's preview goes at once, not after the snapshot is encoded.
+    this.set(undefined);
+    this.preview.hidden = true;
     const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, 'image/png'));
     if (blob) await this.send(blob, 'camera.png');
   }
