@@ -3,16 +3,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ReenactError } from '../errors.js';
-import { jobFiles, progressReporter, pruneFinished, type Job, type JobFiles, type JobQueue, type JobRunner, type JobSpec } from './jobs.js';
-
-/** Ids are 16 hex digits: safe as folder names, never taken from the client unchecked. */
-export function newId(): string {
-  return randomBytes(8).toString('hex');
-}
-
-export function isId(value: string): boolean {
-  return /^[0-9a-f]{16}$/.test(value);
-}
+import { isId, JobRecords, progressReporter, pruneFinished, type Job, type JobQueue, type JobRunner, type JobSpec } from './jobs.js';
 
 /** Writes JSON under a temporary name and renames it, so a crash never leaves half a record. */
 export async function writeJson(path: string, value: unknown): Promise<void> {
@@ -39,14 +30,12 @@ export interface DiskJobQueueOptions {
  * rewritten on every change of state, so a restart finds finished jobs as they were, queued jobs
  * still queued, and jobs that were running (the process died under them) interrupted.
  */
-export class DiskJobQueue implements JobQueue {
-  private readonly jobs = new Map<string, Job>();
+export class DiskJobQueue extends JobRecords implements JobQueue {
   private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
-  private readonly listeners = new Set<(job: Job) => void>();
   private readonly concurrency: number;
-  private closed = false;
 
   private constructor(private readonly options: DiskJobQueueOptions) {
+    super(options.folder);
     this.concurrency = options.concurrency ?? 1;
   }
 
@@ -85,16 +74,8 @@ export class DiskJobQueue implements JobQueue {
     }
   }
 
-  files(id: string): JobFiles {
-    return jobFiles(this.options.folder, id);
-  }
-
-  private async save(job: Job): Promise<void> {
+  protected async save(job: Job): Promise<void> {
     await writeJson(join(this.options.folder, job.id, 'job.json'), job);
-  }
-
-  private emit(job: Job): void {
-    for (const listener of this.listeners) listener(job);
   }
 
   private async change(job: Job, update: Partial<Job>, omit: (keyof Job)[] = []): Promise<void> {
@@ -105,23 +86,9 @@ export class DiskJobQueue implements JobQueue {
   }
 
   async submit(spec: JobSpec & { photoName: string; clipName: string }): Promise<Job> {
-    if (this.closed) throw new ReenactError('CANCELLED', 'the studio is shutting down.', 'Start it again and resubmit.');
-    const id = newId();
-    const job: Job = { id, state: 'queued', createdAt: new Date().toISOString(), photo: spec.photo, clip: spec.clip, photoName: spec.photoName, clipName: spec.clipName, options: spec.options };
-    await mkdir(join(this.options.folder, id));
-    await this.save(job);
-    this.jobs.set(id, job);
-    this.emit(job);
+    const job = await this.create(spec);
     this.pump();
     return job;
-  }
-
-  async list(): Promise<Job[]> {
-    return [...this.jobs.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-  }
-
-  async get(id: string): Promise<Job | undefined> {
-    return this.jobs.get(id);
   }
 
   async cancel(id: string): Promise<Job | undefined> {
@@ -151,11 +118,6 @@ export class DiskJobQueue implements JobQueue {
     this.jobs.delete(id);
     await rm(join(this.options.folder, id), { recursive: true, force: true });
     return true;
-  }
-
-  subscribe(listener: (job: Job) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   /** Deletes finished jobs beyond the newest `keep` and those older than `maxAgeMs`; returns the ids removed. */

@@ -1,4 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ReenactError } from '../errors.js';
 import type { AnimateResult, MotionModelName } from '../pipeline/animate.js';
 import type { ProgressEvent } from '../types.js';
 
@@ -7,6 +10,15 @@ import type { ProgressEvent } from '../types.js';
  * is an interface so the in-process one (DiskJobQueue) can be swapped for one that hands jobs
  * to workers on other machines (a BullMQ queue on Redis) without changing the server or page.
  */
+
+/** Ids are 16 hex digits: safe as folder names, never taken from the client unchecked. */
+export function newId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+export function isId(value: string): boolean {
+  return /^[0-9a-f]{16}$/.test(value);
+}
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
 
@@ -92,6 +104,55 @@ export interface JobQueue {
   subscribe(listener: (job: Job) => void): () => void;
   /** Stops running jobs, marking them interrupted, and waits until their runners have cleaned up. */
   close(): Promise<void>;
+}
+
+/**
+ * What every JobQueue keeps alike: the records in memory (the page's view of each job), their
+ * listeners, one folder per job under `folder`, and how a job is created. A queue adds where
+ * records are saved and how jobs run.
+ */
+export abstract class JobRecords {
+  protected readonly jobs = new Map<string, Job>();
+  private readonly listeners = new Set<(job: Job) => void>();
+  protected closed = false;
+
+  constructor(protected readonly folder: string) {}
+
+  protected abstract save(job: Job): Promise<void>;
+
+  protected emit(job: Job): void {
+    for (const listener of this.listeners) listener(job);
+  }
+
+  /** A new queued job, its folder made and its record saved first, so whatever hears of it finds it. */
+  protected async create(spec: JobSpec & { photoName: string; clipName: string }): Promise<Job> {
+    if (this.closed) throw new ReenactError('CANCELLED', 'the studio is shutting down.', 'Start it again and resubmit.');
+    const id = newId();
+    const job: Job = { id, state: 'queued', createdAt: new Date().toISOString(), photo: spec.photo, clip: spec.clip, photoName: spec.photoName, clipName: spec.clipName, options: spec.options };
+    await mkdir(join(this.folder, id));
+    await this.save(job);
+    this.jobs.set(id, job);
+    this.emit(job);
+    return job;
+  }
+
+  /** Newest first. */
+  async list(): Promise<Job[]> {
+    return [...this.jobs.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    return this.jobs.get(id);
+  }
+
+  files(id: string): JobFiles {
+    return jobFiles(this.folder, id);
+  }
+
+  subscribe(listener: (job: Job) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 }
 
 /** Where a job's files are inside a queue's folder of jobs (one folder per job). */

@@ -2,7 +2,7 @@ import { open, readdir, rename, rm, stat, mkdir } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { loadConfig } from '../fomm/config.js';
-import { newId } from './disk-queue.js';
+import { newId } from './jobs.js';
 import { HttpError } from './errors.js';
 import { checkFileName, receiveBody, refusedUpload } from './uploads.js';
 

@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { ReenactError } from '../errors.js';
-import { newId } from './disk-queue.js';
-import { jobFiles, pruneFinished, type Job, type JobError, type JobFiles, type JobOptions, type JobProgress, type JobQueue, type JobResult, type JobSpec } from './jobs.js';
+import { JobRecords, pruneFinished, type Job, type JobError, type JobOptions, type JobProgress, type JobQueue, type JobResult, type JobSpec } from './jobs.js';
 
 /**
  * The studio's jobs on Redis through BullMQ, run by `reenact worker` processes on any machine.
@@ -116,21 +115,19 @@ export interface RedisJobQueueOptions {
 
 type Change = Partial<Job>;
 
-export class RedisJobQueue implements JobQueue {
+export class RedisJobQueue extends JobRecords implements JobQueue {
   readonly queue: Queue;
   /** Commands of the studio's own (records, locks, cancel marks); shared with `queue`. */
   readonly redis: Redis;
   private readonly events: QueueEvents;
   private readonly eventsClient: Redis;
-  private readonly jobs = new Map<string, Job>();
-  private readonly listeners = new Set<(job: Job) => void>();
   /** Per job, the chain of its updates, so events for one job apply in order. */
   private readonly updates = new Map<string, Promise<void>>();
   private readonly recordsKey: string;
   private readonly attempts: number;
-  private closed = false;
 
   private constructor(private readonly options: RedisJobQueueOptions) {
+    super(options.folder);
     const log = options.log ?? (() => {});
     this.attempts = options.attempts ?? 3;
     this.redis = redisClient(options.redisUrl, log, 'studio');
@@ -225,13 +222,9 @@ export class RedisJobQueue implements JobQueue {
     return settled;
   }
 
-  private async save(job: Job): Promise<void> {
+  protected async save(job: Job): Promise<void> {
     const { progress: _progress, ...record } = job;
     await this.redis.hset(this.recordsKey, job.id, JSON.stringify(record));
-  }
-
-  private emit(job: Job): void {
-    for (const listener of this.listeners) listener(job);
   }
 
   /** The Redis key a worker polls to learn that its job was cancelled. */
@@ -250,24 +243,10 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async submit(spec: JobSpec & { photoName: string; clipName: string }): Promise<Job> {
-    if (this.closed) throw new ReenactError('CANCELLED', 'the studio is shutting down.', 'Start it again and resubmit.');
-    const id = newId();
-    const job: Job = { id, state: 'queued', createdAt: new Date().toISOString(), photo: spec.photo, clip: spec.clip, photoName: spec.photoName, clipName: spec.clipName, options: spec.options };
-    await mkdir(join(this.options.folder, id));
-    // The record first: the queue's events for the job find it.
-    await this.save(job);
-    this.jobs.set(id, job);
-    this.emit(job);
+    // The record first (create saves it): the queue's events for the job find it.
+    const job = await this.create(spec);
     await this.enqueue(job);
     return job;
-  }
-
-  async list(): Promise<Job[]> {
-    return [...this.jobs.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-  }
-
-  async get(id: string): Promise<Job | undefined> {
-    return this.jobs.get(id);
   }
 
   async cancel(id: string): Promise<Job | undefined> {
@@ -306,20 +285,11 @@ export class RedisJobQueue implements JobQueue {
     return true;
   }
 
-  files(id: string): JobFiles {
-    return jobFiles(this.options.folder, id);
-  }
-
   /** Results being received from workers (worker-api.ts), under temporary names. */
   readonly receiving = new Set<string>();
 
   removeTemporaryFilesSync(): void {
     for (const path of this.receiving) rmSync(path, { force: true });
-  }
-
-  subscribe(listener: (job: Job) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   prune(retention: { keep: number; maxAgeMs: number }): Promise<string[]> {

@@ -14,9 +14,9 @@ import { readImage } from '../media/image.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
 import { repairRecording } from '../media/repair.js';
 import type { Box } from '../types.js';
-import { isId, newId, writeJson } from './disk-queue.js';
+import { writeJson } from './disk-queue.js';
+import { isId, newId, type JobError } from './jobs.js';
 import { HttpError, toHttpError } from './errors.js';
-import type { JobError } from './jobs.js';
 
 export type UploadKind = 'photo' | 'clip';
 

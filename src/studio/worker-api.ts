@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { probeVideo } from '../media/probe.js';
-import { isId } from './disk-queue.js';
+import { isId } from './jobs.js';
 import { HttpError } from './errors.js';
 import { bullId, type RedisJobQueue, type WorkerJobData } from './redis-queue.js';
 import { writeThumbnail } from './thumbnail.js';
