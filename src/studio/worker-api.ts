@@ -1,16 +1,13 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { probeVideo } from '../media/probe.js';
 import { isId } from './jobs.js';
 import { HttpError } from './errors.js';
 import { bullId, type RedisJobQueue, type WorkerJobData } from './redis-queue.js';
 import { writeThumbnail } from './thumbnail.js';
 import { sendFile, sendJson } from './server.js';
-import type { UploadStore } from './uploads.js';
+import { receiveBody, type UploadStore } from './uploads.js';
 
 /**
  * The HTTP side of `reenact worker`: workers take jobs from Redis, then fetch the job's inputs
@@ -104,21 +101,11 @@ export function workerApi(queue: RedisJobQueue, uploads: UploadStore, secret: Bu
   };
 
   const receiveResult = async (request: IncomingMessage, id: string): Promise<{ bytes: number }> => {
-    const declared = Number(request.headers['content-length']);
-    const tooLarge = () => new HttpError(413, 'TOO_LARGE', `the result is larger than ${MAX_RESULT_BYTES / 1e9} GB.`, 'Results are MP4 files from animate; check the worker.');
-    if (Number.isFinite(declared) && declared > MAX_RESULT_BYTES) throw tooLarge();
     const files = queue.files(id);
     const partial = `${files.result}.${randomBytes(4).toString('hex')}.partial`;
     queue.receiving.add(partial);
     try {
-      let bytes = 0;
-      const counter = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
-          bytes += chunk.length;
-          callback(bytes > MAX_RESULT_BYTES ? tooLarge() : null, chunk);
-        },
-      });
-      await pipeline(request, counter, createWriteStream(partial));
+      const bytes = await receiveBody(request, partial, MAX_RESULT_BYTES, 'Results are MP4 files from animate; check the worker.', 'result');
       const info = await probeVideo(partial).catch(() => {
         throw new HttpError(422, 'BAD_RESULT', 'the uploaded result is not a video.', 'Send the MP4 that animate wrote.');
       });
