@@ -5,8 +5,7 @@
  *   - face landmarks per driving frame: full detect, boxes only, the landmark pool's groups as the
  *     mesh mode runs them (on this thread alone: a full detection, then two frames on the regions
  *     of the frame before, redone in full on fast turns; mean, with how many frames reused
- *     regions), and the tracker (mesh only on the region the previous frame gives, a full
- *     detection every 10 frames),
+ *     regions); the pool's landmarks drive the renders below,
  *   - MeshAnimator.render on the 587x586 outdoor photo (with and without the mouth fill),
  *   - encoding 586x586 H.264 (VideoEncoder defaults: medium, crf 18; it runs in ffmpeg, beside this process).
  * Landmarks and render are CPU ms of this process (medians); decode and encode run in ffmpeg
@@ -22,7 +21,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FaceAnalyzer, type Face } from '../src/face/detector.js';
-import { LandmarkTracker } from '../src/face/tracker.js';
 import { decodeVideo } from '../src/media/decode.js';
 import { VideoEncoder } from '../src/media/encode.js';
 import { readImage } from '../src/media/image.js';
@@ -69,11 +67,9 @@ await analyzer.detect(frames[0]!); // warm-up: first calls compile wasm kernels
 const detectMs = await timeEach(frames, (frame) => analyzer.detect(frame));
 const boxesMs = await timeEach(frames, (frame) => analyzer.detectBoxes(frame));
 const pool = await LandmarkPool.create(analyzer, 0);
-const poolMs = await timeEach(frames, (frame) => pool.detect(frame));
-await pool.close();
-const tracker = new LandmarkTracker(analyzer);
 const driving: (Face | null)[] = [];
-const trackMs = await timeEach(frames, async (frame) => driving.push(await tracker.track(frame)));
+const poolMs = await timeEach(frames, async (frame) => driving.push(await pool.detect(frame)));
+await pool.close();
 
 const image = await readImage(photo);
 const [face] = await analyzer.detect(image);
@@ -106,7 +102,6 @@ await encoder.finish();
 const encodeMs = (performance.now() - encodeStart) / outputs.length;
 await rm(encodePath, { force: true });
 
-const trackMedian = median(trackMs);
 const renderMedian = median(renders.render!);
 console.log(
   JSON.stringify(
@@ -120,13 +115,11 @@ console.log(
         detectBoxes: median(boxesMs),
         poolGroupsMean: mean(poolMs),
         poolFramesOnPreviousRegions: `${pool.stats.reused} of ${pool.stats.frames}`,
-        trackerMedian: trackMedian,
-        trackerMean: mean(trackMs),
       },
       renderCpuMsPerFrame: { median: renderMedian, mean: mean(renders.render!), withoutMouthFill: median(renders.renderWithoutMouthFill!) },
       encodeWallMsPerFrame: Number(encodeMs.toFixed(2)),
-      /** One core doing everything in turn: decode + tracking (mean, with its re-detections) + render + encode. */
-      sequentialMsPerFrame: Number((decodeMs + mean(trackMs) + renderMedian + encodeMs).toFixed(2)),
+      /** One core doing everything in turn: decode + the pool's landmarks (mean, with its re-detections) + render + encode. */
+      sequentialMsPerFrame: Number((decodeMs + mean(poolMs) + renderMedian + encodeMs).toFixed(2)),
       cpus: (await import('node:os')).cpus().length,
       loadAverage: (await import('node:os')).loadavg().map((v) => Number(v.toFixed(2))),
     },

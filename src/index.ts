@@ -22,7 +22,6 @@ export { openVideo, repairRecording, measureFrameRate, type OpenedVideo } from '
 // Face analysis.
 export { FaceAnalyzer, LANDMARK_COUNT, type Face, type FaceAnalyzerOptions, type FaceBox } from './face/detector.js';
 export { LANDMARKS, eyeCentres, landmark, rollDegrees } from './face/landmarks.js';
-export { LandmarkTracker, type LandmarkTrackerOptions } from './face/tracker.js';
 
 // Source alignment.
 export {
@@ -38,12 +37,10 @@ export {
 export {
   alignSource,
   chooseFace,
-  restoreToPhoto,
   rotateUpright,
   DEFAULT_CROP_SCALE,
   DEFAULT_CROP_SIZE,
   type AlignOptions,
-  type RestoreOptions,
   type SourceAlignment,
 } from './align/source.js';
 
@@ -64,7 +61,6 @@ export {
   type Keypoints,
   type NormalizationOptions,
 } from './fomm/keypoints.js';
-export { findBestFrame, normalizeLandmarks, animationOrder, type AnimationOrder, type LandmarkSet } from './fomm/best-frame.js';
 
 // Composition.
 export { FaceBlender, type FaceBlendOptions } from './compose/blend.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { access, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { ReenactError, throwIfAborted } from './errors.js';
 
@@ -78,9 +78,4 @@ export async function writeAtomically<T>(finalPath: string, write: (tempPath: st
     await output.discard();
     throw error;
   }
-}
-
-/** Creates the folder of a path if needed (for outputs in folders the tool itself makes). */
-export async function ensureFolder(path: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
 }

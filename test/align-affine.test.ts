@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { apply, compose, invert, rotationAbout, scaling, translation, warpAffine } from '../src/align/affine.js';
+import { random } from './shared.js';
+import { apply, compose, fitAffine, fitSimilarity, invert, rotationAbout, scaling, translation, warpAffine } from '../src/align/affine.js';
 import type { RgbImage } from '../src/types.js';
 
 function gradient(width: number, height: number): RgbImage {
@@ -80,5 +81,30 @@ describe('warpAffine', () => {
     const out = warpAffine(mask, scaling(0.5), 8, 8).image;
     assert.equal(out.data.length, 64);
     assert.ok(out.data.every((v) => v === 200));
+  });
+});
+
+describe('affine fits', () => {
+  test('fits recover a known similarity and a known affine map; invert and compose undo them', () => {
+    const next = random(3);
+    const from = Float64Array.from({ length: 40 }, () => next() * 200);
+    const angle = 0.3;
+    const similarity = { a: 1.7 * Math.cos(angle), b: -1.7 * Math.sin(angle), c: 12, d: 1.7 * Math.sin(angle), e: 1.7 * Math.cos(angle), f: -5 };
+    const sheared = { a: 1.2, b: 0.3, c: -7, d: -0.1, e: 0.8, f: 20 };
+    const indices = [...Array(20).keys()];
+    for (const [truth, fit] of [
+      [similarity, (to: Float64Array) => fitSimilarity(from, to, indices)],
+      [sheared, (to: Float64Array) => fitAffine(from, to, indices.map((i) => [i, 1] as const))!],
+    ] as const) {
+      const to = new Float64Array(40);
+      for (let i = 0; i < 20; i++) {
+        to[2 * i] = truth.a * from[2 * i]! + truth.b * from[2 * i + 1]! + truth.c;
+        to[2 * i + 1] = truth.d * from[2 * i]! + truth.e * from[2 * i + 1]! + truth.f;
+      }
+      const found = fit(to);
+      for (const key of ['a', 'b', 'c', 'd', 'e', 'f'] as const) assert.ok(Math.abs(found[key] - truth[key]) < 1e-9, key);
+      const identity = compose(invert(found), found);
+      for (const [key, value] of Object.entries({ a: 1, b: 0, c: 0, d: 0, e: 1, f: 0 })) assert.ok(Math.abs(identity[key as keyof typeof identity] - value) < 1e-9, key);
+    }
   });
 });

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { animationOrder, findBestFrame, normalizeLandmarks } from '../src/fomm/best-frame.js';
+import { BestFrameSearch, normalizeLandmarks } from '../src/pipeline/best-frame.js';
 import { ABSOLUTE, RELATIVE, RELATIVE_ADAPT, convexHullArea, flattenKeypoints, normalizeKeypoints, type Keypoints } from '../src/fomm/keypoints.js';
 import { formatNpy, parseNpy, readNpy, writeNpy } from '../src/fomm/npy.js';
 import { shared, skipWithoutShared } from './shared.js';
@@ -61,16 +61,14 @@ describe('FOMM best start frame', () => {
   test('picks the frame that matches the source up to position and scale; skips frames without a face', () => {
     const moved = face.map((v, i) => v * 3 + (i % 2 ? 40 : -7));
     const distorted = face.map((v, i) => (i === 4 ? v + 6 : v));
-    const best = findBestFrame({ points: face, stride: 2 }, [
-      { points: distorted, stride: 2 }, undefined, { points: moved, stride: 2 }, { points: face.map((v) => -v), stride: 2 },
-    ]);
-    assert.equal(best, 2);
-  });
-
-  test('order: backward from the start frame to the first, then forward', () => {
-    assert.deepEqual(animationOrder(5, 2), { startFrame: 2, backward: [2, 1, 0], forward: [2, 3, 4], output: [0, 1, 2, 3, 4] });
-    assert.deepEqual(animationOrder(3, 0).output, [0, 1, 2]);
-    assert.throws(() => animationOrder(3, 3), /outside/);
+    const search = new BestFrameSearch<string>({ points: face, stride: 2 });
+    assert.equal(search.best, undefined);
+    const frames = [distorted, undefined, moved, face.map((v) => -v)];
+    frames.forEach((points, index) => {
+      if (points) search.offer(index, { points, stride: 2 }, `frame ${index}`);
+    });
+    assert.deepEqual(search.best, { index: 2, item: 'frame 2' });
+    assert.throws(() => search.offer(4, { points: face.slice(2), stride: 2 }, 'short'), /has 10 numbers; the source has 12/);
   });
 });
 

@@ -3,7 +3,7 @@ import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { FaceAnalyzer, type Face } from '../src/face/detector.js';
 import { landmark, LANDMARKS, rollDegrees } from '../src/face/landmarks.js';
-import { LandmarkTracker } from '../src/face/tracker.js';
+import { LandmarkPool } from '../src/pipeline/landmark-pool.js';
 import { decodeVideo } from '../src/media/decode.js';
 import { readImage } from '../src/media/image.js';
 import { MeshAnimator } from '../src/mesh/animator.js';
@@ -97,9 +97,10 @@ describe('mesh animator', { skip: skipWithoutShared }, () => {
     analyzer = await FaceAnalyzer.create();
     frames = [];
     for await (const frame of decodeVideo(shared('fixtures', 'driving-talking.mp4'), { duration: 4 })) frames.push(frame);
-    const tracker = new LandmarkTracker(analyzer);
+    const pool = await LandmarkPool.create(analyzer, 0);
     driving = [];
-    for (const frame of frames) driving.push(await tracker.track(frame));
+    for (const frame of frames) driving.push(await pool.detect(frame));
+    await pool.close();
     for (const name of ['portrait-outdoor.jpg', 'portrait-studio.png']) {
       const image = await readImage(shared('fixtures', name));
       sources[name] = { image, face: (await analyzer.detect(image))[0]! };
@@ -199,12 +200,12 @@ describe('mesh animator', { skip: skipWithoutShared }, () => {
     // The clip blinks at frames 161-162 (5.37-5.40 s).
     const clip: VideoFrame[] = [];
     for await (const frame of decodeVideo(shared('fixtures', 'driving-talking.mp4'), { startTime: 5, duration: 0.6 })) clip.push(frame);
-    const tracker = new LandmarkTracker(analyzer);
+    const pool = await LandmarkPool.create(analyzer, 0);
     const source = sources['portrait-studio.png']!;
     let animator: MeshAnimator | undefined;
     const openness: Record<string, number> = {};
     for (const frame of clip) {
-      const face = await tracker.track(frame);
+      const face = await pool.detect(frame);
       assert.ok(face);
       animator ??= new MeshAnimator(source, face);
       const out = animator.render({ face, frame, time: frame.time });
@@ -215,6 +216,7 @@ describe('mesh animator', { skip: skipWithoutShared }, () => {
         openness[index] = eyeOpening(rendered);
       }
     }
+    await pool.close();
     assert.ok(openness[162]! < 0.8 * openness[158]!, `eye opening ${openness[162]!.toFixed(3)} in the blink, ${openness[158]!.toFixed(3)} before`);
   });
 

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ReenactError } from '../src/errors.js';
 import { FaceAnalyzer, type Face } from '../src/face/detector.js';
-import { LandmarkTracker } from '../src/face/tracker.js';
 import { decodeVideo } from '../src/media/decode.js';
 import { readImage } from '../src/media/image.js';
+import { LandmarkPool } from '../src/pipeline/landmark-pool.js';
 import { MeshAnimator, type MeshAnimatorOptions } from '../src/mesh/animator.js';
 import { animate } from '../src/pipeline/animate.js';
 import type { RgbImage, VideoFrame } from '../src/types.js';
@@ -59,15 +59,16 @@ describe('mesh controls: what each part of the motion does', { skip: skipWithout
     source = { image, face: (await analyzer.detect(image))[0]! };
     frames = [];
     faces = [];
-    const tracker = new LandmarkTracker(analyzer);
+    const pool = await LandmarkPool.create(analyzer, 0);
     for await (const frame of decodeVideo(shared('fixtures', 'driving-talking.mp4'), { duration: 2.05 })) {
-      const face = await tracker.track(frame);
+      const face = await pool.detect(frame);
       assert.ok(face);
       if (frame.index === 0 || frame.index === 60) {
         frames.push(frame);
         faces.push(face);
       }
     }
+    await pool.close();
   });
 
   async function openingWith(options: MeshAnimatorOptions): Promise<{ opening: number; out: RgbImage }> {

@@ -1,19 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { random } from './shared.js';
 import { delaunay } from '../src/mesh/delaunay.js';
 import { OneEuroFilter } from '../src/mesh/one-euro.js';
-import { compose, fitAffine, fitSimilarity, invert } from '../src/mesh/affine.js';
 import { warpPiecewiseAffine } from '../src/mesh/warp.js';
 import type { RgbImage } from '../src/types.js';
-
-/** A deterministic pseudo-random sequence (so a failure can be reproduced). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** Grid vertices over a width x height image, border included, `steps` cells per side. */
 function grid(width: number, height: number, steps: number): Float64Array {
@@ -57,31 +48,6 @@ describe('delaunay', () => {
       }
     }
     assert.ok(Math.abs(area - 100 * 100) < 1e-6, `triangles cover ${area}, not the 100x100 square`);
-  });
-});
-
-describe('affine transforms', () => {
-  test('fits recover a known similarity and a known affine map; invert and compose undo them', () => {
-    const next = random(3);
-    const from = Float64Array.from({ length: 40 }, () => next() * 200);
-    const angle = 0.3;
-    const similarity = { a: 1.7 * Math.cos(angle), b: -1.7 * Math.sin(angle), c: 1.7 * Math.sin(angle), d: 1.7 * Math.cos(angle), tx: 12, ty: -5 };
-    const sheared = { a: 1.2, b: 0.3, c: -0.1, d: 0.8, tx: -7, ty: 20 };
-    const indices = [...Array(20).keys()];
-    for (const [truth, fit] of [
-      [similarity, (to: Float64Array) => fitSimilarity(from, to, indices)],
-      [sheared, (to: Float64Array) => fitAffine(from, to, indices.map((i) => [i, 1] as const))!],
-    ] as const) {
-      const to = new Float64Array(40);
-      for (let i = 0; i < 20; i++) {
-        to[2 * i] = truth.a * from[2 * i]! + truth.b * from[2 * i + 1]! + truth.tx;
-        to[2 * i + 1] = truth.c * from[2 * i]! + truth.d * from[2 * i + 1]! + truth.ty;
-      }
-      const found = fit(to);
-      for (const key of ['a', 'b', 'c', 'd', 'tx', 'ty'] as const) assert.ok(Math.abs(found[key] - truth[key]) < 1e-9, key);
-      const identity = compose(invert(found), found);
-      for (const [key, value] of Object.entries({ a: 1, b: 0, c: 0, d: 1, tx: 0, ty: 0 })) assert.ok(Math.abs(identity[key as keyof typeof identity] - value) < 1e-9, key);
-    }
   });
 });
 

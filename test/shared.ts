@@ -14,3 +14,12 @@ export function shared(...parts: string[]): string {
 
 /** For `test(name, { skip: skipWithoutShared }, ...)`: a printed reason when ../shared is absent. */
 export const skipWithoutShared: string | false = hasShared ? false : `../shared not found at ${sharedDir}; fixture tests skipped`;
+
+/** A deterministic pseudo-random sequence (so a failure can be reproduced). */
+export function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}

@@ -73,6 +73,77 @@ export function scaleOf(t: Affine): number {
   return Math.sqrt(Math.abs(t.a * t.e - t.b * t.d));
 }
 
+/**
+ * Least-squares similarity (rotation, uniform scale, translation) taking the `indices` points
+ * of `from` onto those of `to` (Umeyama's closed form in 2-D). Arrays hold interleaved x, y.
+ */
+export function fitSimilarity(from: ArrayLike<number>, to: ArrayLike<number>, indices: readonly number[]): Affine {
+  let fx = 0, fy = 0, gx = 0, gy = 0;
+  for (const i of indices) {
+    fx += from[2 * i]!;
+    fy += from[2 * i + 1]!;
+    gx += to[2 * i]!;
+    gy += to[2 * i + 1]!;
+  }
+  const n = indices.length;
+  fx /= n;
+  fy /= n;
+  gx /= n;
+  gy /= n;
+  let dot = 0, cross = 0, norm = 0;
+  for (const i of indices) {
+    const x = from[2 * i]! - fx;
+    const y = from[2 * i + 1]! - fy;
+    const u = to[2 * i]! - gx;
+    const v = to[2 * i + 1]! - gy;
+    dot += x * u + y * v;
+    cross += x * v - y * u;
+    norm += x * x + y * y;
+  }
+  const s = norm > 0 ? dot / norm : 1;
+  const r = norm > 0 ? cross / norm : 0;
+  return { a: s, b: -r, c: gx - (s * fx - r * fy), d: r, e: s, f: gy - (r * fx + s * fy) };
+}
+
+/**
+ * Weighted least-squares affine transform taking the given [index, weight] points of `from`
+ * onto those of `to`; undefined when the points are degenerate (collinear).
+ */
+export function fitAffine(from: ArrayLike<number>, to: ArrayLike<number>, weighted: readonly (readonly [number, number])[]): Affine | undefined {
+  // Centre both point sets first: the normal equations are then 2x2 and well conditioned.
+  let n = 0, fx = 0, fy = 0, gx = 0, gy = 0;
+  for (const [i, w] of weighted) {
+    n += w;
+    fx += w * from[2 * i]!;
+    fy += w * from[2 * i + 1]!;
+    gx += w * to[2 * i]!;
+    gy += w * to[2 * i + 1]!;
+  }
+  if (!(n > 0)) return undefined;
+  fx /= n;
+  fy /= n;
+  gx /= n;
+  gy /= n;
+  let sxx = 0, sxy = 0, syy = 0, sxu = 0, syu = 0, sxv = 0, syv = 0;
+  for (const [i, w] of weighted) {
+    const x = from[2 * i]! - fx, y = from[2 * i + 1]! - fy, u = to[2 * i]! - gx, v = to[2 * i + 1]! - gy;
+    sxx += w * x * x;
+    sxy += w * x * y;
+    syy += w * y * y;
+    sxu += w * x * u;
+    syu += w * y * u;
+    sxv += w * x * v;
+    syv += w * y * v;
+  }
+  const det = sxx * syy - sxy * sxy;
+  if (!(Math.abs(det) > 1e-9 * (sxx * syy || 1))) return undefined;
+  const a = (sxu * syy - syu * sxy) / det;
+  const b = (syu * sxx - sxu * sxy) / det;
+  const d = (sxv * syy - syv * sxy) / det;
+  const e = (syv * sxx - sxv * sxy) / det;
+  return { a, b, c: gx - a * fx - b * fy, d, e, f: gy - d * fx - e * fy };
+}
+
 /** Axis-aligned bounds of the image of a width x height rectangle (from the origin) under `t`. */
 export function transformedBounds(t: Affine, width: number, height: number): { x0: number; y0: number; x1: number; y1: number } {
   const corners = [apply(t, { x: 0, y: 0 }), apply(t, { x: width, y: 0 }), apply(t, { x: 0, y: height }), apply(t, { x: width, y: height })];

@@ -52,8 +52,6 @@ type TfCore = typeof import('@tensorflow/tfjs-core');
 export class FaceAnalyzer {
   /** Human is stateful per call; calls are chained so concurrent callers never interleave. */
   private queue: Promise<unknown> = Promise.resolve();
-  /** The video stream whose face regions Human holds in its cache, if the last call tracked one. */
-  private lastStream: object | undefined;
 
   private constructor(
     private readonly human: Human,
@@ -123,21 +121,6 @@ export class FaceAnalyzer {
   }
 
   /**
-   * Faces in one frame of a video stream, for per-frame tracking: the mesh runs on the regions
-   * the previous frame's landmarks give (MediaPipe's tracking; BlazeFace is skipped), and the
-   * detector runs again only when the mesh loses a face. `stream` identifies the video; a new
-   * object, `redetect`, or any other analyzer call in between starts from a fresh detection.
-   */
-  detectInStream(image: RgbImage, stream: object, options: { redetect?: boolean } = {}): Promise<Face[]> {
-    return this.enqueue(() => {
-      const continuing = this.lastStream === stream && !options.redetect;
-      const result = this.detectNow(image, true, continuing) as Promise<Face[]>;
-      this.lastStream = stream;
-      return result;
-    });
-  }
-
-  /**
    * Faces in a video frame by a full detection (as `detect`), with the regions they were cropped
    * by, for detectNextFrame on the frame after it. Depends on nothing but the image.
    */
@@ -164,7 +147,7 @@ export class FaceAnalyzer {
     return this.enqueue(async () => {
       const before = await settled;
       if (before && before.regions.length > 0) {
-        const faces = (await this.detectNow(image, true, false, before.regions)) as Face[];
+        const faces = (await this.detectNow(image, true, before.regions)) as Face[];
         if (accept(faces, before.faces)) return { faces, regions: before.regions, reused: true };
       }
       return this.detectFrameNow(image);
@@ -183,19 +166,17 @@ export class FaceAnalyzer {
   }
 
   /** `regions`: crop the faces by these (from a detectFrame) instead of running BlazeFace. */
-  private async detectNow(image: RgbImage, withMesh: boolean, reuseRegions = false, regions?: FaceRegions): Promise<FaceBox[]> {
-    this.lastStream = undefined;
+  private async detectNow(image: RgbImage, withMesh: boolean, regions?: FaceRegions): Promise<FaceBox[]> {
     const input = this.tf.tensor3d(image.data, [image.height, image.width, 3], 'int32');
     // Copies: Human keeps and mutates the boxes it crops by.
     this.regionCache.given = regions ? structuredClone(regions as object[]) : undefined;
     this.regionCache.used = undefined;
     try {
-      // Human reuses its cached face regions only when skipAllowed (frame difference below
-      // cacheSensitivity) and the skip frame/time budgets allow; both are unlimited while tracking.
-      const skip = reuseRegions ? Number.MAX_SAFE_INTEGER : 0;
+      // Cached regions are never reused by Human itself (cacheSensitivity 0: every call detects
+      // afresh); given regions come in through the patch (REGION_CHOICE_GIVEN).
       const override = {
-        cacheSensitivity: reuseRegions ? 1e9 : 0,
-        face: { detector: { skipFrames: skip, skipTime: skip }, mesh: { enabled: withMesh }, iris: { enabled: withMesh } },
+        cacheSensitivity: 0,
+        face: { detector: { skipFrames: 0, skipTime: 0 }, mesh: { enabled: withMesh }, iris: { enabled: withMesh } },
       } as Partial<Config>;
       const result = await this.human.detect(input as never, override);
       if (!withMesh) {
@@ -231,15 +212,6 @@ const TRUNCATED_MESH = 'return c.map(x=>[Math.trunc(x[0]+y[0]),Math.trunc(x[1]+y
 const SUBPIXEL_MESH = 'return c.map(x=>[x[0]+y[0],x[1]+y[1],x[2]||0])';
 
 /**
- * The face region Human keeps for the next frame while tracking takes its rotation from the
- * cached box's landmarks, which it leaves as the first detection's BlazeFace points; this hands
- * it the new mesh instead, so the region turns with the head (Human's rotation code already
- * reads mesh landmarks). Only the tracking path (detectInStream) reuses cached regions.
- */
-const STALE_TRACKING_ROTATION = 'let n0={...k3(P.mesh,p),confidence:p.confidence,landmarks:p.landmarks,size:p.size}';
-const MESH_TRACKING_ROTATION = 'let n0={...k3(P.mesh,p),confidence:p.confidence,landmarks:P.mesh,size:p.size}';
-
-/**
  * Human's face detection (one module-level cache per loaded bundle) chooses the regions to crop
  * faces by: BlazeFace's, or the previous call's while it may skip. REGION_CHOICE puts regions
  * handed in through `given` first (FaceAnalyzer.detectNextFrame), and REGION_RETURN records the
@@ -265,7 +237,7 @@ const REGION_CACHE_EXPORT = '\n;module.exports.reenactFaceRegions=Te;\n';
  */
 function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/human') & { reenactFaceRegions: RegionCache } {
   const source = readFileSync(file, 'utf8');
-  for (const pattern of [TRUNCATED_MESH, STALE_TRACKING_ROTATION, REGION_CHOICE, REGION_RETURN, REGION_CACHE]) {
+  for (const pattern of [TRUNCATED_MESH, REGION_CHOICE, REGION_RETURN, REGION_CACHE]) {
     const at = source.indexOf(pattern);
     if (at < 0 || source.indexOf(pattern, at + 1) >= 0) {
       throw new Error(`Unexpected @vladmandic/human build at ${file}: reenact needs version 3.3.6 (run npm ci).`);
@@ -280,7 +252,6 @@ function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/hum
   module.paths = ModuleClass._nodeModulePaths(dirname(file));
   const patched = source
     .replace(TRUNCATED_MESH, SUBPIXEL_MESH)
-    .replace(STALE_TRACKING_ROTATION, MESH_TRACKING_ROTATION)
     .replace(REGION_CHOICE, REGION_CHOICE_GIVEN)
     .replace(REGION_RETURN, REGION_RETURN_USED);
   module._compile(patched + REGION_CACHE_EXPORT, file);

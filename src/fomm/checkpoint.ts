@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { ReenactError } from '../errors.js';
+import { badCheckpoint } from './checkpoint-error.js';
 import { assertFile } from '../media/image.js';
 import {
   ELEMENT_SIZE,
@@ -92,14 +93,7 @@ interface ParsedContainer {
   storageBytes: (key: string) => Uint8Array;
 }
 
-function bad(message: string, cause?: unknown): ReenactError {
-  return new ReenactError(
-    'BAD_CHECKPOINT',
-    message,
-    'The file may be truncated or corrupted; download the checkpoint again.',
-    cause === undefined ? undefined : { cause },
-  );
-}
+const bad = (message: string, cause?: unknown): ReenactError => badCheckpoint(message, cause);
 
 function notFomm(why: string): ReenactError {
   return new ReenactError(

@@ -4,7 +4,8 @@
  * functions, the storage classes). Any other global or object-building opcode is refused, because
  * a checkpoint is untrusted and pickle's general form runs arbitrary code.
  */
-import { ReenactError } from '../errors.js';
+import type { ReenactError } from '../errors.js';
+import { badCheckpoint } from './checkpoint-error.js';
 
 /** Element types of torch storages, named after their torch.*Storage classes. */
 export type StorageDtype = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
@@ -85,14 +86,7 @@ const ALLOWED_GLOBALS = new Set([
 const MAX_STACK = 100_000;
 const MAX_MEMO = 1_000_000;
 
-function bad(message: string, cause?: unknown): ReenactError {
-  return new ReenactError(
-    'BAD_CHECKPOINT',
-    message,
-    'Use an unmodified PyTorch checkpoint of the First Order Motion Model (for example vox-cpk.pth.tar); reenact never runs code from a checkpoint.',
-    cause === undefined ? undefined : { cause },
-  );
-}
+const bad = (message: string, cause?: unknown): ReenactError => badCheckpoint(message, cause, 'unsupported');
 
 export function isTuple(value: unknown): value is ReadonlyArray<PickleValue> {
   return Array.isArray(value) && Object.isFrozen(value);

@@ -7,7 +7,8 @@
  */
 import { crc32 } from 'node:zlib';
 import { inflateSync } from 'fflate';
-import { ReenactError } from '../errors.js';
+import type { ReenactError } from '../errors.js';
+import { badCheckpoint } from './checkpoint-error.js';
 
 export interface ZipEntry {
   readonly name: string;
@@ -26,14 +27,7 @@ const ZIP64_EOCD = 0x06064b50;
 const CENTRAL = 0x02014b50;
 const LOCAL = 0x04034b50;
 
-function bad(message: string, cause?: unknown): ReenactError {
-  return new ReenactError(
-    'BAD_CHECKPOINT',
-    `Checkpoint zip archive is damaged: ${message}`,
-    'The file may be truncated or corrupted; download the checkpoint again.',
-    cause === undefined ? undefined : { cause },
-  );
-}
+const bad = (message: string, cause?: unknown): ReenactError => badCheckpoint(`Checkpoint zip archive is damaged: ${message}`, cause);
 
 export function isZip(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;

@@ -1,6 +1,6 @@
 import { LANDMARK_COUNT, type Face } from '../face/detector.js';
 import type { RgbImage } from '../types.js';
-import { fitSimilarity, invert, scaleOf, type Affine } from './affine.js';
+import { fitSimilarity, invert, scaleOf, type Affine } from '../align/affine.js';
 import { easeTurn, fitHeadPose, IDENTITY_POSE, landmarks3d, type HeadPose, type Rotation } from './head.js';
 import { shiftIris, sourceIris, type SourceIris } from './eyes.js';
 import { faceColourStats, fillMouth, mouthOpeningArea, type ColourStats } from './mouth.js';
@@ -144,8 +144,8 @@ export class MeshAnimator {
     this.target = new Float64Array(vertexCount * 3);
     for (let v = 0; v < vertexCount; v++) {
       const x = this.from[2 * v]!, y = this.from[2 * v + 1]!;
-      this.sourceInReference[3 * v] = toReference.a * x + toReference.b * y + toReference.tx;
-      this.sourceInReference[3 * v + 1] = toReference.c * x + toReference.d * y + toReference.ty;
+      this.sourceInReference[3 * v] = toReference.a * x + toReference.b * y + toReference.c;
+      this.sourceInReference[3 * v + 1] = toReference.d * x + toReference.e * y + toReference.f;
       this.sourceInReference[3 * v + 2] = mesh.depth[v]! / scale;
     }
 
@@ -229,8 +229,8 @@ export class MeshAnimator {
       const x = target[3 * v]!, y = target[3 * v + 1]!, z = target[3 * v + 2]!;
       const px = s * (R[0] * x + R[1] * y + R[2] * z) + shown.tx;
       const py = s * (R[3] * x + R[4] * y + R[5] * z) + shown.ty;
-      to[2 * v] = m.a * px + m.b * py + m.tx;
-      to[2 * v + 1] = m.c * px + m.d * py + m.ty;
+      to[2 * v] = m.a * px + m.b * py + m.c;
+      to[2 * v + 1] = m.d * px + m.e * py + m.f;
       depth[v] = s * sourceScale * (R[6] * x + R[7] * y + R[8] * z);
     }
     // Anchors that follow the head weakly (neck, shoulders, beside the head) take a share of its motion.

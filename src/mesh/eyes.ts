@@ -1,5 +1,5 @@
 import type { RgbImage } from '../types.js';
-import { fitAffine } from './affine.js';
+import { fitAffine } from '../align/affine.js';
 import { forEachInside, sampleBilinear } from './polygon.js';
 
 /** The iris of one eye of the source photo, and the colour of the eye's white. */
@@ -61,8 +61,8 @@ export function shiftIris(out: RgbImage, photo: RgbImage, from: ArrayLike<number
   const data = out.data;
   forEachInside(poly, out, (px, py, o) => {
     // The point of the photo this pixel shows.
-    const qx = map.a * px + map.b * py + map.tx;
-    const qy = map.c * px + map.d * py + map.ty;
+    const qx = map.a * px + map.b * py + map.c;
+    const qy = map.d * px + map.e * py + map.f;
     const inNew = r + 0.75 - Math.hypot(qx - cx, qy - cy);
     const inOld = r + 0.75 - Math.hypot(qx - iris.x, qy - iris.y);
     if (inNew > 0) {

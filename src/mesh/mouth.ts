@@ -1,5 +1,5 @@
 import type { RgbImage } from '../types.js';
-import { fitAffine } from './affine.js';
+import { fitAffine } from '../align/affine.js';
 import { forEachInside, polygonBounds, rowCrossings, sampleBilinear } from './polygon.js';
 import { FACE_OVAL, INNER_LIPS, OUTER_LIPS } from './regions.js';
 
@@ -87,7 +87,7 @@ export function fillMouth(fill: MouthFill): void {
   forEachInside(inner, out, (px, py, o) => {
     const edge = Math.min(1, distanceToEdges(inner, px, py) / feather);
     const alpha = strength * edge * edge * (3 - 2 * edge);
-    sampleBilinear(driverFrame, map.a * px + map.b * py + map.tx, map.c * px + map.d * py + map.ty, sample);
+    sampleBilinear(driverFrame, map.a * px + map.b * py + map.c, map.d * px + map.e * py + map.f, sample);
     for (let c = 0; c < 3; c++) {
       const matched = sample[c]! * gain[c]!;
       const blended = data[o + c]! + alpha * (matched - data[o + c]!);

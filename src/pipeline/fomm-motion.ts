@@ -4,11 +4,11 @@ import { FaceBlender } from '../compose/blend.js';
 import { ReenactError } from '../errors.js';
 import type { Face } from '../face/detector.js';
 import { findFaceTracks, longestTrack } from '../driving/tracks.js';
-import { normalizeLandmarks } from '../fomm/best-frame.js';
 import { RELATIVE_ADAPT, normalizeKeypoints, type Keypoints } from '../fomm/keypoints.js';
 import { toRgbImage, type FommModel } from '../fomm/model.js';
 import { decodeVideo, type DecodeOptions } from '../media/decode.js';
 import type { RgbImage, VideoFrame } from '../types.js';
+import { BestFrameSearch } from './best-frame.js';
 import { meshPoints, noTrack, type MotionContext, type MotionSession } from './motion.js';
 
 /** Face boxes are looked for on every Nth frame when finding the driver's face track (a box stands for N frames). */
@@ -41,25 +41,17 @@ export async function prepareFommMotion(context: MotionContext, model: FommModel
   const wanted = context.startFrame;
   if (wanted === 'best') {
     // The crop frame whose landmarks are closest to the photo's crop (landmarks only; one frame copy kept).
-    const target = normalizeLandmarks({ points: meshPoints(cropFace(face, alignment.photoToCrop)), stride: 2 });
-    let bestDistance = Infinity;
-    let bestFrame: RgbImage | undefined;
+    const search = new BestFrameSearch<RgbImage>({ points: meshPoints(cropFace(face, alignment.photoToCrop)), stride: 2 });
     let done = 0;
     for await (const frame of decodeVideo(driving.path, decode)) {
       const [found] = await analyzer.detect(frame);
       onProgress?.({ stage: 'best frame', done: ++done, total: info.frameCount || undefined });
-      if (!found) continue;
-      const normalized = normalizeLandmarks({ points: meshPoints(found), stride: 2 });
-      let distance = 0;
-      for (let i = 0; i < normalized.length; i++) distance += (normalized[i]! - target[i]!) ** 2;
-      if (distance < bestDistance) {
-        bestDistance = distance;
-        bestFrame = frame;
-        startFrame = frame.index;
-      }
+      if (found) search.offer(frame.index, { points: meshPoints(found), stride: 2 }, frame);
     }
-    if (!bestFrame) throw noTrack(driving.name);
-    initial = await model.detectKeypoints(bestFrame);
+    const best = search.best;
+    if (!best) throw noTrack(driving.name);
+    startFrame = best.index;
+    initial = await model.detectKeypoints(best.item);
   } else if (wanted !== undefined && wanted > 0) {
     for await (const frame of decodeVideo(driving.path, { ...decode, startTime: wanted / info.fps })) {
       initial = await model.detectKeypoints(frame);

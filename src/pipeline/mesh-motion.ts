@@ -1,10 +1,10 @@
 import { ReenactError } from '../errors.js';
 import type { Face } from '../face/detector.js';
-import { normalizeLandmarks } from '../fomm/best-frame.js';
 import { decodeVideo, type DecodeOptions } from '../media/decode.js';
 import { MeshAnimator } from '../mesh/animator.js';
 import type { RgbImage, VideoFrame } from '../types.js';
 import { LandmarkPool } from './landmark-pool.js';
+import { BestFrameSearch } from './best-frame.js';
 import { mapAhead, meshPoints, noTrack, type MotionContext, type MotionSession } from './motion.js';
 
 /**
@@ -12,12 +12,6 @@ import { mapAhead, meshPoints, noTrack, type MotionContext, type MotionSession }
  * a 720 px frame are as good as at 1080p for the warp, and a 1080p RGB pipe costs ~3x more.
  */
 export const MAX_DRIVING_SIDE = 720;
-
-function squaredDistance(a: Float64Array, b: Float64Array): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += (a[i]! - b[i]!) ** 2;
-  return sum;
-}
 
 /**
  * The `mesh` mode: landmarks of every driving frame (detected afresh in each) drive a warp of the
@@ -32,12 +26,11 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
   const scale = Math.min(1, MAX_DRIVING_SIDE / Math.max(info.width, info.height));
   const decode: DecodeOptions = { info, signal, width: Math.max(2, Math.round(info.width * scale)), height: Math.max(2, Math.round(info.height * scale)) };
   const source = { image: background, face };
-  // Not LandmarkTracker: the tracker crops each frame on the previous frame's mesh, and on fast
-  // head turns its landmarks lag or slip (10-13 degrees of roll and a third of the mouth opening
-  // off on driving-talking.mp4), which the warp would copy. The pool detects every third frame in
-  // full and crops the two after it by that detection's BlazeFace regions, redoing a frame in
-  // full on a fast turn; each frame's landmarks depend only on its group of three up to it, so
-  // groups run several at once on worker threads and the result does not depend on the scheduling.
+  // The pool detects every third frame in full and crops the two after it by that detection's
+  // BlazeFace regions, redoing a frame in full on a fast turn (cropping every frame on the one
+  // before's mesh lagged 10-13 degrees of roll on fast turns of driving-talking.mp4); each frame's
+  // landmarks depend only on its group of three up to it, so groups run several at once on worker
+  // threads and the result does not depend on the scheduling.
   const pool = await LandmarkPool.create(analyzer, context.threads === undefined ? undefined : context.threads - 1);
   try {
     return await prepareWithPool(context, pool, decode, source);
@@ -60,20 +53,12 @@ async function prepareWithPool(context: MotionContext, pool: LandmarkPool, decod
   const wanted = context.startFrame;
   if (wanted !== undefined && wanted !== 0) {
     const best = wanted === 'best';
-    const sourcePoints = best ? normalizeLandmarks({ points: meshPoints(face), stride: 2 }) : undefined;
-    let bestDistance = Infinity;
+    const search = best ? new BestFrameSearch<Face>({ points: meshPoints(face), stride: 2 }) : undefined;
     const total = best ? info.frameCount || undefined : wanted + 1;
     for await (const [frame, tracked] of mapAhead(decodeVideo(driving.path, decode), (frame) => pool.detect(frame), lookahead)) {
       stored.push(tracked);
       onProgress?.({ stage: best ? 'best frame' : 'start frame', done: stored.length, total });
-      if (tracked && sourcePoints) {
-        const distance = squaredDistance(sourcePoints, normalizeLandmarks({ points: meshPoints(tracked), stride: 2 }));
-        if (distance < bestDistance) {
-          bestDistance = distance;
-          startFrame = frame.index;
-          reference = tracked;
-        }
-      }
+      if (tracked && search) search.offer(frame.index, { points: meshPoints(tracked), stride: 2 }, tracked);
       if (!best && frame.index >= wanted) break;
     }
     if (!best) {
@@ -90,8 +75,10 @@ async function prepareWithPool(context: MotionContext, pool: LandmarkPool, decod
           }
         }
       }
-    } else if (!reference) {
-      throw noTrack(driving.name);
+    } else {
+      if (!search?.best) throw noTrack(driving.name);
+      startFrame = search.best.index;
+      reference = search.best.item;
     }
   }
 
