@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'BAD_ARGUMENT'
   | 'OUTPUT_UNWRITABLE'
   | 'FFMPEG_FAILED'
+  | 'BAD_INSTALL'
   | 'CANCELLED';
 
 export class ReenactError extends Error {
@@ -35,6 +36,36 @@ export class ReenactError extends Error {
   describe(): string {
     return this.hint ? `${this.message}\n  ${this.hint}` : this.message;
   }
+}
+
+/**
+ * A BAD_ARGUMENT naming the option as the library spells it, in backticks (`startFrame`), with
+ * what it must be and what it was; the CLI maps backticked option names to its flags.
+ */
+export function invalidOption(name: string, expected: string, actual: unknown, hint?: string): ReenactError {
+  return new ReenactError('BAD_ARGUMENT', `\`${name}\` must be ${expected}, not ${shown(actual)}.`, hint);
+}
+
+/** A value as a message shows it: strings quoted, arrays and objects as JSON. */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return String(value);
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/**
+ * The one check of a `threads` option (animate, FommModel): undefined (all cores) or a whole
+ * number of at least 1.
+ */
+export function checkThreads(threads: number | undefined): number | undefined {
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
+    throw invalidOption('threads', 'a whole number of at least 1', threads, 'Leave it out to use all cores.');
+  }
+  return threads;
 }
 
 /** What every stage throws when its AbortSignal is aborted. */

@@ -149,7 +149,7 @@ describe('choosing a face', () => {
     );
     assert.throws(
       () => chooseFace([fake(200), fake(100)], 2),
-      (error: unknown) => error instanceof ReenactError && error.code === 'FACE_INDEX' && /2 faces; --face must be 0\.\.1/.test(error.message),
+      (error: unknown) => error instanceof ReenactError && error.code === 'FACE_INDEX' && /2 faces; `face` must be 0\.\.1/.test(error.message),
     );
   });
 });

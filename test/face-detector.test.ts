@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { FaceAnalyzer, LANDMARK_COUNT } from '../src/face/detector.js';
+import { ReenactError } from '../src/errors.js';
+import { FaceAnalyzer, LANDMARK_COUNT, loadHumanWithSubpixelMesh } from '../src/face/detector.js';
 import { eyeCentres, landmark, LANDMARKS } from '../src/face/landmarks.js';
 import { readImage } from '../src/media/image.js';
 import { shared, skipWithoutShared } from './shared.js';
@@ -41,5 +45,30 @@ describe('face detector', { skip: skipWithoutShared }, () => {
   test('finds no face in a cartoon', async () => {
     const faces = await analyzer.detect(await readImage(shared('fixtures', 'cartoon-no-face.jpg')));
     assert.equal(faces.length, 0);
+  });
+});
+
+describe('the Human bundle', () => {
+  test('the installed release is the one package.json pins, exactly', async () => {
+    const manifest = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
+    const installed = JSON.parse(await readFile(new URL('../node_modules/@vladmandic/human/package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.match(manifest.dependencies['@vladmandic/human']!, /^\d+\.\d+\.\d+$/);
+    assert.equal(installed.version, manifest.dependencies['@vladmandic/human']);
+  });
+
+  test('another release of the bundle is a BAD_INSTALL naming both versions, with a hint', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'reenact-human-'));
+    try {
+      await mkdir(join(folder, 'dist'));
+      await writeFile(join(folder, 'package.json'), JSON.stringify({ name: '@vladmandic/human', version: '3.4.0' }));
+      const bundle = join(folder, 'dist', 'human.node-wasm.js');
+      await writeFile(bundle, 'module.exports = { Human: class {} };\n');
+      assert.throws(
+        () => loadHumanWithSubpixelMesh(bundle),
+        (error: unknown) => error instanceof ReenactError && error.code === 'BAD_INSTALL' && /version 3\.4\.0/.test(error.message) && /exactly version 3\.3\.6/.test(error.message) && /npm ci/.test(error.hint ?? ''),
+      );
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { ReenactError } from '../errors.js';
+import { invalidOption, ReenactError } from '../errors.js';
 import type { Face } from '../face/detector.js';
 import { rollDegrees } from '../face/landmarks.js';
 import type { RgbImage } from '../types.js';
@@ -80,10 +80,10 @@ export function alignSource(photo: RgbImage, face: Face, options: AlignOptions =
   const size = options.size ?? DEFAULT_CROP_SIZE;
   const cropScale = options.cropScale ?? DEFAULT_CROP_SCALE;
   if (!Number.isInteger(size) || size < 16 || size > 4096) {
-    throw new ReenactError('BAD_ARGUMENT', `crop size ${size} is out of range.`, 'Use a whole number of pixels between 16 and 4096 (the models take 256).');
+    throw invalidOption('size', 'a whole number of pixels from 16 to 4096', size, 'The models take 256.');
   }
   if (!(cropScale >= 0.5 && cropScale <= 10)) {
-    throw new ReenactError('BAD_ARGUMENT', `crop scale ${cropScale} is out of range.`, 'Use a scale between 0.5 and 10 (default 1.9).');
+    throw invalidOption('cropScale', 'a number from 0.5 to 10', cropScale, `The default is ${DEFAULT_CROP_SCALE}.`);
   }
   const roll = rollDegrees(face);
   const upright = uprightFrame(photo.width, photo.height, roll);
@@ -128,7 +128,7 @@ export function chooseFace(faces: Face[], index?: number, source = 'the photo'):
   if (index === undefined) return faces[0]!;
   if (!Number.isInteger(index) || index < 0 || index >= faces.length) {
     const count = faces.length === 1 ? '1 face' : `${faces.length} faces`;
-    throw new ReenactError('FACE_INDEX', `${source} has ${count}; --face must be 0..${faces.length - 1}.`, 'Run `reenact inspect` on the photo to see the faces and their numbers.');
+    throw new ReenactError('FACE_INDEX', `${source} has ${count}; \`face\` must be 0..${faces.length - 1}.`, 'Run `reenact inspect` on the photo to see the faces and their numbers.');
   }
   return faces[index]!;
 }

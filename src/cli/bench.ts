@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { benchmarkFomm } from '../fomm/bench.js';
 import type { WinogradPolicy } from '../fomm/onnx-graph.js';
-import { positiveInteger } from './fomm.js';
+import { positiveInteger } from './options.js';
 
 interface FommBenchCliOptions {
   config: string;

@@ -3,17 +3,7 @@ import { Command, Option } from 'commander';
 import { ReenactError } from '../errors.js';
 import { compareConformance, writeConformance } from '../fomm/conformance.js';
 import { FommModel } from '../fomm/model.js';
-
-/** Parses a positive whole number option. */
-export function positiveInteger(name: string): (value: string) => number {
-  return (value: string) => {
-    const parsed = Number(value);
-    if (!Number.isInteger(parsed) || parsed < 1) {
-      throw new ReenactError('BAD_ARGUMENT', `${name} must be a whole number of at least 1, not "${value}".`, `Pass for example ${name} 2.`);
-    }
-    return parsed;
-  };
-}
+import { positiveInteger } from './options.js';
 
 interface ConformanceOptions {
   config: string;

@@ -7,6 +7,7 @@ import { addInspectCommand } from './inspect.js';
 import { addBenchCommand } from './bench.js';
 import { addFommCommand } from './fomm.js';
 import { listenForInterrupts } from './interrupt.js';
+import { describeForCli } from './options.js';
 import { addStudioCommand } from './studio.js';
 import { addVerifyCommand } from './verify.js';
 import { addWorkerCommand } from './worker.js';
@@ -37,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
     if (error instanceof ReenactError) {
-      process.stderr.write(`\nreenact: ${error.describe()}\n`);
+      process.stderr.write(`\nreenact: ${describeForCli(error)}\n`);
       return error.code === 'CANCELLED' ? (interruption.exitCode ?? 130) : 1;
     }
     process.stderr.write(`\nreenact: unexpected error: ${(error as Error).stack ?? String(error)}\n`);

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { ReenactError } from '../errors.js';
 
 /** A commander option parser for a whole number in [min, max]. */
 export function integerIn(min: number, max: number): (value: string) => number {
@@ -30,6 +31,47 @@ export function evenIn(min: number, max: number): (value: string) => number {
     if (number % 2 !== 0) throw new InvalidArgumentError(`Expected an even number (video sides must be even), e.g. ${number + 1}.`);
     return number;
   };
+}
+
+/**
+ * A positive whole number option whose refusal names the flag and an example (a ReenactError,
+ * as the FOMM tools report it).
+ */
+export function positiveInteger(name: string): (value: string) => number {
+  return (value: string) => {
+    const parsed = Number(value);
+    if (!Number.isInteger(parsed) || parsed < 1) {
+      throw new ReenactError('BAD_ARGUMENT', `${name} must be a whole number of at least 1, not "${value}".`, `Pass for example ${name} 2.`);
+    }
+    return parsed;
+  };
+}
+
+/**
+ * The flags that set library options, by the names library errors give them in backticks; a
+ * phrase with its value (`startFrame: best`) maps to a flag of its own.
+ */
+const FLAGS: Record<string, string> = {
+  'startFrame: best': '--best-frame',
+  startFrame: '--start-frame',
+  face: '--face',
+  model: '--model',
+  config: '--config',
+  checkpoint: '--checkpoint',
+  threads: '--threads',
+  expressionScale: '--expression-scale',
+  animate: '--animate',
+  size: '--size',
+  cropScale: '--scale',
+  minFrames: '--min-frames',
+  framesDir: '--frames',
+  concurrency: '--concurrency',
+  attempts: '--attempts',
+};
+
+/** A library error as the CLI prints it: option names turned into the flags that set them. */
+export function describeForCli(error: ReenactError): string {
+  return error.describe().replace(/`([^`]+)`/g, (quoted, name: string) => FLAGS[name] ?? quoted);
 }
 
 /** Machine-readable output: one JSON document on stdout. */

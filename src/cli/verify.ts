@@ -2,7 +2,7 @@ import { CommanderError, type Command } from 'commander';
 import { ReenactError } from '../errors.js';
 import { checkCredential, type CredentialCheck } from '../provenance/credential.js';
 import { checkWatermark, type WatermarkCheck } from '../provenance/verify.js';
-import { printJson } from './options.js';
+import { describeForCli, printJson } from './options.js';
 
 /** Exit codes besides 0 (found): the watermark was not found, or the file could not be read. */
 const NOT_FOUND = 1;
@@ -75,7 +75,7 @@ Examples:
       } catch (error) {
         if (!(error instanceof ReenactError) || !UNREADABLE_CODES.has(error.code)) throw error;
         if (options.json) printJson({ file, readable: false, error: { code: error.code, message: error.message, hint: error.hint } });
-        process.stderr.write(`reenact: cannot check ${file}: ${error.describe()}\n`);
+        process.stderr.write(`reenact: cannot check ${file}: ${describeForCli(error)}\n`);
         throw new CommanderError(UNREADABLE, 'reenact.verify.unreadable', error.message);
       }
       if (options.json) printJson({ ...check, readable: true });

@@ -1,4 +1,4 @@
-import { ReenactError } from '../errors.js';
+import { invalidOption, ReenactError } from '../errors.js';
 import { decodeVideo } from '../media/decode.js';
 import { VideoEncoder } from '../media/encode.js';
 import { openVideo } from '../media/repair.js';
@@ -28,7 +28,7 @@ export interface CroppedVideo {
 export async function cropDrivingVideo(path: string, track: FaceTrack, outputPath: string, options: CropVideoOptions = {}): Promise<CroppedVideo> {
   const size = options.size ?? 256;
   if (!Number.isInteger(size) || size < 16 || size > 4096 || size % 2 !== 0) {
-    throw new ReenactError('BAD_ARGUMENT', `--size ${size} is not usable for a video.`, 'Use an even number of pixels between 16 and 4096 (the models take 256).');
+    throw invalidOption('size', 'an even number of pixels from 16 to 4096', size, 'The models take 256.');
   }
   const opened = await openVideo(path, { signal: options.signal });
   try {

@@ -210,7 +210,7 @@ export function longestTrack(tracks: FaceTrack[], source: string, minFrames: num
     throw new ReenactError(
       'NO_TRACK',
       `no face stays in view for ${minFrames} frames in ${source}.`,
-      'Use a driving video where one face is visible and roughly in place throughout, or lower --min-frames.',
+      'Use a driving video where one face is visible and roughly in place throughout, or lower `minFrames`.',
     );
   }
   return tracks.reduce((best, track) => (track.frames > best.frames ? track : best));

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Config, Human } from '@vladmandic/human';
+import { ReenactError } from '../errors.js';
 import type { Box, RgbImage } from '../types.js';
 
 const require = createRequire(import.meta.url);
@@ -207,6 +208,9 @@ export class FaceAnalyzer {
   }
 }
 
+/** The @vladmandic/human release the patches below were written against (package.json pins it). */
+const HUMAN_VERSION = '3.3.6';
+
 /** Human 3.3.6 truncates mesh coordinates to whole pixels; this is its return statement. */
 const TRUNCATED_MESH = 'return c.map(x=>[Math.trunc(x[0]+y[0]),Math.trunc(x[1]+y[1]),Math.trunc(x[2]||0)])';
 const SUBPIXEL_MESH = 'return c.map(x=>[x[0]+y[0],x[1]+y[1],x[2]||0])';
@@ -235,12 +239,12 @@ const REGION_CACHE_EXPORT = '\n;module.exports.reenactFaceRegions=Te;\n';
  * landmarks are too coarse: 1 px over a 40 px eye distance is 1.4 degrees of roll, and mesh
  * warping would jitter. The patterns are checked so a different Human version fails loudly.
  */
-function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/human') & { reenactFaceRegions: RegionCache } {
+export function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/human') & { reenactFaceRegions: RegionCache } {
   const source = readFileSync(file, 'utf8');
   for (const pattern of [TRUNCATED_MESH, REGION_CHOICE, REGION_RETURN, REGION_CACHE]) {
     const at = source.indexOf(pattern);
     if (at < 0 || source.indexOf(pattern, at + 1) >= 0) {
-      throw new Error(`Unexpected @vladmandic/human build at ${file}: reenact needs version 3.3.6 (run npm ci).`);
+      throw unexpectedHuman(file);
     }
   }
   const ModuleClass = require('node:module') as {
@@ -256,8 +260,24 @@ function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/hum
     .replace(REGION_RETURN, REGION_RETURN_USED);
   module._compile(patched + REGION_CACHE_EXPORT, file);
   const loaded = module.exports as typeof import('@vladmandic/human') & { reenactFaceRegions?: RegionCache };
-  if (!loaded.reenactFaceRegions) throw new Error(`Unexpected @vladmandic/human build at ${file}: reenact needs version 3.3.6 (run npm ci).`);
+  if (!loaded.reenactFaceRegions) throw unexpectedHuman(file);
   return loaded as typeof loaded & { reenactFaceRegions: RegionCache };
+}
+
+/** The installed Human bundle is not the one the patches fit (another release was installed). */
+function unexpectedHuman(file: string): ReenactError {
+  let installed = 'an unknown version';
+  try {
+    const manifest = JSON.parse(readFileSync(join(dirname(file), '..', 'package.json'), 'utf8')) as { version?: unknown };
+    if (typeof manifest.version === 'string') installed = `version ${manifest.version}`;
+  } catch {
+    // No readable package.json beside the bundle: the version stays unknown.
+  }
+  return new ReenactError(
+    'BAD_INSTALL',
+    `the face detector's bundle ${file} is @vladmandic/human ${installed}; reenact patches it in memory and needs exactly version ${HUMAN_VERSION}.`,
+    `Reinstall reenact's dependencies as locked (npm ci), or install @vladmandic/human@${HUMAN_VERSION}.`,
+  );
 }
 
 let fileLoaderRegistered = false;

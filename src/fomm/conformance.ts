@@ -38,7 +38,7 @@ export async function writeConformance(model: FommModel, framesDir: string, outD
   const { signal } = options;
   const names = (await readdir(framesDir)).filter((n) => /^driving_.*\.png$/.test(n)).sort();
   if (names.length === 0) {
-    throw new ReenactError('NO_FRAMES', `${framesDir} has no driving_*.png frames.`, 'Point --frames at a folder with source.png and driving_001.png, driving_002.png, ...');
+    throw new ReenactError('NO_FRAMES', `${framesDir} has no driving_*.png frames.`, 'Point `framesDir` at a folder with source.png and driving_001.png, driving_002.png, ...');
   }
   const source = await model.encodeSource(await readImage(join(framesDir, 'source.png')));
   const driving: Keypoints[] = [];

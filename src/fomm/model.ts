@@ -4,7 +4,7 @@ import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/p
 import { availableParallelism, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ReenactError } from '../errors.js';
+import { checkThreads, ReenactError } from '../errors.js';
 import { writeAtomically } from '../output.js';
 import type { RgbImage } from '../types.js';
 import { generatorSpec, keypointDetectorSpec, type FommModelParams, type FrameSize } from './architecture.js';
@@ -115,10 +115,7 @@ export class FommModel {
     const params = typeof options.config === 'string' ? await loadConfig(options.config) : options.config;
     const weights = typeof options.checkpoint === 'string' ? await loadCheckpoint(options.checkpoint) : options.checkpoint;
     const frameSize = options.frameSize ?? { height: 256, width: 256 };
-    const threads = options.threads ?? availableParallelism();
-    if (!Number.isInteger(threads) || threads < 1) {
-      throw new ReenactError('BAD_ARGUMENT', `threads must be a whole number of at least 1, not ${threads}.`, 'Pass --threads 1 or more.');
-    }
+    const threads = checkThreads(options.threads) ?? availableParallelism();
     const genSpec = generatorSpec(params, frameSize, options.winograd);
     const shapes = generatorShapes(genSpec);
     const layout = decoderLayout(genSpec);

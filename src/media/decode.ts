@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { cancelled, ReenactError } from '../errors.js';
+import { cancelled, invalidOption, ReenactError } from '../errors.js';
 import type { Box, VideoFrame } from '../types.js';
 import { StderrTail, ffmpegFailed, passthroughArgs, spawnTool, waitForExit } from './ffmpeg.js';
 import { probeVideo, type VideoInfo } from './probe.js';
@@ -29,7 +29,7 @@ interface DecodePlan {
 
 function positiveInteger(value: number | undefined, name: string): void {
   if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
-    throw new ReenactError('BAD_ARGUMENT', `${name} must be a positive whole number of pixels, not ${value}.`, `Round ${name} before decoding.`);
+    throw invalidOption(name, 'a positive whole number of pixels', value, `Round \`${name}\` before decoding.`);
   }
 }
 

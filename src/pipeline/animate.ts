@@ -4,7 +4,7 @@ import { chooseFace } from '../align/source.js';
 import { CompareComposer } from '../compose/compare.js';
 import { cropToEven } from '../compose/even.js';
 import { createLabel, drawLabel, syntheticMetadata } from '../compose/label.js';
-import { ReenactError, throwIfAborted } from '../errors.js';
+import { checkThreads, invalidOption, ReenactError, throwIfAborted } from '../errors.js';
 import { FaceAnalyzer } from '../face/detector.js';
 import type { FommConfig } from '../fomm/config.js';
 import { FommModel } from '../fomm/model.js';
@@ -104,44 +104,42 @@ export function faceAnalyzer(): Promise<FaceAnalyzer> {
 function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?: { config: string | FommConfig; checkpoint: string | ModelWeights } } {
   const model = options.model ?? 'mesh';
   if (model !== 'mesh' && model !== 'fomm') {
-    throw new ReenactError('BAD_ARGUMENT', `unknown model "${String(model)}".`, 'Use --model mesh (built in) or --model fomm (with --config and --checkpoint).');
+    throw invalidOption('model', "'mesh' or 'fomm'", model, 'Use `model` mesh (built in) or fomm (with `config` and `checkpoint`).');
   }
   if (model === 'fomm' && (!options.config || !options.checkpoint)) {
     throw new ReenactError(
       'BAD_ARGUMENT',
-      `--model fomm needs the published FOMM files: ${!options.config ? '--config is missing' : '--checkpoint is missing'}.`,
-      'Pass --config vox-adv-256.yaml --checkpoint vox-adv-cpk.pth.tar (from the First Order Motion Model release), or use --model mesh, which needs no download.',
+      `\`model\` fomm needs the published FOMM files: ${!options.config ? '`config` is missing' : '`checkpoint` is missing'}.`,
+      'Give `config` vox-adv-256.yaml and `checkpoint` vox-adv-cpk.pth.tar (from the First Order Motion Model release), or use `model` mesh, which needs no download.',
     );
   }
   if (model === 'mesh' && (options.config || options.checkpoint)) {
-    throw new ReenactError('BAD_ARGUMENT', '--config and --checkpoint are for --model fomm.', 'Add --model fomm to use the FOMM checkpoint, or leave them out for the mesh model.');
+    throw new ReenactError('BAD_ARGUMENT', '`config` and `checkpoint` are for `model` fomm.', 'Set `model` to fomm to use the FOMM checkpoint, or leave them out for the mesh model.');
   }
   const start = options.startFrame;
   if (start !== undefined && start !== 'best' && !(Number.isInteger(start) && start >= 0)) {
-    throw new ReenactError('BAD_ARGUMENT', `--start-frame must be a frame number of 0 or more, not ${String(start)}.`, 'Give a whole frame number, or --best-frame.');
+    throw invalidOption('startFrame', "a frame number of 0 or more, or 'best'", start, 'Give a whole frame number, or `startFrame: best`.');
   }
-  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
-    throw new ReenactError('BAD_ARGUMENT', `--threads must be a whole number of at least 1, not ${options.threads}.`, 'Pass --threads 1 or more, or leave it out to use all cores.');
-  }
+  checkThreads(options.threads);
   const scale = options.expressionScale;
   if (scale !== undefined && !(typeof scale === 'number' && scale >= 0 && scale <= 2)) {
-    throw new ReenactError('BAD_ARGUMENT', `expressionScale (--expression-scale) must be a number from 0 to 2, not ${String(scale)}.`, 'Use 1 to follow the driver as it is, less to tone the expression down, more to exaggerate it.');
+    throw invalidOption('expressionScale', 'a number from 0 to 2', scale, 'Use 1 to follow the driver as it is, less to tone the expression down, more to exaggerate it.');
   }
   if (options.animate !== undefined) {
     const unknown = Array.isArray(options.animate) ? options.animate.filter((part) => !ANIMATE_PARTS.includes(part)) : [String(options.animate)];
     if (unknown.length > 0 || options.animate.length === 0) {
       throw new ReenactError(
         'BAD_ARGUMENT',
-        `animate (--animate) must list parts of the motion from ${ANIMATE_PARTS.join(', ')}, not ${unknown.length ? unknown.map((part) => `"${String(part)}"`).join(', ') : 'none'}.`,
-        `Pass e.g. --animate pose,eyes (library: animate: ['pose', 'eyes']), or leave it out to animate all of ${ANIMATE_PARTS.join(',')}.`,
+        `\`animate\` must list parts of the motion from ${ANIMATE_PARTS.join(', ')}, not ${unknown.length ? unknown.map((part) => `"${String(part)}"`).join(', ') : 'none'}.`,
+        `Give for example \`animate\` pose,eyes (in the library: ['pose', 'eyes']), or leave it out to animate all of ${ANIMATE_PARTS.join(',')}.`,
       );
     }
   }
   if (model === 'fomm' && (scale !== undefined || options.animate !== undefined)) {
-    throw new ReenactError('BAD_ARGUMENT', 'expressionScale (--expression-scale) and animate (--animate) are for the mesh model.', 'Leave them out with --model fomm, or use --model mesh.');
+    throw new ReenactError('BAD_ARGUMENT', '`expressionScale` and `animate` are for the mesh model.', 'Leave them out with `model` fomm, or use `model` mesh.');
   }
   if (options.face !== undefined && !(Number.isInteger(options.face) && options.face >= 0)) {
-    throw new ReenactError('BAD_ARGUMENT', `--face must be a face number of 0 or more, not ${options.face}.`, 'Faces are numbered from 0, largest first.');
+    throw invalidOption('face', 'a face number of 0 or more', options.face, 'Faces are numbered from 0, largest first.');
   }
   if (options.contentId !== undefined) checkContentId(options.contentId);
   if (!VIDEO_EXTENSIONS.has(extname(options.output).toLowerCase())) {

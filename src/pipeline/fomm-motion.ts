@@ -59,7 +59,7 @@ export async function prepareFommMotion(context: MotionContext, model: FommModel
       break;
     }
     if (!initial) {
-      throw new ReenactError('BAD_ARGUMENT', `--start-frame ${wanted} is past the end of ${driving.name}.`, 'Choose a frame within the driving video, or --best-frame.');
+      throw new ReenactError('BAD_ARGUMENT', `\`startFrame\` ${wanted} is past the end of ${driving.name}.`, 'Choose a frame within the driving video, or `startFrame: best`.');
     }
   }
 

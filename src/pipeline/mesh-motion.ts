@@ -63,7 +63,7 @@ async function prepareWithPool(context: MotionContext, pool: LandmarkPool, decod
     }
     if (!best) {
       if (stored.length <= wanted) {
-        throw new ReenactError('BAD_ARGUMENT', `--start-frame ${wanted} is past the end of ${driving.name} (${stored.length} frames).`, `Choose a frame from 0 to ${stored.length - 1}, or --best-frame.`);
+        throw new ReenactError('BAD_ARGUMENT', `\`startFrame\` ${wanted} is past the end of ${driving.name} (${stored.length} frames).`, `Choose a frame from 0 to ${stored.length - 1}, or \`startFrame: best\`.`);
       }
       // The chosen frame, or the nearest one with a face.
       for (let offset = 0; offset < stored.length && !reference; offset++) {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ReenactError } from '../errors.js';
+import { invalidOption, ReenactError } from '../errors.js';
 import { isId, JobRecords, progressReporter, pruneFinished, type Job, type JobQueue, type JobRunner, type JobSpec } from './jobs.js';
 
 /** Writes JSON under a temporary name and renames it, so a crash never leaves half a record. */
@@ -41,7 +41,7 @@ export class DiskJobQueue extends JobRecords implements JobQueue {
 
   static async open(options: DiskJobQueueOptions): Promise<DiskJobQueue> {
     if (options.concurrency !== undefined && !(Number.isInteger(options.concurrency) && options.concurrency >= 1)) {
-      throw new ReenactError('BAD_ARGUMENT', `concurrency must be a whole number of at least 1, not ${options.concurrency}.`, 'Pass --concurrency 1 or more.');
+      throw invalidOption('concurrency', 'a whole number of at least 1', options.concurrency);
     }
     const queue = new DiskJobQueue(options);
     await queue.load();

@@ -3,7 +3,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { ReenactError } from '../errors.js';
+import { invalidOption, ReenactError } from '../errors.js';
 import { JobRecords, pruneFinished, type Job, type JobError, type JobOptions, type JobProgress, type JobQueue, type JobResult, type JobSpec } from './jobs.js';
 
 /**
@@ -142,7 +142,7 @@ export class RedisJobQueue extends JobRecords implements JobQueue {
 
   static async open(options: RedisJobQueueOptions): Promise<RedisJobQueue> {
     if (options.attempts !== undefined && !(Number.isInteger(options.attempts) && options.attempts >= 1)) {
-      throw new ReenactError('BAD_ARGUMENT', `attempts must be a whole number of at least 1, not ${options.attempts}.`, 'Pass --attempts 1 or more.');
+      throw invalidOption('attempts', 'a whole number of at least 1', options.attempts);
     }
     const queue = new RedisJobQueue(options);
     await mkdir(options.folder, { recursive: true });
