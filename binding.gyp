@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "fomm_decoder",
-      "sources": ["src/fomm/native/decoder.cc"],
+      "sources": ["src/fomm/native/kernels.cc", "src/fomm/native/binding.cc"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++20", "-O3", "-fexceptions"],
       "conditions": [["target_arch!='x64'", {"type": "none"}]]

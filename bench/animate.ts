@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/fomm/config.js';
 import { FommModel } from '../src/fomm/model.js';
-import { randomWeights } from '../src/fomm/random-weights.js';
+import { randomWeights } from '../src/fomm/tools/random-weights.js';
 import { runFfmpeg } from '../src/media/ffmpeg.js';
 import { probeVideo } from '../src/media/probe.js';
 import { writeAtomically } from '../src/output.js';

@@ -10,7 +10,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadCheckpoint } from '../src/fomm/checkpoint.js';
+import { loadCheckpoint } from '../src/fomm/checkpoint/load.js';
 import { PickleWriter, legacyFile, zipFile, type RawStorage } from '../test/fomm-pickle-writer.js';
 
 const { values } = parseArgs({ options: { mb: { type: 'string', default: '640' } } });

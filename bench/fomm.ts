@@ -5,8 +5,8 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchmarkFomm } from '../src/fomm/bench.js';
-import type { WinogradPolicy } from '../src/fomm/onnx-graph.js';
+import { benchmarkFomm } from '../src/fomm/tools/bench.js';
+import type { WinogradPolicy } from '../src/fomm/onnx/builder.js';
 
 const { values } = parseArgs({
   options: {

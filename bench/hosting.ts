@@ -30,9 +30,9 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { loadConfig } from '../src/fomm/config.js';
-import { NativeDecoder, nativeKernels } from '../src/fomm/native-decoder.js';
+import { NativeDecoder, nativeKernels } from '../src/fomm/native/decoder.js';
 import { SessionThread } from '../src/fomm/session-thread.js';
-import { randomWeights } from '../src/fomm/random-weights.js';
+import { randomWeights } from '../src/fomm/tools/random-weights.js';
 import { runFfmpeg } from '../src/media/ffmpeg.js';
 import { animate } from '../src/pipeline/animate.js';
 

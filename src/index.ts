@@ -52,7 +52,8 @@ export { cropDrivingVideo, type CropVideoOptions, type CroppedVideo } from './dr
 export { ANIMATE_PARTS, MeshAnimator, type AnimatePart, type MeshAnimatorOptions } from './mesh/animator.js';
 export { FommModel, toRgbImage, type FloatImage, type FommModelOptions, type GeneratedFrame, type SourceEncoding } from './fomm/model.js';
 export { loadConfig, parseConfig, type FommConfig } from './fomm/config.js';
-export { loadCheckpoint, type FommCheckpoint } from './fomm/checkpoint.js';
+export { loadCheckpoint } from './fomm/checkpoint/load.js';
+export type { FommWeights } from './fomm/checkpoint/tensors.js';
 export {
   normalizeKeypoints,
   ABSOLUTE,

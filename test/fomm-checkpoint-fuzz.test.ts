@@ -11,8 +11,8 @@ import { readFileSync } from 'node:fs';
 import { unzipSync, zipSync, type Zippable } from 'fflate';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { ReenactError } from '../src/errors.js';
-import { parseCheckpoint } from '../src/fomm/checkpoint.js';
-import { prng } from '../src/fomm/random-weights.js';
+import { parseCheckpoint } from '../src/fomm/checkpoint/load.js';
+import { prng } from '../src/fomm/tools/random-weights.js';
 
 const VARIANTS_PER_FILE = 1500;
 /** A variant still running after this long is a hang (a parse takes milliseconds). */

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { unzipSync, zipSync, type Zippable } from 'fflate';
 import { ReenactError } from '../src/errors.js';
-import { loadCheckpoint, parseCheckpoint, type StateDict } from '../src/fomm/checkpoint.js';
+import { loadCheckpoint, parseCheckpoint } from '../src/fomm/checkpoint/load.js';
+import type { StateDict } from '../src/fomm/checkpoint/tensors.js';
 import { parseConfig } from '../src/fomm/config.js';
-import { readZipEntries } from '../src/fomm/zip.js';
+import { readZipEntries } from '../src/fomm/checkpoint/zip.js';
 import { shared, skipWithoutShared } from './shared.js';
 import { PickleWriter, checkpointPickle, concat, float32Bytes, legacyFile, zipFile } from './fomm-pickle-writer.js';
 

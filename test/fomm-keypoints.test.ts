@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { BestFrameSearch, normalizeLandmarks } from '../src/pipeline/best-frame.js';
 import { ABSOLUTE, RELATIVE, RELATIVE_ADAPT, convexHullArea, flattenKeypoints, normalizeKeypoints, type Keypoints } from '../src/fomm/keypoints.js';
-import { formatNpy, parseNpy, readNpy, writeNpy } from '../src/fomm/npy.js';
+import { formatNpy, parseNpy, readNpy, writeNpy } from '../src/fomm/tools/npy.js';
 import { shared, skipWithoutShared } from './shared.js';
 
 function fromRow(row: Float32Array, k: number): Keypoints {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { resBlock, upBlock, upBlockPhases } from '../src/fomm/hourglass.js';
-import { NativeDecoder, nativeKernels, type DecoderLayout } from '../src/fomm/native-decoder.js';
-import { OnnxGraph } from '../src/fomm/onnx-graph.js';
-import { prng } from '../src/fomm/random-weights.js';
-import { winogradMatrices } from '../src/fomm/winograd.js';
-import { StateDictWeights, Weights, type StateDict } from '../src/fomm/weights.js';
+import { resBlock, upBlock, upBlockPhases } from '../src/fomm/graph/blocks.js';
+import { NativeDecoder, nativeKernels, type DecoderLayout } from '../src/fomm/native/decoder.js';
+import { OnnxGraph } from '../src/fomm/onnx/builder.js';
+import { prng } from '../src/fomm/tools/random-weights.js';
+import { winogradMatrices } from '../src/fomm/onnx/winograd.js';
+import { StateDictWeights, Weights, type StateDict } from '../src/fomm/checkpoint/tensors.js';
 
 // CI builds the kernels (npm ci runs the install script) and sets REENACT_REQUIRE_NATIVE, so a
 // build that silently failed there fails this test instead of skipping it.

@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import type { FommConfig } from '../src/fomm/config.js';
 import { RELATIVE, RELATIVE_ADAPT, normalizeKeypoints } from '../src/fomm/keypoints.js';
 import { FommModel } from '../src/fomm/model.js';
-import { expectedShapes, randomWeights } from '../src/fomm/random-weights.js';
+import { expectedShapes, randomWeights } from '../src/fomm/tools/random-weights.js';
 import { ReenactError } from '../src/errors.js';
 import type { RgbImage } from '../src/types.js';
 

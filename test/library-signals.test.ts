@@ -5,7 +5,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ReenactError } from '../src/errors.js';
-import { writeNpy } from '../src/fomm/npy.js';
+import { writeNpy } from '../src/fomm/tools/npy.js';
 import { readImage, writeImage } from '../src/media/image.js';
 import { repairRecording } from '../src/media/repair.js';
 import { animate } from '../src/pipeline/animate.js';

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
-import { benchmarkFomm } from '../fomm/bench.js';
-import type { WinogradPolicy } from '../fomm/onnx-graph.js';
+import { benchmarkFomm } from '../fomm/tools/bench.js';
+import type { WinogradPolicy } from '../fomm/onnx/builder.js';
 import { positiveInteger } from './options.js';
 
 interface FommBenchCliOptions {

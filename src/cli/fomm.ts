@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { ReenactError } from '../errors.js';
-import { compareConformance, writeConformance } from '../fomm/conformance.js';
+import { compareConformance, writeConformance } from '../fomm/tools/conformance.js';
 import { FommModel } from '../fomm/model.js';
 import { positiveInteger } from './options.js';
 

@@ -1,7 +1,7 @@
 import type { FommConfig } from './config.js';
-import type { GeneratorSpec } from './generator.js';
-import type { KeypointDetectorSpec } from './keypoint-detector.js';
-import type { WinogradPolicy } from './onnx-graph.js';
+import type { GeneratorSpec } from './graph/generator.js';
+import type { KeypointDetectorSpec } from './graph/keypoint-detector.js';
+import type { WinogradPolicy } from './onnx/builder.js';
 
 /** model_params of a FOMM config (camelCase), as the graph builders read them. */
 export type FommModelParams = FommConfig;

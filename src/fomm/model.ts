@@ -1,23 +1,19 @@
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { availableParallelism, homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { checkThreads, ReenactError } from '../errors.js';
-import { writeAtomically } from '../output.js';
 import type { RgbImage } from '../types.js';
 import { generatorSpec, keypointDetectorSpec, type FommModelParams, type FrameSize } from './architecture.js';
-import { loadCheckpoint } from './checkpoint.js';
+import { loadCheckpoint } from './checkpoint/load.js';
 import { loadConfig, type FommConfig } from './config.js';
-import { buildFrameGenerator, buildSourceEncoder, buildSourceWarp, decodedShape, decoderLayout, generatorShapes, type GeneratorShapes } from './generator.js';
-import { NativeDecoder, nativeDecoderFits } from './native-decoder.js';
-import { buildKeypointDetector } from './keypoint-detector.js';
-import type { WinogradPolicy } from './onnx-graph.js';
+import { ModelCache } from './model-cache.js';
+import { buildFrameGenerator, buildSourceEncoder, buildSourceWarp, decodedShape, decoderLayout, generatorShapes, type GeneratorShapes } from './graph/generator.js';
+import { NativeDecoder, nativeDecoderFits } from './native/decoder.js';
+import { buildKeypointDetector } from './graph/keypoint-detector.js';
+import type { WinogradPolicy } from './onnx/builder.js';
 import type { Keypoints } from './keypoints.js';
-import type { ModelWeights } from './random-weights.js';
+import type { FommWeights } from './checkpoint/tensors.js';
 import { SessionThread, type ModelSession } from './session-thread.js';
-import { StateDictWeights, Weights } from './weights.js';
+import { StateDictWeights, Weights } from './checkpoint/tensors.js';
 
 /** Bumped whenever the graphs built from the same weights change, so cached models are rebuilt. */
 const GRAPH_VERSION = 14;
@@ -26,7 +22,7 @@ export interface FommModelOptions {
   /** A parsed config (model_params) or the path of a config .yaml. */
   config: FommConfig | string;
   /** A loaded checkpoint (or generated weights), or the path of a .pth.tar. */
-  checkpoint: ModelWeights | string;
+  checkpoint: FommWeights | string;
   /** Threads for ONNX Runtime (intra-op) and the native decoder; default: all available cores. */
   threads?: number;
   /** Where built ONNX models are kept; default $REENACT_CACHE_DIR, else $XDG_CACHE_HOME/reenact or ~/.cache/reenact. */
@@ -87,12 +83,6 @@ type FrameGenerator =
   | { whole: ModelSession }
   | { head: ModelSession; decoder: NativeDecoder; decodedShape: number[]; tail: ModelSession };
 
-/** The default folder for cached converted models. */
-export function defaultCacheDir(): string {
-  if (process.env.REENACT_CACHE_DIR) return process.env.REENACT_CACHE_DIR;
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'reenact');
-}
-
 /**
  * The First Order Motion Model on ONNX Runtime: graphs built from the config and the checkpoint
  * (keypoint detector, source encoder, per-frame generator, and the source warp shown in debug
@@ -120,10 +110,7 @@ export class FommModel {
     const shapes = generatorShapes(genSpec);
     const layout = decoderLayout(genSpec);
     const native = options.nativeKernels !== false && options.winograd !== 'never' && nativeDecoderFits(layout);
-    const key = createHash('sha256')
-      .update(JSON.stringify({ version: GRAPH_VERSION, weights: weights.sha256, params, frameSize, winograd: options.winograd ?? 'auto', native, ort: ort.env.versions.common }))
-      .digest('hex').slice(0, 32);
-    const folder = join(options.cacheDir ?? defaultCacheDir(), 'fomm', key);
+    const cache = ModelCache.open(options.cacheDir, { version: GRAPH_VERSION, weights: weights.sha256, params, frameSize, winograd: options.winograd ?? 'auto', native, ort: ort.env.versions.common });
     const kpSpec = keypointDetectorSpec(params, frameSize, options.winograd);
     const kpWeights = new Weights(new StateDictWeights(weights.kpDetector, 'kp_detector'));
     const genWeights = new Weights(new StateDictWeights(weights.generator, 'generator'));
@@ -137,7 +124,7 @@ export class FommModel {
     };
     const thread = SessionThread.start();
     try {
-      const session = async (name: string, build: () => { toBytes(): Uint8Array }) => thread.create(await cachedModel(folder, name, build), sessionOptions);
+      const session = async (name: string, build: () => { toBytes(): Uint8Array }) => thread.create(await cache.model(name, build), sessionOptions);
       const keypointSession = await session('keypoint-detector.onnx', () => buildKeypointDetector(kpSpec, kpWeights));
       const encoderSession = await session('source-encoder.onnx', () => buildSourceEncoder(genSpec, genWeights));
       const generator: FrameGenerator = native
@@ -149,7 +136,7 @@ export class FommModel {
           }
         : { whole: await session('frame-generator.onnx', () => buildFrameGenerator(genSpec, genWeights)) };
       const warpSession = await session('source-warp.onnx', () => buildSourceWarp(genSpec));
-      await pruneCache(folder);
+      await cache.prune();
       return new FommModel(params, frameSize, thread, keypointSession, encoderSession, generator, warpSession, shapes);
     } catch (error) {
       await thread.stop();
@@ -267,41 +254,4 @@ export function toRgbImage(image: FloatImage): RgbImage {
   const data = new Uint8Array(image.width * image.height * 3);
   for (let i = 0; i < data.length; i++) data[i] = Math.min(255, Math.max(0, Math.round(image.data[i]! * 255)));
   return { width: image.width, height: image.height, data };
-}
-
-/** Converted models kept: a full-size entry is ~400 MB, and every config, checkpoint or reenact update makes a new one. */
-const CACHE_ENTRIES_KEPT = 4;
-
-/** Marks `folder` as just used and removes the least recently used other entries beyond the limit. */
-async function pruneCache(folder: string): Promise<void> {
-  try {
-    const now = new Date();
-    await utimes(folder, now, now);
-    const root = dirname(folder);
-    const entries = await Promise.all((await readdir(root)).map(async (name) => ({ path: join(root, name), used: (await stat(join(root, name))).mtimeMs })));
-    entries.sort((a, b) => b.used - a.used);
-    for (const entry of entries.slice(CACHE_ENTRIES_KEPT)) if (entry.path !== folder) await rm(entry.path, { recursive: true, force: true });
-  } catch {
-    // Pruning is housekeeping; a folder another process is using or removing is left alone.
-  }
-}
-
-/** The model bytes from the cache folder, or built and stored there (atomically; a cache that cannot be written is skipped). */
-async function cachedModel(folder: string, name: string, build: () => { toBytes(): Uint8Array }): Promise<Uint8Array> {
-  const path = join(folder, name);
-  if (existsSync(path)) {
-    try {
-      return new Uint8Array(await readFile(path));
-    } catch {
-      // Unreadable cache entry: rebuild below.
-    }
-  }
-  const bytes = build().toBytes();
-  try {
-    await mkdir(folder, { recursive: true });
-    await writeAtomically(path, (temp) => writeFile(temp, bytes));
-  } catch {
-    // The cache only saves build time; running without it is correct.
-  }
-  return bytes;
 }

@@ -8,7 +8,7 @@ import { checkThreads, invalidOption, ReenactError, throwIfAborted } from '../er
 import { FaceAnalyzer } from '../face/detector.js';
 import type { FommConfig } from '../fomm/config.js';
 import { FommModel } from '../fomm/model.js';
-import type { ModelWeights } from '../fomm/random-weights.js';
+import type { FommWeights } from '../fomm/checkpoint/tensors.js';
 import { decodeVideo } from '../media/decode.js';
 import { VideoEncoder } from '../media/encode.js';
 import { readImage } from '../media/image.js';
@@ -40,7 +40,7 @@ export interface AnimateOptions {
   /** FOMM config .yaml (e.g. vox-adv-256.yaml), or one already parsed (loadConfig). */
   config?: string | FommConfig;
   /** FOMM checkpoint .pth.tar (e.g. vox-adv-cpk.pth.tar), or weights already loaded (loadCheckpoint). */
-  checkpoint?: string | ModelWeights;
+  checkpoint?: string | FommWeights;
   /** Write source | driving | result side by side. */
   compare?: boolean;
   /** Draw the visible "AI-generated" mark. Default true; the metadata says it either way. */
@@ -101,7 +101,7 @@ export function faceAnalyzer(): Promise<FaceAnalyzer> {
   return sharedAnalyzer;
 }
 
-function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?: { config: string | FommConfig; checkpoint: string | ModelWeights } } {
+function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?: { config: string | FommConfig; checkpoint: string | FommWeights } } {
   const model = options.model ?? 'mesh';
   if (model !== 'mesh' && model !== 'fomm') {
     throw invalidOption('model', "'mesh' or 'fomm'", model, 'Use `model` mesh (built in) or fomm (with `config` and `checkpoint`).');

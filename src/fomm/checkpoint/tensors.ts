@@ -1,9 +1,29 @@
-import { ReenactError } from '../errors.js';
-import type { FloatTensor } from './onnx-graph.js';
+import { ReenactError } from '../../errors.js';
+import type { FloatTensor } from '../onnx/builder.js';
 
-import type { StateDict, TensorData } from './checkpoint.js';
+export interface TensorData {
+  /** float16/float64/bfloat16 tensors come out as float32; int8/int16 as int32. */
+  dtype: 'float32' | 'int64' | 'int32' | 'uint8' | 'bool';
+  shape: number[];
+  /** Contiguous, row-major; may be a view into the checkpoint file's buffer. */
+  data: Float32Array | BigInt64Array | Int32Array | Uint8Array;
+}
 
-export type { StateDict, TensorData };
+/** Parameter and buffer tensors by their state-dict key (e.g. `kp.weight`). */
+export type StateDict = Map<string, TensorData>;
+
+/**
+ * A model's weights: the generator's and the keypoint detector's state dicts, from a checkpoint
+ * file (loadCheckpoint) or generated (random weights for tests and benchmarks).
+ */
+export interface FommWeights {
+  generator: StateDict;
+  kpDetector: StateDict;
+  /** Hex digest identifying the weights (SHA-256 of a checkpoint file), to key caches of converted models. */
+  sha256: string;
+  /** The checkpoint file's container format; absent for generated weights. */
+  format?: 'legacy' | 'zip';
+}
 
 /** Where the graph builders get their weights: a checkpoint, or a recorder of the expected shapes. */
 export interface WeightSource {

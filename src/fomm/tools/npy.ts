@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { ReenactError } from '../errors.js';
-import { writeAtomically } from '../output.js';
+import { ReenactError } from '../../errors.js';
+import { writeAtomically } from '../../output.js';
 
 /** A float32 array with its shape, as stored in a .npy file. */
 export interface NpyArray {

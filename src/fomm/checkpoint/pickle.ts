@@ -4,8 +4,8 @@
  * functions, the storage classes). Any other global or object-building opcode is refused, because
  * a checkpoint is untrusted and pickle's general form runs arbitrary code.
  */
-import type { ReenactError } from '../errors.js';
-import { badCheckpoint } from './checkpoint-error.js';
+import type { ReenactError } from '../../errors.js';
+import { badCheckpoint } from './errors.js';
 
 /** Element types of torch storages, named after their torch.*Storage classes. */
 export type StorageDtype = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';

@@ -1,4 +1,4 @@
-import type { FloatTensor, OnnxGraph } from './onnx-graph.js';
+import type { FloatTensor, OnnxGraph } from './builder.js';
 
 /**
  * 3×3 "same" convolutions by Winograd F(m×m, 3×3) in plain ONNX ops. F(4×4) takes 36 multiplies

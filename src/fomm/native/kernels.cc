@@ -4,60 +4,30 @@
 // store the maps, and the products as AVX2/FMA matrix products. ONNX Runtime runs each transform
 // as separate grouped convs, transposes and reorders (about as long as the products themselves).
 // An up block runs as one 3×3 conv of the small map with four outputs per channel, one per
-// output phase (src/fomm/hourglass.ts, upBlockPhaseKernels); its epilogue interleaves the phases
+// output phase (src/fomm/graph/blocks.ts, upBlockPhaseKernels); its epilogue interleaves the phases
 // into the next up block's input. The last up block's phases are the output, for the final conv.
 //
 // Maps are kept blocked by 8 channels ([C/8][H][W][8]) so every transform step is one 8-wide
 // vector operation across channels. The transform matrices, the transformed weights and the
-// folded batch norms come from JavaScript (src/fomm/native-decoder.ts); nothing is built here.
+// folded batch norms come from JavaScript (src/fomm/native/decoder.ts); nothing is built here.
+#include "kernels.h"
+
 #include <immintrin.h>
-#include <node_api.h>
 
 #include <algorithm>
 #include <barrier>
 #include <cstdint>
-#include <exception>
-#include <mutex>
-#include <set>
-#include <string>
 #include <thread>
 #include <vector>
 
-namespace {
+namespace fomm {
 
 // Kernels are compiled for AVX2 + FMA; the module itself is not, so loading it on an older CPU is
 // safe and supported() tells JavaScript to stay on ONNX Runtime.
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 
-constexpr int kLanes = 8;   // channels per vector
-constexpr int kRows = 6;    // tiles per micro-kernel block
-constexpr int kCols = 16;   // output channels per micro-kernel block
-
-// One 3×3 conv's geometry: a map of `height` × `width`, padded by 1 and out to whole m×m tiles.
-struct Conv {
-  int in, out, height, width, m, n, tilesY, tilesX, tiles, tilesPadded, paddedH, paddedW;
-  const float *BT;  // n × n
-  const float *AT;  // m × n
-
-  Conv(int in, int out, int height, int width, int m, const float *BT, const float *AT)
-      : in(in), out(out), height(height), width(width), m(m), n(m + 2), tilesY((height + m - 1) / m), tilesX((width + m - 1) / m),
-        tiles(tilesY * tilesX), tilesPadded((tiles + kRows - 1) / kRows * kRows), paddedH(tilesY * m + 2), paddedW(tilesX * m + 2), BT(BT), AT(AT) {}
-  int64_t paddedSize() const { return static_cast<int64_t>(in) * paddedH * paddedW; }
-  int64_t inputFreqSize() const { return static_cast<int64_t>(n) * n * tilesPadded * in; }
-  int64_t outputFreqSize() const { return static_cast<int64_t>(n) * n * tilesPadded * out; }
-};
-
-struct ResBlock {
-  const float *scale, *shift;  // norm1, applied before the first ReLU
-  const float *u1, *bias1;     // conv1 with norm2 folded in; u packed [n²][C/16][C][16]
-  const float *u2, *bias2;
-};
-
-struct UpBlock {
-  int in, out;            // out = 4 × the block's channels, (phase, channel)
-  const float *u, *bias;  // u packed [n²][out/16][in][16]
-};
+namespace {
 
 // Where an output transform puts its values.
 struct Epilogue {
@@ -97,22 +67,8 @@ void pad(const Conv &s, const float *map, const float *scale, const float *shift
 // the row for ∞ odd; the rows for +p and −p differ only in the sign of their odd columns
 // (E + O and E − O). Aᵀ's column for 0 is (1, 0, …), the one for ∞ (…, 0, 1), and the columns
 // for ±p differ only in the sign of their odd rows (x₊ + x₋ for even rows, x₊ − x₋ for odd).
-// pairedStructure() checks exactly that before anything runs.
-bool pairedStructure(const float *BT, const float *AT, int n) {
-  const int m = n - 2;
-  for (int a = 0; a < n; a++) {
-    if (a % 2 == 1 && BT[a] != 0.0f) return false;
-    if (a % 2 == 0 && BT[(n - 1) * n + a] != 0.0f) return false;
-  }
-  for (int i = 1; i < n - 1; i += 2) {
-    for (int a = 0; a < n; a++) if (BT[(i + 1) * n + a] != (a % 2 ? -BT[i * n + a] : BT[i * n + a])) return false;
-  }
-  for (int i = 0; i < m; i++) {
-    if (AT[i * n] != (i == 0 ? 1.0f : 0.0f) || AT[i * n + n - 1] != (i == m - 1 ? 1.0f : 0.0f)) return false;
-    for (int j = 1; j < n - 1; j += 2) if (AT[i * n + j + 1] != (i % 2 ? -AT[i * n + j] : AT[i * n + j])) return false;
-  }
-  return true;
-}
+// pairedStructure() (below, outside the AVX2 code: the binding calls it) checks exactly that
+// before anything runs.
 
 // y = Bᵀ·x for one column x (length N), out(i, yᵢ).
 template <int N, typename In, typename Out>
@@ -353,43 +309,8 @@ void convAny(const Conv &s, const float *padded, float *V, const float *U, float
   else conv<6>(s, padded, V, U, M, bias, e, sync, thread, threads);
 }
 
-// One decode: the bottleneck's conv geometry, then one per up block, with their weights.
-struct Request {
-  std::vector<Conv> convs;  // the bottleneck's, then one per up block
-  std::vector<ResBlock> blocks;
-  std::vector<UpBlock> upWeights;
-  int threads;
-  size_t inputSize, outputSize;
-};
+}  // namespace
 
-// Where decode's buffers lie in the caller's workspace (floats, 64-byte aligned offsets). The
-// padded maps' borders must start zero and stay zero: only interiors are ever written, so a
-// workspace zeroed once serves every call with the same shapes.
-struct Workspace {
-  int64_t residual, V, M, hidden, total;
-  std::vector<int64_t> upInputs;
-
-  explicit Workspace(const Request &r) {
-    const Conv &bottleneck = r.convs[0];
-    const bool hasBlocks = !r.blocks.empty();
-    int64_t freqSize = hasBlocks ? std::max(bottleneck.inputFreqSize(), bottleneck.outputFreqSize()) : 0;
-    for (size_t i = 1; i < r.convs.size(); i++) freqSize = std::max({freqSize, r.convs[i].inputFreqSize(), r.convs[i].outputFreqSize()});
-    total = 0;
-    auto take = [&](int64_t size) {
-      const int64_t offset = total;
-      total += (size + 15) / 16 * 16;
-      return offset;
-    };
-    residual = take(static_cast<int64_t>(bottleneck.in) * bottleneck.height * bottleneck.width);
-    V = take(freqSize);
-    M = take(freqSize);
-    hidden = take(hasBlocks ? bottleneck.paddedSize() : 0);
-    for (size_t i = 1; i < r.convs.size(); i++) upInputs.push_back(take(r.convs[i].paddedSize()));
-  }
-};
-
-// The bottleneck on `input` (NCHW, channels × height × width), then the up blocks; `output` is
-// the bottleneck's output (NCHW) without up blocks, else the last up block's phases (NCHW).
 void decode(const Request &r, const float *input, float *output, float *workspace) {
   const Conv &bottleneck = r.convs[0];
   const Conv *ups = r.convs.data() + 1;
@@ -427,257 +348,26 @@ void decode(const Request &r, const float *input, float *output, float *workspac
 }
 
 #pragma GCC pop_options
+
 bool cpuSupported() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-// --- N-API ---------------------------------------------------------------------------------
-
-struct ArgError {
-  std::string message;
-};
-
-float *floats(napi_env env, napi_value value, size_t expected, const char *name) {
-  bool isTyped = false;
-  napi_is_typedarray(env, value, &isTyped);
-  if (!isTyped) throw ArgError{std::string(name) + " must be a Float32Array"};
-  napi_typedarray_type type;
-  size_t length;
-  void *data;
-  napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr);
-  if (type != napi_float32_array) throw ArgError{std::string(name) + " must be a Float32Array"};
-  if (length != expected) throw ArgError{std::string(name) + " has " + std::to_string(length) + " values, expected " + std::to_string(expected)};
-  return static_cast<float *>(data);
-}
-
-int integer(napi_env env, napi_value value, const char *name) {
-  int32_t result;
-  if (napi_get_value_int32(env, value, &result) != napi_ok) throw ArgError{std::string(name) + " must be a number"};
-  return result;
-}
-
-napi_value property(napi_env env, napi_value object, const char *name) {
-  napi_value result;
-  napi_get_named_property(env, object, name, &result);
-  return result;
-}
-
-int integerProperty(napi_env env, napi_value object, const char *name) {
-  return integer(env, property(env, object, name), name);
-}
-
-// Reads and checks a decode's arguments from JavaScript values: shape { channels, height, width,
-// threads }, bottleneck { m, BT, AT, blocks: [{ scale, shift, u1, bias1, u2, bias2 }] },
-// upBlocks [{ in, out, m, BT, AT, u, bias }].
-Request parseRequest(napi_env env, napi_value shape, napi_value bottleneck, napi_value upBlocks) {
-  if (!cpuSupported()) throw ArgError{"this CPU has no AVX2/FMA"};
-  Request r;
-  const int channels = integerProperty(env, shape, "channels");
-  const int height = integerProperty(env, shape, "height");
-  const int width = integerProperty(env, shape, "width");
-  r.threads = integerProperty(env, shape, "threads");
-  if (channels <= 0 || channels % kCols != 0) throw ArgError{"channels must be a positive multiple of 16"};
-  if (height <= 0 || width <= 0 || height > 4096 || width > 4096) throw ArgError{"height and width must be 1 to 4096"};
-  if (r.threads < 1 || r.threads > 256) throw ArgError{"threads must be 1 to 256"};
-  // Matrices of F(m×m, 3×3), checked for the Cook–Toom pair structure the transforms rely on.
-  auto matrices = [&](napi_value object, int &m) {
-    m = integerProperty(env, object, "m");
-    if (m != 4 && m != 8) throw ArgError{"m must be 4 or 8"};
-    const size_t n = m + 2;
-    const float *BT = floats(env, property(env, object, "BT"), n * n, "BT");
-    const float *AT = floats(env, property(env, object, "AT"), m * n, "AT");
-    if (!pairedStructure(BT, AT, n)) throw ArgError{"BT and AT must be Cook-Toom matrices of the points 0, +-p..., infinity"};
-    return std::make_pair(BT, AT);
-  };
-  int m;
-  auto [BT, AT] = matrices(bottleneck, m);
-  r.convs.emplace_back(channels, channels, height, width, m, BT, AT);
-  const size_t c = channels, freqs = static_cast<size_t>(m + 2) * (m + 2);
-  napi_value list = property(env, bottleneck, "blocks");
-  uint32_t count;
-  if (napi_get_array_length(env, list, &count) != napi_ok) throw ArgError{"blocks must be an array"};
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value b;
-    napi_get_element(env, list, i, &b);
-    r.blocks.push_back({
-        floats(env, property(env, b, "scale"), c, "scale"), floats(env, property(env, b, "shift"), c, "shift"),
-        floats(env, property(env, b, "u1"), freqs * c * c, "u1"), floats(env, property(env, b, "bias1"), c, "bias1"),
-        floats(env, property(env, b, "u2"), freqs * c * c, "u2"), floats(env, property(env, b, "bias2"), c, "bias2"),
-    });
+bool pairedStructure(const float *BT, const float *AT, int n) {
+  const int m = n - 2;
+  for (int a = 0; a < n; a++) {
+    if (a % 2 == 1 && BT[a] != 0.0f) return false;
+    if (a % 2 == 0 && BT[(n - 1) * n + a] != 0.0f) return false;
   }
-  if (napi_get_array_length(env, upBlocks, &count) != napi_ok) throw ArgError{"upBlocks must be an array"};
-  int in = channels, h = height, w = width;
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value b;
-    napi_get_element(env, upBlocks, i, &b);
-    UpBlock up{};
-    up.in = integerProperty(env, b, "in");
-    up.out = integerProperty(env, b, "out");
-    int upM;
-    if (up.in != in) throw ArgError{"up block " + std::to_string(i) + " takes " + std::to_string(up.in) + " channels, but gets " + std::to_string(in)};
-    if (up.out <= 0 || up.out % 32 != 0) throw ArgError{"an up block's outputs must be a positive multiple of 32 (4 phases of 8 channels)"};
-    if (i > 0) h *= 2, w *= 2;
-    if (h > 4096 || w > 4096) throw ArgError{"up blocks would make maps larger than 4096"};
-    auto [upBT, upAT] = matrices(b, upM);
-    up.u = floats(env, property(env, b, "u"), static_cast<size_t>(upM + 2) * (upM + 2) * up.in * up.out, "u");
-    up.bias = floats(env, property(env, b, "bias"), up.out, "bias");
-    r.convs.emplace_back(up.in, up.out, h, w, upM, upBT, upAT);
-    r.upWeights.push_back(up);
-    in = up.out / 4;
+  for (int i = 1; i < n - 1; i += 2) {
+    for (int a = 0; a < n; a++) if (BT[(i + 1) * n + a] != (a % 2 ? -BT[i * n + a] : BT[i * n + a])) return false;
   }
-  r.inputSize = c * height * width;
-  r.outputSize = count ? static_cast<size_t>(r.upWeights.back().out) * h * w : r.inputSize;
-  return r;
-}
-
-// A JavaScript call of Count arguments: fn(argv)'s value, or a TypeError for an ArgError.
-template <size_t Count, typename Fn>
-napi_value call(napi_env env, napi_callback_info info, const char *usage, Fn fn) {
-  size_t argc = Count;
-  napi_value argv[Count];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  try {
-    if (argc != Count) throw ArgError{usage};
-    return fn(argv);
-  } catch (const ArgError &e) {
-    napi_throw_type_error(env, nullptr, e.message.c_str());
-    return nullptr;
+  for (int i = 0; i < m; i++) {
+    if (AT[i * n] != (i == 0 ? 1.0f : 0.0f) || AT[i * n + n - 1] != (i == m - 1 ? 1.0f : 0.0f)) return false;
+    for (int j = 1; j < n - 1; j += 2) if (AT[i * n + j + 1] != (i % 2 ? -AT[i * n + j] : AT[i * n + j])) return false;
   }
+  return true;
 }
 
-// workspaceLength(shape, bottleneck, upBlocks): the floats decode's workspace must have.
-napi_value WorkspaceLength(napi_env env, napi_callback_info info) {
-  return call<3>(env, info, "workspaceLength takes (shape, bottleneck, upBlocks)", [&](napi_value *argv) {
-    napi_value result;
-    napi_create_double(env, static_cast<double>(Workspace(parseRequest(env, argv[0], argv[1], argv[2])).total), &result);
-    return result;
-  });
-}
-
-// The workspaces of decodes running on the thread pool: each is the scratch of one decode at a
-// time, so another decode on it (synchronous or not) is refused until that one completes.
-std::mutex busyMutex;
-std::set<const float *> busyWorkspaces;
-
-bool workspaceBusy(const float *workspace) {
-  std::lock_guard<std::mutex> lock(busyMutex);
-  return busyWorkspaces.count(workspace) != 0;
-}
-
-// One decode's checked arguments and the buffers it reads and writes.
-struct DecodeCall {
-  Request request;
-  const float *input;
-  float *output;
-  float *workspace;
-};
-
-DecodeCall parseCall(napi_env env, napi_value *argv) {
-  DecodeCall c{parseRequest(env, argv[3], argv[4], argv[5]), nullptr, nullptr, nullptr};
-  c.input = floats(env, argv[0], c.request.inputSize, "input");
-  c.output = floats(env, argv[1], c.request.outputSize, "output");
-  c.workspace = floats(env, argv[2], Workspace(c.request).total, "workspace");
-  if (workspaceBusy(c.workspace)) throw ArgError{"workspace is in use by a decode that has not completed"};
-  return c;
-}
-
-constexpr const char *kDecodeUsage = "decode takes (input, output, workspace, shape, bottleneck, upBlocks)";
-
-// decode(input, output, workspace, shape, bottleneck, upBlocks) on the calling (JavaScript)
-// thread; workspace zeroed before its first use.
-napi_value Decode(napi_env env, napi_callback_info info) {
-  return call<6>(env, info, kDecodeUsage, [&](napi_value *argv) -> napi_value {
-    const DecodeCall c = parseCall(env, argv);
-    decode(c.request, c.input, c.output, c.workspace);
-    return nullptr;
-  });
-}
-
-// A decode on the libuv thread pool. References keep the six arguments (and so every typed
-// array they hold) alive until it completes; the workspace is marked busy meanwhile.
-struct AsyncDecode {
-  DecodeCall call;
-  napi_ref refs[6];
-  napi_deferred deferred;
-  napi_async_work work;
-  std::string error;
-};
-
-void ExecuteDecode(napi_env, void *data) {
-  auto *job = static_cast<AsyncDecode *>(data);
-  try {
-    decode(job->call.request, job->call.input, job->call.output, job->call.workspace);
-  } catch (const std::exception &e) {  // std::thread's system_error when threads cannot start
-    job->error = e.what();
-  }
-}
-
-void CompleteDecode(napi_env env, napi_status status, void *data) {
-  auto *job = static_cast<AsyncDecode *>(data);
-  {
-    std::lock_guard<std::mutex> lock(busyMutex);
-    busyWorkspaces.erase(job->call.workspace);
-  }
-  for (napi_ref ref : job->refs) napi_delete_reference(env, ref);
-  napi_delete_async_work(env, job->work);
-  if (status == napi_ok && job->error.empty()) {
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, job->deferred, undefined);
-  } else {
-    napi_value message, error;
-    const std::string text = "native decode failed: " + (job->error.empty() ? std::string("cancelled") : job->error);
-    napi_create_string_utf8(env, text.c_str(), text.size(), &message);
-    napi_create_error(env, nullptr, message, &error);
-    napi_reject_deferred(env, job->deferred, error);
-  }
-  delete job;
-}
-
-// decodeAsync(input, output, workspace, shape, bottleneck, upBlocks): the same decode off the
-// JavaScript thread, so the event loop keeps running; a promise settled when output is written.
-// Bad arguments throw at once, as decode's do. The arguments must not change until it settles.
-napi_value DecodeAsync(napi_env env, napi_callback_info info) {
-  return call<6>(env, info, kDecodeUsage, [&](napi_value *argv) -> napi_value {
-    auto *job = new AsyncDecode{parseCall(env, argv), {}, nullptr, nullptr, {}};
-    {
-      std::lock_guard<std::mutex> lock(busyMutex);
-      busyWorkspaces.insert(job->call.workspace);
-    }
-    for (int i = 0; i < 6; i++) napi_create_reference(env, argv[i], 1, &job->refs[i]);
-    napi_value promise, name;
-    napi_create_promise(env, &job->deferred, &promise);
-    napi_create_string_utf8(env, "fomm_decoder.decodeAsync", NAPI_AUTO_LENGTH, &name);
-    napi_create_async_work(env, nullptr, name, ExecuteDecode, CompleteDecode, job, &job->work);
-    napi_queue_async_work(env, job->work);
-    return promise;
-  });
-}
-
-napi_value Supported(napi_env env, napi_callback_info) {
-  napi_value result;
-  napi_get_boolean(env, cpuSupported(), &result);
-  return result;
-}
-
-// Bumped whenever decode's arguments change: JavaScript refuses a module built from other sources.
-constexpr int kInterfaceVersion = 2;
-
-napi_value Init(napi_env env, napi_value exports) {
-  napi_value version;
-  napi_create_int32(env, kInterfaceVersion, &version);
-  napi_property_descriptor props[] = {
-      {"interfaceVersion", nullptr, nullptr, nullptr, nullptr, version, napi_enumerable, nullptr},
-      {"decode", nullptr, Decode, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"decodeAsync", nullptr, DecodeAsync, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"workspaceLength", nullptr, WorkspaceLength, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"supported", nullptr, Supported, nullptr, nullptr, nullptr, napi_default, nullptr},
-  };
-  napi_define_properties(env, exports, 5, props);
-  return exports;
-}
-
-}  // namespace
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
+}  // namespace fomm

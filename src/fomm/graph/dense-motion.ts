@@ -1,6 +1,14 @@
-import type { OnnxGraph } from './onnx-graph.js';
-import { antiAliasDownsample, convHeads, coordinateGrid, hourglass } from './hourglass.js';
-import type { Weights } from './weights.js';
+/**
+ * The dense motion network: the reference's `DenseMotionNetwork` (modules/dense_motion.py). For
+ * each keypoint it forms the local approximation T_{S←D}(z) ≈ T_{S←R}(p_k) + J_k (z − T_{D←R}(p_k))
+ * with J_k = (d/dp T_{S←R})(d/dp T_{D←R})⁻¹ at p_k (paper Sec. 3.1, Eqs. 3-4), the heatmap
+ * differences H_k (Eq. 5) and the source deformed by each; an hourglass predicts the masks M_k
+ * that combine them into the dense field T̂_{S←D}(z) = M_0 z + Σ_k M_k (…) (Sec. 3.2, Eq. 6), and
+ * the occlusion map Ô.
+ */
+import type { OnnxGraph } from '../onnx/builder.js';
+import { antiAliasDownsample, convHeads, coordinateGrid, hourglass } from './blocks.js';
+import type { Weights } from '../checkpoint/tensors.js';
 
 /** dense_motion_params plus what the generator decides for it. */
 export interface DenseMotionSpec {

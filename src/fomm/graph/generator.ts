@@ -1,8 +1,16 @@
-import { OnnxGraph, type WinogradPolicy } from './onnx-graph.js';
+/**
+ * The generator: the reference's `OcclusionAwareGenerator` (modules/generator.py). The source is
+ * encoded by down blocks; its features ξ are warped by the dense motion field and multiplied by
+ * the occlusion map, ξ′ = Ô ⊙ f_w(ξ, T̂_{S←D}) (paper Sec. 3.2, Eq. 7); the residual bottleneck and
+ * the up blocks decode ξ′ into the frame. Built as three graphs: the source encoder (once per
+ * video), the per-frame generator (whole, or the head and tail around the native decoder) and the
+ * source warp shown in debug output.
+ */
+import { OnnxGraph, type WinogradPolicy } from '../onnx/builder.js';
 import { denseMotion, downsampleSource, type DenseMotionSpec } from './dense-motion.js';
-import { downBlock, phaseConv, resBlock, sameBlock, sameConv, upBlock, upBlockPhases } from './hourglass.js';
-import type { DecoderLayout } from './native-decoder.js';
-import type { Weights } from './weights.js';
+import { downBlock, phaseConv, resBlock, sameBlock, sameConv, upBlock, upBlockPhases } from './blocks.js';
+import type { DecoderLayout } from '../native/decoder.js';
+import type { Weights } from '../checkpoint/tensors.js';
 
 /** common_params + generator_params (with its dense_motion_params) + the frame size. */
 export interface GeneratorSpec {
@@ -75,7 +83,7 @@ export function buildSourceEncoder(spec: GeneratorSpec, w: Weights): OnnxGraph {
 
 /**
  * Which part of the per-frame generator a graph holds: all of it, or the parts before and after
- * the decoder (bottleneck and up blocks) when the decoder runs natively (src/fomm/native-decoder.ts).
+ * the decoder (bottleneck and up blocks) when the decoder runs natively (src/fomm/native/decoder.ts).
  * The head outputs `warped` (the occluded, deformed source features, the decoder's input); the
  * tail takes `decoded` (see decodedShape) and applies the final conv.
  */

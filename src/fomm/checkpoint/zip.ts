@@ -7,8 +7,8 @@
  */
 import { crc32 } from 'node:zlib';
 import { inflateSync } from 'fflate';
-import type { ReenactError } from '../errors.js';
-import { badCheckpoint } from './checkpoint-error.js';
+import type { ReenactError } from '../../errors.js';
+import { badCheckpoint } from './errors.js';
 
 export interface ZipEntry {
   readonly name: string;

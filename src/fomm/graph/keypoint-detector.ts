@@ -1,7 +1,14 @@
-import { OnnxGraph, type WinogradPolicy } from './onnx-graph.js';
-import { antiAliasDownsample, convHeads, coordinateGrid, hourglass } from './hourglass.js';
-import type { FommConfig } from './config.js';
-import type { Weights } from './weights.js';
+/**
+ * The keypoint detector: the reference's `KPDetector` (modules/keypoint_detector.py). An hourglass
+ * predicts one heatmap per keypoint; each keypoint p_k is its heatmap's expected position after a
+ * softmax (`gaussian2kp`), and with `estimate_jacobian` a 4-channel head gives the Jacobian
+ * d/dp T_{X←R}(p) at p_k, heatmap-weighted: the keypoints and the first-order terms of the local
+ * affine motion model (paper Sec. 3.1, the Taylor expansion of Eq. 2).
+ */
+import { OnnxGraph, type WinogradPolicy } from '../onnx/builder.js';
+import { antiAliasDownsample, convHeads, coordinateGrid, hourglass } from './blocks.js';
+import type { FommConfig } from '../config.js';
+import type { Weights } from '../checkpoint/tensors.js';
 
 /** What the keypoint detector graph needs to know (common_params + kp_detector_params + the frame size). */
 export type KeypointDetectorSpec = FommConfig['commonParams'] &

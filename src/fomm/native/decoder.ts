@@ -1,12 +1,12 @@
 import { createRequire } from 'node:module';
-import { resBlockKernels, upBlockPhaseKernels, type MapSize } from './hourglass.js';
-import type { FloatTensor } from './onnx-graph.js';
-import type { Weights } from './weights.js';
-import { transformedKernels, winogradMatrices } from './winograd.js';
+import { resBlockKernels, upBlockPhaseKernels, type MapSize } from '../graph/blocks.js';
+import type { FloatTensor } from '../onnx/builder.js';
+import type { Weights } from '../checkpoint/tensors.js';
+import { transformedKernels, winogradMatrices } from '../onnx/winograd.js';
 
 /**
  * The generator's decoder (residual bottleneck and up blocks) run by the native kernels in
- * native/decoder.cc (Winograd with fused transforms, AVX2/FMA), built by `npm install` where a
+ * native/kernels.cc (Winograd with fused transforms, AVX2/FMA), built by `npm install` where a
  * C++ compiler is available. Where it is not (or the CPU lacks AVX2/FMA), it stays in the ONNX graph.
  */
 
@@ -41,7 +41,7 @@ interface NativeShape {
   threads: number;
 }
 
-/** native/decoder.cc's kInterfaceVersion: a module built from older sources is not used. */
+/** native/binding.cc's kInterfaceVersion: a module built from older sources is not used. */
 const INTERFACE_VERSION = 2;
 
 interface NativeModule {
@@ -60,7 +60,7 @@ let loaded: { module?: NativeModule; reason?: string } | undefined;
 export function nativeKernels(): { module?: NativeModule; reason?: string } {
   if (!loaded) {
     try {
-      const module = createRequire(import.meta.url)('../../build/Release/fomm_decoder.node') as NativeModule;
+      const module = createRequire(import.meta.url)('../../../build/Release/fomm_decoder.node') as NativeModule;
       if (module.interfaceVersion !== INTERFACE_VERSION) {
         loaded = { reason: `the native module was built from other sources (interface ${module.interfaceVersion}, expected ${INTERFACE_VERSION}); run npm install to rebuild it` };
       } else {

@@ -6,9 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { ReenactError } from '../errors.js';
-import { badCheckpoint } from './checkpoint-error.js';
-import { assertFile } from '../media/image.js';
+import { ReenactError } from '../../errors.js';
+import { badCheckpoint } from './errors.js';
+import type { FommWeights, StateDict, TensorData } from './tensors.js';
+import { assertFile } from '../../media/image.js';
 import {
   ELEMENT_SIZE,
   STORAGE_CLASSES,
@@ -23,27 +24,8 @@ import {
 } from './pickle.js';
 import { isZip, readZipEntries, readZipEntry, type ZipEntry } from './zip.js';
 
-export interface TensorData {
-  /** float16/float64/bfloat16 tensors come out as float32; int8/int16 as int32. */
-  dtype: 'float32' | 'int64' | 'int32' | 'uint8' | 'bool';
-  shape: number[];
-  /** Contiguous, row-major; may be a view into the checkpoint file's buffer. */
-  data: Float32Array | BigInt64Array | Int32Array | Uint8Array;
-}
-
-/** Parameter and buffer tensors by their state-dict key (e.g. `kp.weight`). */
-export type StateDict = Map<string, TensorData>;
-
-export interface FommCheckpoint {
-  generator: StateDict;
-  kpDetector: StateDict;
-  /** Hex SHA-256 of the checkpoint file, to key caches of converted models. */
-  sha256: string;
-  format: 'legacy' | 'zip';
-}
-
 /** Reads and parses a checkpoint file (.pth.tar); any problem is a ReenactError. */
-export async function loadCheckpoint(path: string): Promise<FommCheckpoint> {
+export async function loadCheckpoint(path: string): Promise<FommWeights> {
   await assertFile(path);
   let bytes: Uint8Array;
   try {
@@ -62,7 +44,7 @@ export async function loadCheckpoint(path: string): Promise<FommCheckpoint> {
 }
 
 /** Parses checkpoint bytes already in memory (the tensors may be views into `bytes`). */
-export function parseCheckpoint(bytes: Uint8Array): FommCheckpoint {
+export function parseCheckpoint(bytes: Uint8Array): FommWeights {
   const parsed = isZip(bytes) ? parseZip(bytes) : parseLegacy(bytes);
   const top = parsed.root;
   if (!(top instanceof Map)) throw notFomm('its top-level object is not a dict');

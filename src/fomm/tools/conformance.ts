@@ -1,9 +1,9 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ReenactError, throwIfAborted } from '../errors.js';
-import { readImage } from '../media/image.js';
-import { ABSOLUTE, RELATIVE, RELATIVE_ADAPT, flattenKeypoints, normalizeKeypoints, type Keypoints, type NormalizationOptions } from './keypoints.js';
-import type { FommModel } from './model.js';
+import { ReenactError, throwIfAborted } from '../../errors.js';
+import { readImage } from '../../media/image.js';
+import { ABSOLUTE, RELATIVE, RELATIVE_ADAPT, flattenKeypoints, normalizeKeypoints, type Keypoints, type NormalizationOptions } from '../keypoints.js';
+import type { FommModel } from '../model.js';
 import { readNpy, writeNpy, type NpyArray } from './npy.js';
 
 /** Which golden file each output came from, and its tolerance (max |difference|). */

@@ -1,8 +1,14 @@
-import type { FloatTensor, OnnxGraph } from './onnx-graph.js';
-import { foldAffine, type Weights } from './weights.js';
-import { conv3x3, useWinograd } from './winograd.js';
+/**
+ * The reference's building blocks (modules/util.py), shared by the keypoint detector, the dense
+ * motion network and the generator: `Hourglass` (with its `Encoder` and `Decoder`), `ResBlock2d`,
+ * `UpBlock2d`, `DownBlock2d`, `SameBlock2d`, `AntiAliasInterpolation2d` and
+ * `make_coordinate_grid`. Layers of the paper's networks (Sec. 3 and its supplementary
+ * architecture), with no equation of their own.
+ */
+import type { FloatTensor, OnnxGraph } from '../onnx/builder.js';
+import { foldAffine, type Weights } from '../checkpoint/tensors.js';
+import { conv3x3, useWinograd } from '../onnx/winograd.js';
 
-/** The building blocks shared by the keypoint detector, the dense motion network and the generator. */
 
 /** Height and width of a feature map, where a builder knows them (Winograd needs them). */
 export interface MapSize {

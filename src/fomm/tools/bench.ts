@@ -1,15 +1,16 @@
 import { availableParallelism } from 'node:os';
-import type { RgbImage } from '../types.js';
-import { loadConfig, type FommConfig } from './config.js';
-import { RELATIVE_ADAPT, normalizeKeypoints } from './keypoints.js';
-import { FommModel } from './model.js';
-import type { WinogradPolicy } from './onnx-graph.js';
-import { randomWeights, type ModelWeights } from './random-weights.js';
+import type { RgbImage } from '../../types.js';
+import { loadConfig, type FommConfig } from '../config.js';
+import { RELATIVE_ADAPT, normalizeKeypoints } from '../keypoints.js';
+import { FommModel } from '../model.js';
+import type { WinogradPolicy } from '../onnx/builder.js';
+import type { FommWeights } from '../checkpoint/tensors.js';
+import { randomWeights } from './random-weights.js';
 
 export interface FommBenchOptions {
   config: FommConfig | string;
   /** A checkpoint path or loaded weights; without one, seeded random weights of the config's shapes (timing does not depend on the values). */
-  checkpoint?: ModelWeights | string;
+  checkpoint?: FommWeights | string;
   /** Driving frames to time (after one warm-up frame). */
   frames?: number;
   threads?: number;

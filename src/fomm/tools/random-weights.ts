@@ -1,15 +1,9 @@
 import { createHash } from 'node:crypto';
-import { generatorSpec, keypointDetectorSpec, type FommModelParams, type FrameSize } from './architecture.js';
-import { buildFrameGenerator, buildSourceEncoder } from './generator.js';
-import { buildKeypointDetector } from './keypoint-detector.js';
-import { ShapeRecorder, Weights, type StateDict } from './weights.js';
+import { generatorSpec, keypointDetectorSpec, type FommModelParams, type FrameSize } from '../architecture.js';
+import { buildFrameGenerator, buildSourceEncoder } from '../graph/generator.js';
+import { buildKeypointDetector } from '../graph/keypoint-detector.js';
+import { ShapeRecorder, Weights, type FommWeights, type StateDict } from '../checkpoint/tensors.js';
 
-/** The two state dicts a model needs and a digest that identifies them. */
-export interface ModelWeights {
-  generator: StateDict;
-  kpDetector: StateDict;
-  sha256: string;
-}
 
 /** Every state-dict key and shape the architecture of `params` reads. */
 export function expectedShapes(params: FommModelParams, size: FrameSize): { generator: Map<string, number[]>; kpDetector: Map<string, number[]> } {
@@ -50,7 +44,7 @@ function gaussianKernel(shape: number[], scale: number): Float32Array {
  * for timing the full-size model without its checkpoint. Batch-norm statistics are plausible
  * (positive variances), convs are He-scaled, jacobian convs start near the identity as in training.
  */
-export function randomWeights(params: FommModelParams, size: FrameSize, seed = 1): ModelWeights {
+export function randomWeights(params: FommModelParams, size: FrameSize, seed = 1): FommWeights {
   const random = prng(seed);
   const uniform = (lo: number, hi: number) => lo + (hi - lo) * random();
   const shapes = expectedShapes(params, size);

@@ -1,4 +1,4 @@
-import { ReenactError } from '../errors.js';
+import { ReenactError } from '../../errors.js';
 
 /** What is wrong with a checkpoint, as far as the reader can tell; each has its hint. */
 export type CheckpointProblem = 'damaged' | 'unsupported';
