@@ -73,8 +73,13 @@ try {
     const started = performance.now();
     const cpu = cpuMs();
     let framesStart = 0;
-    const result = await animate({ source: photo, driving, output: join(folder, 'mesh.mp4') }, (event) => {
-      if (event.stage === 'animate' && !framesStart) framesStart = performance.now();
+    const result = await animate({
+      source: photo,
+      driving,
+      output: join(folder, 'mesh.mp4'),
+      onProgress: (event) => {
+        if (event.stage === 'animate' && !framesStart) framesStart = performance.now();
+      },
     });
     const seconds = (performance.now() - started) / 1000;
     const framesSeconds = (performance.now() - framesStart) / 1000;
@@ -118,13 +123,13 @@ try {
     FommModel.prototype.detectKeypoints = timed(FommModel.prototype.detectKeypoints);
     FommModel.prototype.generate = timed(FommModel.prototype.generate);
     let pipelineStart = 0;
-    const result = await animate({ source: photo, driving: clip, output: join(folder, 'fomm.mp4'), model: 'fomm', config, checkpoint }, (event) => {
+    const result = await animate({ source: photo, driving: clip, output: join(folder, 'fomm.mp4'), model: 'fomm', config, checkpoint, onProgress: (event) => {
       // From the face-track search on: one-time loading and the source encoding are left out.
       if (!pipelineStart && (event.stage === 'track' || event.stage === 'animate')) {
         pipelineStart = performance.now();
         modelMs = 0;
       }
-    });
+    } });
     const pipelineMs = performance.now() - pipelineStart;
     print({
       bench: 'animate-fomm',

@@ -123,8 +123,16 @@ try {
       await once(client, 'online');
       const jobStart = performance.timeOrigin + performance.now();
       let framesStart = Infinity;
-      const result = await animate({ source: photo, driving: clip, output: join(folder, `${path}.mp4`), model: 'fomm', config, checkpoint }, (event) => {
-        if (event.stage === 'animate' && framesStart === Infinity) framesStart = performance.timeOrigin + performance.now();
+      const result = await animate({
+        source: photo,
+        driving: clip,
+        output: join(folder, `${path}.mp4`),
+        model: 'fomm',
+        config,
+        checkpoint,
+        onProgress: (event) => {
+          if (event.stage === 'animate' && framesStart === Infinity) framesStart = performance.timeOrigin + performance.now();
+        },
       });
       const jobEnd = performance.timeOrigin + performance.now();
       client.postMessage('stop');

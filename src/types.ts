@@ -26,13 +26,19 @@ export interface Box {
   height: number;
 }
 
-/** What a long operation reports while it runs. */
-export interface ProgressEvent {
-  /** A short name of the step, e.g. "decode", "track", "animate". */
-  stage: string;
+/**
+ * The steps long operations report: animate's ('prepare', then 'track' for fomm, 'best frame' or
+ * 'start frame' when a reference frame is searched for, then 'animate'), findFaceTracks's 'track'
+ * and cropDrivingVideo's 'crop'.
+ */
+export type ProgressStage = 'prepare' | 'track' | 'best frame' | 'start frame' | 'animate' | 'crop';
+
+/** What a long operation reports while it runs; `Stage`: the stages that operation emits. */
+export interface ProgressEvent<Stage extends ProgressStage = ProgressStage> {
+  stage: Stage;
   done: number;
   /** Undefined where the total is not known in advance. */
   total?: number;
 }
 
-export type ProgressCallback = (event: ProgressEvent) => void;
+export type ProgressCallback<Stage extends ProgressStage = ProgressStage> = (event: ProgressEvent<Stage>) => void;

@@ -90,8 +90,14 @@ describe('animate: bad and awkward inputs', { skip: skipWithoutShared }, () => {
     const controller = new AbortController();
     const output = join(folder, 'out-aborted.mp4');
     await assert.rejects(
-      animate({ source: photo, driving: short, output, signal: controller.signal }, (event) => {
-        if (event.stage === 'animate' && event.done === 10) controller.abort();
+      animate({
+        source: photo,
+        driving: short,
+        output,
+        signal: controller.signal,
+        onProgress: (event) => {
+          if (event.stage === 'animate' && event.done === 10) controller.abort();
+        },
       }),
       rejectsWith('CANCELLED'),
     );

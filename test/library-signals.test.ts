@@ -65,12 +65,12 @@ describe('the library can be hosted: signals belong to the program, the library 
           checkpoint: shared('fomm', 'golden-tiny', 'checkpoint.zip.pth.tar'),
           threads: 1,
           signal: controller.signal,
-        },
-        (event) => {
-          if (event.stage === 'animate' && event.done === 5) {
-            framesWhenAborted = event.done;
-            controller.abort();
-          }
+          onProgress: (event) => {
+            if (event.stage === 'animate' && event.done === 5) {
+              framesWhenAborted = event.done;
+              controller.abort();
+            }
+          },
         },
       ),
       isCancelled,

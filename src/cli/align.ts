@@ -3,7 +3,7 @@ import { alignSource, chooseFace, DEFAULT_CROP_SCALE, DEFAULT_CROP_SIZE, rotateU
 import { FaceAnalyzer } from '../face/detector.js';
 import { rollDegrees } from '../face/landmarks.js';
 import { readImage, writeImage } from '../media/image.js';
-import { faceReport } from './inspect.js';
+import { faceReport } from '../pipeline/inspect.js';
 import { integerIn, numberIn, printJson } from './options.js';
 
 interface AlignOptions {

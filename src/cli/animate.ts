@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { animate, type AnimateOptions, type MotionModelName } from '../pipeline/animate.js';
 import { ANIMATE_PARTS, type AnimatePart } from '../mesh/animator.js';
-import { integerIn, numberIn, printJson } from './options.js';
+import { commaList, integerIn, numberIn, printJson } from './options.js';
 import { progressBar } from './progress.js';
 
 interface AnimateCommandOptions {
@@ -41,7 +41,7 @@ export function addAnimateCommand(program: Command, signal: AbortSignal): void {
     .option('--start-frame <n>', 'the driving frame whose pose maps onto the photo\'s (default: the first with a face)', integerIn(0, 100_000_000))
     .option('--threads <n>', 'CPU threads to use: ONNX Runtime\'s for fomm, parallel face detections for mesh (default: all cores)', integerIn(1, 256))
     .option('--expression-scale <x>', 'mesh: how strongly expression, eyes and mouth follow the driver, 0 (none) to 2 (exaggerated)', numberIn(0, 2), 1)
-    .option('--animate <parts>', `mesh: which parts of the driver's motion to take, any of ${ANIMATE_PARTS.join(',')} (default all)`, (value: string) => value.split(',').map((part) => part.trim()) as AnimatePart[])
+    .option('--animate <parts>', `mesh: which parts of the driver's motion to take, any of ${ANIMATE_PARTS.join(',')} (default all)`, commaList<AnimatePart>())
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -83,9 +83,10 @@ Examples:
         ...(options.model === 'mesh' || options.expressionScale !== 1 ? { expressionScale: options.expressionScale } : {}),
         ...(options.animate ? { animate: options.animate } : {}),
         signal,
+        onProgress: progress,
       };
       try {
-        const result = await animate(request, progress);
+        const result = await animate(request);
         progress.finish();
         if (options.json) {
           printJson(result);

@@ -1,11 +1,6 @@
-import { rm } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
 import type { Command } from 'commander';
-import { cropDrivingVideo, type CroppedVideo } from '../driving/crop.js';
-import { DEFAULT_MIN_FRAMES, findFaceTracks, type FaceTrack, longestTrack, writeTracksJson } from '../driving/tracks.js';
-import { FaceAnalyzer } from '../face/detector.js';
-import { probeVideo } from '../media/probe.js';
-import { PendingOutput } from '../output.js';
+import { cropFaceClips } from '../driving/crop.js';
+import { DEFAULT_MIN_FRAMES } from '../driving/tracks.js';
 import { evenIn, integerIn, numberIn } from './options.js';
 import { progressBar } from './progress.js';
 
@@ -17,12 +12,6 @@ interface CropVideoOptions {
   increase: number;
   stride: number;
   all?: boolean;
-}
-
-/** Output path of the nth track (1-based) with --all: crop.mp4 -> crop-1.mp4. */
-function numbered(path: string, n: number): string {
-  const ext = extname(path);
-  return join(dirname(path), `${basename(path, ext)}-${n}${ext}`);
 }
 
 export function addCropVideoCommand(program: Command, signal: AbortSignal): void {
@@ -49,37 +38,27 @@ Examples:
   reenact crop-video interview.mp4 -o speaker.mp4 --all --json tracks.json`,
     )
     .action(async (video: string, options: CropVideoOptions) => {
-      // Fail on an unusable input or output folder before the long detection pass.
-      const info = await probeVideo(video);
-      for (const path of [options.output, options.json]) if (path) await (await PendingOutput.create(path)).discard();
-      const analyzer = await FaceAnalyzer.create();
       const progress = progressBar();
-      const written: string[] = [];
       try {
-        const tracks = await findFaceTracks(video, analyzer, { minFrames: options.minFrames, increase: options.increase, stride: options.stride, onProgress: progress, signal });
-        const minFrames = Math.min(options.minFrames ?? DEFAULT_MIN_FRAMES, info.frameCount || Infinity);
-        const chosen: [FaceTrack, string][] = options.all && tracks.length > 1
-          ? tracks.map((track, i) => [track, numbered(options.output, i + 1)])
-          : [[longestTrack(tracks, video, minFrames), options.output]];
-        const results: CroppedVideo[] = [];
-        for (const [track, output] of chosen) {
-          results.push(await cropDrivingVideo(video, track, output, { size: options.size, onProgress: progress, signal }));
-          written.push(output);
-        }
-        if (options.json) await writeTracksJson(options.json, info, tracks, { signal });
+        const { tracks, clips } = await cropFaceClips(video, options.output, {
+          size: options.size,
+          minFrames: options.minFrames,
+          increase: options.increase,
+          stride: options.stride,
+          all: options.all,
+          tracksJson: options.json,
+          onProgress: progress,
+          signal,
+        });
         progress.finish();
-        for (const [i, result] of results.entries()) {
-          const track = chosen[i]![0];
+        for (const { track, video: clip } of clips) {
           process.stdout.write(
-            `${result.path}: ${result.size}x${result.size}, ${result.frames} frames (${track.startTime.toFixed(2)}-${track.endTime.toFixed(2)} s), ${result.hasAudio ? 'with audio' : 'no audio'}; crop ${track.box.width}x${track.box.height} at ${track.box.x},${track.box.y}\n`,
+            `${clip.path}: ${clip.size}x${clip.size}, ${clip.frames} frames (${track.startTime.toFixed(2)}-${track.endTime.toFixed(2)} s), ${clip.hasAudio ? 'with audio' : 'no audio'}; crop ${track.box.width}x${track.box.height} at ${track.box.x},${track.box.y}\n`,
           );
         }
-        if (tracks.length > chosen.length) process.stdout.write(`(${tracks.length} face tracks found; --all writes each of them)\n`);
-      } catch (error) {
+        if (tracks.length > clips.length) process.stdout.write(`(${tracks.length} face tracks found; --all writes each of them)\n`);
+      } finally {
         progress.finish();
-        // All or nothing: clips already written by this run are removed too.
-        await Promise.all(written.map((path) => rm(path, { force: true })));
-        throw error;
       }
     });
 }

@@ -1,14 +1,7 @@
 import type { Command } from 'commander';
-import sharp from 'sharp';
-import { findFaceTracks, type FaceTrack } from '../driving/tracks.js';
-import { ReenactError } from '../errors.js';
-import { type Face, FaceAnalyzer } from '../face/detector.js';
-import { eyeCentres, landmark, LANDMARKS, rollDegrees } from '../face/landmarks.js';
-import { decodeVideo } from '../media/decode.js';
-import { assertFile, readImage } from '../media/image.js';
-import { probeVideo, type VideoInfo } from '../media/probe.js';
-import { writeAtomically } from '../output.js';
-import type { Box, Point, RgbImage } from '../types.js';
+import type { FaceTrack } from '../driving/tracks.js';
+import type { VideoInfo } from '../media/probe.js';
+import { inspectMedia, type FaceReport, type ImageReport } from '../pipeline/inspect.js';
 import { integerIn, printJson } from './options.js';
 import { progressBar } from './progress.js';
 
@@ -18,21 +11,6 @@ interface InspectOptions {
   tracks: boolean;
   minFrames?: number;
   stride?: number;
-}
-
-/** What inspect reports about one face. */
-export interface FaceReport {
-  index: number;
-  box: Box;
-  score: number;
-  /** Head roll in degrees (positive: clockwise). */
-  roll: number;
-  eyes: { imageLeft: Point; imageRight: Point };
-  noseTip: Point;
-}
-
-export function faceReport(face: Face, index: number): FaceReport {
-  return { index, box: face.box, score: face.score, roll: rollDegrees(face), eyes: eyeCentres(face), noseTip: landmark(face, LANDMARKS.noseTip) };
 }
 
 export function addInspectCommand(program: Command, signal: AbortSignal): void {
@@ -52,49 +30,16 @@ export function addInspectCommand(program: Command, signal: AbortSignal): void {
 }
 
 async function inspect(file: string, options: InspectOptions, signal: AbortSignal): Promise<void> {
-  await assertFile(file);
-  const isImage = await sharp(file, { limitInputPixels: false })
-    .metadata()
-    .then((metadata) => metadata.width !== undefined)
-    .catch(() => false);
-  if (isImage) {
-    const image = await readImage(file);
-    const analyzer = await FaceAnalyzer.create();
-    const faces = await analyzer.detect(image);
-    const report = { file, kind: 'image' as const, width: image.width, height: image.height, faces: faces.map(faceReport) };
-    if (options.debug) await writeDebugImage(options.debug, image, faces, [], signal);
+  const progress = progressBar();
+  try {
+    const report = await inspectMedia(file, { tracks: options.tracks, minFrames: options.minFrames, stride: options.stride, debugImage: options.debug, onProgress: progress, signal });
+    progress.finish();
     if (options.json) printJson(report);
-    else printImageReport(report);
-    return;
+    else if (report.kind === 'image') printImageReport(report);
+    else printVideoReport(report.video, report.firstFrame.faces, report.tracks);
+  } finally {
+    progress.finish();
   }
-
-  const info = await probeVideo(file).catch((error: unknown) => {
-    if (error instanceof ReenactError && error.code === 'NOT_MEDIA') {
-      throw new ReenactError('NOT_MEDIA', `${file} is neither an image nor a video reenact can read.`, 'Give a photo (JPEG, PNG, WebP, HEIC) or a video (MP4, MOV, WebM, MKV).', { cause: error });
-    }
-    throw error;
-  });
-  let first: RgbImage | undefined;
-  for await (const frame of decodeVideo(file, { duration: 1, signal })) {
-    first = frame;
-    break;
-  }
-  if (!first) throw new ReenactError('NO_FRAMES', `No frame could be decoded from ${file}.`, 'Check that the video plays in a video player; export it again if not.');
-  const analyzer = await FaceAnalyzer.create();
-  const faces = await analyzer.detect(first);
-  let tracks: FaceTrack[] | undefined;
-  if (options.tracks) {
-    const progress = progressBar();
-    try {
-      tracks = await findFaceTracks(file, analyzer, { minFrames: options.minFrames, stride: options.stride, onProgress: progress, signal });
-    } finally {
-      progress.finish();
-    }
-  }
-  const report = { file, kind: 'video' as const, video: info, firstFrame: { faces: faces.map(faceReport) }, ...(tracks ? { tracks } : {}) };
-  if (options.debug) await writeDebugImage(options.debug, first, faces, tracks ?? [], signal);
-  if (options.json) printJson(report);
-  else printVideoReport(report.video, report.firstFrame.faces, tracks);
 }
 
 function formatFace(face: FaceReport): string {
@@ -102,7 +47,7 @@ function formatFace(face: FaceReport): string {
   return `  face ${face.index}: box ${box.x.toFixed(0)},${box.y.toFixed(0)} ${box.width.toFixed(0)}x${box.height.toFixed(0)}, score ${face.score.toFixed(2)}, roll ${face.roll.toFixed(1)} deg`;
 }
 
-function printImageReport(report: { file: string; width: number; height: number; faces: FaceReport[] }): void {
+function printImageReport(report: ImageReport): void {
   const lines = [`${report.file}: image ${report.width}x${report.height}, ${report.faces.length} face${report.faces.length === 1 ? '' : 's'}`];
   lines.push(...report.faces.map(formatFace));
   if (report.faces.length === 0) lines.push('  no face found: use a photo where the face is clearly visible, frontal, well lit, at least ~80 px wide');
@@ -126,35 +71,4 @@ function printVideoReport(info: VideoInfo, faces: FaceReport[], tracks: FaceTrac
     }
   }
   process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-/** The image with each face's box, eye centres and nose tip (and any track crops) drawn on it, as PNG. */
-async function writeDebugImage(path: string, image: RgbImage, faces: Face[], tracks: FaceTrack[], signal: AbortSignal): Promise<void> {
-  const stroke = Math.max(1, Math.round(Math.max(image.width, image.height) / 300));
-  const dot = stroke * 2;
-  const shapes: string[] = [];
-  for (const track of tracks) {
-    const { box } = track;
-    shapes.push(`<rect x="${box.x}" y="${box.y}" width="${box.width}" height="${box.height}" fill="none" stroke="#ffcc00" stroke-width="${stroke}" stroke-dasharray="${stroke * 4}"/>`);
-  }
-  for (const [index, face] of faces.entries()) {
-    const { box } = face;
-    const { imageLeft, imageRight } = eyeCentres(face);
-    const nose = landmark(face, LANDMARKS.noseTip);
-    shapes.push(
-      `<rect x="${box.x}" y="${box.y}" width="${box.width}" height="${box.height}" fill="none" stroke="#00ff66" stroke-width="${stroke}"/>`,
-      `<line x1="${imageLeft.x}" y1="${imageLeft.y}" x2="${imageRight.x}" y2="${imageRight.y}" stroke="#00ccff" stroke-width="${stroke}"/>`,
-      `<circle cx="${imageLeft.x}" cy="${imageLeft.y}" r="${dot}" fill="#00ccff"/>`,
-      `<circle cx="${imageRight.x}" cy="${imageRight.y}" r="${dot}" fill="#00ccff"/>`,
-      `<circle cx="${nose.x}" cy="${nose.y}" r="${dot}" fill="#ff3366"/>`,
-      `<text x="${box.x + stroke}" y="${Math.max(stroke * 8, box.y - stroke * 2)}" font-family="sans-serif" font-size="${stroke * 8}" fill="#00ff66">${index}</text>`,
-    );
-  }
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${image.width}" height="${image.height}">${shapes.join('')}</svg>`;
-  await writeAtomically(path, async (tempPath) => {
-    await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-      .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
-      .png()
-      .toFile(tempPath);
-  }, signal);
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ReenactError } from '../errors.js';
 import { addAlignCommand } from './align.js';
@@ -20,10 +21,16 @@ import { addWorkerCommand } from './worker.js';
  */
 const commandModules: ((program: Command, signal: AbortSignal, releaseSignals: () => void) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand, addStudioCommand, addVerifyCommand, addWorkerCommand];
 
+/** The version in reenact's package.json (two folders up from src/cli and from dist/cli). */
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
 export function buildProgram(signal: AbortSignal, releaseSignals: () => void): Command {
   const program = new Command('reenact')
     .description('Animate a portrait photo with the motion of a driving video. Outputs are labelled as AI-generated.')
-    .version('0.1.0')
+    .version(packageVersion())
     .exitOverride()
     .showHelpAfterError();
   for (const add of commandModules) add(program, signal, releaseSignals);

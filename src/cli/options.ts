@@ -23,6 +23,11 @@ export function numberIn(min: number, max: number): (value: string) => number {
   };
 }
 
+/** A comma-separated list, each item trimmed (the library checks the items). */
+export function commaList<T extends string>(): (value: string) => T[] {
+  return (value) => value.split(',').map((item) => item.trim()) as T[];
+}
+
 /** An even whole number in [min, max] (video sides in yuv420p must be even). */
 export function evenIn(min: number, max: number): (value: string) => number {
   const parse = integerIn(min, max);

@@ -1,14 +1,19 @@
+import { rm } from 'node:fs/promises';
+import { basename, dirname, extname, join } from 'node:path';
 import { invalidOption, ReenactError } from '../errors.js';
+import { FaceAnalyzer } from '../face/detector.js';
 import { decodeVideo } from '../media/decode.js';
 import { VideoEncoder } from '../media/encode.js';
+import { probeVideo } from '../media/probe.js';
 import { openVideo } from '../media/repair.js';
+import { PendingOutput } from '../output.js';
 import type { ProgressCallback } from '../types.js';
-import type { FaceTrack } from './tracks.js';
+import { DEFAULT_MIN_FRAMES, findFaceTracks, longestTrack, writeTracksJson, type FaceTrack, type TrackOptions } from './tracks.js';
 
 export interface CropVideoOptions {
   /** Side of the output clip in pixels (even). Default 256, what the FOMM vox models take. */
   size?: number;
-  onProgress?: ProgressCallback;
+  onProgress?: ProgressCallback<'crop'>;
   signal?: AbortSignal;
 }
 
@@ -72,5 +77,61 @@ export async function cropDrivingVideo(path: string, track: FaceTrack, outputPat
     return { path: outputPath, frames: written, size, fps: info.fps, hasAudio: info.hasAudio };
   } finally {
     await opened.cleanup();
+  }
+}
+
+export interface CropClipsOptions extends Omit<CropVideoOptions, 'onProgress'>, Pick<TrackOptions, 'minFrames' | 'increase' | 'stride'> {
+  onProgress?: ProgressCallback<'track' | 'crop'>;
+  /**
+   * When the video holds several face tracks, write each, in time order, to the output path
+   * numbered (crop.mp4 → crop-1.mp4, crop-2.mp4, …). Default: only the longest, to the output path.
+   */
+  all?: boolean;
+  /** Also write the face tracks found (frames, times, crop boxes) as JSON here. */
+  tracksJson?: string;
+  /** A loaded analyzer to use; default: one made for this call. */
+  analyzer?: FaceAnalyzer;
+}
+
+export interface CroppedClips {
+  /** Every face track found. */
+  tracks: FaceTrack[];
+  /** The clips written, each with its track. */
+  clips: { track: FaceTrack; video: CroppedVideo }[];
+}
+
+/** Output path of the nth track (1-based) with `all`: crop.mp4 -> crop-1.mp4. */
+function numbered(path: string, n: number): string {
+  const ext = extname(path);
+  return join(dirname(path), `${basename(path, ext)}-${n}${ext}`);
+}
+
+/**
+ * What `reenact crop-video` does: finds the video's face tracks and writes the longest (or, with
+ * `all`, each) as a square clip (cropDrivingVideo). The input and the output folders are checked
+ * before the long detection pass; all or nothing: on failure the clips already written by this
+ * call are removed too.
+ */
+export async function cropFaceClips(video: string, outputPath: string, options: CropClipsOptions = {}): Promise<CroppedClips> {
+  const { signal, onProgress } = options;
+  const info = await probeVideo(video);
+  for (const path of [outputPath, options.tracksJson]) if (path) await (await PendingOutput.create(path)).discard();
+  const analyzer = options.analyzer ?? (await FaceAnalyzer.create());
+  const written: string[] = [];
+  try {
+    const tracks = await findFaceTracks(video, analyzer, { minFrames: options.minFrames, increase: options.increase, stride: options.stride, onProgress, signal });
+    const minFrames = Math.min(options.minFrames ?? DEFAULT_MIN_FRAMES, info.frameCount || Infinity);
+    const chosen: [FaceTrack, string][] =
+      options.all && tracks.length > 1 ? tracks.map((track, i) => [track, numbered(outputPath, i + 1)]) : [[longestTrack(tracks, video, minFrames), outputPath]];
+    const clips: CroppedClips['clips'] = [];
+    for (const [track, output] of chosen) {
+      clips.push({ track, video: await cropDrivingVideo(video, track, output, { size: options.size, onProgress, signal }) });
+      written.push(output);
+    }
+    if (options.tracksJson) await writeTracksJson(options.tracksJson, info, tracks, { signal });
+    return { tracks, clips };
+  } catch (error) {
+    await Promise.all(written.map((path) => rm(path, { force: true })));
+    throw error;
   }
 }

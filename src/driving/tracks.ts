@@ -39,7 +39,7 @@ export interface TrackOptions {
    * the track at the first miss). The missed frames stay inside the track.
    */
   maxMissed?: number;
-  onProgress?: ProgressCallback;
+  onProgress?: ProgressCallback<'track'>;
   signal?: AbortSignal;
 }
 

@@ -28,6 +28,9 @@ import { prefetch } from './prefetch.js';
 
 export type MotionModelName = 'mesh' | 'fomm';
 
+/** The stages animate reports, in order: 'track' (fomm only) and a reference-frame search ('best frame', or 'start frame' for a later frame of the mesh model) as they apply. */
+export type AnimateStage = 'prepare' | 'track' | 'best frame' | 'start frame' | 'animate';
+
 export interface AnimateOptions {
   /** The portrait photo to animate. */
   source: string;
@@ -57,6 +60,8 @@ export interface AnimateOptions {
   /** The driving frame whose pose maps onto the photo's: an index, or 'best' (closest landmarks). Default: the first frame with a face. */
   startFrame?: number | 'best';
   signal?: AbortSignal;
+  /** Called as the run progresses: the stage, frames done and, where known, the total. */
+  onProgress?: ProgressCallback<AnimateStage>;
   /** CPU threads to use: ONNX Runtime's for fomm, parallel landmark detections for mesh. Default: all cores. */
   threads?: number;
   /** Mesh model: how strongly expression, eyes and mouth follow the driver, 0 to 2. Default 1. */
@@ -163,9 +168,9 @@ function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?:
  * ReenactError (NO_FACE, NO_TRACK, OUTPUT_UNWRITABLE, ...) and aborting throws CANCELLED;
  * either way no output file is left.
  */
-export async function animate(options: AnimateOptions, onProgress?: ProgressCallback): Promise<AnimateResult> {
+export async function animate(options: AnimateOptions): Promise<AnimateResult> {
   const started = performance.now();
-  const { signal } = options;
+  const { signal, onProgress } = options;
   const { model: modelName, fomm } = checkOptions(options);
   throwIfAborted(signal);
   // The output folder is checked before any work (PendingOutput checks it exists and is writable).

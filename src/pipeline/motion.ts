@@ -4,6 +4,7 @@ import type { DecodeOptions } from '../media/decode.js';
 import type { VideoInfo } from '../media/probe.js';
 import type { MeshAnimatorOptions } from '../mesh/animator.js';
 import type { ProgressCallback, RgbImage, VideoFrame } from '../types.js';
+import type { AnimateStage } from './animate.js';
 
 /** What a motion model needs to prepare a run (shared by the mesh and FOMM modes). */
 export interface MotionContext {
@@ -23,7 +24,7 @@ export interface MotionContext {
   /** Options of the mesh mode's animator (checked by animate). */
   mesh?: Pick<MeshAnimatorOptions, 'expressionScale' | 'animate'>;
   signal?: AbortSignal;
-  onProgress?: ProgressCallback;
+  onProgress?: ProgressCallback<AnimateStage>;
 }
 
 /**

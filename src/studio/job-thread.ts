@@ -1,19 +1,20 @@
 import { stat } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ReenactError } from '../errors.js';
-import { animate, type AnimateOptions } from '../pipeline/animate.js';
+import { animate, type AnimateOptions, type AnimateStage } from '../pipeline/animate.js';
+import type { ProgressEvent } from '../types.js';
 import type { JobResult } from './jobs.js';
 import { writeThumbnail } from './thumbnail.js';
 
 /** What the studio's job thread is given (see runner.ts), and what it sends back. */
 export interface JobThreadData {
-  request: Omit<AnimateOptions, 'signal'>;
+  request: Omit<AnimateOptions, 'signal' | 'onProgress'>;
   /** Where the history's picture goes; none on a worker (the studio makes it from the result it receives). */
   thumbnail?: string;
 }
 
 export type JobThreadMessage =
-  | { progress: { stage: string; done: number; total?: number } }
+  | { progress: ProgressEvent<AnimateStage> }
   | { result: JobResult }
   | { error: { code?: string; message: string; hint?: string } };
 
@@ -26,7 +27,7 @@ port.on('message', (message: unknown) => {
 const send = (message: JobThreadMessage) => port.postMessage(message);
 
 try {
-  const result = await animate({ ...request, signal: controller.signal }, (event) => send({ progress: event }));
+  const result = await animate({ ...request, signal: controller.signal, onProgress: (event) => send({ progress: event }) });
   if (thumbnail) await writeThumbnail(result.output, thumbnail, result.duration, controller.signal);
   const { width, height, fps, frames, duration, hasAudio, labelled, seconds } = result;
   send({ result: { width, height, fps, frames, duration, hasAudio, labelled, seconds, bytes: (await stat(result.output)).size } });
