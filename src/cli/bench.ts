@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { benchmarkFomm } from '../fomm/tools/bench.js';
 import type { WinogradPolicy } from '../fomm/onnx/builder.js';
 import { positiveInteger } from './options.js';

@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { ReenactError } from '../errors.js';
 import { compareConformance, writeConformance } from '../fomm/tools/conformance.js';
 import { FommModel } from '../fomm/model.js';

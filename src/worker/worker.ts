@@ -88,7 +88,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       } catch (error) {
         if (init.signal?.aborted) throw error;
         const reason = `cannot reach the studio at ${server.origin}: ${(error as Error).cause ?? (error as Error).message}`;
-        if (Date.now() >= deadline) throw new Error(reason);
+        if (Date.now() >= deadline) throw new Error(reason, { cause: error });
         log(`${reason}; trying again`);
         await new Promise((resolve) => setTimeout(resolve, 1000));
         continue;

@@ -1,4 +1,4 @@
-import { acceptDrops, ApiError, byId, formatTime, showProblem, uploadShowing, type Upload } from './api.js';
+import { acceptDrops, type ApiError, byId, formatTime, showProblem, uploadShowing, type Upload } from './api.js';
 import { openCamera } from './camera.js';
 
 const COUNTDOWN_SECONDS = 3;

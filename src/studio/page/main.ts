@@ -1,4 +1,4 @@
-import { acceptDrops, api, ApiError, byId, capitalise, formatTime, postJson, showProblem, watchJobs, type Job, type StudioConfig } from './api.js';
+import { acceptDrops, api, type ApiError, byId, capitalise, formatTime, postJson, showProblem, watchJobs, type Job, type StudioConfig } from './api.js';
 import { ClipPicker } from './clip.js';
 import { PhotoPicker } from './photo.js';
 

@@ -1,4 +1,4 @@
-import { acceptDrops, ApiError, byId, showProblem, uploadShowing, type Upload } from './api.js';
+import { acceptDrops, byId, showProblem, uploadShowing, type Upload } from './api.js';
 import { openCamera } from './camera.js';
 
 export interface PhotoChoice {
