@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { animate, probeVideo, ReenactError, type AnimateOptions, type AnimateStage, type ProgressEvent } from 'reenact';
 import { makeClip, scratchFolder } from './animate-measure.js';
 import { shared, skipWithoutShared } from './shared.js';
@@ -28,17 +28,11 @@ describe('the public API', () => {
 });
 
 describe('the public API: a whole animate run', { skip: skipWithoutShared }, () => {
-  let folder: string;
-  let clip: string;
-  before(async () => {
-    folder = await scratchFolder();
-    clip = await makeClip(['-i', shared('fixtures', 'driving-talking.mp4')], ['-t', '1', '-c:v', 'libx264', '-crf', '16', '-c:a', 'aac'], join(folder, 'clip.mp4'));
-  });
-  after(async () => {
-    if (folder) await rm(folder, { recursive: true, force: true });
-  });
-
-  test('animate writes the labelled video and reports its stages through onProgress', async () => {
+  test('animate writes the labelled video and reports its stages through onProgress', async (t) => {
+    const folder = await scratchFolder();
+    t.after(() => rm(folder, { recursive: true, force: true }));
+    const clipArgs = ['-t', '1', '-c:v', 'libx264', '-crf', '16', '-c:a', 'aac'];
+    const clip = await makeClip(['-i', shared('fixtures', 'driving-talking.mp4')], clipArgs, join(folder, 'clip.mp4'));
     const events: ProgressEvent<AnimateStage>[] = [];
     const options: AnimateOptions = {
       source: shared('fixtures', 'portrait-outdoor.jpg'),
