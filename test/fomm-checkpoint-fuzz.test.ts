@@ -42,7 +42,7 @@ function mutate(original: Uint8Array, random: () => number): { bytes: Uint8Array
       const bytes = original.slice();
       const flips = 1 + int(4);
       const at: number[] = [];
-      for (let i = 0; i < flips; i++) { const p = structure(); at.push(p); bytes[p] ^= 1 + int(255); }
+      for (let i = 0; i < flips; i++) { const p = structure(); at.push(p); bytes[p] = bytes[p]! ^ (1 + int(255)); }
       return { bytes, what: `flip bytes at ${at.join(',')}` };
     }
     case 1: {

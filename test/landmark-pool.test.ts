@@ -50,6 +50,7 @@ describe('landmark pool: grouped detection', { skip: skipWithoutShared }, () => 
     for (let i = 0; i < a.length; i++) {
       const x = a[i];
       const y = b[i];
+      assert.ok(x !== undefined && y !== undefined, `${what}: frame ${i} missing`);
       const same = x === null || y === null ? x === y : Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
       assert.ok(same, `${what}: frame ${i} differs`);
     }

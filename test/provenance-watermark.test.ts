@@ -22,7 +22,7 @@ describe('watermark payload', () => {
     assert.deepEqual(decodePayload(bits), payload);
     for (let i = 0; i < PAYLOAD_BITS; i++) {
       const damaged = Uint8Array.from(bits);
-      damaged[i] ^= 1;
+      damaged[i] = damaged[i]! ^ 1;
       assert.equal(decodePayload(damaged), undefined, `bit ${i}`);
     }
   });
@@ -108,7 +108,7 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
   test('a video whose bytes changed after signing is reported as tampered', async () => {
     const copy = join(folder, 'edited.mp4');
     const bytes = await readFile(marked);
-    bytes[bytes.length >> 1] ^= 0xff;
+    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
     await writeFile(copy, bytes);
     await copyFile(`${marked}.c2pa`, `${copy}.c2pa`);
     const credential = await checkCredential(copy);

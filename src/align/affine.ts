@@ -302,7 +302,7 @@ function warpSupersampled<T extends PixelImage>(src: T, dstToSrc: Affine, width:
       for (let u = 0; u < fineWidth; u++) {
         const ox = (u / factor) | 0;
         const from = (v * fineWidth + u) * channels;
-        for (let ch = 0; ch < channels; ch++) sums[ox * channels + ch] += fine[from + ch]!;
+        for (let ch = 0; ch < channels; ch++) sums[ox * channels + ch] = sums[ox * channels + ch]! + fine[from + ch]!;
         if (hits && band.coverage![v * fineWidth + u]) hits[ox]!++;
       }
     }

@@ -125,11 +125,11 @@ export function chooseFace(faces: Face[], index?: number, source = 'the photo'):
       'Use a photo where the face is clearly visible, frontal, well lit, at least ~80 px wide.',
     );
   }
-  if (index === undefined) return faces[0]!;
-  if (!Number.isInteger(index) || index < 0 || index >= faces.length) {
+  const chosen = index === undefined ? faces[0] : Number.isInteger(index) ? faces[index] : undefined;
+  if (!chosen) {
     const count = faces.length === 1 ? '1 face' : `${faces.length} faces`;
     throw new ReenactError('FACE_INDEX', `${source} has ${count}; \`face\` must be 0..${faces.length - 1}.`, 'Run `reenact inspect` on the photo to see the faces and their numbers.');
   }
-  return faces[index]!;
+  return chosen;
 }
 

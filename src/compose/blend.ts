@@ -219,10 +219,10 @@ function pushPull(values: Float32Array, weights: Float32Array, size: number): Fl
           const f = (2 * y + dy) * size + 2 * x + dx;
           const fw = weights[f]!;
           w += fw;
-          for (let ch = 0; ch < 3; ch++) coarseValues[c * 3 + ch] += values[f * 3 + ch]! * fw;
+          for (let ch = 0; ch < 3; ch++) coarseValues[c * 3 + ch] = coarseValues[c * 3 + ch]! + values[f * 3 + ch]! * fw;
         }
       }
-      if (w > 0) for (let ch = 0; ch < 3; ch++) coarseValues[c * 3 + ch] /= w;
+      if (w > 0) for (let ch = 0; ch < 3; ch++) coarseValues[c * 3 + ch] = coarseValues[c * 3 + ch]! / w;
       coarseWeights[c] = Math.min(1, w);
     }
   }

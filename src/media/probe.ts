@@ -59,7 +59,8 @@ interface ProbeOutput {
 
 function parseRate(rate: string | undefined): number {
   if (!rate) return 0;
-  const [num, den] = rate.split('/').map(Number);
+  // split always yields the numerator; a missing denominator means a plain number.
+  const [num = Number.NaN, den] = rate.split('/').map(Number);
   const value = den === undefined ? num : den === 0 ? 0 : num / den;
   return Number.isFinite(value) && value > 0 ? value : 0;
 }

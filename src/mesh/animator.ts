@@ -490,5 +490,5 @@ function planar(face: Face): Float64Array {
 
 function faceSize(points: Float64Array): number {
   const [a, b] = EYE_OUTER_CORNERS;
-  return Math.max(1, Math.hypot(points[2 * b] - points[2 * a], points[2 * b + 1] - points[2 * a + 1]));
+  return Math.max(1, Math.hypot(points[2 * b]! - points[2 * a]!, points[2 * b + 1]! - points[2 * a + 1]!));
 }

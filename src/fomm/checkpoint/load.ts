@@ -167,15 +167,19 @@ function parseLegacy(bytes: Uint8Array): ParsedContainer {
 function parseZip(bytes: Uint8Array): ParsedContainer {
   const entries = readZipEntries(bytes);
   const pickles = [...entries.keys()].filter((name) => /^[^/]+\/data\.pkl$/.test(name));
-  if (pickles.length !== 1) throw notFomm(`its zip archive has ${pickles.length} "<name>/data.pkl" entries instead of one`);
-  const prefix = pickles[0]!.slice(0, -'data.pkl'.length);
+  const [pickleName] = pickles;
+  const pickleEntry = pickleName === undefined ? undefined : entries.get(pickleName);
+  if (pickles.length !== 1 || pickleName === undefined || !pickleEntry) {
+    throw notFomm(`its zip archive has ${pickles.length} "<name>/data.pkl" entries instead of one`);
+  }
+  const prefix = pickleName.slice(0, -'data.pkl'.length);
   const byteorder = entries.get(`${prefix}byteorder`);
   if (byteorder) {
     const order = new TextDecoder().decode(readZipEntry(bytes, byteorder));
     if (order !== 'little') throw bad(`Checkpoint was written with byte order "${order}"; only little-endian checkpoints are read.`);
   }
   const storages = new StorageTable();
-  const pickle = readZipEntry(bytes, entries.get(pickles[0]!)!);
+  const pickle = readZipEntry(bytes, pickleEntry);
   const main = readPickle(pickle, 0, (pid) => storages.load(pid, false));
   if (main.end !== pickle.length) throw bad('Checkpoint data.pkl has bytes after the end of its pickle.');
 
