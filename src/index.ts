@@ -81,4 +81,4 @@ export { WatermarkEmbedder } from './provenance/embed.js';
 export { WatermarkDetector, FALSE_POSITIVE_LIMIT, type Detection } from './provenance/detect.js';
 export { encodePayload, decodePayload, newContentId, FORMAT_VERSION, type WatermarkPayload, type WatermarkModel } from './provenance/payload.js';
 export { checkWatermark, type WatermarkCheck, type VerifyOptions } from './provenance/verify.js';
-export { writeCredential, checkCredential, sidecarPath, type CredentialInput, type CredentialCheck } from './provenance/credential.js';
+export { writeCredential, checkCredential, sidecarPath, type CredentialInput, type CredentialCheck, type WrittenCredential } from './provenance/credential.js';
