@@ -4,6 +4,8 @@
  *   robustness       animate outputs made from the shared fixtures, each attacked (ffmpeg) alone
  *                    and all together, then checked: detected, score, false-positive probability,
  *                    bit accuracy of the 56 payload bits, payload exact.
+ *   single-frames    single frames of the same outputs, saved as PNG, each checked on its own (the
+ *                    weaker still-image test: no motion to cancel the picture).
  *   false-positives  the detector on >= 1000 unmarked clips and frames: the fixtures' frames as
  *                    stills, 2 s windows of the driving clips (as they are, flipped, cropped,
  *                    shifted, halved), re-encoded fixtures, unwatermarked animate outputs, and
@@ -13,6 +15,8 @@
  *
  *   npm run bench:watermark
  *   npm run bench:watermark -- --only robustness --pairs 3
+ *   npm run bench:watermark -- --only false-positives --fp-part stills --still-step 2      (in one shell)
+ *   npm run bench:watermark -- --only false-positives --fp-part clips --fp-min 510         (in another)
  *
  * Other jobs on the same cores inflate the times: the load average is printed with the cost table.
  */
@@ -33,7 +37,18 @@ import { checkWatermark } from '../src/provenance/verify.js';
 import type { RgbImage } from '../src/types.js';
 import { cpuMs } from './cpu.js';
 
-const { values } = parseArgs({ options: { only: { type: 'string', default: 'robustness,false-positives,cost' }, pairs: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'robustness,single-frames,false-positives,cost' },
+    pairs: { type: 'string', default: '3' },
+    // The false-positive set split for two processes: stills (fixture frames, photos) or clips (the rest); every Nth fixture frame as a still; the count the noise videos fill up to.
+    'fp-part': { type: 'string', default: 'stills,clips' },
+    'still-step': { type: 'string', default: '1' },
+    'fp-min': { type: 'string', default: '1000' },
+  },
+});
+const fpParts = new Set(values['fp-part']!.split(','));
+const stillStep = Number(values['still-step']);
 const parts = new Set(values.only!.split(','));
 const sharedDir = process.env.REENACT_SHARED ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared');
 const fixture = (name: string) => join(sharedDir, 'fixtures', name);
@@ -124,7 +139,10 @@ async function falsePositives(): Promise<void> {
   // Stills: every frame of the driving fixtures; the photos in every transform.
   for (const driver of drivers) {
     const clip = await frames(fixture(driver));
-    for (const [i, frame] of clip.entries()) note('fixture frames as stills', `${driver} frame ${i}`, detect([{ image: frame.image, time: 0 }]));
+    if (fpParts.has('stills')) {
+      for (const [i, frame] of clip.entries()) if (i % stillStep === 0) note('fixture frames as stills', `${driver} frame ${i}`, detect([{ image: frame.image, time: 0 }]));
+    }
+    if (!fpParts.has('clips')) continue;
     // 2 s windows every second, in every transform.
     const fps = clip.length / (clip.at(-1)!.time + clip[1]!.time);
     for (let start = 0; start + 2 * fps <= clip.length; start += Math.round(fps)) {
@@ -132,16 +150,36 @@ async function falsePositives(): Promise<void> {
       for (const t of TRANSFORMS) note('2 s windows of the driving clips, transformed', `${driver} from frame ${start}, ${t.name}`, detect(window.map((f) => ({ image: t.apply(f.image), time: f.time - window[0]!.time }))));
     }
   }
-  for (const photo of ['portrait-outdoor.jpg', 'portrait-old-photo.jpg', 'portrait-studio.png', 'cartoon-no-face.jpg']) {
-    const image = cropToEven(await readImage(fixture(photo)));
-    for (const t of TRANSFORMS) note('photos, transformed', `${photo} ${t.name}`, detect([{ image: t.apply(image), time: 0 }]));
+  if (fpParts.has('stills')) {
+    for (const photo of ['portrait-outdoor.jpg', 'portrait-old-photo.jpg', 'portrait-studio.png', 'cartoon-no-face.jpg']) {
+      const image = cropToEven(await readImage(fixture(photo)));
+      for (const t of TRANSFORMS) note('photos, transformed', `${photo} ${t.name}`, detect([{ image: t.apply(image), time: 0 }]));
+    }
   }
+  if (fpParts.has('clips')) await unmarkedClips(note, detect);
+  console.log('\n### False positives on unmarked inputs\n');
+  console.log(row(['inputs', 'count', 'largest score', 'threshold']));
+  console.log(row(['---', '---', '---', '---']));
+  for (const [name, g] of groups) console.log(row([name, g.count, g.max.toFixed(2), g.threshold.toFixed(2)]));
+  console.log(`\n${items} unmarked inputs, ${detected} detected. Largest score relative to its threshold: ${largest.score.toFixed(2)} vs ${largest.threshold.toFixed(2)} (${largest.what}).`);
+}
+
+type Check = { detected: boolean; score: number; threshold: number };
+
+/** Re-encoded fixtures, unwatermarked animate outputs and synthetic noise videos, up to --fp-min inputs in all. */
+async function unmarkedClips(note: (group: string, what: string, check: Check) => void, detect: (clip: { image: RgbImage; time: number }[]) => Check): Promise<void> {
+  const drivers = ['driving-talking.mp4', 'driving-head-turns.mp4', 'driving-eyes.mp4'];
+  let items = 0;
+  const count = (group: string, what: string, check: Check) => {
+    items++;
+    note(group, what, check);
+  };
   // Re-encoded fixtures, checked from the file as `reenact verify` does.
   for (const driver of drivers) {
     for (const [name, args, ext] of [['crf28', ['-c:v', 'libx264', '-crf', '28'], 'mp4'], ['vp9', ['-c:v', 'libvpx-vp9', '-b:v', '700k', '-deadline', 'realtime', '-cpu-used', '8'], 'webm']] as const) {
       const path = join(folder, `fp-${driver}-${name}.${ext}`);
       await runFfmpeg(['-y', '-i', fixture(driver), ...args, '-an', path], name);
-      note('re-encoded driving clips', `${driver} ${name}`, await checkWatermark(path));
+      count('re-encoded driving clips', `${driver} ${name}`, await checkWatermark(path));
     }
   }
   // reenact's own output without the watermark: the same pictures, no mark.
@@ -149,12 +187,12 @@ async function falsePositives(): Promise<void> {
     const output = join(folder, `fp-${c.name}.mp4`);
     await animate({ source: fixture(c.source), driving: fixture(c.driving), output, watermark: false });
     const clip = await frames(output);
-    for (const t of TRANSFORMS) note('animate --no-watermark outputs, transformed', `${c.name} ${t.name}`, detect(clip.map((f) => ({ image: t.apply(f.image), time: f.time }))));
+    for (const t of TRANSFORMS) count('animate --no-watermark outputs, transformed', `${c.name} ${t.name}`, detect(clip.map((f) => ({ image: t.apply(f.image), time: f.time }))));
   }
   // Synthetic noise videos: white, smooth, and drifting noise, 2 s at 30 fps.
   let seed = 12345;
   const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-  for (let n = 0; items < 1000 || n < 60; n++) {
+  for (let n = 0; items < Number(values['fp-min']) || n < 60; n++) {
     const size = [96, 128, 160, 200][n % 4]!;
     const kind = ['white', 'smooth', 'drifting'][n % 3]!;
     const base = Float32Array.from({ length: (size + 64) * (size + 64) }, () => random() * 255);
@@ -170,13 +208,46 @@ async function falsePositives(): Promise<void> {
       }
       return { image: { width: size, height: size, data }, time: f / 30 };
     });
-    note('synthetic noise videos', `${kind} noise ${size}x${size} #${n}`, detect(clip));
+    count('synthetic noise videos', `${kind} noise ${size}x${size} #${n}`, detect(clip));
   }
-  console.log('\n### False positives on unmarked inputs\n');
-  console.log(row(['inputs', 'count', 'largest score', 'threshold']));
-  console.log(row(['---', '---', '---', '---']));
-  for (const [name, g] of groups) console.log(row([name, g.count, g.max.toFixed(2), g.threshold.toFixed(2)]));
-  console.log(`\n${items} unmarked inputs, ${detected} detected. Largest score relative to its threshold: ${largest.score.toFixed(2)} vs ${largest.threshold.toFixed(2)} (${largest.what}).`);
+}
+
+/** Frames taken out of each output as PNG files and verified one by one. */
+async function singleFrames(): Promise<void> {
+  console.log('\n### Single frames (PNG), each checked alone\n');
+  console.log(row(['output', 'frame', 'detected', 'score / threshold', 'false-positive p', 'bits', 'payload']));
+  console.log(row(['---', '---', '---', '---', '---', '---', '---']));
+  let cells = 0;
+  let found = 0;
+  let exactCount = 0;
+  for (const c of CASES) {
+    const output = join(folder, `frames-${c.name}.mp4`);
+    const contentId = newContentId();
+    const result = await animate({ source: fixture(c.source), driving: fixture(c.driving), output, contentId });
+    const truth = encodePayload({ version: 1, model: 'mesh', contentId }).join('');
+    for (let index = 15; index < result.frames; index += 30) {
+      const png = join(folder, `frame-${c.name}-${index}.png`);
+      await runFfmpeg(['-y', '-i', output, '-vf', `select=eq(n\\,${index})`, '-frames:v', '1', png], 'a frame');
+      const check = await checkWatermark(png);
+      const correct = [...(check.bits ?? '')].filter((bit, i) => bit === truth[i]).length;
+      const exact = check.payload?.contentId === contentId;
+      cells++;
+      if (check.detected) found++;
+      if (exact) exactCount++;
+      console.log(
+        row([
+          c.name,
+          index,
+          check.detected ? 'yes' : '**no**',
+          `${check.score.toFixed(1)} / ${check.threshold.toFixed(1)}`,
+          check.falsePositiveProbability.toExponential(1),
+          `${correct}/56`,
+          exact ? 'exact' : check.detected ? '**unreadable**' : '-',
+        ]),
+      );
+    }
+  }
+  console.log(`\n${found} of ${cells} single frames detected, ${exactCount} with the exact payload.`);
 }
 
 async function cost(pairs: number): Promise<void> {
@@ -259,6 +330,7 @@ try {
     console.log(`\n${passed} of ${cells} detected with the exact payload.`);
   }
 
+  if (parts.has('single-frames')) await singleFrames();
   if (parts.has('false-positives')) await falsePositives();
   if (parts.has('cost')) await cost(Number(values.pairs));
 } finally {

@@ -82,8 +82,9 @@ describe('animate: bad and awkward inputs', { skip: skipWithoutShared }, () => {
     assert.equal(result.frames, 30);
     const { streams } = await probeTags(output);
     assert.deepEqual(streams.map((s) => s.codec_type), ['video']);
+    // The content credential is in the MP4 itself: nothing is left beside it.
+    assert.equal(result.credential, output);
     await rm(output);
-    await rm(result.credential);
   });
 
   test('aborting mid-run stops with CANCELLED and leaves no file', async () => {

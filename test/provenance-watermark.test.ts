@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { cropToEven } from '../src/compose/even.js';
+import { decodeVideo } from '../src/media/decode.js';
 import { readImage } from '../src/media/image.js';
 import { animate, type AnimateResult } from '../src/pipeline/animate.js';
-import { checkCredential } from '../src/provenance/credential.js';
+import { checkCredential, writeCredential } from '../src/provenance/credential.js';
 import { WatermarkEmbedder } from '../src/provenance/embed.js';
 import { PAYLOAD_BITS, decodePayload, encodePayload } from '../src/provenance/payload.js';
 import { checkWatermark } from '../src/provenance/verify.js';
@@ -90,12 +91,19 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
     }
   });
 
-  test('a signed C2PA content credential beside the output: created, trainedAlgorithmicMedia, the photo by hash, the content id; key mode 0600', async () => {
-    assert.equal(result.credential, `${marked}.c2pa`);
-    const store = await readFile(result.credential);
-    assert.equal(store.subarray(4, 8).toString('latin1'), 'jumb');
+  test('a signed C2PA content credential in the MP4 (a top-level C2PA uuid box after ftyp): created, trainedAlgorithmicMedia, the photo by hash, the content id; key mode 0600', async () => {
+    assert.equal(result.credential, marked);
+    await assert.rejects(stat(`${marked}.c2pa`), /ENOENT/);
+    const bytes = await readFile(marked);
+    const ftypSize = bytes.readUInt32BE(0);
+    assert.equal(bytes.toString('latin1', 4, 8), 'ftyp');
+    assert.equal(bytes.toString('latin1', ftypSize + 4, ftypSize + 8), 'uuid');
+    assert.equal(bytes.toString('hex', ftypSize + 8, ftypSize + 24), 'd8fec3d61b0e483c92975828877ec481');
+    assert.equal(bytes.toString('latin1', ftypSize + 28, ftypSize + 37), 'manifest\0');
+    assert.equal(bytes.toString('latin1', ftypSize + 49, ftypSize + 53), 'jumb');
     const credential = await checkCredential(marked);
     assert.ok(credential?.valid, credential?.problems.join('; '));
+    assert.equal(credential.embedded, true);
     assert.equal(credential.tampered, false);
     assert.equal(credential.digitalSourceType, 'http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia');
     assert.equal(credential.softwareAgent, 'reenact 0.1.0');
@@ -103,6 +111,10 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
     assert.equal(credential.contentId, result.contentId);
     assert.equal(credential.selfSigned, true);
     assert.equal((await stat(join(folder, 'config', 'credential-key.pem'))).mode & 0o777, 0o600);
+    // The chunk offsets moved with the inserted box: every frame still decodes.
+    let frames = 0;
+    for await (const frame of decodeVideo(marked)) frames += frame.width === result.width ? 1 : 0;
+    assert.equal(frames, result.frames);
   });
 
   test('a video whose bytes changed after signing is reported as tampered', async () => {
@@ -110,22 +122,38 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
     const bytes = await readFile(marked);
     bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
     await writeFile(copy, bytes);
-    await copyFile(`${marked}.c2pa`, `${copy}.c2pa`);
     const credential = await checkCredential(copy);
     assert.equal(credential?.valid, false);
     assert.equal(credential?.tampered, true);
     const run = await reenact('verify', copy);
-    assert.match(run.stdout, /content credential .*edited\.mp4\.c2pa: TAMPERED/);
+    assert.match(run.stdout, /content credential embedded: TAMPERED/);
     assert.match(run.stdout, /bytes are not the ones signed/);
-    // A manifest whose claim was edited fails its signature.
-    const store = await readFile(`${marked}.c2pa`);
+    // A manifest whose claim was edited fails its signature (the box itself is outside the hash).
+    const store = await readFile(marked);
     const at = store.indexOf(Buffer.from('marked.mp4'));
+    assert.ok(at > 0 && at < 20_000, `title at ${at}`);
     store.write('MARKED', at, 'latin1');
-    await writeFile(`${copy}.c2pa`, store);
-    await writeFile(copy, await readFile(marked));
+    await writeFile(copy, store);
     const altered = await checkCredential(copy);
     assert.equal(altered?.valid, false);
+    assert.equal(altered?.tampered, false);
     assert.match(altered!.problems.join(' '), /signature does not match/);
+  });
+
+  test('where the container cannot hold it (WebM), the credential is a sidecar <video>.c2pa, checked the same way', async () => {
+    const webm = await makeClip(['-i', marked], ['-t', '1', '-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-an'], join(folder, 'clip.webm'));
+    const written = await writeCredential({ video: webm, source, model: 'mesh', contentId: result.contentId! });
+    assert.deepEqual(written, { file: `${webm}.c2pa`, embedded: false });
+    const store = await readFile(written.file);
+    assert.equal(store.subarray(4, 8).toString('latin1'), 'jumb');
+    const credential = await checkCredential(webm);
+    assert.ok(credential?.valid, credential?.problems.join('; '));
+    assert.equal(credential.embedded, false);
+    assert.equal(credential.contentId, result.contentId);
+    const bytes = await readFile(webm);
+    bytes[bytes.length >> 1]! ^= 0xff;
+    await writeFile(webm, bytes);
+    assert.equal((await checkCredential(webm))?.tampered, true);
   });
 
   test('reenact verify: exit 0 with the payload when found, 1 when not, 2 with a clear message for text, truncated and missing files', async () => {

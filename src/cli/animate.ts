@@ -94,7 +94,7 @@ Examples:
           process.stdout.write(
             `${result.output}: ${result.width}x${result.height}, ${result.frames} frames at ${result.fps} fps (${result.duration.toFixed(2)} s), ` +
               `${result.hasAudio ? 'with audio' : 'no audio'}, ${result.labelled ? 'marked' : 'not visibly marked'} as AI-generated, ` +
-              `${result.contentId ? `watermarked (content id ${result.contentId})` : 'NOT watermarked'}, credential ${result.credential}; ` +
+              `${result.contentId ? `watermarked (content id ${result.contentId})` : 'NOT watermarked'}, ${result.credential === result.output ? 'content credential embedded' : `content credential ${result.credential}`}; ` +
               `model ${result.model}, reference frame ${result.startFrame}` +
               `${result.framesWithoutFace ? `, ${result.framesWithoutFace} frames without a face held the last pose` : ''}; ${result.seconds.toFixed(1)} s\n`,
           );

@@ -10,12 +10,13 @@ const UNREADABLE = 2;
 const UNREADABLE_CODES = new Set(['FILE_NOT_FOUND', 'NOT_MEDIA', 'CORRUPT_MEDIA', 'NO_FRAMES', 'IMAGE_TOO_LARGE']);
 
 function describeCredential(credential: CredentialCheck | undefined, check: WatermarkCheck): string[] {
-  if (!credential) return ['  content credential: none beside the file (re-uploaded copies lose it; the watermark stays)'];
+  if (!credential) return ['  content credential: none in the file or beside it (re-uploaded copies lose it; the watermark stays)'];
+  const where = credential.embedded ? 'embedded' : credential.file;
   if (!credential.valid) {
-    return [`  content credential ${credential.file}: ${credential.tampered ? 'TAMPERED' : 'INVALID'}`, ...credential.problems.map((problem) => `    - ${problem}`)];
+    return [`  content credential ${where}: ${credential.tampered ? 'TAMPERED' : 'INVALID'}`, ...credential.problems.map((problem) => `    - ${problem}`)];
   }
   const lines = [
-    `  content credential ${credential.file}: valid C2PA manifest, signed by "${credential.signer}"${credential.selfSigned ? ' (a self-signed local key: it shows which key signed, not who owns it)' : ''}`,
+    `  content credential ${where}: valid C2PA manifest, signed by "${credential.signer}"${credential.selfSigned ? ' (a self-signed local key: it shows which key signed, not who owns it)' : ''}`,
     `    created by ${credential.softwareAgent ?? 'unknown software'} as ${credential.digitalSourceType?.split('/').at(-1) ?? 'unknown'} from ${credential.ingredient ? `${credential.ingredient.title} (sha256 ${credential.ingredient.sha256.slice(0, 16)}...)` : 'no recorded source'}`,
   ];
   if (credential.contentId && check.payload) {

@@ -16,7 +16,7 @@ import { probeVideo } from '../media/probe.js';
 import { openVideo, type OpenedVideo } from '../media/repair.js';
 import { ANIMATE_PARTS, type AnimatePart } from '../mesh/animator.js';
 import { PendingOutput } from '../output.js';
-import { sidecarPath, writeCredential } from '../provenance/credential.js';
+import { writeCredential } from '../provenance/credential.js';
 import { WatermarkEmbedder } from '../provenance/embed.js';
 import { FORMAT_VERSION, checkContentId, newContentId } from '../provenance/payload.js';
 import type { ProgressCallback, RgbImage } from '../types.js';
@@ -83,7 +83,7 @@ export interface AnimateResult {
   labelled: boolean;
   /** The content id in the watermark and the metadata; undefined when the watermark was turned off. */
   contentId?: string;
-  /** The signed C2PA content credential beside the video (`<output>.c2pa`). */
+  /** Where the signed C2PA content credential is: the output itself (embedded in the MP4), or `<output>.c2pa` beside it. */
   credential: string;
   /** The driving frame used as the reference pose. */
   startFrame: number;
@@ -258,7 +258,7 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
       throw error;
     }
     // The content credential hashes the finished file; without it the video is not kept either.
-    await writeCredential({ video: options.output, source: options.source, model: modelName, ...(contentId ? { contentId } : {}) }).catch(async (error: unknown) => {
+    const credential = await writeCredential({ video: options.output, source: options.source, model: modelName, ...(contentId ? { contentId } : {}) }).catch(async (error: unknown) => {
       await rm(options.output, { force: true });
       throw error;
     });
@@ -273,7 +273,7 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
       hasAudio: info.hasAudio,
       labelled: label !== undefined,
       ...(contentId ? { contentId } : {}),
-      credential: sidecarPath(options.output),
+      credential: credential.file,
       startFrame: session.startFrame ?? 0,
       framesWithoutFace: frames - session.framesWithFace,
       seconds: (performance.now() - started) / 1000,

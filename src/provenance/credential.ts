@@ -3,22 +3,24 @@ import { createReadStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { writeAtomically } from '../output.js';
+import { BMFF_EXCLUSIONS, bmffHashOfFile, bmffHashOfPlan, c2paBox, planEmbedding, readEmbeddedStore, readableExclusions, writePlan, type BmffExclusion } from './bmff.js';
 import { Tagged, decodeCbor, encodeCbor, type CborValue } from './cbor.js';
 import { box, c2paUuid, parseBoxes, parseSuperbox, superbox, type ParsedSuperbox } from './jumbf.js';
-import { localSigner, parseCertificate } from './signer.js';
+import { localSigner, parseCertificate, type Signer } from './signer.js';
 
 /**
- * The content credential of an output: a C2PA manifest store in a sidecar `<video>.c2pa`
- * (no JavaScript C2PA library embeds manifests in MP4 yet). One manifest with the assertions
+ * The content credential of an output: a C2PA manifest store embedded in the MP4 (bmff.ts), or
+ * a sidecar `<video>.c2pa` for a file that is not BMFF. One manifest with the assertions
  * c2pa.actions.v2 (c2pa.created, IPTC digital source type trainedAlgorithmicMedia, the software
  * agent), c2pa.ingredient.v3 (the source photo by SHA-256, never its pixels), c2pa.soft-binding
- * (the watermark's content id) and c2pa.hash.data (SHA-256 of every byte of the video), a
- * c2pa.claim.v2 listing their hashes, and a COSE_Sign1 (ES256) signature over the claim by the
- * local key (signer.ts), its certificate in x5chain.
+ * (the watermark's content id) and the hard binding: c2pa.hash.bmff.v2 when embedded, else
+ * c2pa.hash.data over every byte of the video; a c2pa.claim.v2 listing their hashes, and a
+ * COSE_Sign1 (ES256) signature over the claim by the local key (signer.ts), its certificate in x5chain.
  */
 export const TRAINED_ALGORITHMIC_MEDIA = 'http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia';
 export const SOFT_BINDING_ALG = 'org.reenact.watermark.1';
 const SOFTWARE = { name: 'reenact', version: '0.1.0' };
+const BMFF_HASH = 'c2pa.hash.bmff.v2';
 const MIME: Record<string, string> = { '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp', '.heic': 'image/heic', '.mp4': 'video/mp4', '.mov': 'video/quicktime', '.m4v': 'video/mp4' };
 
 export function sidecarPath(video: string): string {
@@ -48,13 +50,15 @@ function toBeSigned(protectedHeader: Uint8Array, payload: Uint8Array): Uint8Arra
   return encodeCbor(['Signature1', protectedHeader, new Uint8Array(0), payload]);
 }
 
-/** Writes `<video>.c2pa` (atomically) and returns its path. */
-export async function writeCredential(input: CredentialInput): Promise<string> {
-  const signer = await localSigner();
-  const manifestLabel = `urn:c2pa:${randomUUID()}`;
-  const base = `self#jumbf=/c2pa/${manifestLabel}`;
+interface ManifestIds {
+  manifestLabel: string;
+  instanceId: string;
+}
+
+/** The assertions that do not depend on the video's bytes. */
+async function describingAssertions(input: CredentialInput): Promise<[string, CborValue][]> {
   const sourceHash = await sha256File(input.source);
-  const assertions: [string, CborValue][] = [
+  return [
     [
       'c2pa.actions.v2',
       {
@@ -81,35 +85,77 @@ export async function writeCredential(input: CredentialInput): Promise<string> {
     ...(input.contentId
       ? ([['c2pa.soft-binding', { alg: SOFT_BINDING_ALG, blocks: [{ scope: {}, value: Uint8Array.from(Buffer.from(input.contentId, 'hex')) }] }]] as [string, CborValue][])
       : []),
-    ['c2pa.hash.data', { exclusions: [], name: 'whole file (sidecar manifest)', alg: 'sha256', hash: await sha256File(input.video), pad: new Uint8Array(0) }],
   ];
+}
+
+/** The hard binding of an embedded manifest: the BMFF hash with the mandatory exclusions. */
+function bmffHashAssertion(hash: Uint8Array): [string, CborValue] {
+  const exclusions = BMFF_EXCLUSIONS.map((e): CborValue => ({ xpath: e.xpath, ...(e.data ? { data: e.data.map((d) => ({ offset: d.offset, value: d.value })) } : {}) }));
+  return [BMFF_HASH, { exclusions, alg: 'sha256', hash, name: 'jumbf manifest' }];
+}
+
+/** A signed manifest store with one manifest of these assertions. */
+function manifestStore(signer: Signer, ids: ManifestIds, video: string, assertions: [string, CborValue][]): Uint8Array {
+  const base = `self#jumbf=/c2pa/${ids.manifestLabel}`;
   const assertionBoxes = assertions.map(([label, value]) => superbox(c2paUuid('cbor'), label, [box('cbor', encodeCbor(value))]));
   const claim = encodeCbor({
-    instanceID: `xmp:iid:${randomUUID()}`,
+    instanceID: ids.instanceId,
     claim_generator_info: SOFTWARE,
     signature: `${base}/c2pa.signature`,
     created_assertions: assertions.map(([label], i) => ({ url: `${base}/c2pa.assertions/${label}`, hash: sha256(parseSuperbox(parseBoxes(assertionBoxes[i]!)[0]!).payload) })),
     alg: 'sha256',
-    'dc:title': basename(input.video),
-    'dc:format': MIME[extname(input.video).toLowerCase()] ?? 'video/mp4',
+    'dc:title': basename(video),
+    'dc:format': MIME[extname(video).toLowerCase()] ?? 'video/mp4',
   });
   const protectedHeader = encodeCbor(new Map([[1, -7]])); // alg: ES256
+  // ES256 in IEEE P1363 form is always 64 bytes, so stores that differ only in a hash have one size.
   const signature = sign('sha256', toBeSigned(protectedHeader, claim), { key: signer.key, dsaEncoding: 'ieee-p1363' });
   const cose = new Tagged(18, [protectedHeader, new Map<number, CborValue>([[33, signer.certificate]]), null, new Uint8Array(signature)]);
-  const store = superbox(c2paUuid('c2pa'), 'c2pa', [
-    superbox(c2paUuid('c2ma'), manifestLabel, [
+  return superbox(c2paUuid('c2pa'), 'c2pa', [
+    superbox(c2paUuid('c2ma'), ids.manifestLabel, [
       superbox(c2paUuid('c2as'), 'c2pa.assertions', assertionBoxes),
       superbox(c2paUuid('c2cl'), 'c2pa.claim.v2', [box('cbor', claim)]),
       superbox(c2paUuid('c2cs'), 'c2pa.signature', [box('cbor', encodeCbor(cose))]),
     ]),
   ]);
+}
+
+export interface WrittenCredential {
+  /** Where the manifest store is: the video itself, or `<video>.c2pa`. */
+  file: string;
+  embedded: boolean;
+}
+
+/**
+ * Signs the credential and embeds it in the video (MP4 and other BMFF files, rewritten
+ * atomically), or writes `<video>.c2pa` where it cannot be embedded (another container, a
+ * fragmented MP4).
+ */
+export async function writeCredential(input: CredentialInput): Promise<WrittenCredential> {
+  const signer = await localSigner();
+  const ids = { manifestLabel: `urn:c2pa:${randomUUID()}`, instanceId: `xmp:iid:${randomUUID()}` };
+  const assertions = await describingAssertions(input);
+  // The box's size moves the boxes after it, and their offsets are hashed: sized first with a
+  // placeholder hash of the same length, then signed over the file as it will be.
+  const placeholder = c2paBox(manifestStore(signer, ids, input.video, [...assertions, bmffHashAssertion(new Uint8Array(32))]));
+  const plan = await planEmbedding(input.video, placeholder.length);
+  if (plan) {
+    const hash = await bmffHashOfPlan(plan);
+    const c2pa = c2paBox(manifestStore(signer, ids, input.video, [...assertions, bmffHashAssertion(hash)]));
+    await writeAtomically(input.video, (temp) => writePlan(plan, c2pa, temp));
+    return { file: input.video, embedded: true };
+  }
+  const dataHash: [string, CborValue] = ['c2pa.hash.data', { exclusions: [], name: 'whole file (sidecar manifest)', alg: 'sha256', hash: await sha256File(input.video), pad: new Uint8Array(0) }];
   const path = sidecarPath(input.video);
+  const store = manifestStore(signer, ids, input.video, [...assertions, dataHash]);
   await writeAtomically(path, (temp) => writeFile(temp, store));
-  return path;
+  return { file: path, embedded: false };
 }
 
 export interface CredentialCheck {
+  /** Where the manifest store was found: the video itself, or its sidecar. */
   file: string;
+  embedded: boolean;
   /** Signature, assertion hashes and the video's hash all check out. */
   valid: boolean;
   /** The manifest is intact but the video's bytes are not the ones signed (re-encoded, edited, swapped). */
@@ -134,17 +180,21 @@ function cborContent(box: ParsedSuperbox): CborValue {
   return decodeCbor(content.payload);
 }
 
-/** Reads and validates `<video>.c2pa`; undefined when there is none. */
+/** Reads and validates the credential embedded in the video, else `<video>.c2pa`; undefined when there is neither. */
 export async function checkCredential(video: string): Promise<CredentialCheck | undefined> {
-  const file = sidecarPath(video);
+  const embedded = await readEmbeddedStore(video);
+  const file = embedded ? video : sidecarPath(video);
   let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await readFile(file));
-  } catch {
-    return undefined;
+  if (embedded) bytes = embedded.store;
+  else {
+    try {
+      bytes = new Uint8Array(await readFile(file));
+    } catch {
+      return undefined;
+    }
   }
   const problems: string[] = [];
-  const result: CredentialCheck = { file, valid: false, tampered: false, problems };
+  const result: CredentialCheck = { file, embedded: embedded !== undefined, valid: false, tampered: false, problems };
   try {
     const store = parseSuperbox(parseBoxes(bytes)[0]!);
     if (store.uuid !== Buffer.from(c2paUuid('c2pa')).toString('hex')) throw new Error('not a C2PA manifest store');
@@ -187,15 +237,45 @@ export async function checkCredential(video: string): Promise<CredentialCheck | 
     const block = asRecord((content('c2pa.soft-binding').blocks as CborValue[] | undefined)?.[0]);
     if (block.value instanceof Uint8Array) result.contentId = Buffer.from(block.value).toString('hex');
     // The hard binding: the video's bytes now against those signed.
-    const dataHash = content('c2pa.hash.data').hash;
-    if (!(dataHash instanceof Uint8Array)) problems.push('the manifest has no hash of the video (c2pa.hash.data)');
-    else if (Buffer.compare(Buffer.from(await sha256File(video)), Buffer.from(dataHash)) !== 0) {
+    const tampered = () => {
       result.tampered = true;
       problems.push("the video's bytes are not the ones signed: it was edited, re-encoded or replaced after it was made");
+    };
+    if (assertions.has(BMFF_HASH)) {
+      const binding = content(BMFF_HASH);
+      const exclusions = parseExclusions(binding.exclusions);
+      if (!(binding.hash instanceof Uint8Array) || !exclusions || !readableExclusions(exclusions)) problems.push(`the ${BMFF_HASH} hard binding has a form reenact cannot check`);
+      else if (Buffer.compare(Buffer.from(await bmffHashOfFile(video, exclusions)), Buffer.from(binding.hash)) !== 0) tampered();
+    } else {
+      const dataHash = content('c2pa.hash.data').hash;
+      if (!(dataHash instanceof Uint8Array)) problems.push('the manifest has no hash of the video (c2pa.hash.data or c2pa.hash.bmff.v2)');
+      else if (Buffer.compare(Buffer.from(await sha256File(video)), Buffer.from(dataHash)) !== 0) tampered();
     }
   } catch (error) {
     problems.push(`${file} is not a valid C2PA manifest store (${(error as Error).message})`);
   }
   result.valid = problems.length === 0;
   return result;
+}
+
+/** The exclusions of a BMFF hash assertion, or undefined when malformed. */
+function parseExclusions(value: CborValue | undefined): BmffExclusion[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const out: BmffExclusion[] = [];
+  for (const item of value.map(asRecord)) {
+    if (typeof item.xpath !== 'string') return undefined;
+    const exclusion: BmffExclusion = { xpath: item.xpath };
+    if (item.data !== undefined && item.data !== null) {
+      if (!Array.isArray(item.data)) return undefined;
+      exclusion.data = [];
+      for (const d of item.data.map(asRecord)) {
+        if (typeof d.offset !== 'number' || !(d.value instanceof Uint8Array)) return undefined;
+        exclusion.data.push({ offset: d.offset, value: d.value });
+      }
+    }
+    // Exclusions by length, subset, version or flags are not written by reenact; refused rather than misread.
+    if (['length', 'subset', 'version', 'flags'].some((key) => item[key] !== undefined && item[key] !== null)) return undefined;
+    out.push(exclusion);
+  }
+  return out;
 }

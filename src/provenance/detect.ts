@@ -10,8 +10,13 @@ const SCALE_MAX = 1.75;
 const SCALE_STEP = 1.01;
 const REFINE_STEPS = 5;
 const REFINE_STEP = 1.002;
-/** Residual luma is clipped to this many levels, so edges and highlights do not dominate. */
+/**
+ * Residual luma is clipped to this many levels, so edges and highlights do not dominate: in a
+ * video; a still image's residual is weighted by its local variance, which already discounts
+ * busy areas, and is clipped only at STILL_CLIP.
+ */
 const RESIDUAL_CLIP = 12;
+const STILL_CLIP = 60;
 /** A detection must be this unlikely in an unmarked file (after counting every shift and scale tried). */
 export const FALSE_POSITIVE_LIMIT = 1e-6;
 
@@ -160,7 +165,7 @@ export class WatermarkDetector {
     if (!this.sums.length) {
       this.width = width;
       this.height = height;
-      this.sums = [0, 1, 2, 3].map(() => new Float32Array(width * height));
+      this.sums = [0, 1, 2, 3, 4].map(() => new Float32Array(width * height));
       this.luma = new Float32Array(width * height);
       this.tmp = new Float32Array(width * height);
       this.blurred = new Float32Array(width * height);
@@ -171,15 +176,15 @@ export class WatermarkDetector {
 
   private accumulate(seconds: number): void {
     const { width, height, luma, tmp, blurred } = this;
-    const [plain, cosine, sine, squares] = this.sums as [Float32Array, Float32Array, Float32Array, Float32Array];
-    const radius = Math.max(1, Math.round((BLUR_CHIPS * nominalPeriod(width, height)) / CHIPS));
-    boxBlur(luma, width, height, radius, tmp, blurred);
+    const [plain, cosine, sine, squares, still] = this.sums as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+    boxBlur(luma, width, height, this.chipRadius(), tmp, blurred);
     const angle = (2 * Math.PI * seconds) / MODULATION_PERIOD;
     const c = Math.cos(angle);
     const s = Math.sin(angle);
     for (let i = 0; i < plain.length; i++) {
-      let r = luma[i]! - blurred[i]!;
-      r = r > RESIDUAL_CLIP ? RESIDUAL_CLIP : r < -RESIDUAL_CLIP ? -RESIDUAL_CLIP : r;
+      const raw = luma[i]! - blurred[i]!;
+      still[i]! += raw > STILL_CLIP ? STILL_CLIP : raw < -STILL_CLIP ? -STILL_CLIP : raw;
+      const r = raw > RESIDUAL_CLIP ? RESIDUAL_CLIP : raw < -RESIDUAL_CLIP ? -RESIDUAL_CLIP : raw;
       plain[i]! += r;
       cosine[i]! += c * r;
       sine[i]! += s * r;
@@ -209,19 +214,44 @@ export class WatermarkDetector {
     const cs = scs! - n! * mc * ms;
     const beta = cc > 1e-9 ? cs / cc : 0;
     const varS = sss! - n! * ms * ms - beta * cs;
-    if (n! < MIN_FRAMES || cc < 1e-3 * n! || varS < 1e-3 * n!) return { images: [plain] };
+    if (n! < MIN_FRAMES || cc < 1e-3 * n! || varS < 1e-3 * n!) return { images: [this.sums[4]!], weights: this.stillWeights() };
     const a = new Float32Array(plain.length);
     const b = new Float32Array(plain.length);
     // Pixels that change a lot over time (the moving face) carry as much mark as still ones but
     // far more noise: each is weighted by the inverse of its residual's variance over time.
     const weights = new Float32Array(plain.length);
+    // The variance left after fitting the mean and both modulation components: the mark itself,
+    // strongest where texture hides it, does not count as noise there.
+    const dof = Math.max(1, n! - 3);
     for (let i = 0; i < plain.length; i++) {
-      const mean = plain[i]! / n!;
-      weights[i] = 1 / (squares[i]! / n! - mean * mean + VARIANCE_FLOOR);
       a[i] = cosine[i]! - mc * plain[i]!;
       b[i] = sine[i]! - ms * plain[i]! - beta * a[i]!;
+      const residual = squares[i]! - (plain[i]! * plain[i]!) / n! - (a[i]! * a[i]!) / cc - (b[i]! * b[i]!) / varS;
+      weights[i] = 1 / (Math.max(0, residual) / dof + VARIANCE_FLOOR);
     }
     return { images: [a, b], weights };
+  }
+
+  /**
+   * Weights for a still image, where the picture itself is the noise: the inverse of the
+   * residual's local variance (over about a chip), so edges and busy texture, whose residual
+   * is mostly picture, count for less than quiet areas.
+   */
+  private stillWeights(): Float32Array {
+    const { width, height, tmp } = this;
+    const plain = this.sums[4]!;
+    const n = this.moments[0]!;
+    const power = new Float32Array(plain.length);
+    for (let i = 0; i < plain.length; i++) power[i] = (plain[i]! / n) ** 2;
+    const local = new Float32Array(plain.length);
+    boxBlur(power, width, height, this.chipRadius(), tmp, local);
+    for (let i = 0; i < plain.length; i++) local[i] = 1 / (local[i]! + VARIANCE_FLOOR);
+    return local;
+  }
+
+  /** About one chip of the nominal period, in pixels. */
+  private chipRadius(): number {
+    return Math.max(1, Math.round((BLUR_CHIPS * nominalPeriod(this.width, this.height)) / CHIPS));
   }
 
   result(): Detection {
