@@ -53,6 +53,8 @@ export { cropDrivingVideo, type CropVideoOptions, type CroppedVideo } from './dr
 
 // Motion models.
 export { ANIMATE_PARTS, MeshAnimator, type AnimatePart, type MeshAnimatorOptions } from './mesh/animator.js';
+export { LiveAnimator, type LiveAnimatorOptions, type LiveFrame } from './pipeline/live.js';
+export { SyntheticMarks, type SyntheticMarksOptions } from './pipeline/synthetic-output.js';
 export { FommModel, toRgbImage, type FloatImage, type FommModelOptions, type GeneratedFrame, type SourceEncoding } from './fomm/model.js';
 export { loadConfig, parseConfig, type FommConfig } from './fomm/config.js';
 export { loadCheckpoint, type FommCheckpoint } from './fomm/checkpoint.js';

@@ -107,7 +107,7 @@ describe('studio live mode in Chromium', { skip }, () => {
     await rm(folder, { recursive: true, force: true });
   });
 
-  test('the animated photo follows the driver\'s mouth live; the output-only page shows the frames', async () => {
+  test('the animated photo follows the driver\'s mouth live; the output-only page shows the frames', async (t) => {
     await page.goto(new URL('/live', studio.url).href);
     await page.waitForSelector('text=Animate only faces you have the right to use');
     await startLive(page, studio, photo);
@@ -143,6 +143,7 @@ describe('studio live mode in Chromium', { skip }, () => {
     }
     assert.ok(driver.length >= 15, `only ${driver.length} frame pairs with faces on both sides (of ${pairs.size})`);
     const r = correlation(driver, animated);
+    t.diagnostic(`mouth opening correlation r = ${r.toFixed(3)} over ${driver.length} frame pairs; readout: ${(await page.textContent('#live-stats')) ?? ''}`);
     assert.ok(r > 0.6, `mouth opening of the animated frames against the driver's: r = ${r.toFixed(3)} over ${driver.length} frames`);
     const readout = (await page.textContent('#live-stats')) ?? '';
     assert.match(readout, /\d+\.\d fps · capture to display p50 \d+ ms, p95 \d+ ms/);

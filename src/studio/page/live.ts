@@ -319,7 +319,7 @@ startButton.addEventListener('click', async () => {
   startButton.disabled = true;
   status.textContent = 'Starting the camera…';
   try {
-    const camera = await openCamera(video, true, { width: 640, height: 480 });
+    const camera = await openCamera(video, 'if-any', { width: 640, height: 480 });
     byId('live-views').hidden = false;
     session = new Session(camera, choice);
     session.expose();
