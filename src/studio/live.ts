@@ -24,6 +24,8 @@ const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 const MAX_BUFFERED_BYTES = 2 * 1024 * 1024;
 /** Longest recording's microphone audio accepted (Opus at ~32 kbit/s is ~15 MB an hour). */
 const MAX_AUDIO_BYTES = 100 * 1024 * 1024;
+/** Frames a session's thread holds at most: the Live page sends two at a time, and one more may be crossing. */
+const MAX_FRAMES_IN_THREAD = 3;
 /** How long a closing session's thread gets to stop its encoder and detection thread. */
 const CLOSE_GRACE_MS = 3000;
 
@@ -67,6 +69,8 @@ class LiveSession {
   photo: { id: string; name: string } | undefined;
   recording = false;
   private ready = false;
+  /** Frames handed to the thread and not yet answered. */
+  private inThread = 0;
   private closing: Promise<void> | undefined;
   private finishing: ((message: LiveThreadOut & { type: 'recorded' | 'record-failed' }) => void) | undefined;
   private readonly worker: Worker;
@@ -98,6 +102,7 @@ class LiveSession {
   }
 
   private fromThread(message: LiveThreadOut): void {
+    if (message.type === 'frame' || message.type === 'dropped') this.inThread--;
     switch (message.type) {
       case 'frame': {
         const { type: _type, jpeg, ...header } = message;
@@ -131,7 +136,9 @@ class LiveSession {
       const seq = Number(frame?.header.seq);
       const time = Number(frame?.header.time);
       if (!frame || !Number.isFinite(seq) || !Number.isFinite(time)) return this.sendJson({ type: 'error', code: 'BAD_MESSAGE', message: 'a camera frame could not be read.', hint: 'Reload the page.' });
-      if (!this.ready) return this.sendJson({ type: 'dropped', seq });
+      // A page that sends faster than it is answered (the Live page never does) gets its extra frames dropped here.
+      if (!this.ready || this.inThread >= MAX_FRAMES_IN_THREAD) return this.sendJson({ type: 'dropped', seq });
+      this.inThread++;
       this.post({ type: 'frame', seq, time, jpeg: frame.jpeg }, [frame.jpeg.buffer as ArrayBuffer]);
       return;
     }
