@@ -86,6 +86,8 @@ class Session {
   private readonly socket: WebSocket;
   private id: string | undefined;
   private ready = false;
+  /** Whether a photo has been animated in this session (one that fails to load then leaves it on). */
+  private animating = false;
   private paused = false;
   private seq = 0;
   private inFlight = 0;
@@ -141,6 +143,7 @@ class Session {
         return;
       case 'ready':
         this.ready = true;
+        this.animating = true;
         showProblem(problem, undefined);
         status.textContent = `Live: ${message.name}. Hold a neutral face for a moment.`;
         for (const button of [referenceButton, pauseButton, recordButton]) button.hidden = false;
@@ -150,7 +153,9 @@ class Session {
         return;
       case 'error':
         showProblem(problem, { message: message.message ?? 'the live session failed.', ...(message.hint ? { hint: message.hint } : {}) });
-        if (!this.ready) status.textContent = 'The photo could not be animated: choose another.';
+        // A photo that could not be switched to leaves the one before animating.
+        if (!this.ready && this.animating) this.ready = true;
+        else if (!this.ready) status.textContent = 'The photo could not be animated: choose another.';
         return;
     }
   }
