@@ -10,6 +10,8 @@
  *   serverRssMB      the studio process's resident memory (its session and detection threads included)
  *   pageHeapMB       the Live page's JS heap
  *   load             the 1-minute load average (other work on the same cores lowers fps and raises latency)
+ *   cpuMsPerFrame    (summary) CPU time of the studio process and of Chromium (with its children)
+ *                    per animated frame: on N free cores fps cannot pass N * 1000 / their sum
  *
  * The summary gives fps per tab and p50/p95 over every frame of the run, and compares the first
  * and the last minute (or third, in short runs; means of their windows): growth of latency or
@@ -19,7 +21,7 @@
  *   BENCH_SECONDS=60 npm run bench:live
  *   BENCH_TABS=2 npm run bench:live      # two tabs live at once, figures per tab
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +38,30 @@ const WINDOW_S = 10;
 function rssMB(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Math.round(Number(match[1]) / 1024) : NaN;
+}
+
+/** CPU seconds (user + system) of a process and all its descendants but those under `except` (Linux /proc). */
+function cpuSeconds(root: number, except: number[] = []): number {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const text = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces): state ppid ... utime(14) stime(15).
+      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(entry), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  const tree = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, stat] of stats) if (!tree.has(pid) && !except.includes(pid) && tree.has(stat.ppid)) (tree.add(pid), (grew = true));
+  }
+  let ticks = 0;
+  for (const pid of tree) ticks += stats.get(pid)?.ticks ?? 0;
+  return ticks / 100;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -84,6 +110,10 @@ try {
     await page.evaluate(() => (window as unknown as { reenactLive: { drain(): number[] } }).reenactLive.drain());
     frames[tab] = await page.evaluate(() => (window as unknown as { reenactLive: { stats(): { frames: number } } }).reenactLive.stats().frames);
   }
+  // Chromium: the descendants of this process (Playwright started it) but the studio, less this process itself.
+  const everyOther = () => readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).map(Number).filter((other) => other !== process.pid);
+  const chromiumCpu = () => cpuSeconds(process.pid, [pid]) - cpuSeconds(process.pid, everyOther());
+  const cpuAtStart = { studio: cpuSeconds(pid), browser: chromiumCpu(), frames: frames.reduce((sum, n) => sum + n, 0) };
   const started = Date.now();
   for (let t = WINDOW_S; t <= seconds; t += WINDOW_S) {
     await new Promise((resolve) => setTimeout(resolve, started + t * 1000 - Date.now()));
@@ -116,7 +146,13 @@ try {
     return { fps: mean('fps'), p50Ms: mean('p50Ms'), p95Ms: mean('p95Ms'), serverRssMB: mean('serverRssMB'), pageHeapMB: mean('pageHeapMB'), load: mean('load') };
   };
   all.sort((a, b) => a - b);
-  const overall = { fpsPerTab: part(0, seconds).fps, p50Ms: percentile(all, 0.5), p95Ms: percentile(all, 0.95), frames: all.length };
+  // CPU time per animated frame, whatever the load: what two free cores would allow.
+  const rendered = frames.reduce((sum, n) => sum + n, 0) - cpuAtStart.frames;
+  const cpuMsPerFrame = {
+    studio: Math.round(((cpuSeconds(pid) - cpuAtStart.studio) * 1000) / rendered),
+    chromium: Math.round(((chromiumCpu() - cpuAtStart.browser) * 1000) / rendered),
+  };
+  const overall = { fpsPerTab: part(0, seconds).fps, p50Ms: percentile(all, 0.5), p95Ms: percentile(all, 0.95), frames: all.length, cpuMsPerFrame };
   // first and last: means of their windows' figures.
   console.log(JSON.stringify({ summary: true, seconds, tabs, photo: '512x512', camera: '640x480@30', overall, first: part(0, span), last: part(seconds - span, seconds) }));
 } finally {
