@@ -20,6 +20,7 @@
  *   npm run bench:live                   # 5 minutes
  *   BENCH_SECONDS=60 npm run bench:live
  *   BENCH_TABS=2 npm run bench:live      # two tabs live at once, figures per tab
+ *   BENCH_SEND=640 npm run bench:live    # camera frames sent at 320 px on the long side (default 640)
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -95,7 +96,7 @@ try {
   const pages: Page[] = [];
   for (let tab = 0; tab < tabs; tab++) {
     const page = await context.newPage();
-    await page.goto(new URL('/live', studio.url).href);
+    await page.goto(new URL(`/live${process.env.BENCH_SEND ? `?send=${process.env.BENCH_SEND}` : ''}`, studio.url).href);
     await page.setInputFiles('#photo-input', photo);
     await page.waitForSelector('.face-box.chosen', { timeout: 60_000 });
     await page.click('#live-start');
