@@ -1,5 +1,5 @@
-// Builds the studio page (src/studio/page) into dist/studio/page: one bundled script, the HTML
-// and the stylesheet. Nothing is fetched at run time; the server serves these files.
+// Builds the studio pages (src/studio/page) into dist/studio/page: one bundled script per page
+// (studio, live, live output), the HTML and the stylesheet. Nothing is fetched at run time; the server serves these files.
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,8 +10,12 @@ const source = join(root, 'src', 'studio', 'page');
 const output = join(root, 'dist', 'studio', 'page');
 mkdirSync(output, { recursive: true });
 await build({
-  entryPoints: [join(source, 'main.ts')],
-  outfile: join(output, 'app.js'),
+  entryPoints: [
+    { in: join(source, 'main.ts'), out: 'app' },
+    { in: join(source, 'live.ts'), out: 'live' },
+    { in: join(source, 'output.ts'), out: 'output' },
+  ],
+  outdir: output,
   bundle: true,
   format: 'esm',
   target: ['chrome110', 'firefox115', 'safari16'],
@@ -19,4 +23,4 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
 });
-for (const file of ['index.html', 'style.css']) copyFileSync(join(source, file), join(output, file));
+for (const file of ['index.html', 'live.html', 'output.html', 'style.css']) copyFileSync(join(source, file), join(output, file));

@@ -29,6 +29,7 @@ export { cropDrivingVideo, cropFaceClips, type CropClipsOptions, type CroppedCli
 
 // Motion models.
 export { ANIMATE_PARTS, MeshAnimator, type AnimatePart, type MeshAnimatorOptions } from './mesh/animator.js';
+export { LiveAnimator, type LiveAnimatorOptions, type LiveFrame } from './pipeline/live.js';
 export { FommModel, type FloatImage, type FommModelOptions, type GeneratedFrame, type SourceEncoding } from './fomm/model.js';
 export { loadConfig, type FommConfig } from './fomm/config.js';
 export { loadCheckpoint } from './fomm/checkpoint/load.js';

@@ -1,9 +1,7 @@
-import { rm } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
 import { chooseFace } from '../align/source.js';
 import { CompareComposer } from '../compose/compare.js';
 import { cropToEven } from '../compose/even.js';
-import { createLabel, drawLabel, syntheticMetadata } from '../compose/label.js';
 import { checkThreads, invalidOption, ReenactError, throwIfAborted } from '../errors.js';
 import { FaceAnalyzer } from '../face/detector.js';
 import type { FommConfig } from '../fomm/config.js';
@@ -16,15 +14,14 @@ import { probeVideo } from '../media/probe.js';
 import { openVideo, type OpenedVideo } from '../media/repair.js';
 import { ANIMATE_PARTS, type AnimatePart } from '../mesh/animator.js';
 import { PendingOutput } from '../output.js';
-import { writeCredential } from '../provenance/credential.js';
-import { WatermarkEmbedder } from '../provenance/embed.js';
-import { FORMAT_VERSION, checkContentId, newContentId } from '../provenance/payload.js';
+import { checkContentId } from '../provenance/payload.js';
 import type { ProgressCallback, RgbImage } from '../types.js';
 import { prepareFommMotion } from './fomm-motion.js';
 import { prepareMeshMotion } from './mesh-motion.js';
 import type { MotionSession } from './motion.js';
 import { mapAhead, noTrack } from './motion.js';
 import { prefetch } from './prefetch.js';
+import { SyntheticMarks } from './synthetic-output.js';
 
 export type MotionModelName = 'mesh' | 'fomm';
 
@@ -212,17 +209,14 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
     const composer = options.compare ? new CompareComposer(background, drivingSize, background) : undefined;
     const width = composer?.layout.width ?? background.width;
     const height = composer?.layout.height ?? background.height;
-    const labelled = options.label ?? true;
-    const label = labelled ? await createLabel(width, height) : undefined;
-    const watermarked = options.watermark ?? true;
-    const contentId = watermarked ? (options.contentId ?? newContentId()) : undefined;
-    const embedder = contentId ? new WatermarkEmbedder(width, height, { version: FORMAT_VERSION, model: modelName, contentId }) : undefined;
+    const marks = await SyntheticMarks.create(width, height, { model: modelName, ...(options.label !== undefined ? { label: options.label } : {}), ...(options.watermark !== undefined ? { watermark: options.watermark } : {}), ...(options.contentId ? { contentId: options.contentId } : {}) });
+    const { contentId } = marks;
     const encoder = await VideoEncoder.create(options.output, {
       width,
       height,
       fps: info.fps,
       ...(info.hasAudio ? { audioFrom: { path: opened.path } } : {}),
-      metadata: { ...syntheticMetadata({ model: modelName }), ...(contentId ? { reenact_content_id: contentId } : {}) },
+      metadata: marks.metadata(),
       // Half the CPU of "medium" at the same visually lossless crf 18 (slightly larger files):
       // on 2 cores the encoder competes with the landmark detection for time.
       preset: 'veryfast',
@@ -238,9 +232,7 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
         throwIfAborted(signal);
         const animated = await motion.render(frame, analysis);
         const out: RgbImage = composer ? composer.compose(frame, animated) : animated;
-        // The watermark first: it then depends on the picture alone, the same with or without the label.
-        embedder?.mark(out, frames / info.fps);
-        if (label) drawLabel(out, label);
+        marks.apply(out, frames / info.fps);
         // One frame in flight to ffmpeg while the next is computed.
         await writing;
         writing = encoder.write(out);
@@ -257,11 +249,7 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
       await encoder.abort();
       throw error;
     }
-    // The content credential hashes the finished file; without it the video is not kept either.
-    const credential = await writeCredential({ video: options.output, source: options.source, model: modelName, ...(contentId ? { contentId } : {}) }).catch(async (error: unknown) => {
-      await rm(options.output, { force: true });
-      throw error;
-    });
+    const credential = await marks.credential(options.output, options.source);
     return {
       output: options.output,
       model: modelName,
@@ -271,7 +259,7 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
       frames,
       duration: frames / info.fps,
       hasAudio: info.hasAudio,
-      labelled: label !== undefined,
+      labelled: marks.labelled,
       ...(contentId ? { contentId } : {}),
       credential: credential.file,
       startFrame: session.startFrame ?? 0,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ReenactError } from '../errors.js';
 import type { AnimateResult, MotionModelName } from '../pipeline/animate.js';
@@ -96,6 +96,8 @@ export interface JobQueue {
   cancel(id: string): Promise<Job | undefined>;
   /** Queues a failed, cancelled or interrupted job again with the same inputs and options. */
   retry(id: string): Promise<Job | undefined>;
+  /** Adds a job done outside the queue (a live recording); see JobRecords.addDone. */
+  addDone(spec: JobSpec & { photoName: string; clipName: string }, produce: (files: JobFiles) => Promise<JobResult>): Promise<Job>;
   /** Cancels it if needed and removes its record and files. */
   remove(id: string): Promise<boolean>;
   /** The files of a job (result, thumbnail), wherever this queue keeps them. */
@@ -130,6 +132,30 @@ export abstract class JobRecords {
     const id = newId();
     const job: Job = { id, state: 'queued', createdAt: new Date().toISOString(), photo: spec.photo, clip: spec.clip, photoName: spec.photoName, clipName: spec.clipName, options: spec.options };
     await mkdir(join(this.folder, id));
+    await this.save(job);
+    this.jobs.set(id, job);
+    this.emit(job);
+    return job;
+  }
+
+  /**
+   * Adds a job that was done elsewhere (a live recording): `produce` writes its result and
+   * thumbnail into the job's files; the record appears, done, only once it has. A failure
+   * leaves no record and no folder.
+   */
+  async addDone(spec: JobSpec & { photoName: string; clipName: string }, produce: (files: JobFiles) => Promise<JobResult>): Promise<Job> {
+    if (this.closed) throw new ReenactError('CANCELLED', 'the studio is shutting down.', 'Start it again and record anew.');
+    const id = newId();
+    await mkdir(join(this.folder, id));
+    const startedAt = new Date().toISOString();
+    let result: JobResult;
+    try {
+      result = await produce(this.files(id));
+    } catch (error) {
+      await rm(join(this.folder, id), { recursive: true, force: true });
+      throw error;
+    }
+    const job: Job = { id, state: 'done', createdAt: startedAt, startedAt, finishedAt: new Date().toISOString(), photo: spec.photo, clip: spec.clip, photoName: spec.photoName, clipName: spec.clipName, options: spec.options, result };
     await this.save(job);
     this.jobs.set(id, job);
     this.emit(job);

@@ -3,6 +3,7 @@ import { createReadStream, rmSync } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ import { readImage } from '../media/image.js';
 import { faceAnalyzer } from '../pipeline/animate.js';
 import { DiskJobQueue } from './disk-queue.js';
 import { isId, type Job, type JobOptions, type JobQueue } from './jobs.js';
+import { LiveSessions } from './live.js';
 import { HttpError, toHttpError } from './errors.js';
 import { ModelFolder } from './models.js';
 import { RedisJobQueue } from './redis-queue.js';
@@ -56,7 +58,11 @@ export interface Studio {
 const PAGE_DIR = fileURLToPath(new URL('../../dist/studio/page/', import.meta.url));
 const PAGE_FILES: Record<string, [string, string]> = {
   '/': ['index.html', 'text/html; charset=utf-8'],
+  '/live': ['live.html', 'text/html; charset=utf-8'],
+  '/live/output': ['output.html', 'text/html; charset=utf-8'],
   '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
+  '/live.js': ['live.js', 'text/javascript; charset=utf-8'],
+  '/output.js': ['output.js', 'text/javascript; charset=utf-8'],
   '/style.css': ['style.css', 'text/css; charset=utf-8'],
 };
 const MAX_JSON_BYTES = 16 * 1024;
@@ -225,14 +231,19 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     return job;
   };
 
-  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const url = new URL(request.url ?? '/', 'http://studio');
-    const method = request.method ?? 'GET';
+  /** A page on another site must not drive a studio it can reach through the user's browser. */
+  const checkSite = (request: IncomingMessage): void => {
     const hostName = (request.headers.host ?? '').replace(/:\d+$/, '');
-    // A page on another site must not drive a studio it can reach through the user's browser.
     if (isLoopback(host) && !isLoopback(hostName)) throw new HttpError(403, 'WRONG_HOST', `requests must be addressed to localhost, not "${hostName.slice(0, 80)}".`, 'Open the URL that reenact studio printed.');
     const origin = request.headers.origin;
     if (origin && origin !== 'null' && originHost(origin) !== request.headers.host) throw new HttpError(403, 'CROSS_ORIGIN', 'requests from other sites are refused.', 'Use the studio\'s own page.');
+  };
+  const live = new LiveSessions(uploads, queue, join(dataDir, 'tmp'));
+
+  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const url = new URL(request.url ?? '/', 'http://studio');
+    const method = request.method ?? 'GET';
+    checkSite(request);
 
     // Workers carry their own tokens, checked per job (worker-api.ts).
     if (workers && url.pathname.startsWith('/api/worker/')) return workers.handle(request, response, url, authorised(request));
@@ -316,6 +327,10 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       case 'GET /jobs/:id/thumb.jpg':
         await jobOf(id);
         return sendFile(request, response, queue.files(id).thumbnail, 'image/jpeg');
+      case 'GET /live':
+        return sendJson(response, 200, live.list());
+      case 'POST /live/:id/recording':
+        return sendJson(response, 201, await live.receiveRecording(id, request));
       case 'GET /events': {
         response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
         response.write(`retry: 2000\nevent: jobs\ndata: ${JSON.stringify(await queue.list())}\n\n`);
@@ -351,6 +366,24 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       sendJson(response, http.status, http.body);
     });
   });
+  // The live mode's WebSocket (live.ts): the same checks as any request, then the session's.
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(request.url ?? '/', 'http://studio');
+    let refusal: HttpError | undefined;
+    try {
+      checkSite(request);
+      if (!authorised(request)) refusal = new HttpError(401, 'UNAUTHORIZED', 'this studio needs its access token.', 'Open the URL with ?token=... that reenact studio printed.');
+      else if (url.pathname !== '/api/live') refusal = new HttpError(404, 'NOT_FOUND', `no WebSocket at ${url.pathname.slice(0, 80)}.`, 'Live pages connect to /api/live.');
+    } catch (error) {
+      refusal = error as HttpError;
+    }
+    if (refusal) {
+      options.log?.(`${refusal.status} ${refusal.code} for WebSocket ${url.pathname}: ${refusal.message}`);
+      socket.end(`HTTP/1.1 ${refusal.status} Refused\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    live.handleUpgrade(request, socket, head, url);
+  });
   // A 500 MB clip over a slow link, then its analysis, can take longer than Node's default 5 minutes.
   server.requestTimeout = 3600_000;
   await new Promise<void>((resolveListen, reject) => {
@@ -366,6 +399,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     (closing ??= (async () => {
       shutdown.abort();
       const stopped = new Promise<void>((done) => server.close(() => done()));
+      await live.close();
       for (const stream of streams) stream.end();
       server.closeAllConnections();
       await queue.close();

@@ -1,13 +1,18 @@
 import { ApiError } from './api.js';
 
-/** Starts the webcam (and microphone) into a muted preview; the message says what to do when refused. */
-export async function openCamera(video: HTMLVideoElement, withAudio: boolean): Promise<{ stream: MediaStream; stop(): void }> {
+/** Starts the webcam (and microphone; 'if-any': where there is one) into a muted preview, ideally at `size`; the message says what to do when refused. */
+export async function openCamera(video: HTMLVideoElement, withAudio: boolean | 'if-any', size: { width: number; height: number } = { width: 1280, height: 720 }): Promise<{ stream: MediaStream; stop(): void }> {
   if (!navigator.mediaDevices?.getUserMedia) {
     throw new ApiError('NO_CAMERA', 'this browser gives the page no camera access.', 'Open the studio at http://localhost (or over HTTPS) in a current browser.');
   }
   let stream: MediaStream;
   try {
-    stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 }, height: { ideal: 720 } }, audio: withAudio });
+    const picture = { width: { ideal: size.width }, height: { ideal: size.height } };
+    // 'if-any': without a microphone (or with one that fails) the camera alone.
+    stream = await navigator.mediaDevices.getUserMedia({ video: picture, audio: !!withAudio }).catch((error: DOMException) => {
+      if (withAudio !== 'if-any' || error.name === 'NotAllowedError') throw error;
+      return navigator.mediaDevices.getUserMedia({ video: picture, audio: false });
+    });
   } catch (error) {
     const name = (error as DOMException).name;
     throw new ApiError(
