@@ -51,10 +51,10 @@ export function sourceIris(photo: RgbImage, landmarks: ArrayLike<number>, contou
  * Moves the iris of a warped eye by `shift` (photo px, in the photo's frame: the gaze change):
  * inside the eye's lid polygon on `out` (target positions `to`), each pixel is mapped back to the
  * photo by the affine of the lids (target to photo); where the shifted iris disc covers it, it
- * shows the photo's iris; where the iris was and is no longer, the photo's own sclera from beside
- * the iris on the side it moved away from (mirrored across the iris's edge, so the white keeps the
- * photo's shading from lid to lid and meets the untouched white without a line), or the eye's mean
- * white where that point falls outside the photo's eye. Elsewhere the warped pixel stays. Both rims
+ * shows the photo's iris; where the iris was and is no longer, the photo's own sclera of the same
+ * row (along the shift) just beyond the old iris's edge on the side it moved away from, so the
+ * white keeps the photo's shading from lid to lid, or the eye's mean white where that point falls
+ * outside the photo's eye. Elsewhere the warped pixel stays. Both rims
  * are blended over a pixel and a half, so no hard edge shows. Lids drawn over the polygon's edge
  * keep covering the iris as they close.
  */
@@ -92,8 +92,8 @@ export function shiftIris(out: RgbImage, photo: RgbImage, from: ArrayLike<number
       // The sclera of the same row just beyond the trailing edge of the old disc (along = -chord),
       // clear of the limbal ring's blur, or nearer where the eye's corner is.
       let found = false;
-      for (const out of [SCLERA_GAP * limbus, 1]) {
-        const sx = iris.x - (chord + out) * ux - across * uy, sy = iris.y - (chord + out) * uy + across * ux;
+      for (const beyond of [SCLERA_GAP * limbus, 1]) {
+        const sx = iris.x - (chord + beyond) * ux - across * uy, sy = iris.y - (chord + beyond) * uy + across * ux;
         if (!insidePolygon(sourcePoly, sx, sy)) continue;
         sampleBilinear(photo, sx, sy, sample);
         found = true;
