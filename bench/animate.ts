@@ -108,7 +108,10 @@ try {
     const checkpoint = process.env.REENACT_FOMM_CHECKPOINT ?? randomWeights(config, { width: 256, height: 256 });
     const clipSeconds = Number(process.env.BENCH_FOMM_SECONDS ?? 2);
     const clip = join(folder, 'fomm-driving.mp4');
-    await runFfmpeg(['-y', '-i', driving, '-t', String(clipSeconds), '-c:v', 'libx264', '-crf', '16', '-c:a', 'aac', clip], 'cutting the benchmark clip');
+    await runFfmpeg(
+      ['-y', '-i', driving, '-t', String(clipSeconds), '-c:v', 'libx264', '-crf', '16', '-c:a', 'aac', clip],
+      'cutting the benchmark clip',
+    );
     // The model's own time, measured inside the real run by timing its two per-frame calls.
     let modelMs = 0;
     const timed = <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
@@ -123,13 +126,21 @@ try {
     FommModel.prototype.detectKeypoints = timed(FommModel.prototype.detectKeypoints);
     FommModel.prototype.generate = timed(FommModel.prototype.generate);
     let pipelineStart = 0;
-    const result = await animate({ source: photo, driving: clip, output: join(folder, 'fomm.mp4'), model: 'fomm', config, checkpoint, onProgress: (event) => {
-      // From the face-track search on: one-time loading and the source encoding are left out.
-      if (!pipelineStart && (event.stage === 'track' || event.stage === 'animate')) {
-        pipelineStart = performance.now();
-        modelMs = 0;
-      }
-    } });
+    const result = await animate({
+      source: photo,
+      driving: clip,
+      output: join(folder, 'fomm.mp4'),
+      model: 'fomm',
+      config,
+      checkpoint,
+      onProgress: (event) => {
+        // From the face-track search on: one-time loading and the source encoding are left out.
+        if (!pipelineStart && (event.stage === 'track' || event.stage === 'animate')) {
+          pipelineStart = performance.now();
+          modelMs = 0;
+        }
+      },
+    });
     const pipelineMs = performance.now() - pipelineStart;
     print({
       bench: 'animate-fomm',
@@ -148,7 +159,23 @@ try {
     if (!existsSync(clip)) {
       const loopSeconds = (await probeVideo(driving)).duration;
       await writeAtomically(clip, (tempPath) =>
-        runFfmpeg(['-y', '-stream_loop', String(Math.ceil(seconds / loopSeconds)), '-i', driving, '-t', String(seconds), '-c', 'copy', '-f', 'mp4', tempPath], 'looping the benchmark clip'),
+        runFfmpeg(
+          [
+            '-y',
+            '-stream_loop',
+            String(Math.ceil(seconds / loopSeconds)),
+            '-i',
+            driving,
+            '-t',
+            String(seconds),
+            '-c',
+            'copy',
+            '-f',
+            'mp4',
+            tempPath,
+          ],
+          'looping the benchmark clip',
+        ),
       );
     }
     const rss = rssSampler();

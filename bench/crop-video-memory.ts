@@ -19,7 +19,9 @@ import { writeAtomically } from '../src/output.js';
 import type { ProgressEvent } from '../src/types.js';
 import { shared } from '../test/shared.js';
 
-const { values } = parseArgs({ options: { stride: { type: 'string', default: '5' }, minutes: { type: 'string', default: '10' } } });
+const { values } = parseArgs({
+  options: { stride: { type: 'string', default: '5' }, minutes: { type: 'string', default: '10' } },
+});
 const stride = Number(values.stride);
 const minutes = Number(values.minutes);
 
@@ -36,7 +38,24 @@ async function longClip(seconds: number): Promise<string> {
     : ['-f', 'lavfi', '-i', 'testsrc2=size=1920x1080:rate=30', '-an'];
   // Made under a temporary name so an interrupted run never leaves a short clip to be reused.
   await writeAtomically(path, (tempPath) =>
-    runFfmpeg(['-y', ...input, '-t', String(seconds), '-r', '30', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '23', tempPath], 'making the benchmark clip'),
+    runFfmpeg(
+      [
+        '-y',
+        ...input,
+        '-t',
+        String(seconds),
+        '-r',
+        '30',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-crf',
+        '23',
+        tempPath,
+      ],
+      'making the benchmark clip',
+    ),
   );
   return path;
 }
@@ -77,14 +96,18 @@ const hasProc = existsSync('/proc/self/status');
 const sample = () => {
   const rss = process.memoryUsage.rss() / 1024 ** 2;
   peakRss = Math.max(peakRss, rss);
-  if (hasProc) peakWithChildren = Math.max(peakWithChildren, rss + childPids().reduce((sum, pid) => sum + rssOf(pid), 0));
+  if (hasProc)
+    peakWithChildren = Math.max(peakWithChildren, rss + childPids().reduce((sum, pid) => sum + rssOf(pid), 0));
 };
 const timer = setInterval(sample, 200);
 
 const trackStart = performance.now();
 /** A line on stderr every 1000 frames, to follow a long run. */
 const report = (event: ProgressEvent) => {
-  if (event.done % 1000 === 0) process.stderr.write(`${event.stage} ${event.done}/${event.total ?? '?'} rss ${Math.round(process.memoryUsage.rss() / 1024 ** 2)} MB\n`);
+  if (event.done % 1000 === 0)
+    process.stderr.write(
+      `${event.stage} ${event.done}/${event.total ?? '?'} rss ${Math.round(process.memoryUsage.rss() / 1024 ** 2)} MB\n`,
+    );
 };
 const tracks = await findFaceTracks(clip, analyzer, { stride, onProgress: report });
 const trackSeconds = (performance.now() - trackStart) / 1000;

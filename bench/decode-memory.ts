@@ -31,15 +31,49 @@ async function makeClip(): Promise<void> {
   await writeAtomically(join(tmpdir(), 'reenact-bench-decode-loop-1080p30.mp4'), (loop) =>
     runFfmpeg(
       [
-        '-y', '-i', source, '-vf', 'scale=1920:1080:flags=bilinear', '-r', '30',
-        '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '23', '-pix_fmt', 'yuv420p',
-        '-c:a', 'aac', '-b:a', '128k', '-f', 'mp4', loop,
+        '-y',
+        '-i',
+        source,
+        '-vf',
+        'scale=1920:1080:flags=bilinear',
+        '-r',
+        '30',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-crf',
+        '23',
+        '-pix_fmt',
+        'yuv420p',
+        '-c:a',
+        'aac',
+        '-b:a',
+        '128k',
+        '-f',
+        'mp4',
+        loop,
       ],
       'making one loop of the benchmark clip',
     ).then(() =>
       writeAtomically(clip, (tempPath) =>
         runFfmpeg(
-          ['-y', '-stream_loop', String(Math.ceil(seconds / loopSeconds)), '-i', loop, '-t', String(seconds), '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', tempPath],
+          [
+            '-y',
+            '-stream_loop',
+            String(Math.ceil(seconds / loopSeconds)),
+            '-i',
+            loop,
+            '-t',
+            String(seconds),
+            '-c',
+            'copy',
+            '-movflags',
+            '+faststart',
+            '-f',
+            'mp4',
+            tempPath,
+          ],
           'looping the benchmark clip',
         ),
       ),
@@ -86,6 +120,11 @@ async function measure(name: string, options: DecodeOptions): Promise<number> {
 await makeClip();
 const info = await probeVideo(clip);
 const full = await measure('full 1920x1080', { info });
-const cropped = await measure('crop 1080x1080 -> 256x256', { info, crop: { x: 420, y: 0, width: 1080, height: 1080 }, width: 256, height: 256 });
+const cropped = await measure('crop 1080x1080 -> 256x256', {
+  info,
+  crop: { x: 420, y: 0, width: 1080, height: 1080 },
+  width: 256,
+  height: 256,
+});
 const peakRssMB = mb(Math.max(full, cropped));
 console.log(JSON.stringify({ bench: 'decode-memory', peakRssMB, goalMB: 400, underGoal: peakRssMB < 400 }));

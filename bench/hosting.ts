@@ -38,7 +38,9 @@ import { animate } from '../src/pipeline/animate.js';
 
 type ModelPath = 'off-thread' | 'blocking';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '2' }, only: { type: 'string', default: 'off-thread,blocking' } } });
+const { values } = parseArgs({
+  options: { rounds: { type: 'string', default: '2' }, only: { type: 'string', default: 'off-thread,blocking' } },
+});
 const rounds = Number(values.rounds);
 const paths = values.only!.split(',') as ModelPath[];
 const sharedDir = process.env.REENACT_SHARED ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared');
@@ -80,12 +82,20 @@ function useModelPath(path: ModelPath): void {
     SessionThread.prototype.create = create;
     return;
   }
-  NativeDecoder.prototype.decode = async function <T>(this: NativeDecoder, input: Float32Array, use: (output: Float32Array) => Promise<T> | T): Promise<T> {
+  NativeDecoder.prototype.decode = async function <T>(
+    this: NativeDecoder,
+    input: Float32Array,
+    use: (output: Float32Array) => Promise<T> | T,
+  ): Promise<T> {
     return use(this.run(input));
   };
   SessionThread.prototype.create = async (model, options) => {
     const session = await ort.InferenceSession.create(model, options);
-    return { run: (feeds, fetches) => (fetches ? session.run(feeds, fetches) : session.run(feeds)) as Promise<Record<string, ort.Tensor>>, release: () => session.release() };
+    return {
+      run: (feeds, fetches) =>
+        (fetches ? session.run(feeds, fetches) : session.run(feeds)) as Promise<Record<string, ort.Tensor>>,
+      release: () => session.release(),
+    };
   };
 }
 
@@ -96,10 +106,20 @@ function percentile(sorted: number[], p: number): number {
 /** Latency figures of the answered requests; failed ones (latency -1) are counted apart, with their errors. */
 function summary(samples: Sample[]) {
   const failed = samples.filter(([, latency]) => latency < 0);
-  const sorted = samples.filter(([, latency]) => latency >= 0).map(([, latency]) => latency).sort((a, b) => a - b);
+  const sorted = samples
+    .filter(([, latency]) => latency >= 0)
+    .map(([, latency]) => latency)
+    .sort((a, b) => a - b);
   const round = (value: number) => Math.round(value * 10) / 10;
   const errors = [...new Set(failed.map(([, , error]) => error))].join(', ');
-  return { requests: sorted.length, ...(failed.length ? { failed: failed.length, errors } : {}), p50: round(percentile(sorted, 50)), p95: round(percentile(sorted, 95)), p99: round(percentile(sorted, 99)), max: round(sorted.at(-1) ?? NaN) };
+  return {
+    requests: sorted.length,
+    ...(failed.length ? { failed: failed.length, errors } : {}),
+    p50: round(percentile(sorted, 50)),
+    p95: round(percentile(sorted, 95)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted.at(-1) ?? NaN),
+  };
 }
 
 const server = createServer((_request, response) => response.end('ok'));
@@ -114,8 +134,13 @@ try {
   const config = await loadConfig(join(sharedDir, 'fomm', 'configs', 'vox-adv-256.yaml'));
   const checkpoint = process.env.REENACT_FOMM_CHECKPOINT ?? randomWeights(config, { width: 256, height: 256 });
   const clip = join(folder, 'driving.mp4');
-  await runFfmpeg(['-y', '-i', driving, '-t', process.env.BENCH_SECONDS ?? '2', '-c:v', 'libx264', '-crf', '16', '-c:a', 'aac', clip], 'cutting the benchmark clip');
-  const pooled = new Map<ModelPath, { frames: Sample[]; job: Sample[] }>(paths.map((path) => [path, { frames: [], job: [] }]));
+  await runFfmpeg(
+    ['-y', '-i', driving, '-t', process.env.BENCH_SECONDS ?? '2', '-c:v', 'libx264', '-crf', '16', '-c:a', 'aac', clip],
+    'cutting the benchmark clip',
+  );
+  const pooled = new Map<ModelPath, { frames: Sample[]; job: Sample[] }>(
+    paths.map((path) => [path, { frames: [], job: [] }]),
+  );
   for (let round = 0; round < rounds; round++) {
     for (const path of round % 2 ? paths.slice().reverse() : paths) {
       useModelPath(path);
@@ -131,7 +156,8 @@ try {
         config,
         checkpoint,
         onProgress: (event) => {
-          if (event.stage === 'animate' && framesStart === Infinity) framesStart = performance.timeOrigin + performance.now();
+          if (event.stage === 'animate' && framesStart === Infinity)
+            framesStart = performance.timeOrigin + performance.now();
         },
       });
       const jobEnd = performance.timeOrigin + performance.now();
@@ -143,12 +169,23 @@ try {
       const job = during(jobStart);
       pooled.get(path)!.frames.push(...frames);
       pooled.get(path)!.job.push(...job);
-      const line = { bench: 'hosting', round: round + 1, model: path, frames: result.frames, msPerFrame: Math.round((jobEnd - framesStart) / result.frames), latencyMsDuringFrames: summary(frames), latencyMsWholeJob: summary(job), loadAverage: Math.round(loadavg()[0]! * 100) / 100 };
+      const line = {
+        bench: 'hosting',
+        round: round + 1,
+        model: path,
+        frames: result.frames,
+        msPerFrame: Math.round((jobEnd - framesStart) / result.frames),
+        latencyMsDuringFrames: summary(frames),
+        latencyMsWholeJob: summary(job),
+        loadAverage: Math.round(loadavg()[0]! * 100) / 100,
+      };
       process.stdout.write(`${JSON.stringify(line)}\n`);
     }
   }
   for (const [path, { frames, job }] of pooled) {
-    process.stdout.write(`${JSON.stringify({ bench: 'hosting', model: path, rounds, latencyMsDuringFrames: summary(frames), latencyMsWholeJob: summary(job), goalP99Ms: 100 })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'hosting', model: path, rounds, latencyMsDuringFrames: summary(frames), latencyMsWholeJob: summary(job), goalP99Ms: 100 })}\n`,
+    );
   }
 } finally {
   server.close();

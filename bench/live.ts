@@ -56,9 +56,14 @@ function cpuSeconds(root: number, except: number[] = []): number {
     }
   }
   const tree = new Set([root]);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
-    for (const [pid, stat] of stats) if (!tree.has(pid) && !except.includes(pid) && tree.has(stat.ppid)) (tree.add(pid), (grew = true));
+    for (const [pid, stat] of stats) {
+      if (!tree.has(pid) && !except.includes(pid) && tree.has(stat.ppid)) {
+        tree.add(pid);
+        grew = true;
+      }
+    }
   }
   let ticks = 0;
   for (const pid of tree) ticks += stats.get(pid)?.ticks ?? 0;
@@ -85,18 +90,60 @@ const folder = await mkdtemp(join(tmpdir(), 'reenact-bench-live-'));
 const camera = join(folder, 'camera.y4m');
 const microphone = join(folder, 'microphone.wav');
 const photo = join(folder, 'portrait-512.jpg');
-await runFfmpeg(['-y', '-v', 'error', '-i', shared('fixtures', 'driving-talking.mp4'), '-t', '8', '-vf', 'scale=480:480,pad=640:480:80:0,fps=30', '-pix_fmt', 'yuv420p', '-f', 'yuv4mpegpipe', camera], 'making the fake camera');
-await runFfmpeg(['-y', '-v', 'error', '-i', shared('fixtures', 'driving-talking.mp4'), '-t', '8', '-vn', '-ac', '1', '-ar', '48000', '-c:a', 'pcm_s16le', microphone], 'making the fake microphone');
+await runFfmpeg(
+  [
+    '-y',
+    '-v',
+    'error',
+    '-i',
+    shared('fixtures', 'driving-talking.mp4'),
+    '-t',
+    '8',
+    '-vf',
+    'scale=480:480,pad=640:480:80:0,fps=30',
+    '-pix_fmt',
+    'yuv420p',
+    '-f',
+    'yuv4mpegpipe',
+    camera,
+  ],
+  'making the fake camera',
+);
+await runFfmpeg(
+  [
+    '-y',
+    '-v',
+    'error',
+    '-i',
+    shared('fixtures', 'driving-talking.mp4'),
+    '-t',
+    '8',
+    '-vn',
+    '-ac',
+    '1',
+    '-ar',
+    '48000',
+    '-c:a',
+    'pcm_s16le',
+    microphone,
+  ],
+  'making the fake microphone',
+);
 await sharp(shared('fixtures', 'portrait-outdoor.jpg')).resize(512, 512).jpeg({ quality: 95 }).toFile(photo);
 
 const studio = await startStudioProcess(join(folder, 'data'));
-const browser = await chromium.launch({ executablePath: CHROMIUM, args: chromiumArgs(join(folder, 'profile'), camera, microphone).filter((arg) => !arg.startsWith('--user-data-dir')) });
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: chromiumArgs(join(folder, 'profile'), camera, microphone).filter((arg) => !arg.startsWith('--user-data-dir')),
+});
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const pages: Page[] = [];
   for (let tab = 0; tab < tabs; tab++) {
     const page = await context.newPage();
-    await page.goto(new URL(`/live${process.env.BENCH_SEND ? `?send=${process.env.BENCH_SEND}` : ''}`, studio.url).href);
+    await page.goto(
+      new URL(`/live${process.env.BENCH_SEND ? `?send=${process.env.BENCH_SEND}` : ''}`, studio.url).href,
+    );
     await page.setInputFiles('#photo-input', photo);
     await page.waitForSelector('.face-box.chosen', { timeout: 60_000 });
     await page.click('#live-start');
@@ -109,10 +156,16 @@ try {
   const frames = pages.map(() => 0);
   for (const [tab, page] of pages.entries()) {
     await page.evaluate(() => (window as unknown as { reenactLive: { drain(): number[] } }).reenactLive.drain());
-    frames[tab] = await page.evaluate(() => (window as unknown as { reenactLive: { stats(): { frames: number } } }).reenactLive.stats().frames);
+    frames[tab] = await page.evaluate(
+      () => (window as unknown as { reenactLive: { stats(): { frames: number } } }).reenactLive.stats().frames,
+    );
   }
   // Chromium: the descendants of this process (Playwright started it) but the studio, less this process itself.
-  const everyOther = () => readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).map(Number).filter((other) => other !== process.pid);
+  const everyOther = () =>
+    readdirSync('/proc')
+      .filter((entry) => /^\d+$/.test(entry))
+      .map(Number)
+      .filter((other) => other !== process.pid);
   const chromiumCpu = () => cpuSeconds(process.pid, [pid]) - cpuSeconds(process.pid, everyOther());
   const cpuAtStart = { studio: cpuSeconds(pid), browser: chromiumCpu(), frames: frames.reduce((sum, n) => sum + n, 0) };
   const started = Date.now();
@@ -120,8 +173,13 @@ try {
     await new Promise((resolve) => setTimeout(resolve, started + t * 1000 - Date.now()));
     for (const [tab, page] of pages.entries()) {
       const sample = await page.evaluate(() => {
-        const live = (window as unknown as { reenactLive: { drain(): number[]; stats(): { frames: number } } }).reenactLive;
-        return { latencies: live.drain(), frames: live.stats().frames, heap: (performance as unknown as { memory?: { usedJSHeapSize: number } }).memory?.usedJSHeapSize ?? NaN };
+        const live = (window as unknown as { reenactLive: { drain(): number[]; stats(): { frames: number } } })
+          .reenactLive;
+        return {
+          latencies: live.drain(),
+          frames: live.stats().frames,
+          heap: (performance as unknown as { memory?: { usedJSHeapSize: number } }).memory?.usedJSHeapSize ?? NaN,
+        };
       });
       all.push(...sample.latencies);
       const sorted = sample.latencies.sort((a, b) => a - b);
@@ -143,8 +201,16 @@ try {
   const span = Math.max(WINDOW_S, Math.min(60, Math.floor(seconds / 3 / WINDOW_S) * WINDOW_S));
   const part = (from: number, to: number) => {
     const chosen = windows.filter((w) => w.t > from && w.t <= to);
-    const mean = (key: keyof Window) => Math.round((chosen.reduce((sum, w) => sum + w[key], 0) / chosen.length) * 10) / 10;
-    return { fps: mean('fps'), p50Ms: mean('p50Ms'), p95Ms: mean('p95Ms'), serverRssMB: mean('serverRssMB'), pageHeapMB: mean('pageHeapMB'), load: mean('load') };
+    const mean = (key: keyof Window) =>
+      Math.round((chosen.reduce((sum, w) => sum + w[key], 0) / chosen.length) * 10) / 10;
+    return {
+      fps: mean('fps'),
+      p50Ms: mean('p50Ms'),
+      p95Ms: mean('p95Ms'),
+      serverRssMB: mean('serverRssMB'),
+      pageHeapMB: mean('pageHeapMB'),
+      load: mean('load'),
+    };
   };
   all.sort((a, b) => a - b);
   // CPU time per animated frame, whatever the load: what two free cores would allow.
@@ -153,9 +219,26 @@ try {
     studio: Math.round(((cpuSeconds(pid) - cpuAtStart.studio) * 1000) / rendered),
     chromium: Math.round(((chromiumCpu() - cpuAtStart.browser) * 1000) / rendered),
   };
-  const overall = { fpsPerTab: part(0, seconds).fps, p50Ms: percentile(all, 0.5), p95Ms: percentile(all, 0.95), frames: all.length, cpuMsPerFrame };
+  const overall = {
+    fpsPerTab: part(0, seconds).fps,
+    p50Ms: percentile(all, 0.5),
+    p95Ms: percentile(all, 0.95),
+    frames: all.length,
+    cpuMsPerFrame,
+  };
   // first and last: means of their windows' figures.
-  console.log(JSON.stringify({ summary: true, seconds, tabs, photo: '512x512', camera: '640x480@30', overall, first: part(0, span), last: part(seconds - span, seconds) }));
+  console.log(
+    JSON.stringify({
+      summary: true,
+      seconds,
+      tabs,
+      photo: '512x512',
+      camera: '640x480@30',
+      overall,
+      first: part(0, span),
+      last: part(seconds - span, seconds),
+    }),
+  );
 } finally {
   await browser.close();
   await studio.stop('SIGINT');

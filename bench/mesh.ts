@@ -95,7 +95,8 @@ const encodeStart = performance.now();
 const encoder = await VideoEncoder.create(encodePath, { width, height, fps: 30 });
 for (const out of outputs) {
   const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) data.set(out.data.subarray(y * out.width * 3, (y * out.width + width) * 3), y * width * 3);
+  for (let y = 0; y < height; y++)
+    data.set(out.data.subarray(y * out.width * 3, (y * out.width + width) * 3), y * width * 3);
   await encoder.write({ width, height, data });
 }
 await encoder.finish();
@@ -116,7 +117,11 @@ console.log(
         poolGroupsMean: mean(poolMs),
         poolFramesOnPreviousRegions: `${pool.stats.reused} of ${pool.stats.frames}`,
       },
-      renderCpuMsPerFrame: { median: renderMedian, mean: mean(renders.render!), withoutMouthFill: median(renders.renderWithoutMouthFill!) },
+      renderCpuMsPerFrame: {
+        median: renderMedian,
+        mean: mean(renders.render!),
+        withoutMouthFill: median(renders.renderWithoutMouthFill!),
+      },
       encodeWallMsPerFrame: Number(encodeMs.toFixed(2)),
       /** One core doing everything in turn: decode + the pool's landmarks (mean, with its re-detections) + render + encode. */
       sequentialMsPerFrame: Number((decodeMs + mean(poolMs) + renderMedian + encodeMs).toFixed(2)),

@@ -45,8 +45,26 @@ type Sums = Record<Column, { sum: number; n: number }>;
 
 /** Per eye: [outer corner, inner corner, lid pairs (upper, lower) at the centre, iris centre, brow points]. */
 const EYES = [
-  { corners: [33, 133], lids: [[160, 144], [159, 145], [158, 153]], iris: 473, brow: [70, 63, 105, 66, 107] },
-  { corners: [263, 362], lids: [[387, 373], [386, 374], [385, 380]], iris: 468, brow: [300, 293, 334, 296, 336] },
+  {
+    corners: [33, 133],
+    lids: [
+      [160, 144],
+      [159, 145],
+      [158, 153],
+    ],
+    iris: 473,
+    brow: [70, 63, 105, 66, 107],
+  },
+  {
+    corners: [263, 362],
+    lids: [
+      [387, 373],
+      [386, 374],
+      [385, 380],
+    ],
+    iris: 468,
+    brow: [300, 293, 334, 296, 336],
+  },
 ] as const;
 
 const px = (face: Face, i: number) => face.landmarks[3 * i]!;
@@ -61,14 +79,21 @@ interface EyeMeasure {
 function eyeMeasures(face: Face): EyeMeasure[] {
   return EYES.map((eye) => {
     const [a, b] = eye.corners;
-    const ax = px(face, a), ay = py(face, a), bx = px(face, b), by = py(face, b);
+    const ax = px(face, a),
+      ay = py(face, a),
+      bx = px(face, b),
+      by = py(face, b);
     const width = Math.max(1e-6, Math.hypot(bx - ax, by - ay));
     // Unit vectors along the eye (outer to inner corner) and across it.
-    const ux = (bx - ax) / width, uy = (by - ay) / width;
-    const mx = (ax + bx) / 2, my = (ay + by) / 2;
+    const ux = (bx - ax) / width,
+      uy = (by - ay) / width;
+    const mx = (ax + bx) / 2,
+      my = (ay + by) / 2;
     let opening = 0;
-    for (const [u, l] of eye.lids) opening += Math.hypot(px(face, l) - px(face, u), py(face, l) - py(face, u)) / width / eye.lids.length;
-    const gx = px(face, eye.iris) - mx, gy = py(face, eye.iris) - my;
+    for (const [u, l] of eye.lids)
+      opening += Math.hypot(px(face, l) - px(face, u), py(face, l) - py(face, u)) / width / eye.lids.length;
+    const gx = px(face, eye.iris) - mx,
+      gy = py(face, eye.iris) - my;
     const gaze: [number, number] = [(gx * ux + gy * uy) / width, (-gx * uy + gy * ux) / width];
     let brow = 0;
     for (const i of eye.brow) brow += (-(px(face, i) - mx) * uy + (py(face, i) - my) * ux) / width / eye.brow.length;
@@ -81,26 +106,44 @@ function eyeDistance(face: Face): number {
 }
 
 function faceBox(face: Face, image: RgbImage, grow = 1): [number, number, number, number] {
-  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  let x0 = Infinity,
+    y0 = Infinity,
+    x1 = -Infinity,
+    y1 = -Infinity;
   for (const i of FACE_OVAL) {
     x0 = Math.min(x0, px(face, i));
     x1 = Math.max(x1, px(face, i));
     y0 = Math.min(y0, py(face, i));
     y1 = Math.max(y1, py(face, i));
   }
-  const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2, hw = ((x1 - x0) / 2) * grow, hh = ((y1 - y0) / 2) * grow;
-  return [Math.max(0, Math.floor(cx - hw)), Math.max(0, Math.floor(cy - hh)), Math.min(image.width, Math.ceil(cx + hw)), Math.min(image.height, Math.ceil(cy + hh))];
+  const cx = (x0 + x1) / 2,
+    cy = (y0 + y1) / 2,
+    hw = ((x1 - x0) / 2) * grow,
+    hh = ((y1 - y0) / 2) * grow;
+  return [
+    Math.max(0, Math.floor(cx - hw)),
+    Math.max(0, Math.floor(cy - hh)),
+    Math.min(image.width, Math.ceil(cx + hw)),
+    Math.min(image.height, Math.ceil(cy + hh)),
+  ];
 }
 
 /** Mean absolute difference (0..1) of a and b over the whole frame, the face box and the ring around it. */
 function l1(a: RgbImage, b: RgbImage, real: Face): { whole: number; face: number; ring: number } {
   const box = faceBox(real, a);
   const ring = faceBox(real, a, 1.8);
-  let whole = 0, face = 0, faceN = 0, around = 0, aroundN = 0;
+  let whole = 0,
+    face = 0,
+    faceN = 0,
+    around = 0,
+    aroundN = 0;
   for (let y = 0; y < a.height; y++) {
     for (let x = 0; x < a.width; x++) {
       const o = (y * a.width + x) * 3;
-      const d = Math.abs(a.data[o]! - b.data[o]!) + Math.abs(a.data[o + 1]! - b.data[o + 1]!) + Math.abs(a.data[o + 2]! - b.data[o + 2]!);
+      const d =
+        Math.abs(a.data[o]! - b.data[o]!) +
+        Math.abs(a.data[o + 1]! - b.data[o + 1]!) +
+        Math.abs(a.data[o + 2]! - b.data[o + 2]!);
       whole += d;
       if (x >= box[0] && x < box[2] && y >= box[1] && y < box[3]) {
         face += d;
@@ -112,7 +155,11 @@ function l1(a: RgbImage, b: RgbImage, real: Face): { whole: number; face: number
     }
   }
   const scale = 3 * 255;
-  return { whole: whole / (a.width * a.height) / scale, face: face / Math.max(1, faceN) / scale, ring: around / Math.max(1, aroundN) / scale };
+  return {
+    whole: whole / (a.width * a.height) / scale,
+    face: face / Math.max(1, faceN) / scale,
+    ring: around / Math.max(1, aroundN) / scale,
+  };
 }
 
 function emptySums(): Sums {
@@ -138,7 +185,8 @@ function measure(sums: Sums, output: RgbImage, outputFace: Face | undefined, rea
     add(sums, 'brow', Math.abs(o[e]!.brow - r[e]!.brow));
   }
   let distance = 0;
-  for (let i = 0; i < 468; i++) distance += Math.hypot(px(outputFace, i) - px(realFace, i), py(outputFace, i) - py(realFace, i));
+  for (let i = 0; i < 468; i++)
+    distance += Math.hypot(px(outputFace, i) - px(realFace, i), py(outputFace, i) - py(realFace, i));
   add(sums, 'keypoints', distance / 468 / eyeDistance(realFace));
 }
 
@@ -162,7 +210,9 @@ async function selfReenact(clip: string, analyzer: FaceAnalyzer, options: MeshAn
   let animator: MeshAnimator | undefined;
   let photo: RgbImage | undefined;
   let photoFace: Face | undefined;
-  let frames = 0, measured = 0, lost = 0;
+  let frames = 0,
+    measured = 0,
+    lost = 0;
   try {
     for await (const frame of decodeVideo(path)) {
       frames++;
@@ -189,7 +239,8 @@ async function selfReenact(clip: string, analyzer: FaceAnalyzer, options: MeshAn
   } finally {
     await pool.close();
   }
-  const mean = (sums: Sums) => Object.fromEntries(COLUMNS.map((c) => [c, sums[c].sum / Math.max(1, sums[c].n)])) as Record<Column, number>;
+  const mean = (sums: Sums) =>
+    Object.fromEntries(COLUMNS.map((c) => [c, sums[c].sum / Math.max(1, sums[c].n)])) as Record<Column, number>;
   const m = mean(model);
   const s = mean(still);
   const ratio = Object.fromEntries(COLUMNS.map((c) => [c, m[c] / s[c]])) as Record<Column, number>;
@@ -204,13 +255,28 @@ if (values.json) {
   console.log(JSON.stringify({ step, results }, null, 2));
 } else {
   const f = (v: number) => (v >= 0.1 ? v.toFixed(3) : v.toFixed(4));
-  const header = ['clip', 'frames (measured, lost)', 'row', 'L1 whole', 'L1 face box', 'L1 ring', 'eye opening', 'gaze', 'keypoints', 'brow'];
+  const header = [
+    'clip',
+    'frames (measured, lost)',
+    'row',
+    'L1 whole',
+    'L1 face box',
+    'L1 ring',
+    'eye opening',
+    'gaze',
+    'keypoints',
+    'brow',
+  ];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`| ${header.map(() => '---').join(' | ')} |`);
   for (const r of results) {
-    console.log(`| ${r.clip} | ${r.frames} (${r.measured}, ${r.lost}) | mesh | ${COLUMNS.map((c) => f(r.model[c])).join(' | ')} |`);
+    console.log(
+      `| ${r.clip} | ${r.frames} (${r.measured}, ${r.lost}) | mesh | ${COLUMNS.map((c) => f(r.model[c])).join(' | ')} |`,
+    );
     console.log(`| | | static | ${COLUMNS.map((c) => f(r.static[c])).join(' | ')} |`);
-    console.log(`| | ${r.seconds.toFixed(0)} s | **ratio** | ${COLUMNS.map((c) => `**${r.ratio[c].toFixed(2)}**`).join(' | ')} |`);
+    console.log(
+      `| | ${r.seconds.toFixed(0)} s | **ratio** | ${COLUMNS.map((c) => `**${r.ratio[c].toFixed(2)}**`).join(' | ')} |`,
+    );
   }
-  console.log(`step ${step}: every ${step === 1 ? "" : `${step}th `}frame measured, every frame rendered`);
+  console.log(`step ${step}: every ${step === 1 ? '' : `${step}th `}frame measured, every frame rendered`);
 }

@@ -37,7 +37,11 @@ function percentile(sorted: number[], p: number): number {
 }
 
 const folder = await mkdtemp(join(tmpdir(), 'reenact-bench-studio-'));
-const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'run.ts'), 'studio', '--port', '0', '--data', join(folder, 'data')], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', join(root, 'src', 'cli', 'run.ts'), 'studio', '--port', '0', '--data', join(folder, 'data')],
+  { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+);
 try {
   const url = await new Promise<string>((resolveUrl, reject) => {
     let output = '';
@@ -55,9 +59,21 @@ try {
     if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
     return (await response.json()) as { id: string };
   };
-  const photo = await post('/api/uploads/photo', new Blob([await readFile(join(sharedDir, 'fixtures', 'portrait-outdoor.jpg'))]), { 'x-file-name': 'portrait-outdoor.jpg' });
-  const clip = await post('/api/uploads/clip', new Blob([await readFile(join(sharedDir, 'fixtures', 'driving-talking.mp4'))]), { 'x-file-name': 'driving-talking.mp4' });
-  const jobs = await Promise.all(Array.from({ length: jobCount }, () => post('/api/jobs', JSON.stringify({ photo: photo.id, clip: clip.id }), { 'content-type': 'application/json' })));
+  const photo = await post(
+    '/api/uploads/photo',
+    new Blob([await readFile(join(sharedDir, 'fixtures', 'portrait-outdoor.jpg'))]),
+    { 'x-file-name': 'portrait-outdoor.jpg' },
+  );
+  const clip = await post(
+    '/api/uploads/clip',
+    new Blob([await readFile(join(sharedDir, 'fixtures', 'driving-talking.mp4'))]),
+    { 'x-file-name': 'driving-talking.mp4' },
+  );
+  const jobs = await Promise.all(
+    Array.from({ length: jobCount }, () =>
+      post('/api/jobs', JSON.stringify({ photo: photo.id, clip: clip.id }), { 'content-type': 'application/json' }),
+    ),
+  );
 
   const latencies: number[] = [];
   const jobSeconds = new Map<string, number>();
@@ -66,10 +82,15 @@ try {
     for (const job of jobs) {
       if (jobSeconds.has(job.id)) continue;
       const sent = performance.now();
-      const state = (await (await fetch(new URL(`/api/jobs/${job.id}`, url))).json()) as { state: string; result?: { seconds: number }; error?: unknown };
+      const state = (await (await fetch(new URL(`/api/jobs/${job.id}`, url))).json()) as {
+        state: string;
+        result?: { seconds: number };
+        error?: unknown;
+      };
       latencies.push(performance.now() - sent);
       if (state.state === 'done') jobSeconds.set(job.id, state.result!.seconds);
-      else if (state.state !== 'queued' && state.state !== 'running') throw new Error(`job ${job.id} ended ${state.state}: ${JSON.stringify(state.error)}`);
+      else if (state.state !== 'queued' && state.state !== 'running')
+        throw new Error(`job ${job.id} ended ${state.state}: ${JSON.stringify(state.error)}`);
     }
     await new Promise((resolveWait) => setTimeout(resolveWait, 50));
   }
@@ -83,7 +104,12 @@ try {
       idleRssMB,
       peakRssMB: status(pid, 'VmHWM'),
       rssAfterMB: status(pid, 'VmRSS'),
-      requestMs: { count: sorted.length, p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), max: round(sorted[sorted.length - 1]!) },
+      requestMs: {
+        count: sorted.length,
+        p50: round(percentile(sorted, 50)),
+        p99: round(percentile(sorted, 99)),
+        max: round(sorted[sorted.length - 1]!),
+      },
       jobSeconds: [...jobSeconds.values()].map(round),
       totalSeconds: round((performance.now() - started) / 1000),
       loadAverage: Math.round(loadavg()[0]! * 100) / 100,

@@ -72,13 +72,36 @@ const ATTACKS: { name: string; before?: string[]; args: (pixels: number) => stri
   { name: 'H.264 CRF 23', args: () => ['-c:v', 'libx264', '-crf', '23'] },
   { name: 'H.264 CRF 28', args: () => ['-c:v', 'libx264', '-crf', '28'] },
   // 2.7 bit/s per pixel: YouTube-like 720p at 2.5 Mbit/s, 0.93 Mbit/s at 586x586.
-  { name: 'VP9 2.7 bit/px/s', args: (pixels) => ['-c:v', 'libvpx-vp9', '-b:v', String(Math.round(pixels * 2.7)), '-deadline', 'good', '-cpu-used', '5', '-row-mt', '1'], ext: 'webm' },
+  {
+    name: 'VP9 2.7 bit/px/s',
+    args: (pixels) => [
+      '-c:v',
+      'libvpx-vp9',
+      '-b:v',
+      String(Math.round(pixels * 2.7)),
+      '-deadline',
+      'good',
+      '-cpu-used',
+      '5',
+      '-row-mt',
+      '1',
+    ],
+    ext: 'webm',
+  },
   { name: 'downscale 0.5x', args: () => ['-vf', HALF, '-c:v', 'libx264', '-crf', '18'] },
   { name: 'crop 10% each side', args: () => ['-vf', CROP, '-c:v', 'libx264', '-crf', '18'] },
   { name: '2 s excerpt (from 3 s)', before: ['-ss', '3'], args: () => ['-t', '2', '-c:v', 'libx264', '-crf', '18'] },
   { name: 'brightness +10%', args: () => ['-vf', BRIGHT, '-c:v', 'libx264', '-crf', '18'] },
-  { name: 'all: 2 s, crop, 0.5x, +10%, CRF 28', before: ['-ss', '3'], args: () => ['-t', '2', '-vf', `${CROP},${HALF},${BRIGHT}`, '-c:v', 'libx264', '-crf', '28'] },
-  { name: 'all but crop: 2 s, 0.5x, +10%, CRF 28', before: ['-ss', '3'], args: () => ['-t', '2', '-vf', `${HALF},${BRIGHT}`, '-c:v', 'libx264', '-crf', '28'] },
+  {
+    name: 'all: 2 s, crop, 0.5x, +10%, CRF 28',
+    before: ['-ss', '3'],
+    args: () => ['-t', '2', '-vf', `${CROP},${HALF},${BRIGHT}`, '-c:v', 'libx264', '-crf', '28'],
+  },
+  {
+    name: 'all but crop: 2 s, 0.5x, +10%, CRF 28',
+    before: ['-ss', '3'],
+    args: () => ['-t', '2', '-vf', `${HALF},${BRIGHT}`, '-c:v', 'libx264', '-crf', '28'],
+  },
 ];
 
 function row(cells: (string | number)[]): string {
@@ -88,18 +111,25 @@ function row(cells: (string | number)[]): string {
 /** Frames of a video in memory (the benchmark's clips are short). */
 async function frames(path: string): Promise<{ image: RgbImage; time: number }[]> {
   const out: { image: RgbImage; time: number }[] = [];
-  for await (const frame of decodeVideo(path)) out.push({ image: { width: frame.width, height: frame.height, data: frame.data }, time: frame.time });
+  for await (const frame of decodeVideo(path))
+    out.push({ image: { width: frame.width, height: frame.height, data: frame.data }, time: frame.time });
   return out;
 }
 
 type Transform = { name: string; apply: (image: RgbImage) => RgbImage };
 
-function remap(image: RgbImage, width: number, height: number, from: (x: number, y: number) => [number, number]): RgbImage {
+function remap(
+  image: RgbImage,
+  width: number,
+  height: number,
+  from: (x: number, y: number) => [number, number],
+): RgbImage {
   const data = new Uint8Array(width * height * 3);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const [sx, sy] = from(x, y);
-      const s = (Math.min(image.height - 1, Math.max(0, sy)) * image.width + Math.min(image.width - 1, Math.max(0, sx))) * 3;
+      const s =
+        (Math.min(image.height - 1, Math.max(0, sy)) * image.width + Math.min(image.width - 1, Math.max(0, sx))) * 3;
       data.set(image.data.subarray(s, s + 3), (y * width + x) * 3);
     }
   }
@@ -110,7 +140,14 @@ const TRANSFORMS: Transform[] = [
   { name: 'as is', apply: (i) => i },
   { name: 'mirrored', apply: (i) => remap(i, i.width, i.height, (x, y) => [i.width - 1 - x, y]) },
   { name: 'upside down', apply: (i) => remap(i, i.width, i.height, (x, y) => [x, i.height - 1 - y]) },
-  { name: 'crop 80%', apply: (i) => remap(i, Math.round(i.width * 0.8), Math.round(i.height * 0.8), (x, y) => [x + Math.round(i.width * 0.1), y + Math.round(i.height * 0.1)]) },
+  {
+    name: 'crop 80%',
+    apply: (i) =>
+      remap(i, Math.round(i.width * 0.8), Math.round(i.height * 0.8), (x, y) => [
+        x + Math.round(i.width * 0.1),
+        y + Math.round(i.height * 0.1),
+      ]),
+  },
   { name: 'shifted 7 px', apply: (i) => remap(i, i.width, i.height, (x, y) => [x + 7, y + 7]) },
   { name: 'half size', apply: (i) => remap(i, i.width >> 1, i.height >> 1, (x, y) => [2 * x, 2 * y]) },
 ];
@@ -124,7 +161,8 @@ async function falsePositives(): Promise<void> {
     items++;
     if (items % 100 === 0) process.stderr.write(`false positives: ${items} inputs checked\n`);
     if (check.detected) detected++;
-    if (check.score / check.threshold > largest.score / Math.max(1e-9, largest.threshold)) largest = { score: check.score, threshold: check.threshold, what };
+    if (check.score / check.threshold > largest.score / Math.max(1e-9, largest.threshold))
+      largest = { score: check.score, threshold: check.threshold, what };
     const g = groups.get(group) ?? { count: 0, max: 0, threshold: check.threshold };
     g.count++;
     g.max = Math.max(g.max, check.score);
@@ -140,20 +178,33 @@ async function falsePositives(): Promise<void> {
   for (const driver of drivers) {
     const clip = await frames(fixture(driver));
     if (fpParts.has('stills')) {
-      for (const [i, frame] of clip.entries()) if (i % stillStep === 0) note('fixture frames as stills', `${driver} frame ${i}`, detect([{ image: frame.image, time: 0 }]));
+      for (const [i, frame] of clip.entries())
+        if (i % stillStep === 0)
+          note('fixture frames as stills', `${driver} frame ${i}`, detect([{ image: frame.image, time: 0 }]));
     }
     if (!fpParts.has('clips')) continue;
     // 2 s windows every second, in every transform.
     const fps = clip.length / (clip.at(-1)!.time + clip[1]!.time);
     for (let start = 0; start + 2 * fps <= clip.length; start += Math.round(fps)) {
       const window = clip.slice(start, start + Math.round(2 * fps));
-      for (const t of TRANSFORMS) note('2 s windows of the driving clips, transformed', `${driver} from frame ${start}, ${t.name}`, detect(window.map((f) => ({ image: t.apply(f.image), time: f.time - window[0]!.time }))));
+      for (const t of TRANSFORMS)
+        note(
+          '2 s windows of the driving clips, transformed',
+          `${driver} from frame ${start}, ${t.name}`,
+          detect(window.map((f) => ({ image: t.apply(f.image), time: f.time - window[0]!.time }))),
+        );
     }
   }
   if (fpParts.has('stills')) {
-    for (const photo of ['portrait-outdoor.jpg', 'portrait-old-photo.jpg', 'portrait-studio.png', 'cartoon-no-face.jpg']) {
+    for (const photo of [
+      'portrait-outdoor.jpg',
+      'portrait-old-photo.jpg',
+      'portrait-studio.png',
+      'cartoon-no-face.jpg',
+    ]) {
       const image = cropToEven(await readImage(fixture(photo)));
-      for (const t of TRANSFORMS) note('photos, transformed', `${photo} ${t.name}`, detect([{ image: t.apply(image), time: 0 }]));
+      for (const t of TRANSFORMS)
+        note('photos, transformed', `${photo} ${t.name}`, detect([{ image: t.apply(image), time: 0 }]));
     }
   }
   if (fpParts.has('clips')) await unmarkedClips(note, detect);
@@ -161,13 +212,18 @@ async function falsePositives(): Promise<void> {
   console.log(row(['inputs', 'count', 'largest score', 'threshold']));
   console.log(row(['---', '---', '---', '---']));
   for (const [name, g] of groups) console.log(row([name, g.count, g.max.toFixed(2), g.threshold.toFixed(2)]));
-  console.log(`\n${items} unmarked inputs, ${detected} detected. Largest score relative to its threshold: ${largest.score.toFixed(2)} vs ${largest.threshold.toFixed(2)} (${largest.what}).`);
+  console.log(
+    `\n${items} unmarked inputs, ${detected} detected. Largest score relative to its threshold: ${largest.score.toFixed(2)} vs ${largest.threshold.toFixed(2)} (${largest.what}).`,
+  );
 }
 
 type Check = { detected: boolean; score: number; threshold: number };
 
 /** Re-encoded fixtures, unwatermarked animate outputs and synthetic noise videos, up to --fp-min inputs in all. */
-async function unmarkedClips(note: (group: string, what: string, check: Check) => void, detect: (clip: { image: RgbImage; time: number }[]) => Check): Promise<void> {
+async function unmarkedClips(
+  note: (group: string, what: string, check: Check) => void,
+  detect: (clip: { image: RgbImage; time: number }[]) => Check,
+): Promise<void> {
   const drivers = ['driving-talking.mp4', 'driving-head-turns.mp4', 'driving-eyes.mp4'];
   let items = 0;
   const count = (group: string, what: string, check: Check) => {
@@ -176,7 +232,10 @@ async function unmarkedClips(note: (group: string, what: string, check: Check) =
   };
   // Re-encoded fixtures, checked from the file as `reenact verify` does.
   for (const driver of drivers) {
-    for (const [name, args, ext] of [['crf28', ['-c:v', 'libx264', '-crf', '28'], 'mp4'], ['vp9', ['-c:v', 'libvpx-vp9', '-b:v', '700k', '-deadline', 'realtime', '-cpu-used', '8'], 'webm']] as const) {
+    for (const [name, args, ext] of [
+      ['crf28', ['-c:v', 'libx264', '-crf', '28'], 'mp4'],
+      ['vp9', ['-c:v', 'libvpx-vp9', '-b:v', '700k', '-deadline', 'realtime', '-cpu-used', '8'], 'webm'],
+    ] as const) {
       const path = join(folder, `fp-${driver}-${name}.${ext}`);
       await runFfmpeg(['-y', '-i', fixture(driver), ...args, '-an', path], name);
       count('re-encoded driving clips', `${driver} ${name}`, await checkWatermark(path));
@@ -187,11 +246,16 @@ async function unmarkedClips(note: (group: string, what: string, check: Check) =
     const output = join(folder, `fp-${c.name}.mp4`);
     await animate({ source: fixture(c.source), driving: fixture(c.driving), output, watermark: false });
     const clip = await frames(output);
-    for (const t of TRANSFORMS) count('animate --no-watermark outputs, transformed', `${c.name} ${t.name}`, detect(clip.map((f) => ({ image: t.apply(f.image), time: f.time }))));
+    for (const t of TRANSFORMS)
+      count(
+        'animate --no-watermark outputs, transformed',
+        `${c.name} ${t.name}`,
+        detect(clip.map((f) => ({ image: t.apply(f.image), time: f.time }))),
+      );
   }
   // Synthetic noise videos: white, smooth, and drifting noise, 2 s at 30 fps.
   let seed = 12345;
-  const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   for (let n = 0; items < Number(values['fp-min']) || n < 60; n++) {
     const size = [96, 128, 160, 200][n % 4]!;
     const kind = ['white', 'smooth', 'drifting'][n % 3]!;
@@ -202,7 +266,13 @@ async function unmarkedClips(note: (group: string, what: string, check: Check) =
         for (let x = 0; x < size; x++) {
           const dx = kind === 'drifting' ? f % 64 : 0;
           let v = kind === 'white' ? random() * 255 : base[y * (size + 64) + x + dx]!;
-          if (kind === 'smooth') v = (v + base[(y + 1) * (size + 64) + x]! + base[y * (size + 64) + x + 1]! + base[(y + 1) * (size + 64) + x + 1]!) / 4;
+          if (kind === 'smooth')
+            v =
+              (v +
+                base[(y + 1) * (size + 64) + x]! +
+                base[y * (size + 64) + x + 1]! +
+                base[(y + 1) * (size + 64) + x + 1]!) /
+              4;
           data.fill(Math.round(v), (y * size + x) * 3, (y * size + x) * 3 + 3);
         }
       }
@@ -261,13 +331,20 @@ async function cost(pairs: number): Promise<void> {
       const before = cpuMs();
       const result = await animate({ source, driving, output: join(folder, `cost-${i}-${watermark}.mp4`), watermark });
       const after = cpuMs();
-      runs[watermark ? 'with' : 'without'].push({ seconds: result.seconds, cpuMsPerFrame: (after.own + after.children - before.own - before.children) / result.frames });
+      runs[watermark ? 'with' : 'without'].push({
+        seconds: result.seconds,
+        cpuMsPerFrame: (after.own + after.children - before.own - before.children) / result.frames,
+      });
       loads.push(load());
     }
   }
   // The embedder alone on the same frames, in CPU time (which other jobs on the cores inflate far less than wall time).
   const photo = cropToEven(await readImage(source));
-  const embedder = new WatermarkEmbedder(photo.width, photo.height, { version: 1, model: 'mesh', contentId: newContentId() });
+  const embedder = new WatermarkEmbedder(photo.width, photo.height, {
+    version: 1,
+    model: 'mesh',
+    contentId: newContentId(),
+  });
   const frame = { ...photo, data: Uint8Array.from(photo.data) };
   const cpu0 = cpuMs().own;
   const wall0 = performance.now();
@@ -276,11 +353,22 @@ async function cost(pairs: number): Promise<void> {
   const embedWall = (performance.now() - wall0) / 240;
   const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
   console.log('\n### Cost (animate mesh, 586x586, 240 frames; interleaved A B B A)\n');
-  console.log(row(['pair', 'without: wall s', 'with: wall s', 'wall difference', 'without: CPU ms/frame', 'with: CPU ms/frame']));
+  console.log(
+    row(['pair', 'without: wall s', 'with: wall s', 'wall difference', 'without: CPU ms/frame', 'with: CPU ms/frame']),
+  );
   console.log(row(['---', '---', '---', '---', '---', '---']));
   for (let i = 0; i < pairs; i++) {
     const [a, b] = [runs.without[i]!, runs.with[i]!];
-    console.log(row([i + 1, a.seconds.toFixed(2), b.seconds.toFixed(2), `${(((b.seconds - a.seconds) / a.seconds) * 100).toFixed(1)}%`, a.cpuMsPerFrame.toFixed(1), b.cpuMsPerFrame.toFixed(1)]));
+    console.log(
+      row([
+        i + 1,
+        a.seconds.toFixed(2),
+        b.seconds.toFixed(2),
+        `${(((b.seconds - a.seconds) / a.seconds) * 100).toFixed(1)}%`,
+        a.cpuMsPerFrame.toFixed(1),
+        b.cpuMsPerFrame.toFixed(1),
+      ]),
+    );
   }
   const cpuWithout = median(runs.without.map((r) => r.cpuMsPerFrame));
   const wallWithout = (median(runs.without.map((r) => r.seconds)) * 1000) / 240;
@@ -293,7 +381,9 @@ async function cost(pairs: number): Promise<void> {
 
 try {
   if (parts.has('robustness')) {
-    console.log('\n### Robustness (detected: false-positive probability < 1e-6; bits: of 56 correct; payload: CRC ok and equal)\n');
+    console.log(
+      '\n### Robustness (detected: false-positive probability < 1e-6; bits: of 56 correct; payload: CRC ok and equal)\n',
+    );
     console.log(row(['output', 'attack', 'detected', 'score / threshold', 'false-positive p', 'bits', 'payload']));
     console.log(row(['---', '---', '---', '---', '---', '---', '---']));
     let cells = 0;
@@ -307,7 +397,20 @@ try {
         let path = output;
         if (attack.before || attack.args(0).length) {
           path = join(folder, `${c.name}-${ATTACKS.indexOf(attack)}.${attack.ext ?? 'mp4'}`);
-          await runFfmpeg(['-y', ...(attack.before ?? []), '-i', output, ...attack.args(result.width * result.height), '-an', '-pix_fmt', 'yuv420p', path], attack.name);
+          await runFfmpeg(
+            [
+              '-y',
+              ...(attack.before ?? []),
+              '-i',
+              output,
+              ...attack.args(result.width * result.height),
+              '-an',
+              '-pix_fmt',
+              'yuv420p',
+              path,
+            ],
+            attack.name,
+          );
         }
         const check = await checkWatermark(path);
         const correct = [...(check.bits ?? '')].filter((bit, i) => bit === truth[i]).length;

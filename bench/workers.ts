@@ -80,12 +80,21 @@ const api = async (path: string, init: RequestInit = {}) => {
 const workers: WorkerProcess[] = [];
 for (const name of ['w1', 'w2']) {
   const { token } = await api('/api/worker/tokens', { method: 'POST', body: JSON.stringify({ name }) });
-  workers.push(startWorkerProcess(['--server', studio.url, '--threads', '1'], { REENACT_REDIS_URL: redis.url, REENACT_WORKER_TOKEN: token }));
+  workers.push(
+    startWorkerProcess(['--server', studio.url, '--threads', '1'], {
+      REENACT_REDIS_URL: redis.url,
+      REENACT_WORKER_TOKEN: token,
+    }),
+  );
 }
-for (const worker of workers) await waitFor('a worker to start', async () => (/taking jobs/.test(worker.output()) ? true : undefined), 60_000);
+for (const worker of workers)
+  await waitFor('a worker to start', async () => (/taking jobs/.test(worker.output()) ? true : undefined), 60_000);
 
 const treePeak = workers.map(() => 0);
-const sampler = setInterval(() => workers.forEach((worker, i) => (treePeak[i] = Math.max(treePeak[i]!, treeRssMB(worker.child.pid!)))), 250);
+const sampler = setInterval(
+  () => workers.forEach((worker, i) => (treePeak[i] = Math.max(treePeak[i]!, treeRssMB(worker.child.pid!)))),
+  250,
+);
 
 const doneEvents = new Map<string, number>();
 const events = new AbortController();
@@ -94,19 +103,51 @@ watchJobEvents(studio.url, events.signal, (job) => {
 });
 
 const clipPath = join(folder, 'clip.mp4');
-await runFfmpeg(['-y', '-v', 'error', '-t', '1', '-i', shared('fixtures', 'driving-talking.mp4'), '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', clipPath], 'cutting the clip');
-const photo = await api('/api/uploads/photo', { method: 'POST', body: await readFile(shared('fixtures', 'portrait-outdoor.jpg')), headers: { 'x-file-name': 'portrait-outdoor.jpg' } });
-const clip = await api('/api/uploads/clip', { method: 'POST', body: await readFile(clipPath), headers: { 'x-file-name': 'clip.mp4' } });
+await runFfmpeg(
+  [
+    '-y',
+    '-v',
+    'error',
+    '-t',
+    '1',
+    '-i',
+    shared('fixtures', 'driving-talking.mp4'),
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-c:a',
+    'aac',
+    clipPath,
+  ],
+  'cutting the clip',
+);
+const photo = await api('/api/uploads/photo', {
+  method: 'POST',
+  body: await readFile(shared('fixtures', 'portrait-outdoor.jpg')),
+  headers: { 'x-file-name': 'portrait-outdoor.jpg' },
+});
+const clip = await api('/api/uploads/clip', {
+  method: 'POST',
+  body: await readFile(clipPath),
+  headers: { 'x-file-name': 'clip.mp4' },
+});
 const ids: string[] = [];
 for (let i = 0; i < jobCount; i++) {
-  const job = await api('/api/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ photo: photo.id, clip: clip.id }) });
+  const job = await api('/api/jobs', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ photo: photo.id, clip: clip.id }),
+  });
   ids.push(job.id);
 }
 const jobs = await waitFor(
   'every job to finish',
   async () => {
     const list = (await api('/api/jobs')) as Job[];
-    return list.length === jobCount && list.every((job) => job.state === 'done' || job.state === 'failed') ? list : undefined;
+    return list.length === jobCount && list.every((job) => job.state === 'done' || job.state === 'failed')
+      ? list
+      : undefined;
   },
   3 * 3600_000,
 );
@@ -137,7 +178,11 @@ console.log(
     duplicated: ids.filter((id) => starts(id) > 1 || (doneEvents.get(id) ?? 0) > 1).length,
     perWorker: Object.fromEntries(['w1', 'w2'].map((name) => [name, done.filter((job) => job.worker === name).length])),
     jobsPerMinute: round((done.length / (lastFinish - firstSubmit)) * 60_000),
-    queueLatencySeconds: { p50: round(percentile(queueLatency, 50)), p95: round(percentile(queueLatency, 95)), max: round(Math.max(...queueLatency)) },
+    queueLatencySeconds: {
+      p50: round(percentile(queueLatency, 50)),
+      p95: round(percentile(queueLatency, 95)),
+      max: round(Math.max(...queueLatency)),
+    },
     handoffMs: { p50: round(percentile(handoffs, 50), 0), max: round(Math.max(...handoffs), 0) },
     jobSeconds: { p50: round(percentile(jobSeconds, 50)), max: round(Math.max(...jobSeconds)) },
     workerPeakRssMB,

@@ -4,11 +4,18 @@
 import { spawnSync } from 'node:child_process';
 
 if (process.arch !== 'x64') {
-  console.warn(`reenact: native FOMM kernels are for x86-64 (this is ${process.arch}); FOMM runs on ONNX Runtime alone.`);
+  console.warn(
+    `reenact: native FOMM kernels are for x86-64 (this is ${process.arch}); FOMM runs on ONNX Runtime alone.`,
+  );
   process.exit(0);
 }
-const build = spawnSync('node-gyp', ['rebuild', '--loglevel', 'warn'], { stdio: 'inherit', shell: process.platform === 'win32' });
+const build = spawnSync('node-gyp', ['rebuild', '--loglevel', 'warn'], {
+  stdio: 'inherit',
+  shell: process.platform === 'win32',
+});
 if (build.status !== 0) {
   const why = build.error ? build.error.message : `node-gyp exited with ${build.status}`;
-  console.warn(`reenact: the native FOMM kernels were not built (${why}). FOMM still works, on ONNX Runtime alone and slower; install g++, make and python3, then run npm rebuild reenact (or npm install) to build them.`);
+  console.warn(
+    `reenact: the native FOMM kernels were not built (${why}). FOMM still works, on ONNX Runtime alone and slower; install g++, make and python3, then run npm rebuild reenact (or npm install) to build them.`,
+  );
 }

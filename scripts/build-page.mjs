@@ -23,4 +23,5 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
 });
-for (const file of ['index.html', 'live.html', 'output.html', 'style.css']) copyFileSync(join(source, file), join(output, file));
+for (const file of ['index.html', 'live.html', 'output.html', 'style.css'])
+  copyFileSync(join(source, file), join(output, file));

@@ -10,7 +10,13 @@ export type { Box, Point, ProgressCallback, ProgressEvent, ProgressStage, RgbIma
 export { removePendingOutputs } from './output.js';
 
 // The pipeline.
-export { animate, type AnimateOptions, type AnimateResult, type AnimateStage, type MotionModelName } from './pipeline/animate.js';
+export {
+  animate,
+  type AnimateOptions,
+  type AnimateResult,
+  type AnimateStage,
+  type MotionModelName,
+} from './pipeline/animate.js';
 
 // Media.
 export { readImage, writeImage, type ReadImageOptions } from './media/image.js';
@@ -20,17 +26,36 @@ export { VideoEncoder, type EncoderOptions } from './media/encode.js';
 
 // Faces: detection, landmarks and the inspect report.
 export { FaceAnalyzer, type Face, type FaceAnalyzerOptions, type FaceBox } from './face/detector.js';
-export { inspectMedia, type FaceReport, type ImageReport, type InspectOptions, type VideoReport } from './pipeline/inspect.js';
+export {
+  inspectMedia,
+  type FaceReport,
+  type ImageReport,
+  type InspectOptions,
+  type VideoReport,
+} from './pipeline/inspect.js';
 
 // The source photo and the driving video.
 export { alignSource, type AlignOptions, type SourceAlignment } from './align/source.js';
 export { findFaceTracks, type FaceTrack, type TrackOptions } from './driving/tracks.js';
-export { cropDrivingVideo, cropFaceClips, type CropClipsOptions, type CroppedClips, type CroppedVideo, type CropVideoOptions } from './driving/crop.js';
+export {
+  cropDrivingVideo,
+  cropFaceClips,
+  type CropClipsOptions,
+  type CroppedClips,
+  type CroppedVideo,
+  type CropVideoOptions,
+} from './driving/crop.js';
 
 // Motion models.
 export { ANIMATE_PARTS, MeshAnimator, type AnimatePart, type MeshAnimatorOptions } from './mesh/animator.js';
 export { LiveAnimator, type LiveAnimatorOptions, type LiveFrame } from './pipeline/live.js';
-export { FommModel, type FloatImage, type FommModelOptions, type GeneratedFrame, type SourceEncoding } from './fomm/model.js';
+export {
+  FommModel,
+  type FloatImage,
+  type FommModelOptions,
+  type GeneratedFrame,
+  type SourceEncoding,
+} from './fomm/model.js';
 export { loadConfig, type FommConfig } from './fomm/config.js';
 export { loadCheckpoint } from './fomm/checkpoint/load.js';
 export type { FommWeights } from './fomm/checkpoint/tensors.js';

@@ -66,7 +66,11 @@ export class PendingOutput {
  * Runs `write` against a temporary path and renames it to `finalPath` only if it succeeds and
  * `signal` was not aborted meanwhile (then it throws CANCELLED and leaves nothing).
  */
-export async function writeAtomically<T>(finalPath: string, write: (tempPath: string) => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function writeAtomically<T>(
+  finalPath: string,
+  write: (tempPath: string) => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
   throwIfAborted(signal);
   const output = await PendingOutput.create(finalPath);
   try {

@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { random } from './shared.js';
-import { apply, compose, fitAffine, fitSimilarity, invert, rotationAbout, scaling, translation, warpAffine } from '../src/align/affine.js';
+import {
+  apply,
+  compose,
+  fitAffine,
+  fitSimilarity,
+  invert,
+  rotationAbout,
+  scaling,
+  translation,
+  warpAffine,
+} from '../src/align/affine.js';
 import type { RgbImage } from '../src/types.js';
 
 function gradient(width: number, height: number): RgbImage {
@@ -46,7 +56,8 @@ describe('warpAffine', () => {
     const shifted = warpAffine(src, translation(3, 2), 10, 10).image;
     for (let y = 0; y < 10; y++) {
       for (let x = 0; x < 10; x++) {
-        for (let ch = 0; ch < 3; ch++) assert.equal(shifted.data[(y * 10 + x) * 3 + ch], src.data[((y + 2) * 40 + x + 3) * 3 + ch]);
+        for (let ch = 0; ch < 3; ch++)
+          assert.equal(shifted.data[(y * 10 + x) * 3 + ch], src.data[((y + 2) * 40 + x + 3) * 3 + ch]);
       }
     }
   });
@@ -71,7 +82,8 @@ describe('warpAffine', () => {
     // A one-pixel checkerboard shrunk 4x must come out mid-grey, not black or white.
     const size = 64;
     const data = new Uint8Array(size * size * 3);
-    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) data.fill((x + y) % 2 ? 255 : 0, (y * size + x) * 3, (y * size + x) * 3 + 3);
+    for (let y = 0; y < size; y++)
+      for (let x = 0; x < size; x++) data.fill((x + y) % 2 ? 255 : 0, (y * size + x) * 3, (y * size + x) * 3 + 3);
     const out = warpAffine({ width: size, height: size, data }, scaling(4), 16, 16).image;
     for (const v of out.data) assert.ok(Math.abs(v - 128) <= 1, `value ${v}`);
   });
@@ -89,12 +101,27 @@ describe('affine fits', () => {
     const next = random(3);
     const from = Float64Array.from({ length: 40 }, () => next() * 200);
     const angle = 0.3;
-    const similarity = { a: 1.7 * Math.cos(angle), b: -1.7 * Math.sin(angle), c: 12, d: 1.7 * Math.sin(angle), e: 1.7 * Math.cos(angle), f: -5 };
+    const similarity = {
+      a: 1.7 * Math.cos(angle),
+      b: -1.7 * Math.sin(angle),
+      c: 12,
+      d: 1.7 * Math.sin(angle),
+      e: 1.7 * Math.cos(angle),
+      f: -5,
+    };
     const sheared = { a: 1.2, b: 0.3, c: -7, d: -0.1, e: 0.8, f: 20 };
     const indices = [...Array(20).keys()];
     for (const [truth, fit] of [
       [similarity, (to: Float64Array) => fitSimilarity(from, to, indices)],
-      [sheared, (to: Float64Array) => fitAffine(from, to, indices.map((i) => [i, 1] as const))!],
+      [
+        sheared,
+        (to: Float64Array) =>
+          fitAffine(
+            from,
+            to,
+            indices.map((i) => [i, 1] as const),
+          )!,
+      ],
     ] as const) {
       const to = new Float64Array(40);
       for (let i = 0; i < 20; i++) {
@@ -102,9 +129,11 @@ describe('affine fits', () => {
         to[2 * i + 1] = truth.d * from[2 * i]! + truth.e * from[2 * i + 1]! + truth.f;
       }
       const found = fit(to);
-      for (const key of ['a', 'b', 'c', 'd', 'e', 'f'] as const) assert.ok(Math.abs(found[key] - truth[key]) < 1e-9, key);
+      for (const key of ['a', 'b', 'c', 'd', 'e', 'f'] as const)
+        assert.ok(Math.abs(found[key] - truth[key]) < 1e-9, key);
       const identity = compose(invert(found), found);
-      for (const [key, value] of Object.entries({ a: 1, b: 0, c: 0, d: 0, e: 1, f: 0 })) assert.ok(Math.abs(identity[key as keyof typeof identity] - value) < 1e-9, key);
+      for (const [key, value] of Object.entries({ a: 1, b: 0, c: 0, d: 0, e: 1, f: 0 }))
+        assert.ok(Math.abs(identity[key as keyof typeof identity] - value) < 1e-9, key);
     }
   });
 });

@@ -13,8 +13,16 @@ import { shared, skipWithoutShared } from './shared.js';
 
 async function rotated(path: string, degrees: number): Promise<RgbImage> {
   // sharp rotates clockwise for positive angles, like a positive roll.
-  const { data, info } = await sharp(path).removeAlpha().rotate(degrees, { background: '#808080' }).raw().toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  const { data, info } = await sharp(path)
+    .removeAlpha()
+    .rotate(degrees, { background: '#808080' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return {
+    width: info.width,
+    height: info.height,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  };
 }
 
 /** PSNR in dB over the pixels where `include` is true. */
@@ -64,7 +72,10 @@ describe('source photo alignment', { skip: skipWithoutShared }, () => {
       const photo = await rotated(path, angle);
       const found = await face(photo);
       const alignment = alignSource(photo, found);
-      assert.ok(Math.abs(alignment.roll - (baseline + angle)) < 1.5, `measured ${alignment.roll.toFixed(2)}, expected ${(baseline + angle).toFixed(2)}`);
+      assert.ok(
+        Math.abs(alignment.roll - (baseline + angle)) < 1.5,
+        `measured ${alignment.roll.toFixed(2)}, expected ${(baseline + angle).toFixed(2)}`,
+      );
       assert.equal(alignment.crop.width, 256);
       assert.equal(alignment.crop.height, 256);
       const inCrop = await face(alignment.crop);
@@ -84,7 +95,12 @@ describe('source photo alignment', { skip: skipWithoutShared }, () => {
     assert.ok(corner.x < 0 && corner.y < 0, 'the test needs a crop that runs outside the photo');
     const { crop } = alignment;
     for (let i = 0; i < crop.width; i++) {
-      for (const [x, y] of [[i, 0], [i, crop.height - 1], [0, i], [crop.width - 1, i]] as const) {
+      for (const [x, y] of [
+        [i, 0],
+        [i, crop.height - 1],
+        [0, i],
+        [crop.width - 1, i],
+      ] as const) {
         const p = (y * crop.width + x) * 3;
         const brightness = crop.data[p]! + crop.data[p + 1]! + crop.data[p + 2]!;
         assert.ok(brightness > 60, `near-black border pixel at ${x},${y}`);
@@ -134,7 +150,11 @@ describe('source photo alignment', { skip: skipWithoutShared }, () => {
 });
 
 describe('choosing a face', () => {
-  const fake = (width: number): Face => ({ box: { x: 0, y: 0, width, height: width }, score: 0.9, landmarks: new Float32Array(478 * 3) });
+  const fake = (width: number): Face => ({
+    box: { x: 0, y: 0, width, height: width },
+    score: 0.9,
+    landmarks: new Float32Array(478 * 3),
+  });
 
   test('largest by default, --face picks another', () => {
     const faces = [fake(200), fake(100)];
@@ -145,11 +165,18 @@ describe('choosing a face', () => {
   test('no face and a bad index are user errors with advice', () => {
     assert.throws(
       () => chooseFace([], undefined, 'cartoon.jpg'),
-      (error: unknown) => error instanceof ReenactError && error.code === 'NO_FACE' && /cartoon\.jpg/.test(error.message) && /80 px/.test(error.hint!),
+      (error: unknown) =>
+        error instanceof ReenactError &&
+        error.code === 'NO_FACE' &&
+        /cartoon\.jpg/.test(error.message) &&
+        /80 px/.test(error.hint!),
     );
     assert.throws(
       () => chooseFace([fake(200), fake(100)], 2),
-      (error: unknown) => error instanceof ReenactError && error.code === 'FACE_INDEX' && /2 faces; `face` must be 0\.\.1/.test(error.message),
+      (error: unknown) =>
+        error instanceof ReenactError &&
+        error.code === 'FACE_INDEX' &&
+        /2 faces; `face` must be 0\.\.1/.test(error.message),
     );
   });
 });

@@ -32,10 +32,19 @@ describe('animate (mesh) is reproducible', { skip: skipWithoutShared }, () => {
 
   test('the same frames with worker threads (default) and on the calling thread alone (--threads 1)', async () => {
     const runs: string[][] = [];
-    for (const [name, threads] of [['default', undefined], ['one-thread', 1]] as const) {
+    for (const [name, threads] of [
+      ['default', undefined],
+      ['one-thread', 1],
+    ] as const) {
       const output = join(folder, `${name}.mp4`);
       // One content id for both runs: the watermark is then the same too.
-      await animate({ source: shared('fixtures', 'portrait-outdoor.jpg'), driving: shared('fixtures', 'driving-talking.mp4'), output, contentId: '0a1b2c3d', ...(threads ? { threads } : {}) });
+      await animate({
+        source: shared('fixtures', 'portrait-outdoor.jpg'),
+        driving: shared('fixtures', 'driving-talking.mp4'),
+        output,
+        contentId: '0a1b2c3d',
+        ...(threads ? { threads } : {}),
+      });
       runs.push(await frameHashes(output));
     }
     const [withWorkers, alone] = runs as [string[], string[]];

@@ -24,7 +24,11 @@ describe('animate: bad and awkward inputs', { skip: skipWithoutShared }, () => {
   const photo = shared('fixtures', 'portrait-outdoor.jpg');
   before(async () => {
     folder = await scratchFolder();
-    short = await makeClip(['-i', shared('fixtures', 'driving-talking.mp4')], ['-t', '1', '-c:v', 'libx264', '-crf', '16', '-c:a', 'aac'], join(folder, 'short.mp4'));
+    short = await makeClip(
+      ['-i', shared('fixtures', 'driving-talking.mp4')],
+      ['-t', '1', '-c:v', 'libx264', '-crf', '16', '-c:a', 'aac'],
+      join(folder, 'short.mp4'),
+    );
   });
   after(async () => {
     if (folder) await rm(folder, { recursive: true, force: true });
@@ -38,17 +42,27 @@ describe('animate: bad and awkward inputs', { skip: skipWithoutShared }, () => {
 
   test('a photo without a face: NO_FACE with advice, no output', async () => {
     const output = join(folder, 'out-noface.mp4');
-    await assert.rejects(animate({ source: shared('fixtures', 'cartoon-no-face.jpg'), driving: short, output }), (error: unknown) => {
-      rejectsWith('NO_FACE')(error);
-      assert.match((error as ReenactError).hint!, /face/);
-      return true;
-    });
+    await assert.rejects(
+      animate({ source: shared('fixtures', 'cartoon-no-face.jpg'), driving: short, output }),
+      (error: unknown) => {
+        rejectsWith('NO_FACE')(error);
+        assert.match((error as ReenactError).hint!, /face/);
+        return true;
+      },
+    );
     await assertNothingWritten();
   });
 
   test('a driving clip without any face: NO_TRACK, no output', async () => {
-    const noFace = await makeClip(['-f', 'lavfi', '-i', 'testsrc=duration=1:size=256x256:rate=30'], ['-c:v', 'libx264', '-pix_fmt', 'yuv420p'], join(folder, 'testsrc.mp4'));
-    await assert.rejects(animate({ source: photo, driving: noFace, output: join(folder, 'out-notrack.mp4') }), rejectsWith('NO_TRACK'));
+    const noFace = await makeClip(
+      ['-f', 'lavfi', '-i', 'testsrc=duration=1:size=256x256:rate=30'],
+      ['-c:v', 'libx264', '-pix_fmt', 'yuv420p'],
+      join(folder, 'testsrc.mp4'),
+    );
+    await assert.rejects(
+      animate({ source: photo, driving: noFace, output: join(folder, 'out-notrack.mp4') }),
+      rejectsWith('NO_TRACK'),
+    );
     await assertNothingWritten();
   });
 
@@ -56,7 +70,10 @@ describe('animate: bad and awkward inputs', { skip: skipWithoutShared }, () => {
     const output = join(folder, 'no-such-folder', 'out.mp4');
     await assert.rejects(animate({ source: photo, driving: short, output }), rejectsWith('OUTPUT_UNWRITABLE'));
     // Checked first: a missing driving video is not even looked at.
-    await assert.rejects(animate({ source: photo, driving: join(folder, 'missing.mp4'), output }), rejectsWith('OUTPUT_UNWRITABLE'));
+    await assert.rejects(
+      animate({ source: photo, driving: join(folder, 'missing.mp4'), output }),
+      rejectsWith('OUTPUT_UNWRITABLE'),
+    );
   });
 
   test('options that cannot work are refused up front', async () => {
@@ -68,8 +85,14 @@ describe('animate: bad and awkward inputs', { skip: skipWithoutShared }, () => {
       return true;
     });
     await assert.rejects(animate({ source: photo, driving: short, output: short }), rejectsWith('BAD_ARGUMENT'));
-    await assert.rejects(animate({ source: photo, driving: short, output: join(folder, 'out.webm') }), rejectsWith('BAD_ARGUMENT'));
-    await assert.rejects(animate({ source: photo, driving: short, output, startFrame: -1 }), rejectsWith('BAD_ARGUMENT'));
+    await assert.rejects(
+      animate({ source: photo, driving: short, output: join(folder, 'out.webm') }),
+      rejectsWith('BAD_ARGUMENT'),
+    );
+    await assert.rejects(
+      animate({ source: photo, driving: short, output, startFrame: -1 }),
+      rejectsWith('BAD_ARGUMENT'),
+    );
     await assert.rejects(animate({ source: photo, driving: short, output, face: 3 }), rejectsWith('FACE_INDEX'));
     await assertNothingWritten();
   });
@@ -81,7 +104,10 @@ describe('animate: bad and awkward inputs', { skip: skipWithoutShared }, () => {
     assert.equal(result.hasAudio, false);
     assert.equal(result.frames, 30);
     const { streams } = await probeTags(output);
-    assert.deepEqual(streams.map((s) => s.codec_type), ['video']);
+    assert.deepEqual(
+      streams.map((s) => s.codec_type),
+      ['video'],
+    );
     // The content credential is in the MP4 itself: nothing is left beside it.
     assert.equal(result.credential, output);
     await rm(output);
@@ -109,7 +135,18 @@ describe('animate: bad and awkward inputs', { skip: skipWithoutShared }, () => {
   test('a driver whose face is lost for frames 60-70 holds the pose, then follows again', async () => {
     const lost = await makeClip(
       ['-i', shared('fixtures', 'driving-talking.mp4')],
-      ['-t', '4', '-vf', "drawbox=enable='between(n,60,70)':x=0:y=0:w=iw:h=ih:color=black:t=fill", '-c:v', 'libx264', '-crf', '16', '-c:a', 'aac'],
+      [
+        '-t',
+        '4',
+        '-vf',
+        "drawbox=enable='between(n,60,70)':x=0:y=0:w=iw:h=ih:color=black:t=fill",
+        '-c:v',
+        'libx264',
+        '-crf',
+        '16',
+        '-c:a',
+        'aac',
+      ],
       join(folder, 'lost.mp4'),
     );
     const output = join(folder, 'out-lost.mp4');
@@ -118,7 +155,8 @@ describe('animate: bad and awkward inputs', { skip: skipWithoutShared }, () => {
     assert.equal(result.framesWithoutFace, 11);
     const frames = await framesAt(output, [59, 62, 66, 70, 95]);
     // Held: the frames without a face repeat the last pose (up to the encoder's noise).
-    for (const index of [62, 66, 70]) assert.ok(psnr(frames.get(index)!, frames.get(59)!) > 38, `frame ${index} holds frame 59's pose`);
+    for (const index of [62, 66, 70])
+      assert.ok(psnr(frames.get(index)!, frames.get(59)!) > 38, `frame ${index} holds frame 59's pose`);
     assert.ok(psnr(frames.get(95)!, frames.get(59)!) < 35, 'moving again after the face returns');
     // Recovered: from frame 72 on, the head follows the driver's turns again (it rolls by
     // some 35 degrees there), each sampled frame within a few degrees.

@@ -23,12 +23,24 @@ export interface FrameMeasure {
 }
 
 /** Mouth opening and roll of the largest face in every `step`-th frame (frames without a face are left out). */
-export async function measureVideo(path: string, analyzer: FaceAnalyzer, step: number, options: { width?: number; height?: number } = {}): Promise<FrameMeasure[]> {
+export async function measureVideo(
+  path: string,
+  analyzer: FaceAnalyzer,
+  step: number,
+  options: { width?: number; height?: number } = {},
+): Promise<FrameMeasure[]> {
   const measures: FrameMeasure[] = [];
   for await (const frame of decodeVideo(path, options)) {
     if (frame.index % step !== 0) continue;
     const [face] = await analyzer.detect(frame);
-    if (face) measures.push({ index: frame.index, mouth: mouthOpening(face), roll: rollDegrees(face), face, patch: alignedFacePatch(frame, face) });
+    if (face)
+      measures.push({
+        index: frame.index,
+        mouth: mouthOpening(face),
+        roll: rollDegrees(face),
+        face,
+        patch: alignedFacePatch(frame, face),
+      });
   }
   return measures;
 }
@@ -37,7 +49,10 @@ export function mouthOpening(face: Face): number {
   const upper = landmark(face, LANDMARKS.upperInnerLip);
   const lower = landmark(face, LANDMARKS.lowerInnerLip);
   const { imageLeft, imageRight } = eyeCentres(face);
-  return Math.hypot(lower.x - upper.x, lower.y - upper.y) / Math.hypot(imageRight.x - imageLeft.x, imageRight.y - imageLeft.y);
+  return (
+    Math.hypot(lower.x - upper.x, lower.y - upper.y) /
+    Math.hypot(imageRight.x - imageLeft.x, imageRight.y - imageLeft.y)
+  );
 }
 
 export function correlation(a: number[], b: number[]): number {
@@ -92,9 +107,23 @@ export async function makeClip(input: string[], args: string[], output: string):
 }
 
 /** Container tags and stream types as ffprobe reports them. */
-export async function probeTags(path: string): Promise<{ tags: Record<string, string>; streams: { codec_type: string; width?: number; height?: number; nb_frames?: string; r_frame_rate?: string }[] }> {
-  const result = await runTool('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', path]);
-  const parsed = JSON.parse(result.stdout) as { format: { tags?: Record<string, string> }; streams: { codec_type: string }[] };
+export async function probeTags(path: string): Promise<{
+  tags: Record<string, string>;
+  streams: { codec_type: string; width?: number; height?: number; nb_frames?: string; r_frame_rate?: string }[];
+}> {
+  const result = await runTool('ffprobe', [
+    '-v',
+    'error',
+    '-print_format',
+    'json',
+    '-show_format',
+    '-show_streams',
+    path,
+  ]);
+  const parsed = JSON.parse(result.stdout) as {
+    format: { tags?: Record<string, string> };
+    streams: { codec_type: string }[];
+  };
   return { tags: parsed.format.tags ?? {}, streams: parsed.streams };
 }
 

@@ -40,7 +40,11 @@ describe('animate (mesh) on portrait-outdoor.jpg + driving-talking.mp4', { skip:
     photo = cropToEven(await readImage(shared('fixtures', 'portrait-outdoor.jpg')));
     [photoFace] = (await analyzer.detect(photo)) as [Face];
     output = join(folder, 'out.mp4');
-    result = await animate({ source: shared('fixtures', 'portrait-outdoor.jpg'), driving: shared('fixtures', 'driving-talking.mp4'), output });
+    result = await animate({
+      source: shared('fixtures', 'portrait-outdoor.jpg'),
+      driving: shared('fixtures', 'driving-talking.mp4'),
+      output,
+    });
     // Every 3rd frame: 80 samples of the 8 s clip.
     out = await measureVideo(output, analyzer, 3);
     driver = await measureVideo(shared('fixtures', 'driving-talking.mp4'), analyzer, 3);
@@ -68,7 +72,10 @@ describe('animate (mesh) on portrait-outdoor.jpg + driving-talking.mp4', { skip:
     assert.equal(video.height, 586);
     assert.equal(video.nb_frames, '240');
     assert.equal(video.r_frame_rate, '30/1');
-    assert.ok(streams.some((s) => s.codec_type === 'audio'), 'has an audio stream');
+    assert.ok(
+      streams.some((s) => s.codec_type === 'audio'),
+      'has an audio stream',
+    );
     assert.match(tags.comment ?? '', /AI-generated/);
     assert.match(tags.description ?? '', /AI-generated/);
   });
@@ -80,11 +87,14 @@ describe('animate (mesh) on portrait-outdoor.jpg + driving-talking.mp4', { skip:
   test('the mouth opens and closes with the driver (correlation > 0.7)', () => {
     const matched = pairs();
     assert.ok(matched.length >= 75, `${matched.length} frames with faces in both`);
-    const r = correlation(matched.map(([o]) => o.mouth), matched.map(([, d]) => d.mouth));
+    const r = correlation(
+      matched.map(([o]) => o.mouth),
+      matched.map(([, d]) => d.mouth),
+    );
     assert.ok(r > 0.7, `mouth-opening correlation ${r.toFixed(3)}`);
   });
 
-  test('head roll follows the driver\'s (mean error under 3 degrees, fast turns included)', () => {
+  test("head roll follows the driver's (mean error under 3 degrees, fast turns included)", () => {
     const matched = pairs();
     const [o0, d0] = matched[0]!;
     const errors = matched.map(([o, d]) => Math.abs(o.roll - o0.roll - (d.roll - d0.roll)));
@@ -100,7 +110,8 @@ describe('animate (mesh) on portrait-outdoor.jpg + driving-talking.mp4', { skip:
     const cy = box.y + box.height / 2;
     const reach = 1.2 * Math.max(box.width, box.height);
     // Away from the head, and not under the AI-generated mark in the bottom-right corner.
-    const background = (x: number, y: number) => Math.hypot(x - cx, y - cy) > reach && !(x > photo.width * 0.75 && y > photo.height * 0.88);
+    const background = (x: number, y: number) =>
+      Math.hypot(x - cx, y - cy) > reach && !(x > photo.width * 0.75 && y > photo.height * 0.88);
     const frames = await framesAt(output, [0, 50, 100, 150, 200, 239]);
     for (const [index, frame] of frames) {
       const value = psnr(frame, photo, background);
@@ -112,31 +123,50 @@ describe('animate (mesh) on portrait-outdoor.jpg + driving-talking.mp4', { skip:
     const sourcePatch = alignedFacePatch(photo, photoFace);
     assert.equal(out[0]!.index, result.startFrame);
     const { box } = photoFace;
-    const inFace = (x: number, y: number) => x >= box.x && x < box.x + box.width && y >= box.y && y < box.y + box.height;
+    const inFace = (x: number, y: number) =>
+      x >= box.x && x < box.x + box.width && y >= box.y && y < box.y + box.height;
     const reference = (await framesAt(output, [result.startFrame])).get(result.startFrame)!;
-    assert.ok(psnr(reference, photo, inFace) > 35, `reference frame: face ${psnr(reference, photo, inFace).toFixed(1)} dB from the photo`);
+    assert.ok(
+      psnr(reference, photo, inFace) > 35,
+      `reference frame: face ${psnr(reference, photo, inFace).toFixed(1)} dB from the photo`,
+    );
     const matched = pairs();
     const likeSource = matched.map(([o]) => patchSimilarity(o.patch, sourcePatch));
     const likeDriver = matched.map(([o, d]) => patchSimilarity(o.patch, d.patch));
     // Extreme turns (over 20 degrees of roll with some yaw) make the aligned patches a weak
     // measure, so a few frames may go either way; nearly all must look like the photo.
     const closerToSource = likeSource.filter((v, i) => v > likeDriver[i]!).length;
-    assert.ok(closerToSource >= 0.9 * matched.length, `${closerToSource} of ${matched.length} frames look more like the photo than the driver`);
+    assert.ok(
+      closerToSource >= 0.9 * matched.length,
+      `${closerToSource} of ${matched.length} frames look more like the photo than the driver`,
+    );
     const mean = (values: number[]) => values.reduce((s, v) => s + v, 0) / values.length;
-    assert.ok(mean(likeSource) > mean(likeDriver) + 0.15, `mean similarity ${mean(likeSource).toFixed(2)} to the photo, ${mean(likeDriver).toFixed(2)} to the driver`);
+    assert.ok(
+      mean(likeSource) > mean(likeDriver) + 0.15,
+      `mean similarity ${mean(likeSource).toFixed(2)} to the photo, ${mean(likeDriver).toFixed(2)} to the driver`,
+    );
   });
 
   for (const degrees of [15, -15]) {
     test(`a slow roll of the driver (0 to ${degrees} degrees) turns the photo's head by the same amount, within 3 degrees`, async () => {
       // A still driver frame turning slowly: pure roll, nothing else moving.
-      const still = await makeClip(['-i', shared('fixtures', 'driving-talking.mp4')], ['-frames:v', '1'], join(folder, 'still.png'));
+      const still = await makeClip(
+        ['-i', shared('fixtures', 'driving-talking.mp4')],
+        ['-frames:v', '1'],
+        join(folder, 'still.png'),
+      );
       const rolled = await makeClip(
         ['-loop', '1', '-framerate', '30', '-t', '2', '-i', still],
         ['-vf', `rotate=a='${degrees}*PI/180*t/2':fillcolor=0x808080,format=yuv420p`, '-c:v', 'libx264', '-crf', '16'],
         join(folder, `rolled${degrees}.mp4`),
       );
       const rolledOutput = join(folder, `rolled${degrees}-out.mp4`);
-      await animate({ source: shared('fixtures', 'portrait-outdoor.jpg'), driving: rolled, output: rolledOutput, label: false });
+      await animate({
+        source: shared('fixtures', 'portrait-outdoor.jpg'),
+        driving: rolled,
+        output: rolledOutput,
+        label: false,
+      });
       const outputRoll = await measureVideo(rolledOutput, analyzer, 5);
       const driverRoll = await measureVideo(rolled, analyzer, 5);
       assert.equal(outputRoll.length, driverRoll.length);
@@ -148,14 +178,22 @@ describe('animate (mesh) on portrait-outdoor.jpg + driving-talking.mp4', { skip:
         const actual = outputRoll[i]!.roll - outputRoll[0]!.roll;
         // What the detector reads for this photo truly rotated by the driver's turn: it reads a
         // +15 degree turn of this face (with glasses) as +13 and a -15 as -16.3, a bias of its own.
-        const { image: turnedPhoto } = warpAffine(photo, invert(rotationAbout(driverTurn, centre)), photo.width, photo.height);
+        const { image: turnedPhoto } = warpAffine(
+          photo,
+          invert(rotationAbout(driverTurn, centre)),
+          photo.width,
+          photo.height,
+        );
         const [turnedFace] = await analyzer.detect(turnedPhoto);
         const readable = rollDegrees(turnedFace!) - rollDegrees(photoFace);
         assert.ok(
           Math.abs(actual - readable) < 3,
           `frame ${outputRoll[i]!.index}: driver turned ${driverTurn.toFixed(1)}, output reads ${actual.toFixed(1)}, the photo turned as much reads ${readable.toFixed(1)} degrees`,
         );
-        assert.ok(Math.abs(actual - driverTurn) < 4, `frame ${outputRoll[i]!.index}: output turned ${actual.toFixed(1)}, driver ${driverTurn.toFixed(1)} degrees`);
+        assert.ok(
+          Math.abs(actual - driverTurn) < 4,
+          `frame ${outputRoll[i]!.index}: output turned ${actual.toFixed(1)}, driver ${driverTurn.toFixed(1)} degrees`,
+        );
       }
     });
   }

@@ -27,17 +27,24 @@ describe('pipeline streaming helpers', () => {
     let inFlight = 0;
     let mostInFlight = 0;
     const seen: [number, number][] = [];
-    for await (const pair of mapAhead(source, async (n) => {
-      inFlight++;
-      mostInFlight = Math.max(mostInFlight, inFlight);
-      // Later items finish first.
-      await sleep(n % 3 === 0 ? 15 : 1);
-      inFlight--;
-      return n * n;
-    }, 3)) {
+    for await (const pair of mapAhead(
+      source,
+      async (n) => {
+        inFlight++;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        // Later items finish first.
+        await sleep(n % 3 === 0 ? 15 : 1);
+        inFlight--;
+        return n * n;
+      },
+      3,
+    )) {
       seen.push(pair);
     }
-    assert.deepEqual(seen, Array.from({ length: 20 }, (_, n) => [n, n * n]));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 20 }, (_, n) => [n, n * n]),
+    );
     assert.ok(mostInFlight > 1 && mostInFlight <= 4, `at most depth + 1 in flight: ${mostInFlight}`);
   });
 
@@ -45,10 +52,14 @@ describe('pipeline streaming helpers', () => {
     const { source } = counting(10);
     const seen: number[] = [];
     await assert.rejects(async () => {
-      for await (const [n] of mapAhead(source, async (n) => {
-        if (n === 4) throw new Error('frame 4 failed');
-        return n;
-      }, 2)) {
+      for await (const [n] of mapAhead(
+        source,
+        async (n) => {
+          if (n === 4) throw new Error('frame 4 failed');
+          return n;
+        },
+        2,
+      )) {
         seen.push(n);
       }
     }, /frame 4 failed/);
@@ -64,7 +75,10 @@ describe('pipeline streaming helpers', () => {
       assert.ok(state.produced <= read.length + 2, `read ahead ${state.produced - read.length}`);
       if (n === 9) break;
     }
-    assert.deepEqual(read, Array.from({ length: 10 }, (_, n) => n));
+    assert.deepEqual(
+      read,
+      Array.from({ length: 10 }, (_, n) => n),
+    );
     assert.equal(state.closed, true, 'the source (a decoder) is closed');
     assert.ok(state.produced < 20);
   });

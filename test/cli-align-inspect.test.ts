@@ -23,7 +23,11 @@ describe('reenact align and inspect', { skip: skipWithoutShared }, () => {
     const output = join(folder, 'crop.png');
     const result = await reenact('align', outdoor, '-o', output, '--size', '128', '--json');
     assert.equal(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as { face: { index: number; roll: number }; width: number; output: string };
+    const report = JSON.parse(result.stdout) as {
+      face: { index: number; roll: number };
+      width: number;
+      output: string;
+    };
     assert.equal(report.face.index, 0);
     assert.ok(Math.abs(report.face.roll) < 10);
     const metadata = await sharp(output).metadata();
@@ -43,12 +47,20 @@ describe('reenact align and inspect', { skip: skipWithoutShared }, () => {
   test('a cartoon: NO_FACE with advice, non-zero exit, no output', async () => {
     const output = join(folder, 'cartoon.png');
     const result = await reenact('align', shared('fixtures', 'cartoon-no-face.jpg'), '-o', output);
-    await assertRefused(result, /no face found in .*cartoon-no-face\.jpg[\s\S]*clearly visible, frontal, well lit, at least ~80 px wide/, output);
+    await assertRefused(
+      result,
+      /no face found in .*cartoon-no-face\.jpg[\s\S]*clearly visible, frontal, well lit, at least ~80 px wide/,
+      output,
+    );
   });
 
   test('--face beyond the faces found is refused', async () => {
     const output = join(folder, 'face.png');
-    await assertRefused(await reenact('align', studio, '-o', output, '--face', '3'), /has 1 face; --face must be 0\.\.0/, output);
+    await assertRefused(
+      await reenact('align', studio, '-o', output, '--face', '3'),
+      /has 1 face; --face must be 0\.\.0/,
+      output,
+    );
   });
 
   test('bad arguments are refused before any work', async () => {
@@ -58,7 +70,11 @@ describe('reenact align and inspect', { skip: skipWithoutShared }, () => {
 
   test('a missing file and a non-image are refused clearly', async () => {
     const output = join(folder, 'missing.png');
-    await assertRefused(await reenact('align', join(folder, 'nope.jpg'), '-o', output), /nope\.jpg does not exist/, output);
+    await assertRefused(
+      await reenact('align', join(folder, 'nope.jpg'), '-o', output),
+      /nope\.jpg does not exist/,
+      output,
+    );
     const text = join(folder, 'notes.jpg');
     await writeFile(text, 'not a photo\n'.repeat(100));
     await assertRefused(await reenact('align', text, '-o', output), /notes\.jpg is not an image/, output);
@@ -67,16 +83,25 @@ describe('reenact align and inspect', { skip: skipWithoutShared }, () => {
 
   test('a 100-megapixel image is refused with IMAGE_TOO_LARGE, not read into memory', async () => {
     const huge = join(folder, 'huge.png');
-    await sharp({ create: { width: 10_000, height: 10_000, channels: 3, background: '#8899aa' } }).png({ compressionLevel: 1 }).toFile(huge);
+    await sharp({ create: { width: 10_000, height: 10_000, channels: 3, background: '#8899aa' } })
+      .png({ compressionLevel: 1 })
+      .toFile(huge);
     const output = join(folder, 'huge-crop.png');
-    await assertRefused(await reenact('align', huge, '-o', output), /10000x10000 \(100 megapixels\); the limit is 40 megapixels[\s\S]*Downscale/, output);
+    await assertRefused(
+      await reenact('align', huge, '-o', output),
+      /10000x10000 \(100 megapixels\); the limit is 40 megapixels[\s\S]*Downscale/,
+      output,
+    );
   });
 
   test('inspect lists faces with boxes, scores and roll, and draws them with --debug', async () => {
     const debug = join(folder, 'debug.png');
     const result = await reenact('inspect', studio, '--json', '--debug', debug);
     assert.equal(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as { kind: string; faces: { box: { width: number }; score: number; roll: number; eyes: unknown; noseTip: unknown }[] };
+    const report = JSON.parse(result.stdout) as {
+      kind: string;
+      faces: { box: { width: number }; score: number; roll: number; eyes: unknown; noseTip: unknown }[];
+    };
     assert.equal(report.kind, 'image');
     assert.equal(report.faces.length, 1);
     assert.ok(report.faces[0]!.score > 0.5 && report.faces[0]!.box.width > 80 && Math.abs(report.faces[0]!.roll) < 5);

@@ -30,18 +30,29 @@ describe('reenact crop-video and inspect on videos', { skip: skipWithoutShared }
     assert.deepEqual([info.width, info.height, info.frameCount, info.fps, info.hasAudio], [256, 256, 240, 30, true]);
     assert.ok(Math.abs(info.duration - 8) < 0.05, `duration ${info.duration}`);
     const document = JSON.parse(await readFile(tracksPath, 'utf8')) as { tracks: { start: number; end: number }[] };
-    assert.deepEqual(document.tracks.map((t) => [t.start, t.end]), [[0, 240]]);
+    assert.deepEqual(
+      document.tracks.map((t) => [t.start, t.end]),
+      [[0, 240]],
+    );
   });
 
   test('inspect on a video reports its properties and tracks', async () => {
     const result = await reenact('inspect', driving, '--json', '--stride', '4');
     assert.equal(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout) as { kind: string; video: { frameCount: number; hasAudio: boolean }; firstFrame: { faces: unknown[] }; tracks: { frames: number }[] };
+    const report = JSON.parse(result.stdout) as {
+      kind: string;
+      video: { frameCount: number; hasAudio: boolean };
+      firstFrame: { faces: unknown[] };
+      tracks: { frames: number }[];
+    };
     assert.equal(report.kind, 'video');
     assert.equal(report.video.frameCount, 240);
     assert.ok(report.video.hasAudio);
     assert.equal(report.firstFrame.faces.length, 1);
-    assert.deepEqual(report.tracks.map((t) => t.frames), [240]);
+    assert.deepEqual(
+      report.tracks.map((t) => t.frames),
+      [240],
+    );
   });
 
   test('bad videos are refused with a clear message and no output', async () => {
@@ -52,18 +63,48 @@ describe('reenact crop-video and inspect on videos', { skip: skipWithoutShared }
     const text = join(folder, 'notes.mp4');
     await writeFile(text, 'These are meeting notes, not a video.\n'.repeat(20));
     const noFrames = join(folder, 'no-frames.mp4');
-    await runFfmpeg(['-f', 'lavfi', '-i', 'testsrc=size=64x64:rate=25', '-t', '1', '-frames:v', '0', '-c:v', 'libx264', noFrames], 'making a video with no frames');
+    await runFfmpeg(
+      ['-f', 'lavfi', '-i', 'testsrc=size=64x64:rate=25', '-t', '1', '-frames:v', '0', '-c:v', 'libx264', noFrames],
+      'making a video with no frames',
+    );
 
-    await assertRefused(await reenact('crop-video', join(folder, 'missing.mp4'), '-o', output), /missing\.mp4 does not exist/, output);
-    await assertRefused(await reenact('crop-video', truncated, '-o', output), /truncated\.mp4 is truncated or damaged/, output);
+    await assertRefused(
+      await reenact('crop-video', join(folder, 'missing.mp4'), '-o', output),
+      /missing\.mp4 does not exist/,
+      output,
+    );
+    await assertRefused(
+      await reenact('crop-video', truncated, '-o', output),
+      /truncated\.mp4 is truncated or damaged/,
+      output,
+    );
     await assertRefused(await reenact('crop-video', text, '-o', output), /notes\.mp4 is not a video/, output);
-    await assertRefused(await reenact('crop-video', noFrames, '-o', output), /no-frames\.mp4 has (no video stream|a video stream with no frames)/, output);
+    await assertRefused(
+      await reenact('crop-video', noFrames, '-o', output),
+      /no-frames\.mp4 has (no video stream|a video stream with no frames)/,
+      output,
+    );
     await assertRefused(await reenact('inspect', truncated), /truncated or damaged/, output);
   });
 
   test('a video without a face: NO_TRACK and no output', async () => {
     const faceless = join(folder, 'faceless.mp4');
-    await runFfmpeg(['-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25', '-t', '2', '-c:v', 'libx264', '-preset', 'ultrafast', faceless], 'making a video without a face');
+    await runFfmpeg(
+      [
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc=size=320x240:rate=25',
+        '-t',
+        '2',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        faceless,
+      ],
+      'making a video without a face',
+    );
     const output = join(folder, 'faceless-crop.mp4');
     const tracksPath = join(folder, 'faceless.json');
     const result = await reenact('crop-video', faceless, '-o', output, '--json', tracksPath);

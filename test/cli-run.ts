@@ -14,7 +14,10 @@ export interface CliResult {
 /** Runs the CLI from source, as a user would run `reenact ...`. */
 export function reenact(...args: string[]): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'src', 'cli', 'run.ts'), ...args], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'src', 'cli', 'run.ts'), ...args], {
+      cwd: projectRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -32,5 +35,8 @@ export async function assertRefused(result: CliResult, pattern: RegExp, output: 
   assert.ok(!existsSync(output), `${output} was written`);
   const folder = dirname(output);
   if (!existsSync(folder)) return;
-  assert.deepEqual((await readdir(folder)).filter((name) => name.includes('.partial')), []);
+  assert.deepEqual(
+    (await readdir(folder)).filter((name) => name.includes('.partial')),
+    [],
+  );
 }

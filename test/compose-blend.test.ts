@@ -10,7 +10,13 @@ import type { RgbImage } from '../src/types.js';
 import { shared, skipWithoutShared } from './shared.js';
 
 /** Photo pixels by distance from the disc centre (in crop units), for region statistics. */
-function regionError(out: RgbImage, photo: RgbImage, alignment: SourceAlignment, from: number, to: number): { mean: number; psnr: number; count: number } {
+function regionError(
+  out: RgbImage,
+  photo: RgbImage,
+  alignment: SourceAlignment,
+  from: number,
+  to: number,
+): { mean: number; psnr: number; count: number } {
   let absolute = 0;
   let squared = 0;
   let count = 0;
@@ -44,7 +50,7 @@ describe('face blend', { skip: skipWithoutShared }, () => {
     photo = cropToEven(image);
   });
 
-  test('pasting the photo\'s own crop back gives the photo: exact outside the disc, close inside', () => {
+  test("pasting the photo's own crop back gives the photo: exact outside the disc, close inside", () => {
     const out = new FaceBlender(photo, alignment).blend(alignment.crop);
     assert.equal(out.width, 586);
     assert.equal(out.height, 586);
@@ -69,16 +75,31 @@ describe('face blend', { skip: skipWithoutShared }, () => {
     const bandRaw = regionError(raw, photo, alignment, 0.33, 0.47);
     const faceCorrected = regionError(corrected, photo, alignment, 0, 0.33);
     const faceRaw = regionError(raw, photo, alignment, 0, 0.33);
-    const faceUntinted = regionError(new FaceBlender(photo, alignment).blend(alignment.crop), photo, alignment, 0, 0.33);
+    const faceUntinted = regionError(
+      new FaceBlender(photo, alignment).blend(alignment.crop),
+      photo,
+      alignment,
+      0,
+      0.33,
+    );
     assert.ok(faceRaw.mean > 12, `the cast is there without correction: ${faceRaw.mean.toFixed(1)}`);
     // Resampling alone leaves some error; the cast must add little to it (clipping at 255 adds a bit).
-    assert.ok(faceCorrected.mean < faceUntinted.mean + 2.5, `face after correction: ${faceCorrected.mean.toFixed(1)} levels off (${faceUntinted.mean.toFixed(1)} untinted)`);
-    assert.ok(bandCorrected.mean < bandRaw.mean / 2, `band: ${bandCorrected.mean.toFixed(1)} vs ${bandRaw.mean.toFixed(1)}`);
+    assert.ok(
+      faceCorrected.mean < faceUntinted.mean + 2.5,
+      `face after correction: ${faceCorrected.mean.toFixed(1)} levels off (${faceUntinted.mean.toFixed(1)} untinted)`,
+    );
+    assert.ok(
+      bandCorrected.mean < bandRaw.mean / 2,
+      `band: ${bandCorrected.mean.toFixed(1)} vs ${bandRaw.mean.toFixed(1)}`,
+    );
   });
 
   test('takes a generated face of another size in the same crop space', () => {
     const half: RgbImage = { width: 128, height: 128, data: new Uint8Array(128 * 128 * 3) };
-    for (let y = 0; y < 128; y++) for (let x = 0; x < 128; x++) for (let ch = 0; ch < 3; ch++) half.data[(y * 128 + x) * 3 + ch] = alignment.crop.data[(2 * y * 256 + 2 * x) * 3 + ch]!;
+    for (let y = 0; y < 128; y++)
+      for (let x = 0; x < 128; x++)
+        for (let ch = 0; ch < 3; ch++)
+          half.data[(y * 128 + x) * 3 + ch] = alignment.crop.data[(2 * y * 256 + 2 * x) * 3 + ch]!;
     const out = new FaceBlender(photo, alignment).blend(half);
     assert.ok(regionError(out, photo, alignment, 0, 0.47).psnr > 25);
   });

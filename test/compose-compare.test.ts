@@ -19,7 +19,11 @@ describe('side-by-side comparison', () => {
   test('three panels at the result height, total width even', () => {
     const layout = compareLayout({ width: 586, height: 586 }, { width: 256, height: 256 }, { width: 586, height: 586 });
     assert.equal(layout.height, 586);
-    assert.deepEqual(layout.panels, [{ x: 0, width: 586 }, { x: 586, width: 586 }, { x: 1172, width: 586 }]);
+    assert.deepEqual(layout.panels, [
+      { x: 0, width: 586 },
+      { x: 586, width: 586 },
+      { x: 1172, width: 586 },
+    ]);
     assert.equal(layout.width, 1758);
     const odd = compareLayout({ width: 300, height: 200 }, { width: 255, height: 256 }, { width: 300, height: 200 });
     assert.equal(odd.panels[1]!.width, 199);
@@ -43,7 +47,8 @@ describe('side-by-side comparison', () => {
 
   test('bilinear resize keeps a gradient a gradient', () => {
     const gradient: RgbImage = { width: 16, height: 4, data: new Uint8Array(16 * 4 * 3) };
-    for (let y = 0; y < 4; y++) for (let x = 0; x < 16; x++) gradient.data.fill(x * 16, (y * 16 + x) * 3, (y * 16 + x) * 3 + 3);
+    for (let y = 0; y < 4; y++)
+      for (let x = 0; x < 16; x++) gradient.data.fill(x * 16, (y * 16 + x) * 3, (y * 16 + x) * 3 + 3);
     const big = resizeBilinear(gradient, 64, 16);
     const row = Array.from({ length: 64 }, (_, x) => pixel(big, x, 8)[0]!);
     for (let x = 1; x < 64; x++) assert.ok(row[x]! >= row[x - 1]!, 'monotonic');

@@ -16,7 +16,15 @@ const driving = shared('fixtures', 'driving-talking.mp4');
 
 /** Durations of the video and audio streams, from ffprobe. */
 async function streamDurations(path: string): Promise<{ video: number; audio: number }> {
-  const result = await runTool('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,duration', '-of', 'json', path]);
+  const result = await runTool('ffprobe', [
+    '-v',
+    'error',
+    '-show_entries',
+    'stream=codec_type,duration',
+    '-of',
+    'json',
+    path,
+  ]);
   const streams = (JSON.parse(result.stdout) as { streams: { codec_type: string; duration: string }[] }).streams;
   const of = (type: string) => Number(streams.find((s) => s.codec_type === type)?.duration ?? NaN);
   return { video: of('video'), audio: of('audio') };
@@ -26,7 +34,9 @@ describe('face track geometry', () => {
   test('IoU of boxes', () => {
     assert.equal(iou({ x: 0, y: 0, width: 10, height: 10 }, { x: 0, y: 0, width: 10, height: 10 }), 1);
     assert.equal(iou({ x: 0, y: 0, width: 10, height: 10 }, { x: 20, y: 0, width: 10, height: 10 }), 0);
-    assert.ok(Math.abs(iou({ x: 0, y: 0, width: 10, height: 10 }, { x: 5, y: 0, width: 10, height: 10 }) - 50 / 150) < 1e-12);
+    assert.ok(
+      Math.abs(iou({ x: 0, y: 0, width: 10, height: 10 }, { x: 5, y: 0, width: 10, height: 10 }) - 50 / 150) < 1e-12,
+    );
   });
 
   test('the crop is square, enlarged, and moved inside the frame rather than cut', () => {
@@ -53,7 +63,21 @@ describe('driving video tracks and crop', { skip: skipWithoutShared }, () => {
     // The talking head placed at (300, 100) in a wider 1280x720 frame, audio kept.
     padded = join(folder, 'padded.mp4');
     await runFfmpeg(
-      ['-i', driving, '-vf', 'pad=1280:720:300:100:color=0x506070', '-c:v', 'libx264', '-preset', 'ultrafast', '-crf', '18', '-c:a', 'copy', padded],
+      [
+        '-i',
+        driving,
+        '-vf',
+        'pad=1280:720:300:100:color=0x506070',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-crf',
+        '18',
+        '-c:a',
+        'copy',
+        padded,
+      ],
       'making a padded driving clip',
     );
   });
@@ -73,7 +97,10 @@ describe('driving video tracks and crop', { skip: skipWithoutShared }, () => {
 
   test('in a larger frame the track box finds the face where it was placed; detecting every 6th frame agrees', async () => {
     const progress: number[] = [];
-    const [track] = await findFaceTracks(padded, analyzer, { stride: 2, onProgress: (event) => progress.push(event.done) });
+    const [track] = await findFaceTracks(padded, analyzer, {
+      stride: 2,
+      onProgress: (event) => progress.push(event.done),
+    });
     assert.ok(track);
     assert.equal(track.frames, 240);
     assert.equal(progress.at(-1), 240);
@@ -114,7 +141,14 @@ describe('driving video tracks and crop', { skip: skipWithoutShared }, () => {
 
   test('a track from the middle of the clip takes the matching stretch of audio', async () => {
     const output = join(folder, 'middle.mp4');
-    const track = { start: 60, end: 180, startTime: 2, endTime: 6, frames: 120, box: { x: 300, y: 100, width: 256, height: 256 } };
+    const track = {
+      start: 60,
+      end: 180,
+      startTime: 2,
+      endTime: 6,
+      frames: 120,
+      box: { x: 300, y: 100, width: 256, height: 256 },
+    };
     await cropDrivingVideo(padded, track, output, { size: 128 });
     const info = await probeVideo(output);
     assert.deepEqual([info.width, info.frameCount], [128, 120]);
@@ -134,7 +168,8 @@ describe('driving video tracks and crop', { skip: skipWithoutShared }, () => {
     for (let y = 0; y < 128; y++) {
       for (let x = 0; x < 128; x++) {
         for (let ch = 0; ch < 3; ch++) {
-          const s = (source.data[((2 * y) * 256 + 2 * x) * 3 + ch]! + source.data[((2 * y + 1) * 256 + 2 * x + 1) * 3 + ch]!) / 2;
+          const s =
+            (source.data[(2 * y * 256 + 2 * x) * 3 + ch]! + source.data[((2 * y + 1) * 256 + 2 * x + 1) * 3 + ch]!) / 2;
           diff += Math.abs(s - cropped.data[(y * 128 + x) * 3 + ch]!);
         }
       }
@@ -150,12 +185,28 @@ describe('driving video tracks and crop', { skip: skipWithoutShared }, () => {
       '[0:v]split[a][b];' +
       "[a]trim=0:4,setpts=PTS-STARTPTS,drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='between(n,50,51)',pad=1280:720:100:100[x];" +
       '[b]trim=4:8,setpts=PTS-STARTPTS,pad=1280:720:800:300[y];[x][y]concat=n=2:v=1[v]';
-    await runFfmpeg(['-i', driving, '-filter_complex', graph, '-map', '[v]', '-c:v', 'libx264', '-preset', 'ultrafast', cut], 'making a clip with a cut');
+    await runFfmpeg(
+      ['-i', driving, '-filter_complex', graph, '-map', '[v]', '-c:v', 'libx264', '-preset', 'ultrafast', cut],
+      'making a clip with a cut',
+    );
     const tracks = await findFaceTracks(cut, analyzer, { minFrames: 40, stride: 2 });
-    assert.deepEqual(tracks.map((t) => [t.start, t.end]), [[0, 120], [120, 240]]);
+    assert.deepEqual(
+      tracks.map((t) => [t.start, t.end]),
+      [
+        [0, 120],
+        [120, 240],
+      ],
+    );
     assert.ok(tracks[0]!.box.x < 400 && tracks[1]!.box.x > 600, JSON.stringify(tracks.map((t) => t.box)));
     const strict = await findFaceTracks(cut, analyzer, { minFrames: 40, maxMissed: 0 });
-    assert.deepEqual(strict.map((t) => [t.start, t.end]), [[0, 50], [52, 120], [120, 240]]);
+    assert.deepEqual(
+      strict.map((t) => [t.start, t.end]),
+      [
+        [0, 50],
+        [52, 120],
+        [120, 240],
+      ],
+    );
     // The default minimum of 150 frames keeps neither 120-frame track.
     assert.deepEqual(await findFaceTracks(cut, analyzer, { stride: 4 }), []);
   });

@@ -20,11 +20,23 @@ const HANG_MS = 15_000;
 
 /** raw: the file's bytes are mutated; entries: one entry of a zip archive is, then the archive is rebuilt. */
 type Mode = 'raw' | 'entries';
-interface Job { path: string; seed: number; count: number; mode: Mode; progress: SharedArrayBuffer }
-interface Outcome { parsed: number; refused: number; failures: string[] }
+interface Job {
+  path: string;
+  seed: number;
+  count: number;
+  mode: Mode;
+  progress: SharedArrayBuffer;
+}
+interface Outcome {
+  parsed: number;
+  refused: number;
+  failures: string[];
+}
 
 /** Pickle opcodes, the refused ones included, to plant where the structure is. */
-const OPCODES = [...'()t]}lsuaeRbQqhjrKMJXNc.0128', ...'iopPIFLSVg'].map((c) => c.charCodeAt(0)).concat([0x80, 0x81, 0x82, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0x92, 0x93, 0x94, 0x95]);
+const OPCODES = [...'()t]}lsuaeRbQqhjrKMJXNc.0128', ...'iopPIFLSVg']
+  .map((c) => c.charCodeAt(0))
+  .concat([0x80, 0x81, 0x82, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0x92, 0x93, 0x94, 0x95]);
 
 /** One mutated copy of `original` and what was done to it. */
 function mutate(original: Uint8Array, random: () => number): { bytes: Uint8Array; what: string } {
@@ -42,7 +54,11 @@ function mutate(original: Uint8Array, random: () => number): { bytes: Uint8Array
       const bytes = original.slice();
       const flips = 1 + int(4);
       const at: number[] = [];
-      for (let i = 0; i < flips; i++) { const p = structure(); at.push(p); bytes[p] = bytes[p]! ^ (1 + int(255)); }
+      for (let i = 0; i < flips; i++) {
+        const p = structure();
+        at.push(p);
+        bytes[p] = bytes[p]! ^ (1 + int(255));
+      }
       return { bytes, what: `flip bytes at ${at.join(',')}` };
     }
     case 1: {
@@ -107,7 +123,8 @@ function runJob({ path, seed, count, mode, progress }: Job): Outcome {
       const checkpoint = parseCheckpoint(bytes);
       for (const dict of [checkpoint.generator, checkpoint.kpDetector]) {
         for (const [key, tensor] of dict) {
-          if (tensor.data.length !== tensor.shape.reduce((n, d) => n * d, 1)) throw new Error(`${key}: ${tensor.data.length} elements for shape ${tensor.shape.join('x')}`);
+          if (tensor.data.length !== tensor.shape.reduce((n, d) => n * d, 1))
+            throw new Error(`${key}: ${tensor.data.length} elements for shape ${tensor.shape.join('x')}`);
         }
       }
       outcome.parsed++;
@@ -115,7 +132,9 @@ function runJob({ path, seed, count, mode, progress }: Job): Outcome {
       if (error instanceof ReenactError && error.code === 'BAD_CHECKPOINT' && error.message && error.hint) {
         outcome.refused++;
       } else if (outcome.failures.length < 5) {
-        outcome.failures.push(`variant ${i} (${what}): ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+        outcome.failures.push(
+          `variant ${i} (${what}): ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+        );
       }
     }
   }
@@ -141,9 +160,18 @@ function runInWorker(path: string, seed: number, mode: Mode): Promise<Outcome> {
       }
       last = now;
     }, HANG_MS);
-    worker.once('message', (outcome: Outcome) => { clearInterval(watchdog); resolve(outcome); });
-    worker.once('error', (error) => { clearInterval(watchdog); reject(error); });
-    worker.once('exit', (code) => { clearInterval(watchdog); if (code !== 0) reject(new Error(`fuzz worker exited with code ${code}`)); });
+    worker.once('message', (outcome: Outcome) => {
+      clearInterval(watchdog);
+      resolve(outcome);
+    });
+    worker.once('error', (error) => {
+      clearInterval(watchdog);
+      reject(error);
+    });
+    worker.once('exit', (code) => {
+      clearInterval(watchdog);
+      if (code !== 0) reject(new Error(`fuzz worker exited with code ${code}`));
+    });
   });
 }
 

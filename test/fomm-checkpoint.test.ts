@@ -71,7 +71,11 @@ describe('golden-tiny checkpoints', { skip: skipWithoutShared }, () => {
     const shape = (dict: StateDict, key: string): number[] => {
       const tensor = dict.get(key);
       assert.ok(tensor, `missing ${key}`);
-      assert.equal(tensor.data.length, tensor.shape.reduce((n, d) => n * d, 1), key);
+      assert.equal(
+        tensor.data.length,
+        tensor.shape.reduce((n, d) => n * d, 1),
+        key,
+      );
       return tensor.shape;
     };
     assert.deepEqual(shape(checkpoint.kpDetector, 'kp.weight'), [K, kpFeatures, 7, 7]);
@@ -80,10 +84,21 @@ describe('golden-tiny checkpoints', { skip: skipWithoutShared }, () => {
     assert.deepEqual(shape(checkpoint.kpDetector, 'down.weight'), [C, 1, 13, 13]);
     assert.deepEqual(shape(checkpoint.generator, 'first.conv.weight'), [generatorParams.blockExpansion, C, 7, 7]);
     const dense = generatorParams.denseMotionParams;
-    assert.deepEqual(shape(checkpoint.generator, 'dense_motion_network.mask.weight'), [K + 1, dense.blockExpansion + (K + 1) * 4, 7, 7]);
-    assert.deepEqual(shape(checkpoint.generator, 'dense_motion_network.occlusion.weight'), [1, dense.blockExpansion + (K + 1) * 4, 7, 7]);
+    assert.deepEqual(shape(checkpoint.generator, 'dense_motion_network.mask.weight'), [
+      K + 1,
+      dense.blockExpansion + (K + 1) * 4,
+      7,
+      7,
+    ]);
+    assert.deepEqual(shape(checkpoint.generator, 'dense_motion_network.occlusion.weight'), [
+      1,
+      dense.blockExpansion + (K + 1) * 4,
+      7,
+      7,
+    ]);
     assert.deepEqual(shape(checkpoint.generator, 'final.weight'), [C, generatorParams.blockExpansion, 7, 7]);
-    for (let i = 0; i < generatorParams.numBottleneckBlocks; i++) assert.ok(checkpoint.generator.has(`bottleneck.r${i}.conv1.weight`));
+    for (let i = 0; i < generatorParams.numBottleneckBlocks; i++)
+      assert.ok(checkpoint.generator.has(`bottleneck.r${i}.conv1.weight`));
 
     let tracked = 0;
     for (const dict of [checkpoint.generator, checkpoint.kpDetector]) {
@@ -103,14 +118,37 @@ describe('golden-tiny checkpoints', { skip: skipWithoutShared }, () => {
     assert.ok(tracked > 10);
     // Batch-norm variances are positive; a misplaced storage offset would show here.
     for (const [key, tensor] of checkpoint.generator) {
-      if (key.endsWith('running_var')) assert.ok((tensor.data as Float32Array).every((v) => v > 0), key);
+      if (key.endsWith('running_var'))
+        assert.ok(
+          (tensor.data as Float32Array).every((v) => v > 0),
+          key,
+        );
     }
   });
 
   test('truncated files are refused at every cut point', () => {
     for (const path of [legacyPath, zipPath]) {
       const bytes = new Uint8Array(readFileSync(path));
-      const cuts = [0, 1, 2, 3, 4, 10, 20, 30, 60, 100, 137, 138, 500, 5000, 40000, bytes.length - 1, bytes.length - 22, bytes.length - 100];
+      const cuts = [
+        0,
+        1,
+        2,
+        3,
+        4,
+        10,
+        20,
+        30,
+        60,
+        100,
+        137,
+        138,
+        500,
+        5000,
+        40000,
+        bytes.length - 1,
+        bytes.length - 22,
+        bytes.length - 100,
+      ];
       for (let i = 1; i < 40; i++) cuts.push(Math.floor((bytes.length * i) / 40));
       for (const cut of cuts) assertBad(() => parseCheckpoint(bytes.subarray(0, cut)));
     }
@@ -119,11 +157,12 @@ describe('golden-tiny checkpoints', { skip: skipWithoutShared }, () => {
   test('a zip whose storage entry is missing is refused', () => {
     const files = unzipSync(new Uint8Array(readFileSync(zipPath)));
     const pruned: Zippable = {};
-    for (const [name, data] of Object.entries(files)) if (name !== 'checkpoint.zip.pth/data/7') pruned[name] = [data, { level: 0 }];
+    for (const [name, data] of Object.entries(files))
+      if (name !== 'checkpoint.zip.pth/data/7') pruned[name] = [data, { level: 0 }];
     assertBad(() => parseCheckpoint(zipSync(pruned)), /no entry checkpoint\.zip\.pth\/data\/7/);
   });
 
-  test('a flipped bit inside a stored tensor is caught by the entry\'s CRC-32', () => {
+  test("a flipped bit inside a stored tensor is caught by the entry's CRC-32", () => {
     const bytes = new Uint8Array(readFileSync(zipPath));
     const entries = readZipEntries(bytes);
     const storage = entries.get('checkpoint.zip.pth/data/7')!;
@@ -152,9 +191,16 @@ describe('golden-tiny checkpoints', { skip: skipWithoutShared }, () => {
 
 describe('hand-made checkpoints', () => {
   test('a minimal legacy and zip file load', () => {
-    for (const bytes of [legacyFile(tinyPickle(), tinyStorage), zipFile(tinyPickle([4], [1], 0, 4, false), tinyStorage)]) {
+    for (const bytes of [
+      legacyFile(tinyPickle(), tinyStorage),
+      zipFile(tinyPickle([4], [1], 0, 4, false), tinyStorage),
+    ]) {
       const checkpoint = parseCheckpoint(bytes);
-      assert.deepEqual(checkpoint.generator.get('w'), { dtype: 'float32', shape: [4], data: Float32Array.from([1, 2, 3, 4]) });
+      assert.deepEqual(checkpoint.generator.get('w'), {
+        dtype: 'float32',
+        shape: [4],
+        data: Float32Array.from([1, 2, 3, 4]),
+      });
       assert.deepEqual(checkpoint.kpDetector.get('w')?.shape, [4]);
     }
   });
@@ -164,7 +210,11 @@ describe('hand-made checkpoints', () => {
     // The transpose of the 2x3 matrix stored at offset 1: [[1,2,3],[4,5,6]]^T.
     const main = checkpointPickle((w) => w.str('t').tensor('FloatStorage', 's', 7, 1, [3, 2], [1, 3]));
     const checkpoint = parseCheckpoint(legacyFile(main, [{ key: 's', elementSize: 4, data }]));
-    assert.deepEqual(checkpoint.generator.get('t'), { dtype: 'float32', shape: [3, 2], data: Float32Array.from([1, 4, 2, 5, 3, 6]) });
+    assert.deepEqual(checkpoint.generator.get('t'), {
+      dtype: 'float32',
+      shape: [3, 2],
+      data: Float32Array.from([1, 4, 2, 5, 3, 6]),
+    });
   });
 
   test('float16, float64, bfloat16, int32 and bool storages convert', () => {
@@ -179,18 +229,23 @@ describe('hand-made checkpoints', () => {
       w.str('i').tensor('IntStorage', 'i', 2, 1, [1], [1]);
       w.str('m').tensor('BoolStorage', 'm', 3, 0, [3], [1]);
     });
-    const checkpoint = parseCheckpoint(legacyFile(main, [
-      { key: 'h', elementSize: 2, data: half },
-      { key: 'd', elementSize: 8, data: double },
-      { key: 'b', elementSize: 2, data: bf16 },
-      { key: 'i', elementSize: 4, data: int32 },
-      { key: 'm', elementSize: 1, data: Uint8Array.from([1, 0, 1]) },
-    ]));
+    const checkpoint = parseCheckpoint(
+      legacyFile(main, [
+        { key: 'h', elementSize: 2, data: half },
+        { key: 'd', elementSize: 8, data: double },
+        { key: 'b', elementSize: 2, data: bf16 },
+        { key: 'i', elementSize: 4, data: int32 },
+        { key: 'm', elementSize: 1, data: Uint8Array.from([1, 0, 1]) },
+      ]),
+    );
     const g = checkpoint.generator;
-    assert.deepEqual([...g.get('h')!.data as Float32Array], [1, -2, Math.fround(0.333251953125), Math.fround(2 ** -24)]);
+    assert.deepEqual(
+      [...(g.get('h')!.data as Float32Array)],
+      [1, -2, Math.fround(0.333251953125), Math.fround(2 ** -24)],
+    );
     assert.equal(g.get('h')!.dtype, 'float32');
-    assert.deepEqual([...g.get('d')!.data as Float32Array], [0.5, Math.fround(-1e10)]);
-    assert.deepEqual([...g.get('b')!.data as Float32Array], [1, -3]);
+    assert.deepEqual([...(g.get('d')!.data as Float32Array)], [0.5, Math.fround(-1e10)]);
+    assert.deepEqual([...(g.get('b')!.data as Float32Array)], [1, -3]);
     assert.deepEqual(g.get('i'), { dtype: 'int32', shape: [1], data: Int32Array.from([-9]) });
     assert.deepEqual(g.get('m'), { dtype: 'bool', shape: [3], data: Uint8Array.from([1, 0, 1]) });
   });
@@ -208,33 +263,54 @@ describe('hand-made checkpoints', () => {
     assertBad(() => parseCheckpoint(legacyFile(tinyPickle([10], [1]), tinyStorage)), /reaches past its storage/);
     assertBad(() => parseCheckpoint(legacyFile(tinyPickle([2, 2], [1, 3]), tinyStorage)), /reaches past its storage/);
     assertBad(() => parseCheckpoint(legacyFile(tinyPickle([4], [1], 1), tinyStorage)), /reaches past its storage/);
-    assertBad(() => parseCheckpoint(zipFile(tinyPickle([5], [1], 0, 4, false), tinyStorage)), /reaches past its storage/);
+    assertBad(
+      () => parseCheckpoint(zipFile(tinyPickle([5], [1], 0, 4, false), tinyStorage)),
+      /reaches past its storage/,
+    );
   });
 
   test('a storage whose bytes disagree with its declared size is refused', () => {
     // The pickle declares 8 elements; the file holds 4.
-    assertBad(() => parseCheckpoint(legacyFile(tinyPickle([4], [1], 0, 8), tinyStorage)), /holds 4 elements, but its tensors declare 8/);
-    assertBad(() => parseCheckpoint(zipFile(tinyPickle([4], [1], 0, 8, false), tinyStorage)), /holds 16 bytes, but its tensors declare 8/);
+    assertBad(
+      () => parseCheckpoint(legacyFile(tinyPickle([4], [1], 0, 8), tinyStorage)),
+      /holds 4 elements, but its tensors declare 8/,
+    );
+    assertBad(
+      () => parseCheckpoint(zipFile(tinyPickle([4], [1], 0, 8, false), tinyStorage)),
+      /holds 16 bytes, but its tensors declare 8/,
+    );
     const extra = concat([legacyFile(tinyPickle(), tinyStorage), Uint8Array.from([0])]);
     assertBad(() => parseCheckpoint(extra), /unexpected bytes/);
   });
 
   test('a file without generator or kp_detector is not a FOMM checkpoint', () => {
     const main = checkpointPickle((w) => w.str('w').tensor('FloatStorage', '0', 4, 0, [4], [1]), ['model']);
-    const error = assertBad(() => parseCheckpoint(legacyFile(main, tinyStorage)), /does not look like a First Order Motion Model checkpoint.*"generator"/);
+    const error = assertBad(
+      () => parseCheckpoint(legacyFile(main, tinyStorage)),
+      /does not look like a First Order Motion Model checkpoint.*"generator"/,
+    );
     assert.match(error.hint!, /kp_detector/);
   });
 
   test('other files are refused', () => {
-    assertBad(() => parseCheckpoint(new TextEncoder().encode('model_params:\n  common_params: {}\n')), /not a PyTorch checkpoint/);
-    assertBad(() => parseCheckpoint(Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), /not a PyTorch checkpoint/);
+    assertBad(
+      () => parseCheckpoint(new TextEncoder().encode('model_params:\n  common_params: {}\n')),
+      /not a PyTorch checkpoint/,
+    );
+    assertBad(
+      () => parseCheckpoint(Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])),
+      /not a PyTorch checkpoint/,
+    );
     assertBad(() => parseCheckpoint(new Uint8Array(0)), /not a PyTorch checkpoint/);
     // A zip archive that is not a torch one.
     assertBad(() => parseCheckpoint(zipSync({ 'readme.txt': new TextEncoder().encode('hello') })), /data\.pkl/);
   });
 
   test('a missing file is FILE_NOT_FOUND', async () => {
-    await assert.rejects(loadCheckpoint(join(tmpdir(), 'reenact-no-such-checkpoint.pth.tar')), (e: unknown) => e instanceof ReenactError && e.code === 'FILE_NOT_FOUND');
+    await assert.rejects(
+      loadCheckpoint(join(tmpdir(), 'reenact-no-such-checkpoint.pth.tar')),
+      (e: unknown) => e instanceof ReenactError && e.code === 'FILE_NOT_FOUND',
+    );
   });
 });
 
@@ -245,9 +321,28 @@ describe('hostile pickles are refused without running anything', () => {
 
   /** A main pickle whose 'generator' value is a call to `module.name(payload)`. */
   const callIn = (module: string, name: string): Uint8Array =>
-    new PickleWriter().proto().emptyDict().mark().str('generator').global(module, name).str(payload).op(0x85).reduce().setItems().stop().bytes();
+    new PickleWriter()
+      .proto()
+      .emptyDict()
+      .mark()
+      .str('generator')
+      .global(module, name)
+      .str(payload)
+      .op(0x85)
+      .reduce()
+      .setItems()
+      .stop()
+      .bytes();
 
-  for (const [module, name] of [['os', 'system'], ['posix', 'system'], ['builtins', 'eval'], ['__builtin__', 'eval'], ['subprocess', 'check_output'], ['torch', 'load'], ['collections', 'namedtuple']]) {
+  for (const [module, name] of [
+    ['os', 'system'],
+    ['posix', 'system'],
+    ['builtins', 'eval'],
+    ['__builtin__', 'eval'],
+    ['subprocess', 'check_output'],
+    ['torch', 'load'],
+    ['collections', 'namedtuple'],
+  ]) {
     test(`${module}.${name} is refused by name`, () => {
       const main = callIn(module!, name!);
       for (const bytes of [legacyFile(main, []), zipFile(main, [])]) {
@@ -259,7 +354,11 @@ describe('hostile pickles are refused without running anything', () => {
 
   test('STACK_GLOBAL (protocol 4) is held to the same whitelist', () => {
     const w = new PickleWriter().proto(4).op(0x95, 0, 0, 0, 0, 0, 0, 0, 0);
-    w.op(0x8c, 2, ...new TextEncoder().encode('os')).op(0x94).op(0x8c, 6, ...new TextEncoder().encode('system')).op(0x94).op(0x93);
+    w.op(0x8c, 2, ...new TextEncoder().encode('os'))
+      .op(0x94)
+      .op(0x8c, 6, ...new TextEncoder().encode('system'))
+      .op(0x94)
+      .op(0x93);
     const main = w.str(payload).op(0x85).reduce().stop().bytes();
     assertBad(() => parseCheckpoint(zipFile(main, [])), /"os\.system"/);
   });
@@ -273,7 +372,11 @@ describe('hostile pickles are refused without running anything', () => {
       ['PERSID', [0x50, 0x30, 0x0a]],
     ];
     for (const [name, ops] of cases) {
-      const main = new PickleWriter().proto().op(...ops).stop().bytes();
+      const main = new PickleWriter()
+        .proto()
+        .op(...ops)
+        .stop()
+        .bytes();
       assertBad(() => parseCheckpoint(zipFile(main, [])), new RegExp(`opcode ${name}`));
     }
   });

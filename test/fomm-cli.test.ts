@@ -12,11 +12,16 @@ const run = promisify(execFile);
 const golden = shared('fomm', 'golden-tiny');
 
 /** Runs the CLI in a child process; resolves with its exit code and output. */
-async function reenact(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function reenact(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const script = `import { main } from './src/cli/main.ts'; process.exitCode = await main(['node', 'reenact', ...JSON.parse(process.env.REENACT_ARGS)]);`;
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: projectRoot, env: { ...process.env, ...env, REENACT_ARGS: JSON.stringify(args) }, maxBuffer: 1 << 24,
+      cwd: projectRoot,
+      env: { ...process.env, ...env, REENACT_ARGS: JSON.stringify(args) },
+      maxBuffer: 1 << 24,
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
@@ -39,10 +44,25 @@ describe('reenact fomm / bench commands', { skip: skipWithoutShared }, () => {
   test('fomm conformance writes every golden file and passes --golden', async () => {
     const work = await temp();
     const out = join(work, 'out');
-    const result = await reenact([
-      'fomm', 'conformance', '--config', join(golden, 'config.yaml'), '--checkpoint', join(golden, 'checkpoint.zip.pth.tar'),
-      '--frames', golden, '--out', out, '--golden', golden, '--threads', '1',
-    ], { REENACT_CACHE_DIR: join(work, 'cache') });
+    const result = await reenact(
+      [
+        'fomm',
+        'conformance',
+        '--config',
+        join(golden, 'config.yaml'),
+        '--checkpoint',
+        join(golden, 'checkpoint.zip.pth.tar'),
+        '--frames',
+        golden,
+        '--out',
+        out,
+        '--golden',
+        golden,
+        '--threads',
+        '1',
+      ],
+      { REENACT_CACHE_DIR: join(work, 'cache') },
+    );
     assert.equal(result.code, 0, result.stderr);
     assert.equal((result.stdout.match(/^ok /gm) ?? []).length, 10);
     const expected = (await readdir(golden)).filter((n) => n.endsWith('.npy')).sort();
@@ -52,10 +72,21 @@ describe('reenact fomm / bench commands', { skip: skipWithoutShared }, () => {
   test('a config that does not fit the checkpoint fails with CHECKPOINT_MISMATCH text and no output', async () => {
     const work = await temp();
     const out = join(work, 'out');
-    const result = await reenact([
-      'fomm', 'conformance', '--config', shared('fomm', 'configs', 'vox-adv-256.yaml'), '--checkpoint', join(golden, 'checkpoint.legacy.pth.tar'),
-      '--frames', golden, '--out', out,
-    ], { REENACT_CACHE_DIR: join(work, 'cache') });
+    const result = await reenact(
+      [
+        'fomm',
+        'conformance',
+        '--config',
+        shared('fomm', 'configs', 'vox-adv-256.yaml'),
+        '--checkpoint',
+        join(golden, 'checkpoint.legacy.pth.tar'),
+        '--frames',
+        golden,
+        '--out',
+        out,
+      ],
+      { REENACT_CACHE_DIR: join(work, 'cache') },
+    );
     assert.equal(result.code, 1);
     assert.match(result.stderr, /kp_detector\.\S+ is float32 \[\d+(, \d+)*\]; the config expects float32 \[/);
     assert.ok(!existsSync(out), 'no output folder');
@@ -63,7 +94,10 @@ describe('reenact fomm / bench commands', { skip: skipWithoutShared }, () => {
 
   test('bench fomm prints one JSON line with the median per frame (random weights)', async () => {
     const work = await temp();
-    const result = await reenact(['bench', 'fomm', '--config', join(golden, 'config.yaml'), '--frames', '2', '--threads', '1'], { REENACT_CACHE_DIR: work });
+    const result = await reenact(
+      ['bench', 'fomm', '--config', join(golden, 'config.yaml'), '--frames', '2', '--threads', '1'],
+      { REENACT_CACHE_DIR: work },
+    );
     assert.equal(result.code, 0, result.stderr);
     const lines = result.stdout.trim().split('\n');
     assert.equal(lines.length, 1);

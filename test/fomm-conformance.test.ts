@@ -57,7 +57,11 @@ describe('FOMM conformance on golden-tiny', { skip: skipWithoutShared }, () => {
   test('a second load reuses the cached ONNX models and gives the same keypoints; old entries are pruned', async () => {
     const work = await mkdtemp(join(tmpdir(), 'reenact-fomm-cache-'));
     folders.push(work);
-    const options = { config: join(golden, 'config.yaml'), checkpoint: join(golden, 'checkpoint.zip.pth.tar'), cacheDir: work };
+    const options = {
+      config: join(golden, 'config.yaml'),
+      checkpoint: join(golden, 'checkpoint.zip.pth.tar'),
+      cacheDir: work,
+    };
     // Five stale entries from other models: the least recently used go, so four entries stay.
     for (let i = 0; i < 5; i++) {
       const stale = join(work, 'fomm', `stale-${i}`);
@@ -67,10 +71,15 @@ describe('FOMM conformance on golden-tiny', { skip: skipWithoutShared }, () => {
     const first = await FommModel.load(options);
     const entries = (await readdir(join(work, 'fomm'))).sort();
     assert.equal(entries.length, 4);
-    assert.deepEqual(entries.filter((name) => name.startsWith('stale-')), ['stale-2', 'stale-3', 'stale-4']);
+    assert.deepEqual(
+      entries.filter((name) => name.startsWith('stale-')),
+      ['stale-2', 'stale-3', 'stale-4'],
+    );
     const folder = entries.find((name) => !name.startsWith('stale-'));
     const files = (await readdir(join(work, 'fomm', folder!))).sort();
-    const generator = first.usesNativeKernels ? ['frame-generator-head.onnx', 'frame-generator-tail.onnx'] : ['frame-generator.onnx'];
+    const generator = first.usesNativeKernels
+      ? ['frame-generator-head.onnx', 'frame-generator-tail.onnx']
+      : ['frame-generator.onnx'];
     assert.deepEqual(files, [...generator, 'keypoint-detector.onnx', 'source-encoder.onnx', 'source-warp.onnx']);
     const second = await FommModel.load(options);
     const image = await readImage(join(golden, 'driving_003.png'));

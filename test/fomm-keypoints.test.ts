@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { BestFrameSearch, normalizeLandmarks } from '../src/pipeline/best-frame.js';
-import { ABSOLUTE, RELATIVE, RELATIVE_ADAPT, convexHullArea, flattenKeypoints, normalizeKeypoints, type Keypoints } from '../src/fomm/keypoints.js';
+import {
+  ABSOLUTE,
+  RELATIVE,
+  RELATIVE_ADAPT,
+  convexHullArea,
+  flattenKeypoints,
+  normalizeKeypoints,
+  type Keypoints,
+} from '../src/fomm/keypoints.js';
 import { formatNpy, parseNpy, readNpy, writeNpy } from '../src/fomm/tools/npy.js';
 import { shared, skipWithoutShared } from './shared.js';
 
@@ -24,18 +32,31 @@ describe('FOMM keypoint normalisation', () => {
     const source = fromRow((await readNpy(join(dir, 'kp_source.npy'))).data, 10);
     const driving = await readNpy(join(dir, 'kp_driving.npy'));
     const rows = (i: number) => fromRow(driving.data.subarray(i * 60, (i + 1) * 60), 10);
-    for (const [file, options] of [['kp_norm_relative_adapt.npy', RELATIVE_ADAPT], ['kp_norm_relative.npy', RELATIVE]] as const) {
+    for (const [file, options] of [
+      ['kp_norm_relative_adapt.npy', RELATIVE_ADAPT],
+      ['kp_norm_relative.npy', RELATIVE],
+    ] as const) {
       const expected = await readNpy(join(dir, file));
       for (let i = 0; i < 6; i++) {
         const ours = flattenKeypoints(normalizeKeypoints(source, rows(i), rows(0), options));
-        ours.forEach((v, j) => assert.ok(Math.abs(v - expected.data[i * 60 + j]!) < 1e-5, `${file} frame ${i} entry ${j}`));
+        ours.forEach((v, j) =>
+          assert.ok(Math.abs(v - expected.data[i * 60 + j]!) < 1e-5, `${file} frame ${i} entry ${j}`),
+        );
       }
     }
   });
 
   test('relative mode on the initial frame gives the source; absolute mode gives the driving keypoints', () => {
-    const source: Keypoints = { numKp: 3, value: Float32Array.from([0, 0, 0.5, 0, 0, 0.5]), jacobian: Float32Array.from([1, 0, 0, 1, 2, 0, 0, 2, 1, 0.5, 0, 1]) };
-    const initial: Keypoints = { numKp: 3, value: Float32Array.from([0.1, 0.1, 0.3, 0.1, 0.1, 0.3]), jacobian: Float32Array.from([2, 0, 0, 2, 1, 1, 0, 1, 0.5, 0, 0, 0.5]) };
+    const source: Keypoints = {
+      numKp: 3,
+      value: Float32Array.from([0, 0, 0.5, 0, 0, 0.5]),
+      jacobian: Float32Array.from([1, 0, 0, 1, 2, 0, 0, 2, 1, 0.5, 0, 1]),
+    };
+    const initial: Keypoints = {
+      numKp: 3,
+      value: Float32Array.from([0.1, 0.1, 0.3, 0.1, 0.1, 0.3]),
+      jacobian: Float32Array.from([2, 0, 0, 2, 1, 1, 0, 1, 0.5, 0, 0, 0.5]),
+    };
     const same = normalizeKeypoints(source, initial, initial, RELATIVE_ADAPT);
     same.value.forEach((v, i) => assert.ok(Math.abs(v - source.value[i]!) < 1e-6));
     same.jacobian!.forEach((v, i) => assert.ok(Math.abs(v - source.jacobian![i]!) < 1e-6));
@@ -68,7 +89,10 @@ describe('FOMM best start frame', () => {
       if (points) search.offer(index, { points, stride: 2 }, `frame ${index}`);
     });
     assert.deepEqual(search.best, { index: 2, item: 'frame 2' });
-    assert.throws(() => search.offer(4, { points: face.slice(2), stride: 2 }, 'short'), /has 10 numbers; the source has 12/);
+    assert.throws(
+      () => search.offer(4, { points: face.slice(2), stride: 2 }, 'short'),
+      /has 10 numbers; the source has 12/,
+    );
   });
 });
 

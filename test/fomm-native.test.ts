@@ -49,10 +49,14 @@ function decoderWeights(layout: DecoderLayout, seed: number): Weights {
 
 /** The same blocks in ONNX Runtime with direct convs (no Winograd), as the generator graph has them: the reference. */
 async function reference(w: Weights, layout: DecoderLayout, input: Float32Array): Promise<Float32Array> {
-  const { channels, size: { height, width } } = layout;
+  const {
+    channels,
+    size: { height, width },
+  } = layout;
   const g = new OnnxGraph('decoder', { winograd: 'never' });
   let x = g.input('x', [1, channels, height, width]);
-  for (let i = 0; i < layout.bottleneckBlocks; i++) x = resBlock(g, x, w.at(`bottleneck.r${i}`), channels, { height, width });
+  for (let i = 0; i < layout.bottleneckBlocks; i++)
+    x = resBlock(g, x, w.at(`bottleneck.r${i}`), channels, { height, width });
   let size = { height, width };
   layout.upBlocks.forEach(([inChannels, outChannels], i) => {
     if (i > 0) size = { height: size.height * 2, width: size.width * 2 };
@@ -63,7 +67,8 @@ async function reference(w: Weights, layout: DecoderLayout, input: Float32Array)
   g.output('y', x, last ? [1, 4 * last[1], size.height, size.width] : [1, channels, height, width]);
   const session = await ort.InferenceSession.create(g.toBytes(), { intraOpNumThreads: 1 });
   try {
-    return (await session.run({ x: new ort.Tensor('float32', input, [1, channels, height, width]) })).y!.data as Float32Array;
+    return (await session.run({ x: new ort.Tensor('float32', input, [1, channels, height, width]) })).y!
+      .data as Float32Array;
   } finally {
     await session.release();
   }
@@ -88,11 +93,56 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 describe('native decoder kernels', { skip }, () => {
   // F(8×8) from 48×48 up, F(4×4) below; sizes that are not whole tiles exercise the edges.
   const layouts: [string, DecoderLayout, number][] = [
-    ['vox-adv-256 size (bottleneck 256 x 64x64, F(8x8), up blocks 256->128->64)', { channels: 256, size: { height: 64, width: 64 }, bottleneckBlocks: 6, upBlocks: [[256, 128], [128, 64]] }, 2],
-    ['partial F(8x8) tiles (32 channels, 50x60, one up block)', { channels: 32, size: { height: 50, width: 60 }, bottleneckBlocks: 2, upBlocks: [[32, 16]] }, 2],
-    ['partial F(4x4) tiles (48 channels, 18x13), no up blocks', { channels: 48, size: { height: 18, width: 13 }, bottleneckBlocks: 3, upBlocks: [] }, 3],
-    ['golden-tiny size (32 channels, 16x16, F(4x4); up blocks 32->16->8)', { channels: 32, size: { height: 16, width: 16 }, bottleneckBlocks: 6, upBlocks: [[32, 16], [16, 8]] }, 1],
-    ['up blocks only (no bottleneck blocks)', { channels: 16, size: { height: 24, width: 20 }, bottleneckBlocks: 0, upBlocks: [[16, 8], [8, 8], [8, 8]] }, 2],
+    [
+      'vox-adv-256 size (bottleneck 256 x 64x64, F(8x8), up blocks 256->128->64)',
+      {
+        channels: 256,
+        size: { height: 64, width: 64 },
+        bottleneckBlocks: 6,
+        upBlocks: [
+          [256, 128],
+          [128, 64],
+        ],
+      },
+      2,
+    ],
+    [
+      'partial F(8x8) tiles (32 channels, 50x60, one up block)',
+      { channels: 32, size: { height: 50, width: 60 }, bottleneckBlocks: 2, upBlocks: [[32, 16]] },
+      2,
+    ],
+    [
+      'partial F(4x4) tiles (48 channels, 18x13), no up blocks',
+      { channels: 48, size: { height: 18, width: 13 }, bottleneckBlocks: 3, upBlocks: [] },
+      3,
+    ],
+    [
+      'golden-tiny size (32 channels, 16x16, F(4x4); up blocks 32->16->8)',
+      {
+        channels: 32,
+        size: { height: 16, width: 16 },
+        bottleneckBlocks: 6,
+        upBlocks: [
+          [32, 16],
+          [16, 8],
+        ],
+      },
+      1,
+    ],
+    [
+      'up blocks only (no bottleneck blocks)',
+      {
+        channels: 16,
+        size: { height: 24, width: 20 },
+        bottleneckBlocks: 0,
+        upBlocks: [
+          [16, 8],
+          [8, 8],
+          [8, 8],
+        ],
+      },
+      2,
+    ],
   ];
   for (const [name, layout, threads] of layouts) {
     test(`${name}: matches ONNX Runtime's direct convs`, async () => {
@@ -108,7 +158,12 @@ describe('native decoder kernels', { skip }, () => {
   }
 
   test('the result does not depend on the thread count (each value is computed by one thread, in one order)', () => {
-    const layout: DecoderLayout = { channels: 64, size: { height: 56, width: 40 }, bottleneckBlocks: 2, upBlocks: [[64, 32]] };
+    const layout: DecoderLayout = {
+      channels: 64,
+      size: { height: 56, width: 40 },
+      bottleneckBlocks: 2,
+      upBlocks: [[64, 32]],
+    };
     const w = decoderWeights(layout, 5);
     const input = randomMap(64 * 56 * 40, 3);
     const one = NativeDecoder.build(w, layout, 1).run(input).slice();
@@ -119,7 +174,12 @@ describe('native decoder kernels', { skip }, () => {
   });
 
   test('decode() runs off the JavaScript thread, one at a time, bit-identical to run()', async () => {
-    const layout: DecoderLayout = { channels: 128, size: { height: 64, width: 64 }, bottleneckBlocks: 4, upBlocks: [[128, 64]] };
+    const layout: DecoderLayout = {
+      channels: 128,
+      size: { height: 64, width: 64 },
+      bottleneckBlocks: 4,
+      upBlocks: [[128, 64]],
+    };
     const w = decoderWeights(layout, 7);
     const inputs = [randomMap(128 * 64 * 64, 1), randomMap(128 * 64 * 64, 2)];
     const expected = inputs.map((input) => NativeDecoder.build(w, layout, 1).run(input).slice());
@@ -131,12 +191,16 @@ describe('native decoder kernels', { skip }, () => {
     assert.equal((await decoding).timerFiredFirst, true);
     assert.deepEqual((await decoding).output, expected[0]);
     // Two at once share the output buffer and workspace: the second waits until the first's use is done.
-    const both = await Promise.all(inputs.map((input) => decoder.decode(input, async (output) => {
-      const copy = output.slice();
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      assert.deepEqual(output, copy, 'output unchanged while in use');
-      return copy;
-    })));
+    const both = await Promise.all(
+      inputs.map((input) =>
+        decoder.decode(input, async (output) => {
+          const copy = output.slice();
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          assert.deepEqual(output, copy, 'output unchanged while in use');
+          return copy;
+        }),
+      ),
+    );
     assert.deepEqual(both, expected);
   });
 
@@ -145,7 +209,14 @@ describe('native decoder kernels', { skip }, () => {
     const w = decoderWeights(layout, 3);
     const { module: native } = nativeKernels();
     const decoder = NativeDecoder.build(w, layout, 1) as unknown as Record<string, unknown>;
-    const args = [randomMap(64 * 32 * 32, 4), decoder.output, decoder.workspace, decoder.shape, decoder.bottleneck, decoder.upBlocks] as Parameters<NonNullable<typeof native>['decode']>;
+    const args = [
+      randomMap(64 * 32 * 32, 4),
+      decoder.output,
+      decoder.workspace,
+      decoder.shape,
+      decoder.bottleneck,
+      decoder.upBlocks,
+    ] as Parameters<NonNullable<typeof native>['decode']>;
     const running = native!.decodeAsync(...args);
     assert.throws(() => native!.decode(...args), /workspace is in use/);
     await running;
@@ -158,15 +229,44 @@ describe('native decoder kernels', { skip }, () => {
     const shape = { channels: 16, height: 8, width: 8, threads: 1 };
     const map = new Float32Array(16 * 64);
     const workspace = new Float32Array(module!.workspaceLength(shape, { ...matrices, blocks: [] }, []));
-    const decode = (input: Float32Array, output: Float32Array, ...rest: Parameters<NonNullable<typeof module>['workspaceLength']>) => module!.decode(input, output, workspace, ...rest);
-    assert.throws(() => decode(map, new Float32Array(10), shape, { ...matrices, blocks: [] }, []), /output has 10 values, expected 1024/);
-    assert.throws(() => decode(map, map, { ...shape, channels: 12 }, { ...matrices, blocks: [] }, []), /multiple of 16/);
-    assert.throws(() => decode(map, map, shape, { ...matrices, BT: new Float32Array(36).fill(1), blocks: [] }, []), /Cook-Toom/);
-    const block = { scale: new Float32Array(16), shift: new Float32Array(16), u1: new Float32Array(5), bias1: new Float32Array(16), u2: new Float32Array(5), bias2: new Float32Array(16) };
+    const decode = (
+      input: Float32Array,
+      output: Float32Array,
+      ...rest: Parameters<NonNullable<typeof module>['workspaceLength']>
+    ) => module!.decode(input, output, workspace, ...rest);
+    assert.throws(
+      () => decode(map, new Float32Array(10), shape, { ...matrices, blocks: [] }, []),
+      /output has 10 values, expected 1024/,
+    );
+    assert.throws(
+      () => decode(map, map, { ...shape, channels: 12 }, { ...matrices, blocks: [] }, []),
+      /multiple of 16/,
+    );
+    assert.throws(
+      () => decode(map, map, shape, { ...matrices, BT: new Float32Array(36).fill(1), blocks: [] }, []),
+      /Cook-Toom/,
+    );
+    const block = {
+      scale: new Float32Array(16),
+      shift: new Float32Array(16),
+      u1: new Float32Array(5),
+      bias1: new Float32Array(16),
+      u2: new Float32Array(5),
+      bias2: new Float32Array(16),
+    };
     assert.throws(() => decode(map, map, shape, { ...matrices, blocks: [block] }, []), /u1 has 5 values/);
     const up = { ...matrices, in: 8, out: 32, u: new Float32Array(36 * 8 * 32), bias: new Float32Array(32) };
-    assert.throws(() => decode(map, map, shape, { ...matrices, blocks: [] }, [up]), /up block 0 takes 8 channels, but gets 16/);
-    assert.throws(() => decode(map, map, shape, { ...matrices, blocks: [] }, [{ ...up, in: 16, out: 24 }]), /multiple of 32/);
-    assert.throws(() => module!.decode(map, map, new Float32Array(3), shape, { ...matrices, blocks: [] }, []), /workspace has 3 values/);
+    assert.throws(
+      () => decode(map, map, shape, { ...matrices, blocks: [] }, [up]),
+      /up block 0 takes 8 channels, but gets 16/,
+    );
+    assert.throws(
+      () => decode(map, map, shape, { ...matrices, blocks: [] }, [{ ...up, in: 16, out: 24 }]),
+      /multiple of 32/,
+    );
+    assert.throws(
+      () => module!.decode(map, map, new Float32Array(3), shape, { ...matrices, blocks: [] }, []),
+      /workspace has 3 values/,
+    );
   });
 });

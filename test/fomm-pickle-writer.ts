@@ -7,18 +7,43 @@ import { zipSync, type Zippable } from 'fflate';
 export class PickleWriter {
   private readonly parts: number[] = [];
 
-  op(...bytes: number[]): this { this.parts.push(...bytes); return this; }
-  proto(version = 2): this { return this.op(0x80, version); }
-  mark(): this { return this.op(0x28); }
-  stop(): this { return this.op(0x2e); }
-  none(): this { return this.op(0x4e); }
-  bool(value: boolean): this { return this.op(value ? 0x88 : 0x89); }
-  emptyDict(): this { return this.op(0x7d); }
-  emptyTuple(): this { return this.op(0x29); }
-  tuple(): this { return this.op(0x74); }
-  setItems(): this { return this.op(0x75); }
-  reduce(): this { return this.op(0x52); }
-  binpersid(): this { return this.op(0x51); }
+  op(...bytes: number[]): this {
+    this.parts.push(...bytes);
+    return this;
+  }
+  proto(version = 2): this {
+    return this.op(0x80, version);
+  }
+  mark(): this {
+    return this.op(0x28);
+  }
+  stop(): this {
+    return this.op(0x2e);
+  }
+  none(): this {
+    return this.op(0x4e);
+  }
+  bool(value: boolean): this {
+    return this.op(value ? 0x88 : 0x89);
+  }
+  emptyDict(): this {
+    return this.op(0x7d);
+  }
+  emptyTuple(): this {
+    return this.op(0x29);
+  }
+  tuple(): this {
+    return this.op(0x74);
+  }
+  setItems(): this {
+    return this.op(0x75);
+  }
+  reduce(): this {
+    return this.op(0x52);
+  }
+  binpersid(): this {
+    return this.op(0x51);
+  }
 
   int(value: number): this {
     const b = new DataView(new ArrayBuffer(4));
@@ -29,14 +54,24 @@ export class PickleWriter {
   long(value: bigint): this {
     const bytes: number[] = [];
     let v = value;
-    while (v !== 0n && v !== -1n) { bytes.push(Number(v & 0xffn)); v >>= 8n; }
+    while (v !== 0n && v !== -1n) {
+      bytes.push(Number(v & 0xffn));
+      v >>= 8n;
+    }
     if (bytes.length === 0 || (value > 0n && bytes[bytes.length - 1]! & 0x80)) bytes.push(0);
     return this.op(0x8a, bytes.length, ...bytes);
   }
 
   str(value: string): this {
     const utf8 = new TextEncoder().encode(value);
-    return this.op(0x58, utf8.length & 0xff, (utf8.length >> 8) & 0xff, (utf8.length >> 16) & 0xff, utf8.length >>> 24, ...utf8);
+    return this.op(
+      0x58,
+      utf8.length & 0xff,
+      (utf8.length >> 8) & 0xff,
+      (utf8.length >> 16) & 0xff,
+      utf8.length >>> 24,
+      ...utf8,
+    );
   }
 
   global(module: string, name: string): this {
@@ -51,7 +86,15 @@ export class PickleWriter {
   }
 
   /** torch._utils._rebuild_tensor_v2(persistent storage, offset, size, stride, False, OrderedDict()). */
-  tensor(storageClass: string, key: string, numel: number, offset: number, size: number[], stride: number[], legacyPid = true): this {
+  tensor(
+    storageClass: string,
+    key: string,
+    numel: number,
+    offset: number,
+    size: number[],
+    stride: number[],
+    legacyPid = true,
+  ): this {
     this.global('torch._utils', '_rebuild_tensor_v2').mark();
     this.mark().str('storage').global('torch', storageClass).str(key).str('cpu').int(numel);
     if (legacyPid) this.none();
@@ -60,18 +103,37 @@ export class PickleWriter {
     return this.tuple().reduce();
   }
 
-  bytes(): Uint8Array { return Uint8Array.from(this.parts); }
+  bytes(): Uint8Array {
+    return Uint8Array.from(this.parts);
+  }
 }
 
 export const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
-export interface RawStorage { key: string; elementSize: number; data: Uint8Array }
+export interface RawStorage {
+  key: string;
+  elementSize: number;
+  data: Uint8Array;
+}
 
 /** A legacy (pre-1.6) torch.save file: magic, protocol, sys_info, main pickle, key list, storages. */
 export function legacyFile(main: Uint8Array, storages: RawStorage[], magic = LEGACY_MAGIC): Uint8Array {
-  const header = new PickleWriter().proto().long(magic).stop()
-    .proto().int(1001).stop()
-    .proto().emptyDict().mark().str('protocol_version').int(1001).str('little_endian').bool(true).setItems().stop()
+  const header = new PickleWriter()
+    .proto()
+    .long(magic)
+    .stop()
+    .proto()
+    .int(1001)
+    .stop()
+    .proto()
+    .emptyDict()
+    .mark()
+    .str('protocol_version')
+    .int(1001)
+    .str('little_endian')
+    .bool(true)
+    .setItems()
+    .stop()
     .bytes();
   const keys = new PickleWriter().proto().op(0x5d).mark();
   for (const s of storages) keys.str(s.key);
@@ -87,7 +149,10 @@ export function legacyFile(main: Uint8Array, storages: RawStorage[], magic = LEG
 
 /** A zip-format (PyTorch >= 1.6) file: archive/data.pkl plus archive/data/<key> entries, stored. */
 export function zipFile(main: Uint8Array, storages: RawStorage[], name = 'archive'): Uint8Array {
-  const files: Zippable = { [`${name}/data.pkl`]: [main, { level: 0 }], [`${name}/version`]: [new TextEncoder().encode('3\n'), { level: 0 }] };
+  const files: Zippable = {
+    [`${name}/data.pkl`]: [main, { level: 0 }],
+    [`${name}/version`]: [new TextEncoder().encode('3\n'), { level: 0 }],
+  };
   for (const s of storages) files[`${name}/data/${s.key}`] = [s.data, { level: 0 }];
   return zipSync(files);
 }
@@ -95,7 +160,10 @@ export function zipFile(main: Uint8Array, storages: RawStorage[], name = 'archiv
 export function concat(chunks: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
-  for (const c of chunks) { out.set(c, at); at += c.length; }
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
   return out;
 }
 
@@ -107,7 +175,10 @@ export function float32Bytes(values: number[]): Uint8Array {
  * A minimal FOMM-shaped main pickle: {'generator': OrderedDict(entries), 'kp_detector': OrderedDict(entries)}
  * where `entries` writes key/tensor pairs (called once per state dict).
  */
-export function checkpointPickle(entries: (w: PickleWriter) => void, topKeys: string[] = ['generator', 'kp_detector']): Uint8Array {
+export function checkpointPickle(
+  entries: (w: PickleWriter) => void,
+  topKeys: string[] = ['generator', 'kp_detector'],
+): Uint8Array {
   const w = new PickleWriter().proto().emptyDict().mark();
   for (const key of topKeys) {
     w.str(key).global('collections', 'OrderedDict').emptyTuple().reduce().mark();

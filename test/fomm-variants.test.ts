@@ -14,28 +14,89 @@ import type { RgbImage } from '../src/types.js';
 function tinyConfig(): FommConfig {
   return {
     commonParams: { numKp: 10, numChannels: 3, estimateJacobian: true },
-    kpDetectorParams: { temperature: 0.1, blockExpansion: 8, maxFeatures: 64, scaleFactor: 0.25, numBlocks: 5, singleJacobianMap: false, pad: 0 },
+    kpDetectorParams: {
+      temperature: 0.1,
+      blockExpansion: 8,
+      maxFeatures: 64,
+      scaleFactor: 0.25,
+      numBlocks: 5,
+      singleJacobianMap: false,
+      pad: 0,
+    },
     generatorParams: {
-      blockExpansion: 8, maxFeatures: 64, numDownBlocks: 2, numBottleneckBlocks: 2, estimateOcclusionMap: true,
+      blockExpansion: 8,
+      maxFeatures: 64,
+      numDownBlocks: 2,
+      numBottleneckBlocks: 2,
+      estimateOcclusionMap: true,
       denseMotionParams: { blockExpansion: 8, maxFeatures: 128, numBlocks: 5, scaleFactor: 0.25, kpVariance: 0.01 },
     },
   };
 }
 
 const variants: [string, (c: FommConfig) => void][] = [
-  ['num_kp 5', (c) => { c.commonParams.numKp = 5; }],
-  ['num_kp 15', (c) => { c.commonParams.numKp = 15; }],
-  ['no jacobians', (c) => { c.commonParams.estimateJacobian = false; }],
-  ['single jacobian map', (c) => { c.kpDetectorParams.singleJacobianMap = true; }],
-  ['no occlusion map', (c) => { c.generatorParams.estimateOcclusionMap = false; }],
-  ['keypoint conv pad 3', (c) => { c.kpDetectorParams.pad = 3; }],
-  ['keypoint scale_factor 1', (c) => { c.kpDetectorParams.scaleFactor = 1; c.kpDetectorParams.numBlocks = 3; }],
-  ['dense motion scale_factor 0.5', (c) => { c.generatorParams.denseMotionParams.scaleFactor = 0.5; }],
-  ['dense motion scale_factor 1 (motion 256x256, features resized down to 64x64)', (c) => {
-    c.generatorParams.denseMotionParams.scaleFactor = 1;
-    c.generatorParams.denseMotionParams.numBlocks = 3;
-  }],
-  ['num_down_blocks 3 (features 32x32, motion 64x64)', (c) => { c.generatorParams.numDownBlocks = 3; }],
+  [
+    'num_kp 5',
+    (c) => {
+      c.commonParams.numKp = 5;
+    },
+  ],
+  [
+    'num_kp 15',
+    (c) => {
+      c.commonParams.numKp = 15;
+    },
+  ],
+  [
+    'no jacobians',
+    (c) => {
+      c.commonParams.estimateJacobian = false;
+    },
+  ],
+  [
+    'single jacobian map',
+    (c) => {
+      c.kpDetectorParams.singleJacobianMap = true;
+    },
+  ],
+  [
+    'no occlusion map',
+    (c) => {
+      c.generatorParams.estimateOcclusionMap = false;
+    },
+  ],
+  [
+    'keypoint conv pad 3',
+    (c) => {
+      c.kpDetectorParams.pad = 3;
+    },
+  ],
+  [
+    'keypoint scale_factor 1',
+    (c) => {
+      c.kpDetectorParams.scaleFactor = 1;
+      c.kpDetectorParams.numBlocks = 3;
+    },
+  ],
+  [
+    'dense motion scale_factor 0.5',
+    (c) => {
+      c.generatorParams.denseMotionParams.scaleFactor = 0.5;
+    },
+  ],
+  [
+    'dense motion scale_factor 1 (motion 256x256, features resized down to 64x64)',
+    (c) => {
+      c.generatorParams.denseMotionParams.scaleFactor = 1;
+      c.generatorParams.denseMotionParams.numBlocks = 3;
+    },
+  ],
+  [
+    'num_down_blocks 3 (features 32x32, motion 64x64)',
+    (c) => {
+      c.generatorParams.numDownBlocks = 3;
+    },
+  ],
 ];
 
 /** A smooth synthetic face-like picture; `shift` moves it. */
@@ -67,20 +128,35 @@ describe('FOMM config variants with random weights', () => {
       const config = tinyConfig();
       change(config);
       const k = config.commonParams.numKp;
-      const model = await FommModel.load({ config, checkpoint: randomWeights(config, { height: 256, width: 256 }, 7), cacheDir, threads: 1 });
+      const model = await FommModel.load({
+        config,
+        checkpoint: randomWeights(config, { height: 256, width: 256 }, 7),
+        cacheDir,
+        threads: 1,
+      });
       try {
         const sourceImage = picture(0);
         const source = await model.encodeSource(sourceImage);
         const driving = await model.detectKeypoints(picture(12));
         for (const kp of [source.keypoints, driving]) {
           assert.equal(kp.value.length, 2 * k);
-          assert.ok(kp.value.every((v) => v >= -1 && v <= 1), 'keypoints in [-1, 1]');
+          assert.ok(
+            kp.value.every((v) => v >= -1 && v <= 1),
+            'keypoints in [-1, 1]',
+          );
           assert.equal(kp.jacobian?.length, config.commonParams.estimateJacobian ? 4 * k : undefined);
         }
         const motionSize = 256 * config.generatorParams.denseMotionParams.scaleFactor;
-        const frame = await model.generate(source, normalizeKeypoints(source.keypoints, driving, source.keypoints, RELATIVE_ADAPT), { debug: true });
+        const frame = await model.generate(
+          source,
+          normalizeKeypoints(source.keypoints, driving, source.keypoints, RELATIVE_ADAPT),
+          { debug: true },
+        );
         assert.deepEqual([frame.image.height, frame.image.width, frame.image.channels], [256, 256, 3]);
-        assert.ok(frame.image.data.every((v) => v >= 0 && v <= 1), 'prediction in [0, 1]');
+        assert.ok(
+          frame.image.data.every((v) => v >= 0 && v <= 1),
+          'prediction in [0, 1]',
+        );
         const { mask, occlusion, deformed } = frame.debug!;
         assert.deepEqual(mask.shape, [k + 1, motionSize, motionSize]);
         const plane = motionSize * motionSize;
@@ -91,7 +167,10 @@ describe('FOMM config variants with random weights', () => {
         }
         if (config.generatorParams.estimateOcclusionMap) {
           assert.deepEqual(occlusion!.shape, [motionSize, motionSize]);
-          assert.ok(occlusion!.data.every((v) => v > 0 && v < 1), 'occlusion in (0, 1)');
+          assert.ok(
+            occlusion!.data.every((v) => v > 0 && v < 1),
+            'occlusion in (0, 1)',
+          );
         } else {
           assert.equal(occlusion, undefined);
         }
@@ -100,7 +179,11 @@ describe('FOMM config variants with random weights', () => {
         // Driving keypoints equal to the source's: every sparse motion is the identity, so the
         // motion field is too and the deformed source is the source (up to the half-pixel
         // offset between the [-1, 1] grid and align_corners = false sampling).
-        const still = await model.generate(source, normalizeKeypoints(source.keypoints, source.keypoints, source.keypoints, RELATIVE), { debug: true });
+        const still = await model.generate(
+          source,
+          normalizeKeypoints(source.keypoints, source.keypoints, source.keypoints, RELATIVE),
+          { debug: true },
+        );
         let total = 0;
         let count = 0;
         let worst = 0;
@@ -127,11 +210,19 @@ describe('FOMM config variants with random weights', () => {
     cacheDir ||= await mkdtemp(join(tmpdir(), 'reenact-fomm-variants-'));
     const config = tinyConfig();
     const weights = randomWeights(config, { height: 256, width: 256 }, 3);
-    weights.generator.set('bottleneck.r1.conv2.weight', { dtype: 'float32', shape: [64, 64, 5, 5], data: new Float32Array(64 * 64 * 25) });
+    weights.generator.set('bottleneck.r1.conv2.weight', {
+      dtype: 'float32',
+      shape: [64, 64, 5, 5],
+      data: new Float32Array(64 * 64 * 25),
+    });
     await assert.rejects(
       FommModel.load({ config, checkpoint: { ...weights, sha256: 'mismatch-shape' }, cacheDir }),
-      (error: unknown) => error instanceof ReenactError && error.code === 'CHECKPOINT_MISMATCH'
-        && /generator\.bottleneck\.r1\.conv2\.weight/.test(error.message) && /\[64, 64, 5, 5\]/.test(error.message) && /\[32, 32, 3, 3\]/.test(error.message),
+      (error: unknown) =>
+        error instanceof ReenactError &&
+        error.code === 'CHECKPOINT_MISMATCH' &&
+        /generator\.bottleneck\.r1\.conv2\.weight/.test(error.message) &&
+        /\[64, 64, 5, 5\]/.test(error.message) &&
+        /\[32, 32, 3, 3\]/.test(error.message),
     );
   });
 
@@ -141,13 +232,21 @@ describe('FOMM config variants with random weights', () => {
     weights.kpDetector.delete('kp.bias');
     await assert.rejects(
       FommModel.load({ config, checkpoint: { ...weights, sha256: 'mismatch-missing' }, cacheDir }),
-      (error: unknown) => error instanceof ReenactError && error.code === 'CHECKPOINT_MISMATCH' && /kp_detector\.kp\.bias/.test(error.message),
+      (error: unknown) =>
+        error instanceof ReenactError &&
+        error.code === 'CHECKPOINT_MISMATCH' &&
+        /kp_detector\.kp\.bias/.test(error.message),
     );
     const other = tinyConfig();
     other.commonParams.numKp = 15;
     await assert.rejects(
-      FommModel.load({ config: other, checkpoint: { ...randomWeights(config, { height: 256, width: 256 }, 3), sha256: 'mismatch-config' }, cacheDir }),
-      (error: unknown) => error instanceof ReenactError && error.code === 'CHECKPOINT_MISMATCH' && /\[15, /.test(error.message),
+      FommModel.load({
+        config: other,
+        checkpoint: { ...randomWeights(config, { height: 256, width: 256 }, 3), sha256: 'mismatch-config' },
+        cacheDir,
+      }),
+      (error: unknown) =>
+        error instanceof ReenactError && error.code === 'CHECKPOINT_MISMATCH' && /\[15, /.test(error.message),
     );
   });
 
@@ -158,7 +257,10 @@ describe('FOMM config variants with random weights', () => {
     Object.assign(config.generatorParams.denseMotionParams, { blockExpansion: 64, maxFeatures: 1024 });
     const shapes = expectedShapes(config, { height: 256, width: 256 });
     assert.deepEqual(shapes.generator.get('bottleneck.r5.conv2.weight'), [256, 256, 3, 3]);
-    assert.deepEqual(shapes.generator.get('dense_motion_network.hourglass.encoder.down_blocks.0.conv.weight'), [128, 44, 3, 3]);
+    assert.deepEqual(
+      shapes.generator.get('dense_motion_network.hourglass.encoder.down_blocks.0.conv.weight'),
+      [128, 44, 3, 3],
+    );
     assert.deepEqual(shapes.generator.get('dense_motion_network.mask.weight'), [11, 108, 7, 7]);
     assert.deepEqual(shapes.generator.get('dense_motion_network.down.weight'), [3, 1, 13, 13]);
     assert.deepEqual(shapes.generator.get('final.weight'), [3, 64, 7, 7]);

@@ -38,7 +38,12 @@ describe('landmark pool: grouped detection', { skip: skipWithoutShared }, () => 
     const pool = await LandmarkPool.create(analyzer, workers);
     try {
       const faces: (Face | null)[] = [];
-      for await (const [, face] of mapAhead(decodeVideo(driving, decode), (frame) => pool.detect(frame), lookahead ?? pool.parallelism)) faces.push(face);
+      for await (const [, face] of mapAhead(
+        decodeVideo(driving, decode),
+        (frame) => pool.detect(frame),
+        lookahead ?? pool.parallelism,
+      ))
+        faces.push(face);
       return { faces, landmarks: faces.map((face) => face?.landmarks ?? null), stats: { ...pool.stats } };
     } finally {
       await pool.close();
@@ -51,7 +56,10 @@ describe('landmark pool: grouped detection', { skip: skipWithoutShared }, () => 
       const x = a[i];
       const y = b[i];
       assert.ok(x !== undefined && y !== undefined, `${what}: frame ${i} missing`);
-      const same = x === null || y === null ? x === y : Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
+      const same =
+        x === null || y === null
+          ? x === y
+          : Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
       assert.ok(same, `${what}: frame ${i} differs`);
     }
   }
@@ -62,7 +70,9 @@ describe('landmark pool: grouped detection', { skip: skipWithoutShared }, () => 
     const again = await throughPool(1);
     const lookingFurther = await throughPool(1, 7);
     const { frames, reused } = withWorker.stats;
-    console.log(`pool: ${frames} frames, ${reused} on the previous frame's regions (${aloneStats.reused} alone, ${again.stats.reused} again, ${lookingFurther.stats.reused} with look-ahead 7)`);
+    console.log(
+      `pool: ${frames} frames, ${reused} on the previous frame's regions (${aloneStats.reused} alone, ${again.stats.reused} again, ${lookingFurther.stats.reused} with look-ahead 7)`,
+    );
     assert.ok(frames >= 200, `frames: ${frames}`);
     // The scheme is at work: most frames after a group's first skip BlazeFace.
     assert.ok(reused > frames / 3, `reused ${reused} of ${frames}`);
@@ -73,9 +83,10 @@ describe('landmark pool: grouped detection', { skip: skipWithoutShared }, () => 
     assert.equal(aloneStats.reused, reused);
   });
 
-  test('frames on the previous frame\'s regions are close to a full detection in roll and mouth opening', async () => {
+  test("frames on the previous frame's regions are close to a full detection in roll and mouth opening", async () => {
     const full: (Face | null)[] = [];
-    for await (const frame of decodeVideo(driving, decode)) full.push((await analyzer.detectFrame(frame)).faces[0] ?? null);
+    for await (const frame of decodeVideo(driving, decode))
+      full.push((await analyzer.detectFrame(frame)).faces[0] ?? null);
     const { faces: grouped, stats } = await alone();
     const { reused } = stats;
     const roll: number[] = [];

@@ -30,11 +30,14 @@ describe('LiveAnimator', { skip: skipWithoutShared }, () => {
 
   const differs = (a: LiveFrame, b: { data: Uint8Array }) => a.image.data.some((value, i) => value !== b.data[i]);
 
-  test('the photo as it is while the reference is taken from the first frames, then animated at the photo\'s size', async () => {
+  test("the photo as it is while the reference is taken from the first frames, then animated at the photo's size", async () => {
     const results: LiveFrame[] = [];
     for (const frame of frames.slice(0, 8)) results.push((await live.offer(frame, frame.time))!);
     // The fifth face completes the reference, and its frame is the first animated.
-    assert.deepEqual(results.map((r) => r.calibrating), [true, true, true, true, false, false, false, false]);
+    assert.deepEqual(
+      results.map((r) => r.calibrating),
+      [true, true, true, true, false, false, false, false],
+    );
     assert.ok(results.every((r) => r.face));
     assert.ok(!differs(results[0]!, { data: results[1]!.image.data }), 'calibrating frames are the photo');
     assert.ok(differs(results[7]!, results[0]!.image), 'animated frames move the photo');

@@ -42,9 +42,27 @@ describe('bad video inputs', { skip: skipWithoutShared }, () => {
     const whole = await readFile(driving);
     await writeFile(inputs.truncated, whole.subarray(0, Math.floor(whole.length * 0.3)));
     inputs.audioOnly = join(folder, 'audio-only.mp4');
-    await runFfmpeg(['-f', 'lavfi', '-i', 'sine=frequency=440:duration=1', '-c:a', 'aac', inputs.audioOnly], 'making an audio-only file');
+    await runFfmpeg(
+      ['-f', 'lavfi', '-i', 'sine=frequency=440:duration=1', '-c:a', 'aac', inputs.audioOnly],
+      'making an audio-only file',
+    );
     inputs.noFrames = join(folder, 'no-frames.mp4');
-    await runFfmpeg(['-f', 'lavfi', '-i', 'testsrc=size=64x64:rate=25', '-t', '1', '-frames:v', '0', '-c:v', 'libx264', inputs.noFrames], 'making a video with no frames');
+    await runFfmpeg(
+      [
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc=size=64x64:rate=25',
+        '-t',
+        '1',
+        '-frames:v',
+        '0',
+        '-c:v',
+        'libx264',
+        inputs.noFrames,
+      ],
+      'making a video with no frames',
+    );
   });
   after(async () => {
     await rm(folder, { recursive: true, force: true });

@@ -17,10 +17,35 @@ import { measureFrameRate, openVideo, repairRecording } from '../src/media/repai
  */
 async function recordLikeABrowser(path: string): Promise<void> {
   const child = spawnTool('ffmpeg', [
-    '-hide_banner', '-nostdin', '-v', 'error',
-    '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440',
-    '-t', '3', '-vf', "setpts='(N/30+0.008*sin(N*1.7))/TB'", '-vsync', 'passthrough',
-    '-c:v', 'libvpx', '-b:v', '1M', '-c:a', 'libopus', '-f', 'webm', '-live', '1', 'pipe:1',
+    '-hide_banner',
+    '-nostdin',
+    '-v',
+    'error',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc=size=160x120:rate=30',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440',
+    '-t',
+    '3',
+    '-vf',
+    "setpts='(N/30+0.008*sin(N*1.7))/TB'",
+    '-vsync',
+    'passthrough',
+    '-c:v',
+    'libvpx',
+    '-b:v',
+    '1M',
+    '-c:a',
+    'libopus',
+    '-f',
+    'webm',
+    '-live',
+    '1',
+    'pipe:1',
   ]);
   await pipeline(child.stdout!, createWriteStream(path));
   const { code } = await waitForExit(child);
@@ -106,6 +131,9 @@ describe('repairing recordings without a duration', () => {
 
   test('the output must be an MP4 path; nothing is written otherwise', async () => {
     await assert.rejects(repairRecording(recording, join(folder, 'fixed.webm')), { code: 'BAD_ARGUMENT' });
-    assert.deepEqual((await readdir(folder)).filter((name) => name.includes('fixed')), []);
+    assert.deepEqual(
+      (await readdir(folder)).filter((name) => name.includes('fixed')),
+      [],
+    );
   });
 });

@@ -25,7 +25,15 @@ async function ffprobeJson(path: string): Promise<{
   streams: { codec_type: string; codec_name: string; pix_fmt?: string; nb_frames?: string; duration?: string }[];
   format: { duration: string; tags?: Record<string, string> };
 }> {
-  const result = await runTool('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', path]);
+  const result = await runTool('ffprobe', [
+    '-v',
+    'error',
+    '-print_format',
+    'json',
+    '-show_format',
+    '-show_streams',
+    path,
+  ]);
   assert.equal(result.code, 0, result.stderr.lines());
   return JSON.parse(result.stdout);
 }
@@ -34,7 +42,7 @@ async function ffprobeJson(path: string): Promise<{
 async function topLevelBoxes(path: string): Promise<string[]> {
   const bytes = await readFile(path);
   const types: string[] = [];
-  for (let offset = 0; offset + 8 <= bytes.length; ) {
+  for (let offset = 0; offset + 8 <= bytes.length;) {
     let size = bytes.readUInt32BE(offset);
     const type = bytes.toString('latin1', offset + 4, offset + 8);
     if (size === 1) size = Number(bytes.readBigUInt64BE(offset + 8));
@@ -141,7 +149,8 @@ describe('decodeVideo', { skip: skipWithoutShared }, () => {
     );
     // The seek lands on the right pictures: each frame of the range equals the same-numbered frame of a full decode.
     const all = await collect(driving, { width: 16, height: 16 });
-    for (const frame of range) assert.ok(meanAbsDifference(frame.data, all[frame.index]!.data) < 0.5, `frame ${frame.index}`);
+    for (const frame of range)
+      assert.ok(meanAbsDifference(frame.data, all[frame.index]!.data) < 0.5, `frame ${frame.index}`);
     assert.ok(meanAbsDifference(range[0]!.data, all[40]!.data) > 0.5, 'frames 30 and 40 differ, so the check can fail');
   });
 
@@ -204,7 +213,11 @@ describe('VideoEncoder', { skip: skipWithoutShared }, () => {
     await rm(folder, { recursive: true, force: true });
   });
 
-  async function encodeTestClip(path: string, frames: number, extra: Partial<Parameters<typeof VideoEncoder.create>[1]> = {}): Promise<void> {
+  async function encodeTestClip(
+    path: string,
+    frames: number,
+    extra: Partial<Parameters<typeof VideoEncoder.create>[1]> = {},
+  ): Promise<void> {
     const encoder = await VideoEncoder.create(path, { width: 96, height: 64, fps: 25, ...extra });
     for (let i = 0; i < frames; i++) await encoder.write(testFrame(96, 64, i));
     await encoder.finish();

@@ -24,7 +24,8 @@ function mouthOpening(face: Face): number {
 
 /** Lid gap at the eye centres over the eye-corner distance, both eyes averaged. */
 function eyeOpening(face: Face): number {
-  const gap = (upper: number, lower: number) => Math.hypot(landmark(face, upper).x - landmark(face, lower).x, landmark(face, upper).y - landmark(face, lower).y);
+  const gap = (upper: number, lower: number) =>
+    Math.hypot(landmark(face, upper).x - landmark(face, lower).x, landmark(face, upper).y - landmark(face, lower).y);
   const left = landmark(face, LANDMARKS.imageLeftEyeOuter);
   const right = landmark(face, LANDMARKS.imageRightEyeOuter);
   return (gap(159, 145) + gap(386, 374)) / 2 / Math.hypot(right.x - left.x, right.y - left.y);
@@ -39,8 +40,10 @@ function mouthBrightness(image: RgbImage, face: Face): number {
     for (let x = 0; x < image.width; x++) {
       let inside = false;
       for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
-        const a = polygon[i]!, b = polygon[j]!;
-        if (a.y > y + 0.5 !== b.y > y + 0.5 && x + 0.5 < ((b.x - a.x) * (y + 0.5 - a.y)) / (b.y - a.y) + a.x) inside = !inside;
+        const a = polygon[i]!,
+          b = polygon[j]!;
+        if (a.y > y + 0.5 !== b.y > y + 0.5 && x + 0.5 < ((b.x - a.x) * (y + 0.5 - a.y)) / (b.y - a.y) + a.x)
+          inside = !inside;
       }
       if (!inside) continue;
       const o = (y * image.width + x) * 3;
@@ -55,7 +58,9 @@ function correlation(a: number[], b: number[]): number {
   const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
   const ma = mean(a);
   const mb = mean(b);
-  let ab = 0, aa = 0, bb = 0;
+  let ab = 0,
+    aa = 0,
+    bb = 0;
   for (let i = 0; i < a.length; i++) {
     ab += (a[i]! - ma) * (b[i]! - mb);
     aa += (a[i]! - ma) ** 2;
@@ -66,7 +71,8 @@ function correlation(a: number[], b: number[]): number {
 
 /** Centre and largest radius of the face outline. */
 function faceExtent(face: Face): { x: number; y: number; radius: number } {
-  let x = 0, y = 0;
+  let x = 0,
+    y = 0;
   for (const i of FACE_OVAL) {
     x += face.landmarks[3 * i]!;
     y += face.landmarks[3 * i + 1]!;
@@ -74,7 +80,8 @@ function faceExtent(face: Face): { x: number; y: number; radius: number } {
   x /= FACE_OVAL.length;
   y /= FACE_OVAL.length;
   let radius = 0;
-  for (const i of FACE_OVAL) radius = Math.max(radius, Math.hypot(face.landmarks[3 * i]! - x, face.landmarks[3 * i + 1]! - y));
+  for (const i of FACE_OVAL)
+    radius = Math.max(radius, Math.hypot(face.landmarks[3 * i]! - x, face.landmarks[3 * i + 1]! - y));
   return { x, y, radius };
 }
 
@@ -83,7 +90,11 @@ async function rotated(frame: RgbImage, degrees: number): Promise<RgbImage> {
     .rotate(degrees, { background: '#808080' })
     .raw()
     .toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  return {
+    width: info.width,
+    height: info.height,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  };
 }
 
 describe('mesh animator', { skip: skipWithoutShared }, () => {
@@ -96,7 +107,8 @@ describe('mesh animator', { skip: skipWithoutShared }, () => {
   before(async () => {
     analyzer = await FaceAnalyzer.create();
     frames = [];
-    for await (const frame of decodeVideo(shared('fixtures', 'driving-talking.mp4'), { duration: 4 })) frames.push(frame);
+    for await (const frame of decodeVideo(shared('fixtures', 'driving-talking.mp4'), { duration: 4 }))
+      frames.push(frame);
     const pool = await LandmarkPool.create(analyzer, 0);
     driving = [];
     for (const frame of frames) driving.push(await pool.detect(frame));
@@ -129,12 +141,21 @@ describe('mesh animator', { skip: skipWithoutShared }, () => {
       const { vertices, triangles } = warpMesh(face, image);
       let area = 0;
       for (let t = 0; t < triangles.length; t += 3) {
-        const i = triangles[t]! * 2, j = triangles[t + 1]! * 2, k = triangles[t + 2]! * 2;
-        area += Math.abs((vertices[j]! - vertices[i]!) * (vertices[k + 1]! - vertices[i + 1]!) - (vertices[k]! - vertices[i]!) * (vertices[j + 1]! - vertices[i + 1]!)) / 2;
+        const i = triangles[t]! * 2,
+          j = triangles[t + 1]! * 2,
+          k = triangles[t + 2]! * 2;
+        area +=
+          Math.abs(
+            (vertices[j]! - vertices[i]!) * (vertices[k + 1]! - vertices[i + 1]!) -
+              (vertices[k]! - vertices[i]!) * (vertices[j + 1]! - vertices[i + 1]!),
+          ) / 2;
       }
       assert.ok(vertices.every(Number.isFinite));
       // Gaps would leave the sum short of the photo's area, overlaps push it over.
-      assert.ok(Math.abs(area / (image.width * image.height) - 1) < 0.005, `triangles cover ${area.toFixed(0)} px of ${image.width * image.height}`);
+      assert.ok(
+        Math.abs(area / (image.width * image.height) - 1) < 0.005,
+        `triangles cover ${area.toFixed(0)} px of ${image.width * image.height}`,
+      );
     });
   }
 
@@ -147,37 +168,47 @@ describe('mesh animator', { skip: skipWithoutShared }, () => {
 
   for (const name of ['portrait-outdoor.jpg', 'portrait-studio.png']) {
     test(`${name}: the mouth of the output opens and closes with the driver, and the background stays still`, async () => {
-    const source = sources[name]!;
-    const animator = new MeshAnimator(source, driving[0]!);
-    const head = faceExtent(source.face);
-    const far = (x: number, y: number) => Math.hypot(x + 0.5 - head.x, y + 0.5 - head.y) > 3.2 * head.radius;
-    const away = (x: number, y: number) => Math.hypot(x + 0.5 - head.x, y + 0.5 - head.y) > 2.5 * head.radius;
-    const driver: number[] = [];
-    const output: number[] = [];
-    let widest = { opening: 0, brightness: 0 };
-    for (let k = 0; k < frames.length; k++) {
-      const out = animator.render({ face: driving[k]!, frame: frames[k]!, time: frames[k]!.time });
-      if (k % 3 !== 0) continue;
-      const [reference] = await analyzer.detect(frames[k]!);
-      const [rendered] = await analyzer.detect(out);
-      assert.ok(reference && rendered, `frame ${k}: a face in the driver and in the output`);
-      driver.push(mouthOpening(reference));
-      output.push(mouthOpening(rendered));
-      if (driver.at(-1)! > widest.opening) widest = { opening: driver.at(-1)!, brightness: mouthBrightness(out, rendered) };
-      // Far from the head nothing is resampled; nearer, the background barely moves.
-      assert.equal(psnr(source.image, out, far), Infinity, `frame ${k}: pixels far from the head changed`);
-      assert.ok(psnr(source.image, out, away) > 35, `frame ${k}: background PSNR ${psnr(source.image, out, away).toFixed(1)} dB`);
-    }
-    const r = correlation(driver, output);
-    assert.ok(r > 0.7, `mouth opening correlation ${r.toFixed(3)} (driver ${driver.map((v) => v.toFixed(2))}, output ${output.map((v) => v.toFixed(2))})`);
-    assert.ok(Math.max(...output) > mouthOpening(source.face) + 0.1, 'the output mouth opens wider than the source');
-    if (name === 'portrait-outdoor.jpg') {
-      // This source smiles with its teeth showing: the opened mouth is filled from the driver
-      // (a dark interior), not left as those teeth stretched over the opening.
-      const sourceMouth = mouthBrightness(source.image, source.face);
-      assert.ok(widest.brightness < 0.7 * sourceMouth, `mouth interior brightness ${widest.brightness.toFixed(0)}, source teeth ${sourceMouth.toFixed(0)}`);
-    }
-  });
+      const source = sources[name]!;
+      const animator = new MeshAnimator(source, driving[0]!);
+      const head = faceExtent(source.face);
+      const far = (x: number, y: number) => Math.hypot(x + 0.5 - head.x, y + 0.5 - head.y) > 3.2 * head.radius;
+      const away = (x: number, y: number) => Math.hypot(x + 0.5 - head.x, y + 0.5 - head.y) > 2.5 * head.radius;
+      const driver: number[] = [];
+      const output: number[] = [];
+      let widest = { opening: 0, brightness: 0 };
+      for (let k = 0; k < frames.length; k++) {
+        const out = animator.render({ face: driving[k]!, frame: frames[k]!, time: frames[k]!.time });
+        if (k % 3 !== 0) continue;
+        const [reference] = await analyzer.detect(frames[k]!);
+        const [rendered] = await analyzer.detect(out);
+        assert.ok(reference && rendered, `frame ${k}: a face in the driver and in the output`);
+        driver.push(mouthOpening(reference));
+        output.push(mouthOpening(rendered));
+        if (driver.at(-1)! > widest.opening)
+          widest = { opening: driver.at(-1)!, brightness: mouthBrightness(out, rendered) };
+        // Far from the head nothing is resampled; nearer, the background barely moves.
+        assert.equal(psnr(source.image, out, far), Infinity, `frame ${k}: pixels far from the head changed`);
+        assert.ok(
+          psnr(source.image, out, away) > 35,
+          `frame ${k}: background PSNR ${psnr(source.image, out, away).toFixed(1)} dB`,
+        );
+      }
+      const r = correlation(driver, output);
+      assert.ok(
+        r > 0.7,
+        `mouth opening correlation ${r.toFixed(3)} (driver ${driver.map((v) => v.toFixed(2))}, output ${output.map((v) => v.toFixed(2))})`,
+      );
+      assert.ok(Math.max(...output) > mouthOpening(source.face) + 0.1, 'the output mouth opens wider than the source');
+      if (name === 'portrait-outdoor.jpg') {
+        // This source smiles with its teeth showing: the opened mouth is filled from the driver
+        // (a dark interior), not left as those teeth stretched over the opening.
+        const sourceMouth = mouthBrightness(source.image, source.face);
+        assert.ok(
+          widest.brightness < 0.7 * sourceMouth,
+          `mouth interior brightness ${widest.brightness.toFixed(0)}, source teeth ${sourceMouth.toFixed(0)}`,
+        );
+      }
+    });
   }
 
   for (const degrees of [-15, 12]) {
@@ -192,14 +223,18 @@ describe('mesh animator', { skip: skipWithoutShared }, () => {
       const [rendered] = await analyzer.detect(out);
       assert.ok(rendered);
       const turned = rollDegrees(rendered) - rollDegrees(source.face);
-      assert.ok(Math.abs(turned - degrees) < 3, `output rolled ${turned.toFixed(1)} degrees for a driver rolled ${degrees}`);
+      assert.ok(
+        Math.abs(turned - degrees) < 3,
+        `output rolled ${turned.toFixed(1)} degrees for a driver rolled ${degrees}`,
+      );
     });
   }
 
   test('a blink of the driver closes the eyes of the output', async () => {
     // The clip blinks at frames 161-162 (5.37-5.40 s).
     const clip: VideoFrame[] = [];
-    for await (const frame of decodeVideo(shared('fixtures', 'driving-talking.mp4'), { startTime: 5, duration: 0.6 })) clip.push(frame);
+    for await (const frame of decodeVideo(shared('fixtures', 'driving-talking.mp4'), { startTime: 5, duration: 0.6 }))
+      clip.push(frame);
     const pool = await LandmarkPool.create(analyzer, 0);
     const source = sources['portrait-studio.png']!;
     let animator: MeshAnimator | undefined;
@@ -217,7 +252,10 @@ describe('mesh animator', { skip: skipWithoutShared }, () => {
       }
     }
     await pool.close();
-    assert.ok(openness[162]! < 0.8 * openness[158]!, `eye opening ${openness[162]!.toFixed(3)} in the blink, ${openness[158]!.toFixed(3)} before`);
+    assert.ok(
+      openness[162]! < 0.8 * openness[158]!,
+      `eye opening ${openness[162]!.toFixed(3)} in the blink, ${openness[158]!.toFixed(3)} before`,
+    );
   });
 
   test('a frame without a face holds the last pose', () => {

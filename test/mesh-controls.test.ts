@@ -29,20 +29,37 @@ describe('mesh controls: expressionScale and animate are checked before any work
   const base = { source: 'missing.jpg', driving: 'missing.mp4', output: join('no-such-folder', 'out.mp4') };
   test('expressionScale outside 0-2 names the option', async () => {
     for (const expressionScale of [-0.1, 2.5, Number.NaN]) {
-      await assert.rejects(animate({ ...base, expressionScale }), badArgument(/`expressionScale` must be a number from 0 to 2/));
+      await assert.rejects(
+        animate({ ...base, expressionScale }),
+        badArgument(/`expressionScale` must be a number from 0 to 2/),
+      );
     }
   });
   test('animate with an unknown or no part names the option and the parts', async () => {
-    await assert.rejects(animate({ ...base, animate: ['pose', 'wink'] as never }), badArgument(/`animate` must list parts .*pose, expression, eyes, mouth, not "wink"/));
+    await assert.rejects(
+      animate({ ...base, animate: ['pose', 'wink'] as never }),
+      badArgument(/`animate` must list parts .*pose, expression, eyes, mouth, not "wink"/),
+    );
     await assert.rejects(animate({ ...base, animate: [] }), badArgument(/`animate` must list parts/));
   });
   test('with --model fomm they are refused', async () => {
-    await assert.rejects(animate({ ...base, model: 'fomm', config: 'a.yaml', checkpoint: 'b.pth.tar', expressionScale: 0.5 }), badArgument(/for the mesh model/));
+    await assert.rejects(
+      animate({ ...base, model: 'fomm', config: 'a.yaml', checkpoint: 'b.pth.tar', expressionScale: 0.5 }),
+      badArgument(/for the mesh model/),
+    );
   });
   test('the CLI refuses a bad --expression-scale and --animate with the option named', async () => {
     const output = join('no-such-folder', 'out.mp4');
-    await assertRefused(await reenact('animate', '--source', 'a.jpg', '--driving', 'b.mp4', '-o', output, '--expression-scale', '3'), /--expression-scale.*from 0 to 2/, output);
-    await assertRefused(await reenact('animate', '--source', 'a.jpg', '--driving', 'b.mp4', '-o', output, '--animate', 'pose,smile'), /--animate must list parts.*"smile"/, output);
+    await assertRefused(
+      await reenact('animate', '--source', 'a.jpg', '--driving', 'b.mp4', '-o', output, '--expression-scale', '3'),
+      /--expression-scale.*from 0 to 2/,
+      output,
+    );
+    await assertRefused(
+      await reenact('animate', '--source', 'a.jpg', '--driving', 'b.mp4', '-o', output, '--animate', 'pose,smile'),
+      /--animate must list parts.*"smile"/,
+      output,
+    );
   });
 });
 
@@ -88,7 +105,10 @@ describe('mesh controls: what each part of the motion does', { skip: skipWithout
     assert.ok(full > still + 0.1, `opening ${full.toFixed(3)} against the photo's ${still.toFixed(3)}`);
     assert.ok(half > still + 0.03 && half < full - 0.03, `half scale ${half.toFixed(3)}, full ${full.toFixed(3)}`);
     assert.ok(double > full + 0.03, `double scale ${double.toFixed(3)}, full ${full.toFixed(3)}`);
-    assert.ok(Math.abs(withoutMouth - still) < 0.03, `without the mouth ${withoutMouth.toFixed(3)} against the photo's ${still.toFixed(3)}`);
+    assert.ok(
+      Math.abs(withoutMouth - still) < 0.03,
+      `without the mouth ${withoutMouth.toFixed(3)} against the photo's ${still.toFixed(3)}`,
+    );
   });
 
   test('expressionScale 0 with the pose alone leaves the face as the photo, only moved', async () => {
@@ -109,7 +129,20 @@ describe('mesh controls: the CLI passes them through', { skip: skipWithoutShared
   });
   test('--animate pose,eyes --expression-scale 0.5 writes a video', async () => {
     const output = join(folder, 'out.mp4');
-    const result = await reenact('animate', '--source', shared('fixtures', 'portrait-studio.png'), '--driving', shared('fixtures', 'driving-talking.mp4'), '-o', output, '--animate', 'pose,eyes', '--expression-scale', '0.5', '--json');
+    const result = await reenact(
+      'animate',
+      '--source',
+      shared('fixtures', 'portrait-studio.png'),
+      '--driving',
+      shared('fixtures', 'driving-talking.mp4'),
+      '-o',
+      output,
+      '--animate',
+      'pose,eyes',
+      '--expression-scale',
+      '0.5',
+      '--json',
+    );
     assert.equal(result.code, 0, result.stderr);
     assert.equal(JSON.parse(result.stdout).frames, 240);
   });

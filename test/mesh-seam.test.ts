@@ -44,16 +44,25 @@ describe('mesh: no seam along the face outline on a head turn', { skip: skipWith
       .extract({ left: 20, top: 30, width: photo.width - 60, height: photo.height - 60 })
       .raw()
       .toBuffer({ resolveWithObject: true });
-    const moved = { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    const moved = {
+      width: info.width,
+      height: info.height,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    };
     const [face] = await analyzer.detect(moved);
     assert.ok(face);
     const growth = outlineStepGrowth(photo, photoFace, moved, face);
     assert.ok(growth < 8, `step growth ${growth.toFixed(1)} levels for a seamless transform`);
   });
 
-  test('portrait-outdoor.jpg x driving-talking.mp4, frames 94-104: the steps across the outline stay near the photo\'s', async () => {
+  test("portrait-outdoor.jpg x driving-talking.mp4, frames 94-104: the steps across the outline stay near the photo's", async () => {
     const output = join(folder, 'turn.mp4');
-    await animate({ source: shared('fixtures', 'portrait-outdoor.jpg'), driving: shared('fixtures', 'driving-talking.mp4'), output, label: false });
+    await animate({
+      source: shared('fixtures', 'portrait-outdoor.jpg'),
+      driving: shared('fixtures', 'driving-talking.mp4'),
+      output,
+      label: false,
+    });
     const growths: number[] = [];
     for await (const frame of decodeVideo(output, { startTime: 94 / 30, duration: 11 / 30 })) {
       const [face] = await analyzer.detect(frame);
@@ -64,6 +73,9 @@ describe('mesh: no seam along the face outline on a head turn', { skip: skipWith
     const mean = growths.reduce((s, v) => s + v, 0) / growths.length;
     // The mesh model before the 3D head: 40-67 levels on these frames (mean 53; mostly 7-30
     // on frames without a turn), the cheek cut against the sky with the hair and ear left behind.
-    assert.ok(mean < 25, `mean step growth ${mean.toFixed(1)} levels (frames: ${growths.map((g) => g.toFixed(1)).join(', ')})`);
+    assert.ok(
+      mean < 25,
+      `mean step growth ${mean.toFixed(1)} levels (frames: ${growths.map((g) => g.toFixed(1)).join(', ')})`,
+    );
   });
 });

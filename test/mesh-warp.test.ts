@@ -36,15 +36,25 @@ describe('delaunay', () => {
     let area = 0;
     for (let t = 0; t < triangles.length; t += 3) {
       const [a, b, c] = [triangles[t]!, triangles[t + 1]!, triangles[t + 2]!];
-      const ax = xy[2 * a]!, ay = xy[2 * a + 1]!, bx = xy[2 * b]!, by = xy[2 * b + 1]!, cx = xy[2 * c]!, cy = xy[2 * c + 1]!;
+      const ax = xy[2 * a]!,
+        ay = xy[2 * a + 1]!,
+        bx = xy[2 * b]!,
+        by = xy[2 * b + 1]!,
+        cx = xy[2 * c]!,
+        cy = xy[2 * c + 1]!;
       area += Math.abs((bx - ax) * (cy - ay) - (cx - ax) * (by - ay)) / 2;
       const d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by));
-      const ux = ((ax * ax + ay * ay) * (by - cy) + (bx * bx + by * by) * (cy - ay) + (cx * cx + cy * cy) * (ay - by)) / d;
-      const uy = ((ax * ax + ay * ay) * (cx - bx) + (bx * bx + by * by) * (ax - cx) + (cx * cx + cy * cy) * (bx - ax)) / d;
+      const ux =
+        ((ax * ax + ay * ay) * (by - cy) + (bx * bx + by * by) * (cy - ay) + (cx * cx + cy * cy) * (ay - by)) / d;
+      const uy =
+        ((ax * ax + ay * ay) * (cx - bx) + (bx * bx + by * by) * (ax - cx) + (cx * cx + cy * cy) * (bx - ax)) / d;
       const r2 = (ax - ux) ** 2 + (ay - uy) ** 2;
       for (let p = 0; p < xy.length / 2; p++) {
         if (p === a || p === b || p === c) continue;
-        assert.ok((xy[2 * p]! - ux) ** 2 + (xy[2 * p + 1]! - uy) ** 2 >= r2 * (1 - 1e-9), `point ${p} inside the circumcircle of ${a},${b},${c}`);
+        assert.ok(
+          (xy[2 * p]! - ux) ** 2 + (xy[2 * p + 1]! - uy) ** 2 >= r2 * (1 - 1e-9),
+          `point ${p} inside the circumcircle of ${a},${b},${c}`,
+        );
       }
     }
     assert.ok(Math.abs(area - 100 * 100) < 1e-6, `triangles cover ${area}, not the 100x100 square`);
@@ -67,7 +77,8 @@ describe('piecewise-affine warp', () => {
     // Move every vertex at least one cell from the border by (3, 2) px: the cells between them translate.
     const inner: number[] = [];
     for (let i = 0; i < from.length / 2; i++) {
-      const x = from[2 * i]!, y = from[2 * i + 1]!;
+      const x = from[2 * i]!,
+        y = from[2 * i + 1]!;
       if (x > 20 && x < 77 && y > 20 && y < 63) {
         to[2 * i] = x + 3;
         to[2 * i + 1] = y + 2;
@@ -80,7 +91,12 @@ describe('piecewise-affine warp', () => {
     // Inside the moved block (its cells translate rigidly), output (x, y) = source (x - 3, y - 2).
     for (let y = 40; y < 55; y++) {
       for (let x = 40; x < 65; x++) {
-        for (let c = 0; c < 3; c++) assert.equal(out[(y * source.width + x) * 3 + c], source.data[((y - 2) * source.width + (x - 3)) * 3 + c], `(${x}, ${y})`);
+        for (let c = 0; c < 3; c++)
+          assert.equal(
+            out[(y * source.width + x) * 3 + c],
+            source.data[((y - 2) * source.width + (x - 3)) * 3 + c],
+            `(${x}, ${y})`,
+          );
       }
     }
     // Pixels at the border stay exact copies.
@@ -104,7 +120,11 @@ describe('piecewise-affine warp', () => {
         if (j > 0 && j < steps) to[2 * k + 1] = from[2 * k + 1]! + dy;
       }
     }
-    const flat: RgbImage = { width: source.width, height: source.height, data: new Uint8Array(source.data.length).fill(200) };
+    const flat: RgbImage = {
+      width: source.width,
+      height: source.height,
+      data: new Uint8Array(source.data.length).fill(200),
+    };
     const out = new Uint8Array(source.data.length);
     warpPiecewiseAffine(flat, from, to, delaunay(from), out);
     const holes = out.reduce((n, v) => n + (v === 0 ? 1 : 0), 0);

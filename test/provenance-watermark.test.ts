@@ -38,7 +38,11 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
     folder = await scratchFolder();
     // The signing key is made on first use in the config folder: a fresh one for these tests.
     process.env.REENACT_CONFIG_DIR = join(folder, 'config');
-    const driving = await makeClip(['-i', shared('fixtures', 'driving-talking.mp4')], ['-t', '3', '-c:v', 'libx264', '-crf', '16', '-an'], join(folder, 'driving.mp4'));
+    const driving = await makeClip(
+      ['-i', shared('fixtures', 'driving-talking.mp4')],
+      ['-t', '3', '-c:v', 'libx264', '-crf', '16', '-an'],
+      join(folder, 'driving.mp4'),
+    );
     marked = join(folder, 'marked.mp4');
     result = await animate({ source, driving, output: marked });
   });
@@ -48,7 +52,11 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
 
   test('invisible: at least 42 dB from the unmarked frame, changing luma only', async () => {
     const photo = cropToEven(await readImage(source));
-    const embedder = new WatermarkEmbedder(photo.width, photo.height, { version: 1, model: 'mesh', contentId: '01234567' });
+    const embedder = new WatermarkEmbedder(photo.width, photo.height, {
+      version: 1,
+      model: 'mesh',
+      contentId: '01234567',
+    });
     const frame = { ...photo, data: Uint8Array.from(photo.data) };
     // At time 0 the temporal modulation is at its peak: the strongest frame.
     embedder.mark(frame, 0);
@@ -74,7 +82,11 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
 
   test('still detected with the right payload after an H.264 CRF 28 re-encode, and after a 0.5x resize', async () => {
     const crf28 = await makeClip(['-i', marked], ['-c:v', 'libx264', '-crf', '28', '-an'], join(folder, 'crf28.mp4'));
-    const half = await makeClip(['-i', marked], ['-vf', 'scale=294:294', '-c:v', 'libx264', '-crf', '23', '-an'], join(folder, 'half.mp4'));
+    const half = await makeClip(
+      ['-i', marked],
+      ['-vf', 'scale=294:294', '-c:v', 'libx264', '-crf', '23', '-an'],
+      join(folder, 'half.mp4'),
+    );
     for (const path of [crf28, half]) {
       const check = await checkWatermark(path);
       assert.ok(check.detected, `${path}: score ${check.score.toFixed(1)} < ${check.threshold.toFixed(1)}`);
@@ -105,9 +117,17 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
     assert.ok(credential?.valid, credential?.problems.join('; '));
     assert.equal(credential.embedded, true);
     assert.equal(credential.tampered, false);
-    assert.equal(credential.digitalSourceType, 'http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia');
+    assert.equal(
+      credential.digitalSourceType,
+      'http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia',
+    );
     assert.equal(credential.softwareAgent, 'reenact 0.1.0');
-    assert.equal(credential.ingredient?.sha256, createHash('sha256').update(await readFile(source)).digest('hex'));
+    assert.equal(
+      credential.ingredient?.sha256,
+      createHash('sha256')
+        .update(await readFile(source))
+        .digest('hex'),
+    );
     assert.equal(credential.contentId, result.contentId);
     assert.equal(credential.selfSigned, true);
     assert.equal((await stat(join(folder, 'config', 'credential-key.pem'))).mode & 0o777, 0o600);
@@ -141,7 +161,11 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
   });
 
   test('where the container cannot hold it (WebM), the credential is a sidecar <video>.c2pa, checked the same way', async () => {
-    const webm = await makeClip(['-i', marked], ['-t', '1', '-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-an'], join(folder, 'clip.webm'));
+    const webm = await makeClip(
+      ['-i', marked],
+      ['-t', '1', '-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-an'],
+      join(folder, 'clip.webm'),
+    );
     const written = await writeCredential({ video: webm, source, model: 'mesh', contentId: result.contentId! });
     assert.deepEqual(written, { file: `${webm}.c2pa`, embedded: false });
     const store = await readFile(written.file);
@@ -159,7 +183,11 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
   test('reenact verify: exit 0 with the payload when found, 1 when not, 2 with a clear message for text, truncated and missing files', async () => {
     const found = await reenact('verify', marked, '--json');
     assert.equal(found.code, 0, found.stderr);
-    const report = JSON.parse(found.stdout) as { detected: boolean; payload: { contentId: string }; falsePositiveProbability: number };
+    const report = JSON.parse(found.stdout) as {
+      detected: boolean;
+      payload: { contentId: string };
+      falsePositiveProbability: number;
+    };
     assert.equal(report.detected, true);
     assert.equal(report.payload.contentId, result.contentId);
     const notFound = await reenact('verify', shared('fixtures', 'driving-talking.mp4'));

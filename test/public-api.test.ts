@@ -16,13 +16,20 @@ describe('the public API', () => {
   test('resolves by the package name, and internals are not reachable past the exports map', async (t) => {
     t.diagnostic(`reenact resolves to ${import.meta.resolve('reenact')}`);
     assert.match(import.meta.resolve('reenact'), /\/(src\/index\.ts|dist\/index\.js)$/);
-    await assert.rejects(import('reenact/src/fomm/model.js' as string), (error: unknown) => (error as { code?: string }).code === 'ERR_PACKAGE_PATH_NOT_EXPORTED');
+    await assert.rejects(
+      import('reenact/src/fomm/model.js' as string),
+      (error: unknown) => (error as { code?: string }).code === 'ERR_PACKAGE_PATH_NOT_EXPORTED',
+    );
   });
 
   test('a bad option is a ReenactError naming the option as the library spells it', async () => {
     await assert.rejects(
       animate({ source: 'photo.jpg', driving: 'clip.mp4', output: 'out.mp4', startFrame: -2 }),
-      (error: unknown) => error instanceof ReenactError && error.code === 'BAD_ARGUMENT' && /`startFrame` must be/.test(error.message) && !/--/.test(error.message),
+      (error: unknown) =>
+        error instanceof ReenactError &&
+        error.code === 'BAD_ARGUMENT' &&
+        /`startFrame` must be/.test(error.message) &&
+        !/--/.test(error.message),
     );
   });
 });

@@ -7,7 +7,11 @@ import { projectRoot } from './shared.js';
 
 /** Debian's redis-server; tests that need it skip without it, except in CI (which installs it). */
 export const REDIS_SERVER = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((path) => existsSync(path));
-export const skipWithoutRedis: string | false = REDIS_SERVER ? false : process.env.CI ? false : 'redis-server is not installed (apt-get install -y redis-server); Redis tests skipped';
+export const skipWithoutRedis: string | false = REDIS_SERVER
+  ? false
+  : process.env.CI
+    ? false
+    : 'redis-server is not installed (apt-get install -y redis-server); Redis tests skipped';
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -31,7 +35,27 @@ export async function startRedis(dir: string, password?: string): Promise<RedisP
   const port = await freePort();
   let child: ChildProcess;
   const launch = async () => {
-    child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--protected-mode', 'yes', ...(password ? ['--requirepass', password] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(
+      REDIS_SERVER,
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+        '--protected-mode',
+        'yes',
+        ...(password ? ['--requirepass', password] : []),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let output = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${output}`)), 20_000);
@@ -71,15 +95,21 @@ export interface WorkerProcess {
 }
 
 export function startWorkerProcess(args: string[], env: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'src', 'cli', 'run.ts'), 'worker', ...args], {
-    cwd: projectRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(projectRoot, 'src', 'cli', 'run.ts'), 'worker', ...args],
+    {
+      cwd: projectRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    },
+  );
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | NodeJS.Signals | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
+  const exited = new Promise<number | NodeJS.Signals | null>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? signal)),
+  );
   return { child, output: () => output, exited };
 }
 

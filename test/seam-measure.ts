@@ -35,20 +35,26 @@ export function outlineStepGrowth(photo: RgbImage, photoFace: Face, image: RgbIm
 
 /** The colour step across the face outline at each point of the outline's sides. */
 export function outlineSteps(image: RgbImage, face: Face): number[] {
-  let cx = 0, cy = 0;
+  let cx = 0,
+    cy = 0;
   for (const i of FACE_OVAL) {
     cx += face.landmarks[3 * i]!;
     cy += face.landmarks[3 * i + 1]!;
   }
   cx /= FACE_OVAL.length;
   cy /= FACE_OVAL.length;
-  const width = Math.hypot(face.landmarks[3 * 454]! - face.landmarks[3 * 234]!, face.landmarks[3 * 454 + 1]! - face.landmarks[3 * 234 + 1]!);
+  const width = Math.hypot(
+    face.landmarks[3 * 454]! - face.landmarks[3 * 234]!,
+    face.landmarks[3 * 454 + 1]! - face.landmarks[3 * 234 + 1]!,
+  );
   const reach = 0.1 * width;
   const half = Math.max(1, Math.round(0.025 * width));
   return SIDE_OUTLINE.map((i) => {
-    const x = face.landmarks[3 * i]!, y = face.landmarks[3 * i + 1]!;
+    const x = face.landmarks[3 * i]!,
+      y = face.landmarks[3 * i + 1]!;
     const length = Math.max(1e-6, Math.hypot(x - cx, y - cy));
-    const nx = (x - cx) / length, ny = (y - cy) / length;
+    const nx = (x - cx) / length,
+      ny = (y - cy) / length;
     const inside = patchMean(image, x - nx * reach, y - ny * reach, half);
     const outside = patchMean(image, x + nx * reach, y + ny * reach, half);
     return Math.hypot(inside[0] - outside[0], inside[1] - outside[1], inside[2] - outside[2]);
@@ -58,10 +64,12 @@ export function outlineSteps(image: RgbImage, face: Face): number[] {
 function patchMean(image: RgbImage, x: number, y: number, half: number): [number, number, number] {
   const sum: [number, number, number] = [0, 0, 0];
   let n = 0;
-  const px = Math.round(x - 0.5), py = Math.round(y - 0.5);
+  const px = Math.round(x - 0.5),
+    py = Math.round(y - 0.5);
   for (let v = py - half; v <= py + half; v++) {
     for (let u = px - half; u <= px + half; u++) {
-      const cu = Math.min(image.width - 1, Math.max(0, u)), cv = Math.min(image.height - 1, Math.max(0, v));
+      const cu = Math.min(image.width - 1, Math.max(0, u)),
+        cv = Math.min(image.height - 1, Math.max(0, v));
       const o = (cv * image.width + cu) * 3;
       sum[0] += image.data[o]!;
       sum[1] += image.data[o + 1]!;

@@ -13,7 +13,9 @@ export function shared(...parts: string[]): string {
 }
 
 /** For `test(name, { skip: skipWithoutShared }, ...)`: a printed reason when ../shared is absent. */
-export const skipWithoutShared: string | false = hasShared ? false : `../shared not found at ${sharedDir}; fixture tests skipped`;
+export const skipWithoutShared: string | false = hasShared
+  ? false
+  : `../shared not found at ${sharedDir}; fixture tests skipped`;
 
 /** A deterministic pseudo-random sequence (so a failure can be reproduced). */
 export function random(seed: number): () => number {

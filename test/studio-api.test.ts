@@ -15,7 +15,11 @@ interface Refusal {
   error: { code: string; message: string; hint?: string };
 }
 
-async function request(studio: Studio, path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown; headers: Headers }> {
+async function request(
+  studio: Studio,
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: unknown; headers: Headers }> {
   const response = await fetch(new URL(path, studio.url), { redirect: 'manual', ...init });
   const text = await response.text();
   let body: unknown = text;
@@ -31,14 +35,19 @@ async function refused(studio: Studio, path: string, init: RequestInit = {}): Pr
   const { status, body } = await request(studio, path, init);
   assert.ok(status >= 400 && status < 500, `expected a 4xx for ${path}, got ${status}: ${JSON.stringify(body)}`);
   const error = (body as { error?: Refusal['error'] }).error;
-  assert.ok(error && typeof error.code === 'string' && typeof error.message === 'string' && error.hint, `a JSON error with code, message and hint: ${JSON.stringify(body)}`);
+  assert.ok(
+    error && typeof error.code === 'string' && typeof error.message === 'string' && error.hint,
+    `a JSON error with code, message and hint: ${JSON.stringify(body)}`,
+  );
   return { status, error };
 }
 
 /** Everything under the data folder but the empty folders the studio made itself. */
 async function storedFiles(dataDir: string): Promise<string[]> {
   const entries = await readdir(dataDir, { recursive: true, withFileTypes: true });
-  return entries.filter((entry) => entry.isFile() || (entry.isDirectory() && !['uploads', 'jobs', 'tmp'].includes(entry.name))).map((entry) => join(entry.parentPath, entry.name));
+  return entries
+    .filter((entry) => entry.isFile() || (entry.isDirectory() && !['uploads', 'jobs', 'tmp'].includes(entry.name)))
+    .map((entry) => join(entry.parentPath, entry.name));
 }
 
 function upload(kind: 'photo' | 'clip', body: BodyInit, name?: string, extra: RequestInit = {}): [string, RequestInit] {
@@ -53,7 +62,11 @@ describe('studio API: bad requests get a 4xx JSON error and leave nothing behind
   before(async () => {
     folder = await mkdtemp(join(tmpdir(), 'reenact-studio-api-'));
     dataDir = join(folder, 'data');
-    studio = await startStudio({ dataDir, port: 0, limits: { photoBytes: 100_000, clipBytes: 2_000_000, clipSeconds: 2 } });
+    studio = await startStudio({
+      dataDir,
+      port: 0,
+      limits: { photoBytes: 100_000, clipBytes: 2_000_000, clipSeconds: 2 },
+    });
   });
   after(async () => {
     await studio?.close();
@@ -91,21 +104,61 @@ describe('studio API: bad requests get a 4xx JSON error and leave nothing behind
     assert.deepEqual(await storedFiles(dataDir), []);
   });
 
-  test('a clip longer than the limit, and one with an absurd frame rate, are refused before any work', { skip: skipWithoutShared }, async () => {
-    const long = join(folder, 'long.mp4');
-    await runFfmpeg(['-y', '-v', 'error', '-i', shared('fixtures', 'driving-talking.mp4'), '-t', '3', '-vf', 'scale=64:64', '-c:v', 'libx264', '-c:a', 'aac', long], 'cutting a 3 s clip');
-    const tooLong = await refused(studio, ...upload('clip', await readFile(long), 'long.mp4'));
-    assert.equal(tooLong.error.code, 'CLIP_TOO_LONG');
-    assert.match(tooLong.error.message, /3\.0 s long; the studio's limit is 2\.0 s/);
+  test(
+    'a clip longer than the limit, and one with an absurd frame rate, are refused before any work',
+    { skip: skipWithoutShared },
+    async () => {
+      const long = join(folder, 'long.mp4');
+      await runFfmpeg(
+        [
+          '-y',
+          '-v',
+          'error',
+          '-i',
+          shared('fixtures', 'driving-talking.mp4'),
+          '-t',
+          '3',
+          '-vf',
+          'scale=64:64',
+          '-c:v',
+          'libx264',
+          '-c:a',
+          'aac',
+          long,
+        ],
+        'cutting a 3 s clip',
+      );
+      const tooLong = await refused(studio, ...upload('clip', await readFile(long), 'long.mp4'));
+      assert.equal(tooLong.error.code, 'CLIP_TOO_LONG');
+      assert.match(tooLong.error.message, /3\.0 s long; the studio's limit is 2\.0 s/);
 
-    // 1000 frames in one second: what a job would spend an hour on for a short clip.
-    const dense = join(folder, 'dense.mp4');
-    await runFfmpeg(['-y', '-v', 'error', '-f', 'lavfi', '-i', 'testsrc=size=32x32:rate=1000', '-t', '1', '-c:v', 'libx264', '-preset', 'ultrafast', dense], 'making a 1000 fps clip');
-    const absurd = await refused(studio, ...upload('clip', await readFile(dense), 'dense.mp4'));
-    assert.equal(absurd.status, 422);
-    assert.equal(absurd.error.code, 'ABSURD_FRAME_RATE');
-    assert.deepEqual(await storedFiles(dataDir), []);
-  });
+      // 1000 frames in one second: what a job would spend an hour on for a short clip.
+      const dense = join(folder, 'dense.mp4');
+      await runFfmpeg(
+        [
+          '-y',
+          '-v',
+          'error',
+          '-f',
+          'lavfi',
+          '-i',
+          'testsrc=size=32x32:rate=1000',
+          '-t',
+          '1',
+          '-c:v',
+          'libx264',
+          '-preset',
+          'ultrafast',
+          dense,
+        ],
+        'making a 1000 fps clip',
+      );
+      const absurd = await refused(studio, ...upload('clip', await readFile(dense), 'dense.mp4'));
+      assert.equal(absurd.status, 422);
+      assert.equal(absurd.error.code, 'ABSURD_FRAME_RATE');
+      assert.deepEqual(await storedFiles(dataDir), []);
+    },
+  );
 
   test('a path-like file name is refused, not used', async () => {
     for (const name of ['..%2F..%2Fetc%2Fpasswd', '%2Fetc%2Fcron.d%2Fx', 'a%5Cb.jpg', '..']) {
@@ -118,20 +171,41 @@ describe('studio API: bad requests get a 4xx JSON error and leave nothing behind
   });
 
   test('unknown job and upload ids, bad JSON and bad options', async () => {
-    for (const path of ['/api/jobs/0123456789abcdef', '/api/jobs/0123456789abcdef/result.mp4', '/api/jobs/..%2F..%2Fetc']) {
+    for (const path of [
+      '/api/jobs/0123456789abcdef',
+      '/api/jobs/0123456789abcdef/result.mp4',
+      '/api/jobs/..%2F..%2Fetc',
+    ]) {
       const result = await refused(studio, path);
       assert.equal(result.status, 404);
       assert.equal(result.error.code, 'UNKNOWN_JOB');
     }
     const deleted = await refused(studio, '/api/jobs/0123456789abcdef', { method: 'DELETE' });
     assert.equal(deleted.error.code, 'UNKNOWN_JOB');
-    const job = (body: unknown) => ['/api/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }] as [string, RequestInit];
-    assert.equal((await refused(studio, ...job({ photo: 'fedcba9876543210', clip: '0123456789abcdef' }))).error.code, 'UNKNOWN_UPLOAD');
+    const job = (body: unknown) =>
+      [
+        '/api/jobs',
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+      ] as [string, RequestInit];
+    assert.equal(
+      (await refused(studio, ...job({ photo: 'fedcba9876543210', clip: '0123456789abcdef' }))).error.code,
+      'UNKNOWN_UPLOAD',
+    );
     assert.equal((await refused(studio, '/api/jobs', { method: 'POST', body: '{not json' })).error.code, 'BAD_JSON');
-    const noCheckpoint = await refused(studio, ...job({ photo: 'fedcba9876543210', clip: '0123456789abcdef', options: { model: 'fomm', config: '../../etc/passwd', checkpoint: 'x.pth.tar' } }));
+    const noCheckpoint = await refused(
+      studio,
+      ...job({
+        photo: 'fedcba9876543210',
+        clip: '0123456789abcdef',
+        options: { model: 'fomm', config: '../../etc/passwd', checkpoint: 'x.pth.tar' },
+      }),
+    );
     assert.equal(noCheckpoint.error.code, 'BAD_OPTION');
     assert.match(noCheckpoint.error.message, /fomm needs a config from the models folder/);
-    assert.equal((await refused(studio, ...job({ options: { model: 'mesh', startFrame: -3 } }))).error.code, 'BAD_OPTION');
+    assert.equal(
+      (await refused(studio, ...job({ options: { model: 'mesh', startFrame: -3 } }))).error.code,
+      'BAD_OPTION',
+    );
     assert.equal((await refused(studio, '/api/nothing')).error.code, 'NOT_FOUND');
     assert.deepEqual(await storedFiles(dataDir), []);
   });
@@ -155,7 +229,13 @@ describe('studio API: jobs', { skip: skipWithoutShared }, () => {
   test('an upload cut off mid-way leaves nothing behind', async () => {
     const { port } = new URL(studio.url);
     await new Promise<void>((resolve) => {
-      const client = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/api/uploads/clip', headers: { 'content-length': 1_000_000 } });
+      const client = httpRequest({
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/api/uploads/clip',
+        headers: { 'content-length': 1_000_000 },
+      });
       client.on('error', () => resolve());
       client.write(Buffer.alloc(200_000, 1), () => setTimeout(() => client.destroy(), 200));
     });
@@ -169,10 +249,22 @@ describe('studio API: jobs', { skip: skipWithoutShared }, () => {
       assert.ok(status < 300, `${path}: ${status} ${JSON.stringify(answer)}`);
       return answer as { id: string; state: string };
     };
-    const photo = await post('/api/uploads/photo', await readFile(shared('fixtures', 'portrait-outdoor.jpg')), { 'x-file-name': 'portrait-outdoor.jpg' });
-    const clip = await post('/api/uploads/clip', await readFile(shared('fixtures', 'driving-talking.mp4')), { 'x-file-name': 'driving-talking.mp4' });
-    const job = await post('/api/jobs', JSON.stringify({ photo: photo.id, clip: clip.id, options: { model: 'mesh', compare: true } }), { 'content-type': 'application/json' });
-    await waitFor('the job to be under way', async () => ((await studio.queue.get(job.id))?.progress?.stage === 'animate' ? true : undefined), 120_000);
+    const photo = await post('/api/uploads/photo', await readFile(shared('fixtures', 'portrait-outdoor.jpg')), {
+      'x-file-name': 'portrait-outdoor.jpg',
+    });
+    const clip = await post('/api/uploads/clip', await readFile(shared('fixtures', 'driving-talking.mp4')), {
+      'x-file-name': 'driving-talking.mp4',
+    });
+    const job = await post(
+      '/api/jobs',
+      JSON.stringify({ photo: photo.id, clip: clip.id, options: { model: 'mesh', compare: true } }),
+      { 'content-type': 'application/json' },
+    );
+    await waitFor(
+      'the job to be under way',
+      async () => ((await studio.queue.get(job.id))?.progress?.stage === 'animate' ? true : undefined),
+      120_000,
+    );
     const cancelled = await post(`/api/jobs/${job.id}/cancel`, '');
     assert.equal(cancelled.state, 'cancelled');
     assert.deepEqual(await readdir(join(dataDir, 'jobs', job.id)), ['job.json']);
@@ -200,7 +292,10 @@ describe('studio API: FOMM files uploaded through the page', { skip: skipWithout
   });
 
   test('a config is parsed and listed; a text file as a checkpoint or config, a second copy and an unknown kind are refused', async () => {
-    const send = (name: string, body: BodyInit): [string, RequestInit] => ['/api/models', { method: 'POST', body, headers: { 'x-file-name': name } }];
+    const send = (name: string, body: BodyInit): [string, RequestInit] => [
+      '/api/models',
+      { method: 'POST', body, headers: { 'x-file-name': name } },
+    ];
     const yaml = await readFile(shared('fomm', 'configs', 'vox-adv-256.yaml'));
     const added = await request(studio, ...send('vox-adv-256.yaml', yaml));
     assert.equal(added.status, 201, JSON.stringify(added.body));
@@ -243,7 +338,10 @@ describe('studio API: access token on non-loopback binds', () => {
       assert.match(result.error.message, /needs its access token/);
     }
     assert.equal((await refused(studio, ...upload('photo', 'x', 'a.jpg'))).status, 401);
-    assert.equal((await refused(studio, '/api/jobs', { headers: { 'x-reenact-token': `${studio.token}x` } })).status, 401);
+    assert.equal(
+      (await refused(studio, '/api/jobs', { headers: { 'x-reenact-token': `${studio.token}x` } })).status,
+      401,
+    );
     assert.equal((await request(studio, '/api/jobs', { headers: { 'x-reenact-token': studio.token! } })).status, 200);
     const login = await request(studio, `/?token=${encodeURIComponent(studio.token!)}`);
     assert.equal(login.status, 303);
@@ -268,13 +366,30 @@ describe('studio retention', () => {
         const createdAt = new Date(Date.now() - ages[i]! * day).toISOString();
         const upload = uploads[i]!;
         await mkdir(join(dataDir, 'uploads', upload), { recursive: true });
-        await writeJson(join(dataDir, 'uploads', upload, 'upload.json'), { id: upload, kind: 'photo', name: 'p.jpg', createdAt, file: 'photo.jpg', bytes: 1 });
+        await writeJson(join(dataDir, 'uploads', upload, 'upload.json'), {
+          id: upload,
+          kind: 'photo',
+          name: 'p.jpg',
+          createdAt,
+          file: 'photo.jpg',
+          bytes: 1,
+        });
         await mkdir(join(dataDir, 'jobs', id), { recursive: true });
         await writeJson(join(dataDir, 'jobs', id, 'job.json'), {
-          id, state: 'done', createdAt, photo: upload, clip: upload, photoName: 'p.jpg', clipName: 'c.mp4', options: { model: 'mesh', compare: false, label: true },
+          id,
+          state: 'done',
+          createdAt,
+          photo: upload,
+          clip: upload,
+          photoName: 'p.jpg',
+          clipName: 'c.mp4',
+          options: { model: 'mesh', compare: false, label: true },
         });
       }
-      const listed = async () => [(await readdir(join(dataDir, 'jobs'))).sort(), (await readdir(join(dataDir, 'uploads'))).sort()];
+      const listed = async () => [
+        (await readdir(join(dataDir, 'jobs'))).sort(),
+        (await readdir(join(dataDir, 'uploads'))).sort(),
+      ];
       // The 40-day-old job is over the age limit; the other three fit in --keep 3.
       await (await startStudio({ dataDir, port: 0, retention: { keep: 3, maxAgeDays: 30 } })).close();
       assert.deepEqual(await listed(), [ids.slice(0, 3), uploads.slice(0, 3)]);

@@ -15,7 +15,11 @@ import { buildPage, CHROMIUM, chromiumArgs, startStudioProcess, waitFor, type St
  * runs the job and plays the result. Screenshots of every step, at desktop and phone width, go
  * to $REENACT_SCREENSHOTS when it is set.
  */
-const skip = skipWithoutShared || (CHROMIUM ? false : 'Chromium not found at /usr/bin/chromium (apt-get install -y chromium); studio browser tests skipped');
+const skip =
+  skipWithoutShared ||
+  (CHROMIUM
+    ? false
+    : 'Chromium not found at /usr/bin/chromium (apt-get install -y chromium); studio browser tests skipped');
 const screenshots = process.env.REENACT_SCREENSHOTS;
 
 async function snap(page: Page, name: string): Promise<void> {
@@ -28,13 +32,16 @@ async function snap(page: Page, name: string): Promise<void> {
 }
 
 async function jobStates(page: Page): Promise<Record<string, string>> {
-  return page.$$eval('#history li', (items) => Object.fromEntries(items.map((item) => [(item as HTMLElement).dataset.job!, (item as HTMLElement).dataset.state!])));
+  return page.$$eval('#history li', (items) =>
+    Object.fromEntries(items.map((item) => [(item as HTMLElement).dataset.job!, (item as HTMLElement).dataset.state!])),
+  );
 }
 
 /** Files a job may leave behind half-written: temporary uploads, partial results. */
 async function leftovers(dataDir: string): Promise<string[]> {
   const found: string[] = [];
-  for (const entry of await readdir(dataDir, { recursive: true })) if (/\.partial|\.tmp$|\.upload$/.test(entry)) found.push(entry);
+  for (const entry of await readdir(dataDir, { recursive: true }))
+    if (/\.partial|\.tmp$|\.upload$/.test(entry)) found.push(entry);
   for (const entry of await readdir(join(dataDir, 'tmp')).catch(() => [])) found.push(`tmp/${entry}`);
   return found;
 }
@@ -53,13 +60,55 @@ describe('studio in Chromium', { skip }, () => {
     const video = join(folder, 'camera.y4m');
     const audio = join(folder, 'microphone.wav');
     // Chromium loops these files as its fake camera and microphone.
-    await runFfmpeg(['-y', '-v', 'error', '-i', shared('fixtures', 'driving-talking.mp4'), '-t', '8', '-pix_fmt', 'yuv420p', '-f', 'yuv4mpegpipe', video], 'making the fake camera');
-    await runFfmpeg(['-y', '-v', 'error', '-i', shared('fixtures', 'driving-talking.mp4'), '-t', '8', '-vn', '-ac', '1', '-ar', '48000', '-c:a', 'pcm_s16le', audio], 'making the fake microphone');
+    await runFfmpeg(
+      [
+        '-y',
+        '-v',
+        'error',
+        '-i',
+        shared('fixtures', 'driving-talking.mp4'),
+        '-t',
+        '8',
+        '-pix_fmt',
+        'yuv420p',
+        '-f',
+        'yuv4mpegpipe',
+        video,
+      ],
+      'making the fake camera',
+    );
+    await runFfmpeg(
+      [
+        '-y',
+        '-v',
+        'error',
+        '-i',
+        shared('fixtures', 'driving-talking.mp4'),
+        '-t',
+        '8',
+        '-vn',
+        '-ac',
+        '1',
+        '-ar',
+        '48000',
+        '-c:a',
+        'pcm_s16le',
+        audio,
+      ],
+      'making the fake microphone',
+    );
     // The page as `npm run build` makes it, so a run of this file alone tests the current source.
     await buildPage();
     studio = await startStudioProcess(dataDir);
-    const args = chromiumArgs(join(folder, 'profile'), video, audio).filter((arg) => !arg.startsWith('--user-data-dir'));
-    context = await chromium.launchPersistentContext(join(folder, 'profile'), { executablePath: CHROMIUM!, args, viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+    const args = chromiumArgs(join(folder, 'profile'), video, audio).filter(
+      (arg) => !arg.startsWith('--user-data-dir'),
+    );
+    context = await chromium.launchPersistentContext(join(folder, 'profile'), {
+      executablePath: CHROMIUM!,
+      args,
+      viewport: { width: 1280, height: 800 },
+      acceptDownloads: true,
+    });
     page = context.pages()[0] ?? (await context.newPage());
   });
 
@@ -102,19 +151,27 @@ describe('studio in Chromium', { skip }, () => {
     assert.equal(await page.isEnabled('#run'), true);
     await page.click('#run');
     const seen: number[] = [];
-    await waitFor('the result', async () => {
-      const value = await page.$eval('#progress', (bar) => (bar as HTMLProgressElement).value);
-      if (!seen.includes(value) && (await page.isVisible('#progress-box'))) seen.push(value);
-      if (seen.length === 3) await snap(page, '06-progress');
-      return (await page.isVisible('#result')) ? true : undefined;
-    }, 240_000);
+    await waitFor(
+      'the result',
+      async () => {
+        const value = await page.$eval('#progress', (bar) => (bar as HTMLProgressElement).value);
+        if (!seen.includes(value) && (await page.isVisible('#progress-box'))) seen.push(value);
+        if (seen.length === 3) await snap(page, '06-progress');
+        return (await page.isVisible('#result')) ? true : undefined;
+      },
+      240_000,
+    );
     const moving = seen.filter((value) => value > 0.05 && value < 1);
-    assert.ok(moving.length >= 2 && moving.every((value, i) => i === 0 || value > moving[i - 1]!), `the bar should advance through several values: ${seen.join(', ')}`);
+    assert.ok(
+      moving.length >= 2 && moving.every((value, i) => i === 0 || value > moving[i - 1]!),
+      `the bar should advance through several values: ${seen.join(', ')}`,
+    );
 
     const played = await page.evaluate(async () => {
       const video = document.getElementById('result-video') as HTMLVideoElement;
       video.muted = true;
-      if (video.readyState < 1) await new Promise((resolve) => video.addEventListener('loadedmetadata', resolve, { once: true }));
+      if (video.readyState < 1)
+        await new Promise((resolve) => video.addEventListener('loadedmetadata', resolve, { once: true }));
       await video.play();
       await new Promise((resolve) => setTimeout(resolve, 1200));
       const bytes = await (await fetch(video.currentSrc)).arrayBuffer();
@@ -122,33 +179,59 @@ describe('studio in Chromium', { skip }, () => {
       const samples = audio.getChannelData(0);
       let energy = 0;
       for (const sample of samples) energy += sample * sample;
-      return { duration: video.duration, currentTime: video.currentTime, width: video.videoWidth, audioSeconds: audio.duration, rms: Math.sqrt(energy / samples.length) };
+      return {
+        duration: video.duration,
+        currentTime: video.currentTime,
+        width: video.videoWidth,
+        audioSeconds: audio.duration,
+        rms: Math.sqrt(energy / samples.length),
+      };
     });
-    assert.ok(Math.abs(played.duration - recorded) < 0.2, `the result lasts ${played.duration} s, the recording ${recorded} s`);
+    assert.ok(
+      Math.abs(played.duration - recorded) < 0.2,
+      `the result lasts ${played.duration} s, the recording ${recorded} s`,
+    );
     assert.ok(played.currentTime > 0.5, `the result plays (at ${played.currentTime} s)`);
     assert.equal(played.width, 586);
-    assert.ok(played.audioSeconds > 3.5 && played.rms > 0.005, `the result has the microphone's sound: ${JSON.stringify(played)}`);
+    assert.ok(
+      played.audioSeconds > 3.5 && played.rms > 0.005,
+      `the result has the microphone's sound: ${JSON.stringify(played)}`,
+    );
     await snap(page, '07-result');
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
     finishedJob = /\/api\/jobs\/([0-9a-f]{16})\//.exec(download.url())![1]!;
     const downloaded = join(folder, 'downloaded.mp4');
     await download.saveAs(downloaded);
-    assert.ok((await readFile(downloaded)).equals(await readFile(join(dataDir, 'jobs', finishedJob, 'result.mp4'))), 'the download is the stored result');
+    assert.ok(
+      (await readFile(downloaded)).equals(await readFile(join(dataDir, 'jobs', finishedJob, 'result.mp4'))),
+      'the download is the stored result',
+    );
 
-    await page.waitForFunction((id) => (document.querySelector(`#history li[data-job="${id}"] img.thumb`) as HTMLImageElement | null)?.naturalWidth === 320, finishedJob);
+    await page.waitForFunction(
+      (id) =>
+        (document.querySelector(`#history li[data-job="${id}"] img.thumb`) as HTMLImageElement | null)?.naturalWidth ===
+        320,
+      finishedJob,
+    );
     assert.deepEqual(await jobStates(page), { [finishedJob]: 'done' });
     await page.evaluate(() => document.getElementById('history-card')!.scrollIntoView());
     await snap(page, '08-history');
   });
 
-  test('photos: two faces both boxed, a click chooses the other; a webcam snapshot; a photo without a face shows the library\'s message', async () => {
+  test("photos: two faces both boxed, a click chooses the other; a webcam snapshot; a photo without a face shows the library's message", async () => {
     // Two portraits side by side, made here from the fixtures.
     const left = await sharp(shared('fixtures', 'portrait-old-photo.jpg')).resize({ height: 500 }).toBuffer();
-    const right = await sharp(shared('fixtures', 'portrait-studio.png')).flatten({ background: '#ffffff' }).resize({ height: 360 }).toBuffer();
+    const right = await sharp(shared('fixtures', 'portrait-studio.png'))
+      .flatten({ background: '#ffffff' })
+      .resize({ height: 360 })
+      .toBuffer();
     const pair = join(folder, 'two-people.jpg');
     await sharp({ create: { width: 800, height: 500, channels: 3, background: '#dddddd' } })
-      .composite([{ input: left, left: 0, top: 0 }, { input: right, left: 420, top: 70 }])
+      .composite([
+        { input: left, left: 0, top: 0 },
+        { input: right, left: 420, top: 70 },
+      ])
       .jpeg()
       .toFile(pair);
     await page.goto(studio.url);
@@ -164,7 +247,9 @@ describe('studio in Chromium', { skip }, () => {
 
     // A snapshot from the (fake) webcam, which shows the driving clip's face.
     await page.click('#photo-camera');
-    await page.waitForFunction(() => (document.getElementById('photo-camera-video') as HTMLVideoElement).videoWidth > 0);
+    await page.waitForFunction(
+      () => (document.getElementById('photo-camera-video') as HTMLVideoElement).videoWidth > 0,
+    );
     await page.click('#photo-snap');
     await page.waitForSelector('#photo-image[alt="The chosen photo, camera.png"]');
     await page.waitForSelector('.face-box.chosen');
@@ -194,11 +279,19 @@ describe('studio in Chromium', { skip }, () => {
       return JSON.parse(text) as { id: string };
     };
     const file = async (name: string) => new Blob([await readFile(shared('fixtures', name))]);
-    const photo = await post('/api/uploads/photo', await file('portrait-outdoor.jpg'), { 'x-file-name': 'portrait-outdoor.jpg' });
-    const clip = await post('/api/uploads/clip', await file('driving-talking.mp4'), { 'x-file-name': 'driving-talking.mp4' });
-    const job = await post('/api/jobs', JSON.stringify({ photo: photo.id, clip: clip.id }), { 'content-type': 'application/json' });
+    const photo = await post('/api/uploads/photo', await file('portrait-outdoor.jpg'), {
+      'x-file-name': 'portrait-outdoor.jpg',
+    });
+    const clip = await post('/api/uploads/clip', await file('driving-talking.mp4'), {
+      'x-file-name': 'driving-talking.mp4',
+    });
+    const job = await post('/api/jobs', JSON.stringify({ photo: photo.id, clip: clip.id }), {
+      'content-type': 'application/json',
+    });
     const framesDone = async () => {
-      const state = (await (await fetch(new URL(`/api/jobs/${job.id}`, studio.url))).json()) as { progress?: { stage: string; done: number } };
+      const state = (await (await fetch(new URL(`/api/jobs/${job.id}`, studio.url))).json()) as {
+        progress?: { stage: string; done: number };
+      };
       return state.progress?.stage === 'animate' && state.progress.done >= 20 ? true : undefined;
     };
     await waitFor('the second job to be under way', framesDone, 120_000);

@@ -23,7 +23,11 @@ import { buildPage, CHROMIUM, chromiumArgs, startStudioProcess, waitFor, type St
  * output-only page must show the frames, and each failure (camera refused or stopped, a photo
  * without a face, a closed tab, two tabs) must be told in the page with the server serving on.
  */
-const skip = skipWithoutShared || (CHROMIUM ? false : 'Chromium not found at /usr/bin/chromium (apt-get install -y chromium); live browser tests skipped');
+const skip =
+  skipWithoutShared ||
+  (CHROMIUM
+    ? false
+    : 'Chromium not found at /usr/bin/chromium (apt-get install -y chromium); live browser tests skipped');
 
 interface Pair {
   seq: number;
@@ -34,7 +38,10 @@ interface Pair {
 }
 
 async function imageOf(dataUrl: string): Promise<RgbImage> {
-  const { data, info } = await sharp(Buffer.from(dataUrl.slice(dataUrl.indexOf(',') + 1), 'base64')).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(Buffer.from(dataUrl.slice(dataUrl.indexOf(',') + 1), 'base64'))
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   return { width: info.width, height: info.height, data: new Uint8Array(data) };
 }
 
@@ -42,8 +49,12 @@ async function imageOf(dataUrl: string): Promise<RgbImage> {
 async function mouthOpening(analyzer: FaceAnalyzer, image: RgbImage): Promise<number | undefined> {
   const [face] = await analyzer.detect(image);
   if (!face) return undefined;
-  const gap = (a: number, b: number) => Math.hypot(landmark(face, a).x - landmark(face, b).x, landmark(face, a).y - landmark(face, b).y);
-  return gap(LANDMARKS.upperInnerLip, LANDMARKS.lowerInnerLip) / gap(LANDMARKS.imageLeftEyeOuter, LANDMARKS.imageRightEyeOuter);
+  const gap = (a: number, b: number) =>
+    Math.hypot(landmark(face, a).x - landmark(face, b).x, landmark(face, a).y - landmark(face, b).y);
+  return (
+    gap(LANDMARKS.upperInnerLip, LANDMARKS.lowerInnerLip) /
+    gap(LANDMARKS.imageLeftEyeOuter, LANDMARKS.imageRightEyeOuter)
+  );
 }
 
 function correlation(a: number[], b: number[]): number {
@@ -73,7 +84,9 @@ async function startLive(page: Page, studio: StudioProcess, photo: string): Prom
 }
 
 async function framesShown(page: Page): Promise<number> {
-  return page.evaluate(() => (window as unknown as { reenactLive?: { stats(): { frames: number } } }).reenactLive?.stats().frames ?? 0);
+  return page.evaluate(
+    () => (window as unknown as { reenactLive?: { stats(): { frames: number } } }).reenactLive?.stats().frames ?? 0,
+  );
 }
 
 describe('studio live mode in Chromium', { skip }, () => {
@@ -91,13 +104,56 @@ describe('studio live mode in Chromium', { skip }, () => {
     microphone = join(folder, 'microphone.wav');
     photo = join(folder, 'portrait-512.jpg');
     // The camera as the benchmark sees it: 640x480 at 30 fps, the 256x256 clip scaled into the middle.
-    await runFfmpeg(['-y', '-v', 'error', '-i', shared('fixtures', 'driving-talking.mp4'), '-t', '8', '-vf', 'scale=480:480,pad=640:480:80:0,fps=30', '-pix_fmt', 'yuv420p', '-f', 'yuv4mpegpipe', camera], 'making the fake camera');
-    await runFfmpeg(['-y', '-v', 'error', '-i', shared('fixtures', 'driving-talking.mp4'), '-t', '8', '-vn', '-ac', '1', '-ar', '48000', '-c:a', 'pcm_s16le', microphone], 'making the fake microphone');
+    await runFfmpeg(
+      [
+        '-y',
+        '-v',
+        'error',
+        '-i',
+        shared('fixtures', 'driving-talking.mp4'),
+        '-t',
+        '8',
+        '-vf',
+        'scale=480:480,pad=640:480:80:0,fps=30',
+        '-pix_fmt',
+        'yuv420p',
+        '-f',
+        'yuv4mpegpipe',
+        camera,
+      ],
+      'making the fake camera',
+    );
+    await runFfmpeg(
+      [
+        '-y',
+        '-v',
+        'error',
+        '-i',
+        shared('fixtures', 'driving-talking.mp4'),
+        '-t',
+        '8',
+        '-vn',
+        '-ac',
+        '1',
+        '-ar',
+        '48000',
+        '-c:a',
+        'pcm_s16le',
+        microphone,
+      ],
+      'making the fake microphone',
+    );
     await sharp(shared('fixtures', 'portrait-outdoor.jpg')).resize(512, 512).jpeg({ quality: 95 }).toFile(photo);
     await buildPage();
     studio = await startStudioProcess(join(folder, 'data'));
-    const args = chromiumArgs(join(folder, 'profile'), camera, microphone).filter((arg) => !arg.startsWith('--user-data-dir'));
-    context = await chromium.launchPersistentContext(join(folder, 'profile'), { executablePath: CHROMIUM!, args, viewport: { width: 1280, height: 900 } });
+    const args = chromiumArgs(join(folder, 'profile'), camera, microphone).filter(
+      (arg) => !arg.startsWith('--user-data-dir'),
+    );
+    context = await chromium.launchPersistentContext(join(folder, 'profile'), {
+      executablePath: CHROMIUM!,
+      args,
+      viewport: { width: 1280, height: 900 },
+    });
     page = context.pages()[0] ?? (await context.newPage());
   });
 
@@ -107,7 +163,7 @@ describe('studio live mode in Chromium', { skip }, () => {
     await rm(folder, { recursive: true, force: true });
   });
 
-  test('the animated photo follows the driver\'s mouth live; the output-only page shows the frames', async (t) => {
+  test("the animated photo follows the driver's mouth live; the output-only page shows the frames", async (t) => {
     await page.goto(new URL('/live', studio.url).href);
     await page.waitForSelector('text=Animate only faces you have the right to use');
     await startLive(page, studio, photo);
@@ -121,13 +177,23 @@ describe('studio live mode in Chromium', { skip }, () => {
     const pairs = new Map<number, Pair>();
     const started = Date.now();
     while (Date.now() - started < 9000 || (pairs.size < 30 && Date.now() - started < 90_000)) {
-      const pair = await page.evaluate(() => (window as unknown as { reenactLive: { pair(): Promise<Pair | undefined> } }).reenactLive.pair());
+      const pair = await page.evaluate(() =>
+        (window as unknown as { reenactLive: { pair(): Promise<Pair | undefined> } }).reenactLive.pair(),
+      );
       if (pair && !pair.calibrating && pair.face) pairs.set(pair.seq, pair);
       await page.waitForTimeout(100);
     }
-    const viewerFrames = () => output.evaluate(() => (window as unknown as { reenactOutput: { frames(): number } }).reenactOutput.frames());
-    await waitFor('frames on the output-only page', async () => ((await viewerFrames()) >= 5 ? true : undefined), 30_000);
-    const size = await output.$eval('#output', (canvas) => [(canvas as HTMLCanvasElement).width, (canvas as HTMLCanvasElement).height]);
+    const viewerFrames = () =>
+      output.evaluate(() => (window as unknown as { reenactOutput: { frames(): number } }).reenactOutput.frames());
+    await waitFor(
+      'frames on the output-only page',
+      async () => ((await viewerFrames()) >= 5 ? true : undefined),
+      30_000,
+    );
+    const size = await output.$eval('#output', (canvas) => [
+      (canvas as HTMLCanvasElement).width,
+      (canvas as HTMLCanvasElement).height,
+    ]);
     assert.deepEqual(size, [512, 512]);
     await output.close();
 
@@ -143,13 +209,18 @@ describe('studio live mode in Chromium', { skip }, () => {
     }
     assert.ok(driver.length >= 15, `only ${driver.length} frame pairs with faces on both sides (of ${pairs.size})`);
     const r = correlation(driver, animated);
-    t.diagnostic(`mouth opening correlation r = ${r.toFixed(3)} over ${driver.length} frame pairs; readout: ${(await page.textContent('#live-stats')) ?? ''}`);
-    assert.ok(r > 0.6, `mouth opening of the animated frames against the driver's: r = ${r.toFixed(3)} over ${driver.length} frames`);
+    t.diagnostic(
+      `mouth opening correlation r = ${r.toFixed(3)} over ${driver.length} frame pairs; readout: ${(await page.textContent('#live-stats')) ?? ''}`,
+    );
+    assert.ok(
+      r > 0.6,
+      `mouth opening of the animated frames against the driver's: r = ${r.toFixed(3)} over ${driver.length} frames`,
+    );
     const readout = (await page.textContent('#live-stats')) ?? '';
     assert.match(readout, /\d+\.\d fps · capture to display p50 \d+ ms, p95 \d+ ms/);
   });
 
-  test('recording 4 s gives a playable, labelled MP4 with the microphone\'s sound, in the history', async () => {
+  test("recording 4 s gives a playable, labelled MP4 with the microphone's sound, in the history", async () => {
     await page.click('#live-record');
     await page.waitForSelector('#live-rec:has-text("REC")');
     // Stopped by a timer in the page, so the 4 s do not depend on how fast this process answers.
@@ -168,7 +239,8 @@ describe('studio live mode in Chromium', { skip }, () => {
     const played = await page.evaluate(async () => {
       const video = document.getElementById('live-result-video') as HTMLVideoElement;
       video.muted = true;
-      if (video.readyState < 1) await new Promise((resolve) => video.addEventListener('loadedmetadata', resolve, { once: true }));
+      if (video.readyState < 1)
+        await new Promise((resolve) => video.addEventListener('loadedmetadata', resolve, { once: true }));
       await video.play();
       await new Promise((resolve) => setTimeout(resolve, 1200));
       const bytes = await (await fetch(video.currentSrc)).arrayBuffer();
@@ -179,9 +251,17 @@ describe('studio live mode in Chromium', { skip }, () => {
       return { currentTime: video.currentTime, audioSeconds: audio.duration, rms: Math.sqrt(energy / samples.length) };
     });
     assert.ok(played.currentTime > 0.5, `the recording plays (at ${played.currentTime} s)`);
-    assert.ok(played.audioSeconds > 3.4 && played.rms > 0.005, `the recording has the microphone's sound: ${JSON.stringify(played)}`);
+    assert.ok(
+      played.audioSeconds > 3.4 && played.rms > 0.005,
+      `the recording has the microphone's sound: ${JSON.stringify(played)}`,
+    );
 
-    const jobs = (await (await fetch(new URL('/api/jobs', studio.url))).json()) as { id: string; state: string; clipName: string; result?: { labelled: boolean } }[];
+    const jobs = (await (await fetch(new URL('/api/jobs', studio.url))).json()) as {
+      id: string;
+      state: string;
+      clipName: string;
+      result?: { labelled: boolean };
+    }[];
     const job = jobs.find((candidate) => candidate.id === id);
     assert.equal(job?.state, 'done');
     assert.equal(job?.clipName, 'Live camera');
@@ -201,24 +281,49 @@ describe('studio live mode in Chromium', { skip }, () => {
     await page.waitForSelector('#photo-problem', { state: 'visible' });
     assert.match((await page.textContent('#photo-problem')) ?? '', /No face found in cartoon-no-face\.jpg/);
     const before = await framesShown(page);
-    await waitFor('frames after the photo without a face', async () => ((await framesShown(page)) > before + 2 ? true : undefined), 30_000);
+    await waitFor(
+      'frames after the photo without a face',
+      async () => ((await framesShown(page)) > before + 2 ? true : undefined),
+      30_000,
+    );
 
     // A second tab: both live at once, each with its own session.
     const second = await context.newPage();
     await startLive(second, studio, photo);
-    await waitFor('frames in the second tab', async () => ((await framesShown(second)) >= 3 ? true : undefined), 60_000);
+    await waitFor(
+      'frames in the second tab',
+      async () => ((await framesShown(second)) >= 3 ? true : undefined),
+      60_000,
+    );
     const both = [await framesShown(page), await framesShown(second)];
-    await waitFor('both tabs to go on', async () => ((await framesShown(page)) > both[0]! + 2 && (await framesShown(second)) > both[1]! + 2 ? true : undefined), 60_000);
+    await waitFor(
+      'both tabs to go on',
+      async () =>
+        (await framesShown(page)) > both[0]! + 2 && (await framesShown(second)) > both[1]! + 2 ? true : undefined,
+      60_000,
+    );
     assert.equal((await liveSessions(studio)).length, 2);
 
     // The camera stops in the first tab: the page says so and its session ends.
-    await page.evaluate(() => ((document.getElementById('live-camera') as HTMLVideoElement).srcObject as MediaStream).getVideoTracks()[0]!.stop());
+    await page.evaluate(() =>
+      ((document.getElementById('live-camera') as HTMLVideoElement).srcObject as MediaStream)
+        .getVideoTracks()[0]!
+        .stop(),
+    );
     await page.waitForSelector('#live-problem:has-text("The camera stopped sending pictures")', { timeout: 10_000 });
-    await waitFor('the stopped session to end', async () => ((await liveSessions(studio)).length === 1 ? true : undefined), 10_000);
+    await waitFor(
+      'the stopped session to end',
+      async () => ((await liveSessions(studio)).length === 1 ? true : undefined),
+      10_000,
+    );
 
     // The second tab closed: its session ends too, and the server still serves.
     await second.close();
-    await waitFor('the closed tab\'s session to end', async () => ((await liveSessions(studio)).length === 0 ? true : undefined), 10_000);
+    await waitFor(
+      "the closed tab's session to end",
+      async () => ((await liveSessions(studio)).length === 0 ? true : undefined),
+      10_000,
+    );
     assert.equal((await fetch(new URL('/api/config', studio.url))).status, 200);
     await startLive(page, studio, photo);
     await waitFor('frames after the errors', async () => ((await framesShown(page)) >= 3 ? true : undefined), 60_000);
@@ -227,13 +332,18 @@ describe('studio live mode in Chromium', { skip }, () => {
 
   test('a camera the user refuses is told in the page', async () => {
     // No --use-fake-ui-for-media-stream: the permission request is denied, as when the user refuses.
-    const args = chromiumArgs(join(folder, 'refusing'), camera, microphone).filter((arg) => !arg.startsWith('--user-data-dir') && arg !== '--use-fake-ui-for-media-stream');
+    const args = chromiumArgs(join(folder, 'refusing'), camera, microphone).filter(
+      (arg) => !arg.startsWith('--user-data-dir') && arg !== '--use-fake-ui-for-media-stream',
+    );
     const browser: Browser = await chromium.launch({ executablePath: CHROMIUM!, args });
     try {
       const refusing = await browser.newPage();
       await startLive(refusing, studio, photo);
       await refusing.waitForSelector('#live-problem', { state: 'visible', timeout: 20_000 });
-      assert.match((await refusing.textContent('#live-problem')) ?? '', /camera was not allowed.*Allow camera and microphone/);
+      assert.match(
+        (await refusing.textContent('#live-problem')) ?? '',
+        /camera was not allowed.*Allow camera and microphone/,
+      );
       assert.equal(await refusing.isVisible('#live-start'), true);
     } finally {
       await browser.close();
@@ -243,7 +353,9 @@ describe('studio live mode in Chromium', { skip }, () => {
 });
 
 async function runProbeTags(video: string): Promise<string> {
-  const child = spawnTool('ffprobe', ['-v', 'error', '-show_entries', 'format_tags', '-of', 'json', video], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTool('ffprobe', ['-v', 'error', '-show_entries', 'format_tags', '-of', 'json', video], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let text = '';
   child.stdout!.on('data', (chunk: Buffer) => (text += chunk.toString()));
   await new Promise((resolve) => child.on('exit', resolve));

@@ -13,14 +13,20 @@ export interface StudioProcess {
 }
 
 export async function startStudioProcess(dataDir: string, ...args: string[]): Promise<StudioProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'src', 'cli', 'run.ts'), 'studio', '--port', '0', '--data', dataDir, ...args], {
-    cwd: projectRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(projectRoot, 'src', 'cli', 'run.ts'), 'studio', '--port', '0', '--data', dataDir, ...args],
+    {
+      cwd: projectRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | NodeJS.Signals | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
+  const exited = new Promise<number | NodeJS.Signals | null>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? signal)),
+  );
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`studio did not start within 60 s:\n${output}`)), 60_000);
     const look = () => {
@@ -49,7 +55,10 @@ export async function startStudioProcess(dataDir: string, ...args: string[]): Pr
 
 /** Builds the studio page into dist/studio/page (scripts/build-page.mjs). */
 export async function buildPage(): Promise<void> {
-  const child = spawn(process.execPath, [join(projectRoot, 'scripts', 'build-page.mjs')], { cwd: projectRoot, stdio: 'inherit' });
+  const child = spawn(process.execPath, [join(projectRoot, 'scripts', 'build-page.mjs')], {
+    cwd: projectRoot,
+    stdio: 'inherit',
+  });
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   if (code !== 0) throw new Error(`building the studio page failed (exit ${code})`);
 }
@@ -68,7 +77,13 @@ export function chromiumArgs(userDataDir: string, fakeVideo?: string, fakeAudio?
     '--no-first-run',
     `--user-data-dir=${userDataDir}`,
     '--autoplay-policy=no-user-gesture-required',
-    ...(fakeVideo ? ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${fakeVideo}`] : []),
+    ...(fakeVideo
+      ? [
+          '--use-fake-device-for-media-stream',
+          '--use-fake-ui-for-media-stream',
+          `--use-file-for-fake-video-capture=${fakeVideo}`,
+        ]
+      : []),
     ...(fakeAudio ? [`--use-file-for-fake-audio-capture=${fakeAudio}`] : []),
   ];
 }

@@ -7,7 +7,15 @@ import { Redis } from 'ioredis';
 import { runFfmpeg } from '../src/media/ffmpeg.js';
 import type { Job } from '../src/studio/jobs.js';
 import { probeTags } from './animate-measure.js';
-import { freePort, skipWithoutRedis, startRedis, startWorkerProcess, watchJobEvents, type RedisProcess, type WorkerProcess } from './redis-run.js';
+import {
+  freePort,
+  skipWithoutRedis,
+  startRedis,
+  startWorkerProcess,
+  watchJobEvents,
+  type RedisProcess,
+  type WorkerProcess,
+} from './redis-run.js';
 import { shared, skipWithoutShared } from './shared.js';
 import { startStudioProcess, waitFor, type StudioProcess } from './studio-run.js';
 
@@ -47,23 +55,36 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
       assert.equal(issued.status, 201);
       tokens[name] = issued.body.token;
       // One thread each: the two workers share this machine's two cores.
-      workers[name] = startWorkerProcess(['--server', studio.url, '--stall-seconds', '8', '--threads', '1', '--grace-seconds', '0'], { REENACT_REDIS_URL: redis.url, REENACT_WORKER_TOKEN: tokens[name]! });
+      workers[name] = startWorkerProcess(
+        ['--server', studio.url, '--stall-seconds', '8', '--threads', '1', '--grace-seconds', '0'],
+        { REENACT_REDIS_URL: redis.url, REENACT_WORKER_TOKEN: tokens[name]! },
+      );
     }
-    for (const worker of Object.values(workers)) await waitFor('the worker to start', async () => (/taking jobs/.test(worker.output()) ? true : undefined), 60_000);
+    for (const worker of Object.values(workers))
+      await waitFor(
+        'the worker to start',
+        async () => (/taking jobs/.test(worker.output()) ? true : undefined),
+        60_000,
+      );
   });
 
   after(async () => {
     stopEvents.abort();
-    for (const worker of Object.values(workers)) if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
+    for (const worker of Object.values(workers))
+      if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
     await studio?.stop('SIGTERM');
     await redis?.stop();
     await rm(folder, { recursive: true, force: true });
   });
 
-  test('six jobs survive a Redis restart, a studio restart and a SIGKILLed worker: each done once, labelled; the moved job\'s progress resumes on the other worker; a no-face job fails once; bad worker requests are refused and logged', async () => {
+  test("six jobs survive a Redis restart, a studio restart and a SIGKILLed worker: each done once, labelled; the moved job's progress resumes on the other worker; a no-face job fails once; bad worker requests are refused and logged", async () => {
     const events = watchEvents(studio.url, stopEvents.signal);
     const upload = async (kind: 'photo' | 'clip', path: string) => {
-      const response = await api(`/api/uploads/${kind}`, { method: 'POST', body: await readFile(path), headers: { 'x-file-name': path.split('/').pop()! } });
+      const response = await api(`/api/uploads/${kind}`, {
+        method: 'POST',
+        body: await readFile(path),
+        headers: { 'x-file-name': path.split('/').pop()! },
+      });
       assert.equal(response.status, 201, JSON.stringify(response.body));
       return response.body.id as string;
     };
@@ -72,24 +93,78 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
     for (let i = 0; i < 6; i++) {
       const seconds = i % 2 ? 1.5 : 1;
       const path = join(folder, `clip-${i}.mp4`);
-      await runFfmpeg(['-y', '-v', 'error', '-ss', String(i * 1.3), '-t', String(seconds), '-i', shared('fixtures', 'driving-talking.mp4'), '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', path], 'cutting a test clip');
+      await runFfmpeg(
+        [
+          '-y',
+          '-v',
+          'error',
+          '-ss',
+          String(i * 1.3),
+          '-t',
+          String(seconds),
+          '-i',
+          shared('fixtures', 'driving-talking.mp4'),
+          '-c:v',
+          'libx264',
+          '-preset',
+          'ultrafast',
+          '-c:a',
+          'aac',
+          path,
+        ],
+        'cutting a test clip',
+      );
       clips.push({ id: await upload('clip', path), seconds });
     }
     // A driving clip without a face: an input error found only when the job runs.
     const faceless = join(folder, 'no-face.mp4');
-    await runFfmpeg(['-y', '-v', 'error', '-loop', '1', '-t', '1', '-i', shared('fixtures', 'cartoon-no-face.jpg'), '-vf', 'scale=320:-2,fps=30', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', faceless], 'making a clip without a face');
+    await runFfmpeg(
+      [
+        '-y',
+        '-v',
+        'error',
+        '-loop',
+        '1',
+        '-t',
+        '1',
+        '-i',
+        shared('fixtures', 'cartoon-no-face.jpg'),
+        '-vf',
+        'scale=320:-2,fps=30',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-pix_fmt',
+        'yuv420p',
+        faceless,
+      ],
+      'making a clip without a face',
+    );
     const facelessClip = await upload('clip', faceless);
 
     // A job naming a missing upload: refused, logged, nothing queued.
-    const missing = await api('/api/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ photo, clip: '0123456789abcdef' }) });
+    const missing = await api('/api/jobs', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ photo, clip: '0123456789abcdef' }),
+    });
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error.code, 'UNKNOWN_UPLOAD');
     // Logged (the studio's stderr may reach this process after its answer).
-    await waitFor('the refusal in the studio\'s log', async () => (/404 UNKNOWN_UPLOAD for POST \/api\/jobs/.test(studio.output()) ? true : undefined), 10_000);
+    await waitFor(
+      "the refusal in the studio's log",
+      async () => (/404 UNKNOWN_UPLOAD for POST \/api\/jobs/.test(studio.output()) ? true : undefined),
+      10_000,
+    );
     assert.deepEqual((await api('/api/jobs')).body, []);
 
     const submit = async (clip: string) => {
-      const response = await api('/api/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ photo, clip }) });
+      const response = await api('/api/jobs', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ photo, clip }),
+      });
       assert.equal(response.status, 201, JSON.stringify(response.body));
       return response.body.id as string;
     };
@@ -99,8 +174,15 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
 
     // Redis restarts between submission and completion, then the studio does.
     await redis.restart();
-    await waitFor('a job to start', async () => ((await api('/api/jobs')).body as Job[]).find((job) => job.state === 'running'), 120_000);
-    const stopped = await Promise.race([studio.stop('SIGTERM'), new Promise((resolve) => setTimeout(() => resolve('still running 30 s after SIGTERM'), 30_000))]);
+    await waitFor(
+      'a job to start',
+      async () => ((await api('/api/jobs')).body as Job[]).find((job) => job.state === 'running'),
+      120_000,
+    );
+    const stopped = await Promise.race([
+      studio.stop('SIGTERM'),
+      new Promise((resolve) => setTimeout(() => resolve('still running 30 s after SIGTERM'), 30_000)),
+    ]);
     assert.equal(stopped, 143, studio.output()); // stopped cleanly, with SIGTERM's exit code like every command
     const firstStudioOutput = studio.output();
     studio = await startStudioProcess(join(folder, 'studio'), ...studioArgs);
@@ -110,7 +192,14 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
       'w1 to be animating a job',
       async () => {
         const jobs = (await api('/api/jobs')).body as Job[];
-        return jobs.find((job) => job.worker === 'w1' && job.state === 'running' && job.progress?.stage === 'animate' && job.progress.done >= 5 && ids.includes(job.id));
+        return jobs.find(
+          (job) =>
+            job.worker === 'w1' &&
+            job.state === 'running' &&
+            job.progress?.stage === 'animate' &&
+            job.progress.done >= 5 &&
+            ids.includes(job.id),
+        );
       },
       180_000,
     );
@@ -127,10 +216,16 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
     })();
     assert.ok(lock, 'w1 holds a lock on the job');
     const put = (token: string, lockValue: string) =>
-      api(`/api/worker/jobs/${moved.id}/result`, { method: 'PUT', body: 'not a video', headers: { authorization: `Bearer ${token}`, 'x-reenact-lock': lockValue } });
+      api(`/api/worker/jobs/${moved.id}/result`, {
+        method: 'PUT',
+        body: 'not a video',
+        headers: { authorization: `Bearer ${token}`, 'x-reenact-lock': lockValue },
+      });
     const [header, payload] = tokens.w1!.split('.');
     const forgedPayload = Buffer.from(JSON.stringify({ w: 'w1', exp: 4_000_000_000 })).toString('base64url');
-    const expiring = (await api('/api/worker/tokens', { method: 'POST', body: JSON.stringify({ name: 'w1', seconds: 1 }) })).body.token as string;
+    const expiring = (
+      await api('/api/worker/tokens', { method: 'POST', body: JSON.stringify({ name: 'w1', seconds: 1 }) })
+    ).body.token as string;
     await new Promise((resolve) => setTimeout(resolve, 1100));
     const refusals = [
       [await put(tokens.w2!, lock), 403, 'NOT_YOUR_JOB'],
@@ -138,15 +233,29 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
       [await put(`${header}.${forgedPayload}.${tokens.w1!.split('.')[2]}`, lock), 401, 'BAD_WORKER_TOKEN'],
       [await put(`${header}.${payload}.${'A'.repeat(43)}`, lock), 401, 'BAD_WORKER_TOKEN'],
       [await put(expiring, lock), 401, 'BAD_WORKER_TOKEN'],
-      [await api(`/api/worker/jobs/${moved.id}/photo`, { headers: { authorization: `Bearer ${tokens.w2}`, 'x-reenact-lock': lock } }), 403, 'NOT_YOUR_JOB'],
+      [
+        await api(`/api/worker/jobs/${moved.id}/photo`, {
+          headers: { authorization: `Bearer ${tokens.w2}`, 'x-reenact-lock': lock },
+        }),
+        403,
+        'NOT_YOUR_JOB',
+      ],
     ] as const;
     for (const [response, status, code] of refusals) {
       assert.equal(response.status, status, JSON.stringify(response.body));
       assert.equal(response.body.error.code, code);
     }
     assert.match(refusals[4][0].body.error.message, /expired/);
-    const logged = () => studio.output().match(new RegExp(`40[13] (NOT_YOUR_JOB|BAD_WORKER_TOKEN) for (PUT|GET) /api/worker/jobs/${moved.id}/`, 'g'))?.length ?? 0;
-    await waitFor('each refusal in the studio\'s log', async () => (logged() >= refusals.length ? true : undefined), 10_000).catch(() => {});
+    const logged = () =>
+      studio
+        .output()
+        .match(new RegExp(`40[13] (NOT_YOUR_JOB|BAD_WORKER_TOKEN) for (PUT|GET) /api/worker/jobs/${moved.id}/`, 'g'))
+        ?.length ?? 0;
+    await waitFor(
+      "each refusal in the studio's log",
+      async () => (logged() >= refusals.length ? true : undefined),
+      10_000,
+    ).catch(() => {});
     assert.equal(logged(), refusals.length, `each refusal is logged:\n${studio.output()}`);
     assert.deepEqual(await readdir(join(folder, 'studio', 'jobs', moved.id)), [], 'no result was written');
     assert.equal(((await api(`/api/jobs/${moved.id}`)).body as Job).state, 'running');
@@ -159,7 +268,9 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
       'every job to finish',
       async () => {
         const jobs = (await api('/api/jobs')).body as Job[];
-        return jobs.length === 7 && jobs.every((job) => job.state === 'done' || job.state === 'failed') ? jobs : undefined;
+        return jobs.length === 7 && jobs.every((job) => job.state === 'done' || job.state === 'failed')
+          ? jobs
+          : undefined;
       },
       300_000,
     );
@@ -187,13 +298,21 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
       const { tags, streams } = await probeTags(path);
       assert.match(tags.comment ?? '', /AI-generated/);
       assert.deepEqual(streams.map((stream) => stream.codec_type).sort(), ['audio', 'video']);
-      assert.ok(Math.abs(job.result!.duration - clips[i]!.seconds) < 0.1, `job ${i}: ${job.result!.duration} s for a ${clips[i]!.seconds} s clip`);
+      assert.ok(
+        Math.abs(job.result!.duration - clips[i]!.seconds) < 0.1,
+        `job ${i}: ${job.result!.duration} s for a ${clips[i]!.seconds} s clip`,
+      );
     }
 
     // The moved job: taken again by w2 after the stall timeout, its progress shown again from the start to the end.
     const afterKill = events.jobEvents(moved.id).slice(eventsBeforeKill);
-    assert.ok(afterKill.some((job) => job.state === 'queued'), 'the job went back to the queue');
-    const resumed = afterKill.filter((job) => job.worker === 'w2' && job.progress?.stage === 'animate').map((job) => job.progress!.done);
+    assert.ok(
+      afterKill.some((job) => job.state === 'queued'),
+      'the job went back to the queue',
+    );
+    const resumed = afterKill
+      .filter((job) => job.worker === 'w2' && job.progress?.stage === 'animate')
+      .map((job) => job.progress!.done);
     assert.ok(resumed.length >= 3, `progress events after the move: ${resumed.join(', ')}`);
     assert.equal(resumed.at(-1), finished.find((job) => job.id === moved.id)!.result!.frames);
     assert.equal(finished.find((job) => job.id === moved.id)!.worker, 'w2');
@@ -215,7 +334,8 @@ describe('studio --redis with two reenact worker processes', { skip }, () => {
     assert.equal(handedBack.result, undefined);
 
     // The Redis password never reaches a log, though Redis restarted under every process.
-    for (const output of [firstStudioOutput, studio.output(), workers.w1!.output(), workers.w2!.output()]) assert.ok(!output.includes(REDIS_PASSWORD));
+    for (const output of [firstStudioOutput, studio.output(), workers.w1!.output(), workers.w2!.output()])
+      assert.ok(!output.includes(REDIS_PASSWORD));
     assert.match(workers.w2!.output(), /redis:\/\/:\*\*\*@127\.0\.0\.1/);
   });
 });

@@ -78,7 +78,10 @@ export function scaleOf(t: Affine): number {
  * of `from` onto those of `to` (Umeyama's closed form in 2-D). Arrays hold interleaved x, y.
  */
 export function fitSimilarity(from: ArrayLike<number>, to: ArrayLike<number>, indices: readonly number[]): Affine {
-  let fx = 0, fy = 0, gx = 0, gy = 0;
+  let fx = 0,
+    fy = 0,
+    gx = 0,
+    gy = 0;
   for (const i of indices) {
     fx += from[2 * i]!;
     fy += from[2 * i + 1]!;
@@ -90,7 +93,9 @@ export function fitSimilarity(from: ArrayLike<number>, to: ArrayLike<number>, in
   fy /= n;
   gx /= n;
   gy /= n;
-  let dot = 0, cross = 0, norm = 0;
+  let dot = 0,
+    cross = 0,
+    norm = 0;
   for (const i of indices) {
     const x = from[2 * i]! - fx;
     const y = from[2 * i + 1]! - fy;
@@ -109,9 +114,17 @@ export function fitSimilarity(from: ArrayLike<number>, to: ArrayLike<number>, in
  * Weighted least-squares affine transform taking the given [index, weight] points of `from`
  * onto those of `to`; undefined when the points are degenerate (collinear).
  */
-export function fitAffine(from: ArrayLike<number>, to: ArrayLike<number>, weighted: readonly (readonly [number, number])[]): Affine | undefined {
+export function fitAffine(
+  from: ArrayLike<number>,
+  to: ArrayLike<number>,
+  weighted: readonly (readonly [number, number])[],
+): Affine | undefined {
   // Centre both point sets first: the normal equations are then 2x2 and well conditioned.
-  let n = 0, fx = 0, fy = 0, gx = 0, gy = 0;
+  let n = 0,
+    fx = 0,
+    fy = 0,
+    gx = 0,
+    gy = 0;
   for (const [i, w] of weighted) {
     n += w;
     fx += w * from[2 * i]!;
@@ -124,9 +137,18 @@ export function fitAffine(from: ArrayLike<number>, to: ArrayLike<number>, weight
   fy /= n;
   gx /= n;
   gy /= n;
-  let sxx = 0, sxy = 0, syy = 0, sxu = 0, syu = 0, sxv = 0, syv = 0;
+  let sxx = 0,
+    sxy = 0,
+    syy = 0,
+    sxu = 0,
+    syu = 0,
+    sxv = 0,
+    syv = 0;
   for (const [i, w] of weighted) {
-    const x = from[2 * i]! - fx, y = from[2 * i + 1]! - fy, u = to[2 * i]! - gx, v = to[2 * i + 1]! - gy;
+    const x = from[2 * i]! - fx,
+      y = from[2 * i + 1]! - fy,
+      u = to[2 * i]! - gx,
+      v = to[2 * i + 1]! - gy;
     sxx += w * x * x;
     sxy += w * x * y;
     syy += w * y * y;
@@ -145,8 +167,17 @@ export function fitAffine(from: ArrayLike<number>, to: ArrayLike<number>, weight
 }
 
 /** Axis-aligned bounds of the image of a width x height rectangle (from the origin) under `t`. */
-export function transformedBounds(t: Affine, width: number, height: number): { x0: number; y0: number; x1: number; y1: number } {
-  const corners = [apply(t, { x: 0, y: 0 }), apply(t, { x: width, y: 0 }), apply(t, { x: 0, y: height }), apply(t, { x: width, y: height })];
+export function transformedBounds(
+  t: Affine,
+  width: number,
+  height: number,
+): { x0: number; y0: number; x1: number; y1: number } {
+  const corners = [
+    apply(t, { x: 0, y: 0 }),
+    apply(t, { x: width, y: 0 }),
+    apply(t, { x: 0, y: height }),
+    apply(t, { x: width, y: height }),
+  ];
   return {
     x0: Math.min(...corners.map((p) => p.x)),
     y0: Math.min(...corners.map((p) => p.y)),
@@ -191,8 +222,17 @@ export interface WarpResult<T extends PixelImage> {
  * Resamples `src` into a width x height image: output pixel centre p reads `src` at
  * dstToSrc(p), bilinearly interpolated. One pass over the output, no per-pixel allocation.
  */
-export function warpAffine<T extends PixelImage>(src: T, dstToSrc: Affine, width: number, height: number, options: WarpOptions = {}): WarpResult<T> {
-  const factor = options.supersample === undefined || options.supersample === 'auto' ? Math.ceil(scaleOf(dstToSrc) - 1e-6) : Math.round(options.supersample);
+export function warpAffine<T extends PixelImage>(
+  src: T,
+  dstToSrc: Affine,
+  width: number,
+  height: number,
+  options: WarpOptions = {},
+): WarpResult<T> {
+  const factor =
+    options.supersample === undefined || options.supersample === 'auto'
+      ? Math.ceil(scaleOf(dstToSrc) - 1e-6)
+      : Math.round(options.supersample);
   if (factor > 1) return warpSupersampled(src, dstToSrc, width, height, factor, options);
   const channels = src.channels ?? 3;
   const sw = src.width;
@@ -283,7 +323,14 @@ export function warpAffine<T extends PixelImage>(src: T, dstToSrc: Affine, width
  * Shrinking: warps at `factor` times the resolution in both axes, one row band at a time, and
  * box-averages each factor x factor block. Still a single resampling of the source.
  */
-function warpSupersampled<T extends PixelImage>(src: T, dstToSrc: Affine, width: number, height: number, factor: number, options: WarpOptions): WarpResult<T> {
+function warpSupersampled<T extends PixelImage>(
+  src: T,
+  dstToSrc: Affine,
+  width: number,
+  height: number,
+  factor: number,
+  options: WarpOptions,
+): WarpResult<T> {
   const channels = src.channels ?? 3;
   const out = new Uint8Array(width * height * channels);
   const coverage = options.coverage ? new Uint8Array(width * height) : undefined;

@@ -2,7 +2,16 @@ import { invalidOption, ReenactError } from '../errors.js';
 import type { Face } from '../face/detector.js';
 import { rollDegrees } from '../face/landmarks.js';
 import type { RgbImage } from '../types.js';
-import { type Affine, compose, invert, rotation, scaling, transformedBounds, translation, warpAffine } from './affine.js';
+import {
+  type Affine,
+  compose,
+  invert,
+  rotation,
+  scaling,
+  transformedBounds,
+  translation,
+  warpAffine,
+} from './affine.js';
 
 /** Side of the model-ready crop (the FOMM vox models take 256x256). */
 export const DEFAULT_CROP_SIZE = 256;
@@ -58,7 +67,11 @@ export function uprightFrame(width: number, height: number, roll: number): Uprig
   // Round away float noise so an unrotated photo keeps its exact size.
   const grownWidth = Math.ceil(bounds.x1 - bounds.x0 - 1e-6);
   const grownHeight = Math.ceil(bounds.y1 - bounds.y0 - 1e-6);
-  return { width: grownWidth, height: grownHeight, photoToUpright: compose(translation(grownWidth / 2, grownHeight / 2), rotate) };
+  return {
+    width: grownWidth,
+    height: grownHeight,
+    photoToUpright: compose(translation(grownWidth / 2, grownHeight / 2), rotate),
+  };
 }
 
 /**
@@ -128,8 +141,11 @@ export function chooseFace(faces: Face[], index?: number, source = 'the photo'):
   const chosen = index === undefined ? faces[0] : Number.isInteger(index) ? faces[index] : undefined;
   if (!chosen) {
     const count = faces.length === 1 ? '1 face' : `${faces.length} faces`;
-    throw new ReenactError('FACE_INDEX', `${source} has ${count}; \`face\` must be 0..${faces.length - 1}.`, 'Run `reenact inspect` on the photo to see the faces and their numbers.');
+    throw new ReenactError(
+      'FACE_INDEX',
+      `${source} has ${count}; \`face\` must be 0..${faces.length - 1}.`,
+      'Run `reenact inspect` on the photo to see the faces and their numbers.',
+    );
   }
   return chosen;
 }
-

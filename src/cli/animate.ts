@@ -26,22 +26,56 @@ interface AnimateCommandOptions {
 export function addAnimateCommand(program: Command, signal: AbortSignal): void {
   program
     .command('animate')
-    .description('Animate the face in a photo with the motion of a driving video; writes an MP4 labelled as AI-generated, with the driving video\'s audio.')
+    .description(
+      "Animate the face in a photo with the motion of a driving video; writes an MP4 labelled as AI-generated, with the driving video's audio.",
+    )
     .requiredOption('--source <photo>', 'the portrait photo to animate (JPEG, PNG, WebP, HEIC)')
     .requiredOption('--driving <video>', 'the video whose motion and audio to use')
     .requiredOption('-o, --output <file.mp4>', 'where to write the result')
-    .addOption(new Option('--model <name>', 'motion model: mesh (built in) or fomm (First Order Motion Model; needs --config and --checkpoint)').choices(['mesh', 'fomm']).default('mesh'))
+    .addOption(
+      new Option(
+        '--model <name>',
+        'motion model: mesh (built in) or fomm (First Order Motion Model; needs --config and --checkpoint)',
+      )
+        .choices(['mesh', 'fomm'])
+        .default('mesh'),
+    )
     .option('--config <file.yaml>', 'FOMM config, e.g. vox-adv-256.yaml (with --model fomm)')
     .option('--checkpoint <file.pth.tar>', 'FOMM checkpoint, e.g. vox-adv-cpk.pth.tar (with --model fomm)')
     .option('--compare', 'write source | driving | result side by side')
     .option('--no-label', 'leave out the visible "AI-generated" mark (the file\'s metadata still says it)')
-    .option('--no-watermark', 'leave out the invisible watermark that `reenact verify` finds (not recommended: see the README)')
+    .option(
+      '--no-watermark',
+      'leave out the invisible watermark that `reenact verify` finds (not recommended: see the README)',
+    )
     .option('--face <n>', 'which face of the photo to animate, 0 = largest (see `reenact inspect`)', integerIn(0, 1000))
-    .addOption(new Option('--best-frame', 'start from the driving frame whose face is most like the photo\'s (a first pass over the landmarks)').conflicts('startFrame'))
-    .option('--start-frame <n>', 'the driving frame whose pose maps onto the photo\'s (default: the first with a face)', integerIn(0, 100_000_000))
-    .option('--threads <n>', 'CPU threads to use: ONNX Runtime\'s for fomm, parallel face detections for mesh (default: all cores)', integerIn(1, 256))
-    .option('--expression-scale <x>', 'mesh: how strongly expression, eyes and mouth follow the driver, 0 (none) to 2 (exaggerated)', numberIn(0, 2), 1)
-    .option('--animate <parts>', `mesh: which parts of the driver's motion to take, any of ${ANIMATE_PARTS.join(',')} (default all)`, commaList<AnimatePart>())
+    .addOption(
+      new Option(
+        '--best-frame',
+        "start from the driving frame whose face is most like the photo's (a first pass over the landmarks)",
+      ).conflicts('startFrame'),
+    )
+    .option(
+      '--start-frame <n>',
+      "the driving frame whose pose maps onto the photo's (default: the first with a face)",
+      integerIn(0, 100_000_000),
+    )
+    .option(
+      '--threads <n>',
+      "CPU threads to use: ONNX Runtime's for fomm, parallel face detections for mesh (default: all cores)",
+      integerIn(1, 256),
+    )
+    .option(
+      '--expression-scale <x>',
+      'mesh: how strongly expression, eyes and mouth follow the driver, 0 (none) to 2 (exaggerated)',
+      numberIn(0, 2),
+      1,
+    )
+    .option(
+      '--animate <parts>',
+      `mesh: which parts of the driver's motion to take, any of ${ANIMATE_PARTS.join(',')} (default all)`,
+      commaList<AnimatePart>(),
+    )
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -80,7 +114,9 @@ Examples:
         face: options.face,
         startFrame: options.bestFrame ? 'best' : options.startFrame,
         threads: options.threads,
-        ...(options.model === 'mesh' || options.expressionScale !== 1 ? { expressionScale: options.expressionScale } : {}),
+        ...(options.model === 'mesh' || options.expressionScale !== 1
+          ? { expressionScale: options.expressionScale }
+          : {}),
         ...(options.animate ? { animate: options.animate } : {}),
         signal,
         onProgress: progress,

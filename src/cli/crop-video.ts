@@ -17,15 +17,29 @@ interface CropVideoOptions {
 export function addCropVideoCommand(program: Command, signal: AbortSignal): void {
   program
     .command('crop-video')
-    .description('Cut a driving video to a square clip around the face, as the FOMM models expect (like the FOMM authors\' crop-video.py), keeping the audio in sync.')
+    .description(
+      "Cut a driving video to a square clip around the face, as the FOMM models expect (like the FOMM authors' crop-video.py), keeping the audio in sync.",
+    )
     .argument('<video>', 'the driving video')
     .requiredOption('-o, --output <file.mp4>', 'where to write the cropped clip')
     .option('--size <px>', 'side of the output clip in pixels (even)', evenIn(16, 4096), 256)
     .option('--json <tracks.json>', 'also write the face tracks found (frames, times, crop boxes) as JSON')
-    .option('--min-frames <n>', `shortest face track used, in frames (default ${DEFAULT_MIN_FRAMES}, or the whole clip if shorter)`, integerIn(1, 10_000_000))
-    .option('--increase <f>', 'margin added on each side, as a fraction of the side of the area the face moves in', numberIn(0, 2), 0.1)
+    .option(
+      '--min-frames <n>',
+      `shortest face track used, in frames (default ${DEFAULT_MIN_FRAMES}, or the whole clip if shorter)`,
+      integerIn(1, 10_000_000),
+    )
+    .option(
+      '--increase <f>',
+      'margin added on each side, as a fraction of the side of the area the face moves in',
+      numberIn(0, 2),
+      0.1,
+    )
     .option('--stride <n>', 'detect faces on every Nth frame only (faster on long videos)', integerIn(1, 1000), 1)
-    .option('--all', 'when there are several face tracks, write each: crop-1.mp4, crop-2.mp4, ... in time order (default: only the longest, to --output)')
+    .option(
+      '--all',
+      'when there are several face tracks, write each: crop-1.mp4, crop-2.mp4, ... in time order (default: only the longest, to --output)',
+    )
     .addHelpText(
       'after',
       `
@@ -56,7 +70,8 @@ Examples:
             `${clip.path}: ${clip.size}x${clip.size}, ${clip.frames} frames (${track.startTime.toFixed(2)}-${track.endTime.toFixed(2)} s), ${clip.hasAudio ? 'with audio' : 'no audio'}; crop ${track.box.width}x${track.box.height} at ${track.box.x},${track.box.y}\n`,
           );
         }
-        if (tracks.length > clips.length) process.stdout.write(`(${tracks.length} face tracks found; --all writes each of them)\n`);
+        if (tracks.length > clips.length)
+          process.stdout.write(`(${tracks.length} face tracks found; --all writes each of them)\n`);
       } finally {
         progress.finish();
       }

@@ -19,11 +19,23 @@ import { addWorkerCommand } from './worker.js';
  * time) calls `releaseSignals` and handles them itself. This file only assembles the commands and
  * turns errors and interruptions into messages and exit codes.
  */
-const commandModules: ((program: Command, signal: AbortSignal, releaseSignals: () => void) => void)[] = [addAnimateCommand, addInspectCommand, addAlignCommand, addCropVideoCommand, addFommCommand, addBenchCommand, addStudioCommand, addVerifyCommand, addWorkerCommand];
+const commandModules: ((program: Command, signal: AbortSignal, releaseSignals: () => void) => void)[] = [
+  addAnimateCommand,
+  addInspectCommand,
+  addAlignCommand,
+  addCropVideoCommand,
+  addFommCommand,
+  addBenchCommand,
+  addStudioCommand,
+  addVerifyCommand,
+  addWorkerCommand,
+];
 
 /** The version in reenact's package.json (two folders up from src/cli and from dist/cli). */
 function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return manifest.version;
 }
 

@@ -33,7 +33,8 @@ export function evenIn(min: number, max: number): (value: string) => number {
   const parse = integerIn(min, max);
   return (value) => {
     const number = parse(value);
-    if (number % 2 !== 0) throw new InvalidArgumentError(`Expected an even number (video sides must be even), e.g. ${number + 1}.`);
+    if (number % 2 !== 0)
+      throw new InvalidArgumentError(`Expected an even number (video sides must be even), e.g. ${number + 1}.`);
     return number;
   };
 }
@@ -46,7 +47,11 @@ export function positiveInteger(name: string): (value: string) => number {
   return (value: string) => {
     const parsed = Number(value);
     if (!Number.isInteger(parsed) || parsed < 1) {
-      throw new ReenactError('BAD_ARGUMENT', `${name} must be a whole number of at least 1, not "${value}".`, `Pass for example ${name} 2.`);
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `${name} must be a whole number of at least 1, not "${value}".`,
+        `Pass for example ${name} 2.`,
+      );
     }
     return parsed;
   };
@@ -81,7 +86,9 @@ export function describeForCli(error: ReenactError): string {
 
 /** Machine-readable output: one JSON document on stdout. */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' ? roundForJson(v) : v), 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' ? roundForJson(v) : v), 2)}\n`,
+  );
 }
 
 /** Sub-pixel precision without float noise (0.1 + 0.2 style tails). */

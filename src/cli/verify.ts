@@ -10,17 +10,23 @@ const UNREADABLE = 2;
 const UNREADABLE_CODES = new Set(['FILE_NOT_FOUND', 'NOT_MEDIA', 'CORRUPT_MEDIA', 'NO_FRAMES', 'IMAGE_TOO_LARGE']);
 
 function describeCredential(credential: CredentialCheck | undefined, check: WatermarkCheck): string[] {
-  if (!credential) return ['  content credential: none in the file or beside it (re-uploaded copies lose it; the watermark stays)'];
+  if (!credential)
+    return ['  content credential: none in the file or beside it (re-uploaded copies lose it; the watermark stays)'];
   const where = credential.embedded ? 'embedded' : credential.file;
   if (!credential.valid) {
-    return [`  content credential ${where}: ${credential.tampered ? 'TAMPERED' : 'INVALID'}`, ...credential.problems.map((problem) => `    - ${problem}`)];
+    return [
+      `  content credential ${where}: ${credential.tampered ? 'TAMPERED' : 'INVALID'}`,
+      ...credential.problems.map((problem) => `    - ${problem}`),
+    ];
   }
   const lines = [
     `  content credential ${where}: valid C2PA manifest, signed by "${credential.signer}"${credential.selfSigned ? ' (a self-signed local key: it shows which key signed, not who owns it)' : ''}`,
     `    created by ${credential.softwareAgent ?? 'unknown software'} as ${credential.digitalSourceType?.split('/').at(-1) ?? 'unknown'} from ${credential.ingredient ? `${credential.ingredient.title} (sha256 ${credential.ingredient.sha256.slice(0, 16)}...)` : 'no recorded source'}`,
   ];
   if (credential.contentId && check.payload) {
-    lines.push(`    soft binding: content id ${credential.contentId} ${credential.contentId === check.payload.contentId ? 'matches the watermark' : `does NOT match the watermark (${check.payload.contentId})`}`);
+    lines.push(
+      `    soft binding: content id ${credential.contentId} ${credential.contentId === check.payload.contentId ? 'matches the watermark' : `does NOT match the watermark (${check.payload.contentId})`}`,
+    );
   }
   return lines;
 }
@@ -43,7 +49,10 @@ function describe(check: WatermarkCheck & { credential?: CredentialCheck }): str
       : `  analysed a single ${check.width}x${check.height} image: weaker than a clip, where the still picture cancels out; verify 2 s or more of the video where you can`,
   );
   if (check.detected) lines.push(`  pattern scale ${check.scale.toFixed(3)} (1 = original framing, more = cropped)`);
-  if (!check.detected) lines.push('  Not finding the mark does not prove a file is authentic: it may be from another tool, or too damaged.');
+  if (!check.detected)
+    lines.push(
+      '  Not finding the mark does not prove a file is authentic: it may be from another tool, or too damaged.',
+    );
   lines.push(...describeCredential(check.credential, check));
   return `${lines.join('\n')}\n`;
 }
@@ -75,7 +84,8 @@ Examples:
         if (credential) check = { ...check, credential };
       } catch (error) {
         if (!(error instanceof ReenactError) || !UNREADABLE_CODES.has(error.code)) throw error;
-        if (options.json) printJson({ file, readable: false, error: { code: error.code, message: error.message, hint: error.hint } });
+        if (options.json)
+          printJson({ file, readable: false, error: { code: error.code, message: error.message, hint: error.hint } });
         process.stderr.write(`reenact: cannot check ${file}: ${describeForCli(error)}\n`);
         throw new CommanderError(UNREADABLE, 'reenact.verify.unreadable', error.message);
       }

@@ -60,7 +60,11 @@ export class FaceBlender {
     this.maxCorrection = options.maxCorrection ?? 40;
 
     // The disc's footprint in the photo, clipped to the frame.
-    const bounds = transformedBounds(compose(alignment.cropToPhoto, translation(centre - radius, centre - radius)), 2 * radius, 2 * radius);
+    const bounds = transformedBounds(
+      compose(alignment.cropToPhoto, translation(centre - radius, centre - radius)),
+      2 * radius,
+      2 * radius,
+    );
     const left = Math.max(0, Math.floor(bounds.x0));
     const top = Math.max(0, Math.floor(bounds.y0));
     const right = Math.min(background.width, Math.ceil(bounds.x1));
@@ -219,7 +223,8 @@ function pushPull(values: Float32Array, weights: Float32Array, size: number): Fl
           const f = (2 * y + dy) * size + 2 * x + dx;
           const fw = weights[f]!;
           w += fw;
-          for (let ch = 0; ch < 3; ch++) coarseValues[c * 3 + ch] = coarseValues[c * 3 + ch]! + values[f * 3 + ch]! * fw;
+          for (let ch = 0; ch < 3; ch++)
+            coarseValues[c * 3 + ch] = coarseValues[c * 3 + ch]! + values[f * 3 + ch]! * fw;
         }
       }
       if (w > 0) for (let ch = 0; ch < 3; ch++) coarseValues[c * 3 + ch] = coarseValues[c * 3 + ch]! / w;
@@ -248,7 +253,17 @@ function pushPull(values: Float32Array, weights: Float32Array, size: number): Fl
  * Bilinear sample of an interleaved image into `out`, or added to it with `add` (positions
  * already clamped to the image).
  */
-function bilinear(data: ArrayLike<number>, width: number, channels: number, maxX: number, maxY: number, fx: number, fy: number, out: Float32Array, add = false): void {
+function bilinear(
+  data: ArrayLike<number>,
+  width: number,
+  channels: number,
+  maxX: number,
+  maxY: number,
+  fx: number,
+  fy: number,
+  out: Float32Array,
+  add = false,
+): void {
   const x0 = Math.floor(fx);
   const y0 = Math.floor(fy);
   const x1 = x0 < maxX ? x0 + 1 : maxX;

@@ -12,7 +12,11 @@ export interface CompareLayout {
  * frames are scaled to that height keeping their aspect ratio; the total width is padded with
  * black on the right to an even number (H.264 with 4:2:0 chroma needs even sizes).
  */
-export function compareLayout(source: { width: number; height: number }, driving: { width: number; height: number }, result: { width: number; height: number }): CompareLayout {
+export function compareLayout(
+  source: { width: number; height: number },
+  driving: { width: number; height: number },
+  result: { width: number; height: number },
+): CompareLayout {
   const height = result.height;
   const widths = [scaledWidth(source, height), scaledWidth(driving, height), result.width];
   const panels: { x: number; width: number }[] = [];
@@ -43,11 +47,21 @@ export class CompareComposer {
 
   compose(driving: RgbImage, result: RgbImage): RgbImage {
     const { layout } = this;
-    const [sourceAt, drivingAt, resultAt] = layout.panels as [CompareLayout['panels'][0], CompareLayout['panels'][0], CompareLayout['panels'][0]];
+    const [sourceAt, drivingAt, resultAt] = layout.panels as [
+      CompareLayout['panels'][0],
+      CompareLayout['panels'][0],
+      CompareLayout['panels'][0],
+    ];
     if (result.width !== resultAt.width || result.height !== layout.height) {
-      throw new RangeError(`result frame is ${result.width}x${result.height}, expected ${resultAt.width}x${layout.height}`);
+      throw new RangeError(
+        `result frame is ${result.width}x${result.height}, expected ${resultAt.width}x${layout.height}`,
+      );
     }
-    const frame: RgbImage = { width: layout.width, height: layout.height, data: new Uint8Array(layout.width * layout.height * 3) };
+    const frame: RgbImage = {
+      width: layout.width,
+      height: layout.height,
+      data: new Uint8Array(layout.width * layout.height * 3),
+    };
     paste(frame, this.sourcePanel, sourceAt.x);
     paste(frame, resizeBilinear(driving, drivingAt.width, layout.height), drivingAt.x);
     paste(frame, result, resultAt.x);

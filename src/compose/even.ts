@@ -18,6 +18,7 @@ export function cropToEven(image: RgbImage): RgbImage {
   if (width < 2 || height < 2) throw new RangeError(`a ${image.width}x${image.height} image is too small for video`);
   const data = new Uint8Array(width * height * 3);
   const rowBytes = width * 3;
-  for (let y = 0; y < height; y++) data.set(image.data.subarray(y * image.width * 3, y * image.width * 3 + rowBytes), y * rowBytes);
+  for (let y = 0; y < height; y++)
+    data.set(image.data.subarray(y * image.width * 3, y * image.width * 3 + rowBytes), y * rowBytes);
   return { width, height, data };
 }

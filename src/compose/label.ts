@@ -26,7 +26,10 @@ const GLYPHS: Record<string, { advance: number; path: string }> = {
   A: { advance: 8.8, path: 'M0.3,0 L3.8,-10 L7.3,0 M1.6,-3.6 H6' },
   I: { advance: 3, path: 'M1.2,-10 V0' },
   '-': { advance: 4.6, path: 'M0.6,-4 H3.6' },
-  g: { advance: 6.8, path: 'M0.2,-3.5 A2.5,3.4 0 1 0 5.2,-3.5 A2.5,3.4 0 1 0 0.2,-3.5 M5.2,-7 V0.8 A2.5,2.2 0 0 1 0.6,1.9' },
+  g: {
+    advance: 6.8,
+    path: 'M0.2,-3.5 A2.5,3.4 0 1 0 5.2,-3.5 A2.5,3.4 0 1 0 0.2,-3.5 M5.2,-7 V0.8 A2.5,2.2 0 0 1 0.6,1.9',
+  },
   e: { advance: 6.6, path: 'M0.2,-3.5 H5.2 A2.5,3.5 0 1 0 4.5,-1' },
   n: { advance: 6.8, path: 'M0.4,-7 V0 M0.4,-4.3 A2.4,2.6 0 0 1 5.2,-4.3 V0' },
   r: { advance: 4.6, path: 'M0.4,-7 V0 M0.4,-4 A3.2,3.2 0 0 1 3.8,-6.9' },
@@ -78,7 +81,11 @@ function labelSvg(height: number): { svg: string; width: number } {
  * Renders the visible "AI-generated" mark once for a frame size, placed at the bottom-right with
  * a margin of half its height. Returns undefined for frames too small to hold it legibly.
  */
-export async function createLabel(frameWidth: number, frameHeight: number, options: LabelOptions = {}): Promise<Label | undefined> {
+export async function createLabel(
+  frameWidth: number,
+  frameHeight: number,
+  options: LabelOptions = {},
+): Promise<Label | undefined> {
   const height = Math.max(options.minHeight ?? 16, Math.round(frameHeight * (options.relativeHeight ?? 0.035)));
   const { svg, width } = labelSvg(height);
   const margin = Math.round(height / 2);
@@ -93,7 +100,12 @@ export async function createLabel(frameWidth: number, frameHeight: number, optio
     for (let ch = 0; ch < 3; ch++) colour[i * 3 + ch] = data[i * 4 + ch]! * alpha;
   }
   return {
-    box: { x: frameWidth - margin - info.width, y: frameHeight - margin - info.height, width: info.width, height: info.height },
+    box: {
+      x: frameWidth - margin - info.width,
+      y: frameHeight - margin - info.height,
+      width: info.width,
+      height: info.height,
+    },
     colour,
     transparency,
   };

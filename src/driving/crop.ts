@@ -8,7 +8,14 @@ import { probeVideo } from '../media/probe.js';
 import { openVideo } from '../media/repair.js';
 import { PendingOutput } from '../output.js';
 import type { ProgressCallback } from '../types.js';
-import { DEFAULT_MIN_FRAMES, findFaceTracks, longestTrack, writeTracksJson, type FaceTrack, type TrackOptions } from './tracks.js';
+import {
+  DEFAULT_MIN_FRAMES,
+  findFaceTracks,
+  longestTrack,
+  writeTracksJson,
+  type FaceTrack,
+  type TrackOptions,
+} from './tracks.js';
 
 export interface CropVideoOptions {
   /** Side of the output clip in pixels (even). Default 256, what the FOMM vox models take. */
@@ -30,7 +37,12 @@ export interface CroppedVideo {
  * same stretch of the source's audio, so picture and sound stay in sync. Frames stream from
  * decoder to encoder; the file appears only when complete.
  */
-export async function cropDrivingVideo(path: string, track: FaceTrack, outputPath: string, options: CropVideoOptions = {}): Promise<CroppedVideo> {
+export async function cropDrivingVideo(
+  path: string,
+  track: FaceTrack,
+  outputPath: string,
+  options: CropVideoOptions = {},
+): Promise<CroppedVideo> {
   const size = options.size ?? 256;
   if (!Number.isInteger(size) || size < 16 || size > 4096 || size % 2 !== 0) {
     throw invalidOption('size', 'an even number of pixels from 16 to 4096', size, 'The models take 256.');
@@ -40,7 +52,11 @@ export async function cropDrivingVideo(path: string, track: FaceTrack, outputPat
     const { info } = opened;
     const frames = track.end - track.start;
     if (!(frames > 0) || track.start < 0 || (info.frameCount > 0 && track.end > info.frameCount)) {
-      throw new ReenactError('BAD_ARGUMENT', `frames ${track.start}..${track.end} are not in ${path} (${info.frameCount} frames).`, 'Use a track found in this video.');
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `frames ${track.start}..${track.end} are not in ${path} (${info.frameCount} frames).`,
+        'Use a track found in this video.',
+      );
     }
     const startTime = track.start / info.fps;
     const duration = frames / info.fps;
@@ -49,7 +65,9 @@ export async function cropDrivingVideo(path: string, track: FaceTrack, outputPat
       height: size,
       fps: info.fps,
       ...(info.hasAudio ? { audioFrom: { path: opened.path, startTime, duration } } : {}),
-      metadata: { comment: `reenact crop-video: frames ${track.start}-${track.end} of the source, box ${track.box.width}x${track.box.height}+${track.box.x}+${track.box.y}` },
+      metadata: {
+        comment: `reenact crop-video: frames ${track.start}-${track.end} of the source, box ${track.box.width}x${track.box.height}+${track.box.x}+${track.box.y}`,
+      },
     });
     let written = 0;
     try {
@@ -80,7 +98,8 @@ export async function cropDrivingVideo(path: string, track: FaceTrack, outputPat
   }
 }
 
-export interface CropClipsOptions extends Omit<CropVideoOptions, 'onProgress'>, Pick<TrackOptions, 'minFrames' | 'increase' | 'stride'> {
+export interface CropClipsOptions
+  extends Omit<CropVideoOptions, 'onProgress'>, Pick<TrackOptions, 'minFrames' | 'increase' | 'stride'> {
   onProgress?: ProgressCallback<'track' | 'crop'>;
   /**
    * When the video holds several face tracks, write each, in time order, to the output path
@@ -112,20 +131,35 @@ function numbered(path: string, n: number): string {
  * before the long detection pass; all or nothing: on failure the clips already written by this
  * call are removed too.
  */
-export async function cropFaceClips(video: string, outputPath: string, options: CropClipsOptions = {}): Promise<CroppedClips> {
+export async function cropFaceClips(
+  video: string,
+  outputPath: string,
+  options: CropClipsOptions = {},
+): Promise<CroppedClips> {
   const { signal, onProgress } = options;
   const info = await probeVideo(video);
   for (const path of [outputPath, options.tracksJson]) if (path) await (await PendingOutput.create(path)).discard();
   const analyzer = options.analyzer ?? (await FaceAnalyzer.create());
   const written: string[] = [];
   try {
-    const tracks = await findFaceTracks(video, analyzer, { minFrames: options.minFrames, increase: options.increase, stride: options.stride, onProgress, signal });
+    const tracks = await findFaceTracks(video, analyzer, {
+      minFrames: options.minFrames,
+      increase: options.increase,
+      stride: options.stride,
+      onProgress,
+      signal,
+    });
     const minFrames = Math.min(options.minFrames ?? DEFAULT_MIN_FRAMES, info.frameCount || Infinity);
     const chosen: [FaceTrack, string][] =
-      options.all && tracks.length > 1 ? tracks.map((track, i) => [track, numbered(outputPath, i + 1)]) : [[longestTrack(tracks, video, minFrames), outputPath]];
+      options.all && tracks.length > 1
+        ? tracks.map((track, i) => [track, numbered(outputPath, i + 1)])
+        : [[longestTrack(tracks, video, minFrames), outputPath]];
     const clips: CroppedClips['clips'] = [];
     for (const [track, output] of chosen) {
-      clips.push({ track, video: await cropDrivingVideo(video, track, output, { size: options.size, onProgress, signal }) });
+      clips.push({
+        track,
+        video: await cropDrivingVideo(video, track, output, { size: options.size, onProgress, signal }),
+      });
       written.push(output);
     }
     if (options.tracksJson) await writeTracksJson(options.tracksJson, info, tracks, { signal });

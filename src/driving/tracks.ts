@@ -96,7 +96,12 @@ export function iou(a: Box, b: Box): number {
  * added on each side, then moved (not cut) to lie inside the frame; only a square larger than
  * the frame's short side is shrunk to it.
  */
-export function squareCrop(union: { x0: number; y0: number; x1: number; y1: number }, increase: number, frameWidth: number, frameHeight: number): Box {
+export function squareCrop(
+  union: { x0: number; y0: number; x1: number; y1: number },
+  increase: number,
+  frameWidth: number,
+  frameHeight: number,
+): Box {
   const side0 = Math.max(union.x1 - union.x0, union.y1 - union.y0);
   const side = Math.min(Math.round(side0 * (1 + 2 * increase)), frameWidth, frameHeight);
   const centreX = (union.x0 + union.x1) / 2;
@@ -108,7 +113,11 @@ export function squareCrop(union: { x0: number; y0: number; x1: number; y1: numb
 
 function positive(value: number, name: string, integer: boolean): number {
   if (!(Number.isFinite(value) && value >= 0 && (!integer || Number.isInteger(value)))) {
-    throw new ReenactError('BAD_ARGUMENT', `${name} must be ${integer ? 'a whole number' : 'a number'} of 0 or more, not ${value}.`, `Check the ${name} option.`);
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `${name} must be ${integer ? 'a whole number' : 'a number'} of 0 or more, not ${value}.`,
+      `Check the ${name} option.`,
+    );
   }
   return value;
 }
@@ -121,7 +130,11 @@ function positive(value: number, name: string, integer: boolean): number {
  * detection passes in a row. Tracks of at least minFrames frames are returned, earliest first,
  * each with a square crop in source pixels.
  */
-export async function findFaceTracks(path: string, analyzer: FaceAnalyzer, options: TrackOptions = {}): Promise<FaceTrack[]> {
+export async function findFaceTracks(
+  path: string,
+  analyzer: FaceAnalyzer,
+  options: TrackOptions = {},
+): Promise<FaceTrack[]> {
   const maxSide = positive(options.maxSide ?? 640, 'maxSide', true);
   const iouThreshold = positive(options.iouThreshold ?? 0.25, 'iouThreshold', false);
   const increase = positive(options.increase ?? 0.1, 'increase', false);
@@ -147,7 +160,12 @@ export async function findFaceTracks(path: string, analyzer: FaceAnalyzer, optio
       if (frame.index % stride !== 0) continue;
       const boxes = (await analyzer.detect(frame)).map((face) => {
         const box = meshBox(face);
-        return { x: box.x * toSourceX, y: box.y * toSourceY, width: box.width * toSourceX, height: box.height * toSourceY };
+        return {
+          x: box.x * toSourceX,
+          y: box.y * toSourceY,
+          width: box.width * toSourceX,
+          height: box.height * toSourceY,
+        };
       });
       const matched = new Set<OpenTrack>();
       for (const box of boxes) {
@@ -161,7 +179,16 @@ export async function findFaceTracks(path: string, analyzer: FaceAnalyzer, optio
           }
         }
         if (!best) {
-          const track = { first: box, x0: box.x, y0: box.y, x1: box.x + box.width, y1: box.y + box.height, start: frame.index, last: frame.index, missed: 0 };
+          const track = {
+            first: box,
+            x0: box.x,
+            y0: box.y,
+            x1: box.x + box.width,
+            y1: box.y + box.height,
+            start: frame.index,
+            last: frame.index,
+            missed: 0,
+          };
           open.push(track);
           matched.add(track);
           continue;
@@ -217,10 +244,26 @@ export function longestTrack(tracks: FaceTrack[], source: string, minFrames: num
 }
 
 /** Writes the tracks, with the video they belong to, as JSON (atomically). */
-export async function writeTracksJson(path: string, info: VideoInfo, tracks: FaceTrack[], options: { signal?: AbortSignal } = {}): Promise<void> {
+export async function writeTracksJson(
+  path: string,
+  info: VideoInfo,
+  tracks: FaceTrack[],
+  options: { signal?: AbortSignal } = {},
+): Promise<void> {
   const document = {
-    video: { path: info.path, width: info.width, height: info.height, fps: info.fps, frameCount: info.frameCount, duration: info.duration },
+    video: {
+      path: info.path,
+      width: info.width,
+      height: info.height,
+      fps: info.fps,
+      frameCount: info.frameCount,
+      duration: info.duration,
+    },
     tracks,
   };
-  await writeAtomically(path, (tempPath) => writeFile(tempPath, `${JSON.stringify(document, null, 2)}\n`), options.signal);
+  await writeAtomically(
+    path,
+    (tempPath) => writeFile(tempPath, `${JSON.stringify(document, null, 2)}\n`),
+    options.signal,
+  );
 }

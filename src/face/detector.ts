@@ -140,7 +140,11 @@ export class FaceAnalyzer {
    * ran before. `previous` may still be pending: the job waits for it (queued ahead on the same
    * analyzer, it has settled by then).
    */
-  detectNextFrame(image: RgbImage, previous: FrameDetection | Promise<FrameDetection>, accept: (faces: Face[], previous: Face[]) => boolean): Promise<FrameDetection> {
+  detectNextFrame(
+    image: RgbImage,
+    previous: FrameDetection | Promise<FrameDetection>,
+    accept: (faces: Face[], previous: Face[]) => boolean,
+  ): Promise<FrameDetection> {
     const settled = Promise.resolve(previous).then(
       (detection) => detection,
       () => undefined,
@@ -182,7 +186,10 @@ export class FaceAnalyzer {
       const result = await this.human.detect(input as never, override);
       if (!withMesh) {
         return result.face
-          .map((face) => ({ box: { x: face.box[0], y: face.box[1], width: face.box[2], height: face.box[3] }, score: face.boxScore ?? face.score }))
+          .map((face) => ({
+            box: { x: face.box[0], y: face.box[1], width: face.box[2], height: face.box[3] },
+            score: face.boxScore ?? face.score,
+          }))
           .sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
       }
       const faces: Face[] = [];
@@ -227,7 +234,8 @@ interface RegionCache {
   given: object[] | undefined;
   used: object[] | undefined;
 }
-const REGION_CHOICE = '!t.skipAllowed||!n||!o||Te.boxes.length===0?(Te.boxes=await S3(e,t),Te.timestamp=v(),Te.skipped=0):Te.skipped++;';
+const REGION_CHOICE =
+  '!t.skipAllowed||!n||!o||Te.boxes.length===0?(Te.boxes=await S3(e,t),Te.timestamp=v(),Te.skipped=0):Te.skipped++;';
 const REGION_CHOICE_GIVEN = `Te.given?(Te.boxes=Te.given,Te.given=void 0):${REGION_CHOICE}`;
 const REGION_RETURN = 'return Te.boxes=s,r}';
 const REGION_RETURN_USED = 'return Te.used=Te.boxes,Te.boxes=s,r}';
@@ -248,7 +256,9 @@ const RIGHT_EYE_CROP = 'N3(e,t,h2.rightBounds[0],h2.rightBounds[1],n,!1,';
  * landmarks are too coarse: 1 px over a 40 px eye distance is 1.4 degrees of roll, and mesh
  * warping would jitter. The patterns are checked so a different Human version fails loudly.
  */
-export function loadHumanWithSubpixelMesh(file: string): typeof import('@vladmandic/human') & { reenactFaceRegions: RegionCache } {
+export function loadHumanWithSubpixelMesh(
+  file: string,
+): typeof import('@vladmandic/human') & { reenactFaceRegions: RegionCache } {
   const source = readFileSync(file, 'utf8');
   for (const pattern of [TRUNCATED_MESH, REGION_CHOICE, REGION_RETURN, REGION_CACHE, MIRRORED_RIGHT_EYE_CROP]) {
     const at = source.indexOf(pattern);
@@ -257,7 +267,10 @@ export function loadHumanWithSubpixelMesh(file: string): typeof import('@vladman
     }
   }
   const ModuleClass = require('node:module') as {
-    new (id: string, parent?: unknown): { filename: string; paths: string[]; exports: unknown; _compile(code: string, file: string): void };
+    new (
+      id: string,
+      parent?: unknown,
+    ): { filename: string; paths: string[]; exports: unknown; _compile(code: string, file: string): void };
     _nodeModulePaths(dir: string): string[];
   };
   const module = new ModuleClass(file);
@@ -278,7 +291,9 @@ export function loadHumanWithSubpixelMesh(file: string): typeof import('@vladman
 function unexpectedHuman(file: string): ReenactError {
   let installed = 'an unknown version';
   try {
-    const manifest = JSON.parse(readFileSync(join(dirname(file), '..', 'package.json'), 'utf8')) as { version?: unknown };
+    const manifest = JSON.parse(readFileSync(join(dirname(file), '..', 'package.json'), 'utf8')) as {
+      version?: unknown;
+    };
     if (typeof manifest.version === 'string') installed = `version ${manifest.version}`;
   } catch {
     // No readable package.json beside the bundle: the version stays unknown.
@@ -298,7 +313,8 @@ function registerFileLoader(tf: TfCore): void {
   fileLoaderRegistered = true;
   tf.io.registerLoadRouter((url) => {
     const path = Array.isArray(url) ? undefined : url;
-    if (typeof path !== 'string' || !path.startsWith('file://')) return null as unknown as import('@tensorflow/tfjs-core').io.IOHandler;
+    if (typeof path !== 'string' || !path.startsWith('file://'))
+      return null as unknown as import('@tensorflow/tfjs-core').io.IOHandler;
     const file = path.slice('file://'.length);
     return {
       load: async () => {

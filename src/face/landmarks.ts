@@ -23,8 +23,12 @@ export const LANDMARKS = {
 } as const;
 
 /** Eye contours (upper and lower lids), used where the iris is unreliable (closed eyes). */
-export const IMAGE_LEFT_EYE_CONTOUR = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246] as const;
-export const IMAGE_RIGHT_EYE_CONTOUR = [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466] as const;
+export const IMAGE_LEFT_EYE_CONTOUR = [
+  33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
+] as const;
+export const IMAGE_RIGHT_EYE_CONTOUR = [
+  263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466,
+] as const;
 
 export function landmark(face: Face, index: number): Point {
   return { x: face.landmarks[index * 3]!, y: face.landmarks[index * 3 + 1]! };

@@ -12,11 +12,28 @@ export interface FrameSize {
   width: number;
 }
 
-export function keypointDetectorSpec(params: FommModelParams, size: FrameSize, winograd?: WinogradPolicy): KeypointDetectorSpec {
-  return { ...params.commonParams, ...params.kpDetectorParams, imageHeight: size.height, imageWidth: size.width, winograd };
+export function keypointDetectorSpec(
+  params: FommModelParams,
+  size: FrameSize,
+  winograd?: WinogradPolicy,
+): KeypointDetectorSpec {
+  return {
+    ...params.commonParams,
+    ...params.kpDetectorParams,
+    imageHeight: size.height,
+    imageWidth: size.width,
+    winograd,
+  };
 }
 
 export function generatorSpec(params: FommModelParams, size: FrameSize, winograd?: WinogradPolicy): GeneratorSpec {
   const { denseMotionParams, ...generator } = params.generatorParams;
-  return { ...params.commonParams, ...generator, denseMotion: denseMotionParams, imageHeight: size.height, imageWidth: size.width, winograd };
+  return {
+    ...params.commonParams,
+    ...generator,
+    denseMotion: denseMotionParams,
+    imageHeight: size.height,
+    imageWidth: size.width,
+    winograd,
+  };
 }

@@ -67,7 +67,12 @@ export async function loadConfig(path: string): Promise<FommConfig> {
   try {
     text = await readFile(path, 'utf8');
   } catch (cause) {
-    throw new ReenactError('BAD_CONFIG', `Cannot read the config ${path}: ${(cause as Error).message}.`, 'Check that the file is readable.', { cause });
+    throw new ReenactError(
+      'BAD_CONFIG',
+      `Cannot read the config ${path}: ${(cause as Error).message}.`,
+      'Check that the file is readable.',
+      { cause },
+    );
   }
   return parseConfig(text, path);
 }
@@ -105,8 +110,10 @@ export function parseConfig(text: string, source = 'the config'): FommConfig {
     if (!check(value)) throw fail(`${path} must be ${expected} (got ${JSON.stringify(value)}).`);
     return value;
   };
-  const count = (parent: Section, path: string, fallback?: number): number => read(parent, path, isPositiveInteger, 'a positive integer', fallback);
-  const flag = (parent: Section, path: string, fallback: boolean): boolean => read(parent, path, isBoolean, 'true or false', fallback);
+  const count = (parent: Section, path: string, fallback?: number): number =>
+    read(parent, path, isPositiveInteger, 'a positive integer', fallback);
+  const flag = (parent: Section, path: string, fallback: boolean): boolean =>
+    read(parent, path, isBoolean, 'true or false', fallback);
   const scale = (parent: Section, path: string): number => read(parent, path, isScale, 'a number in (0, 1]', 1);
 
   const model = section(document, 'model_params');
@@ -134,14 +141,25 @@ export function parseConfig(text: string, source = 'the config'): FommConfig {
       blockExpansion: count(generator, p('generator_params', 'block_expansion')),
       maxFeatures: count(generator, p('generator_params', 'max_features')),
       numDownBlocks: count(generator, p('generator_params', 'num_down_blocks')),
-      numBottleneckBlocks: read(generator, p('generator_params', 'num_bottleneck_blocks'), isNonNegativeInteger, 'a non-negative integer'),
+      numBottleneckBlocks: read(
+        generator,
+        p('generator_params', 'num_bottleneck_blocks'),
+        isNonNegativeInteger,
+        'a non-negative integer',
+      ),
       estimateOcclusionMap: flag(generator, p('generator_params', 'estimate_occlusion_map'), false),
       denseMotionParams: {
         blockExpansion: count(dense, p('generator_params.dense_motion_params', 'block_expansion')),
         maxFeatures: count(dense, p('generator_params.dense_motion_params', 'max_features')),
         numBlocks: count(dense, p('generator_params.dense_motion_params', 'num_blocks')),
         scaleFactor: scale(dense, p('generator_params.dense_motion_params', 'scale_factor')),
-        kpVariance: read(dense, p('generator_params.dense_motion_params', 'kp_variance'), isPositiveNumber, 'a positive number', 0.01),
+        kpVariance: read(
+          dense,
+          p('generator_params.dense_motion_params', 'kp_variance'),
+          isPositiveNumber,
+          'a positive number',
+          0.01,
+        ),
       },
     },
   };

@@ -17,9 +17,21 @@ export interface NormalizationOptions {
   adaptMovementScale: boolean;
 }
 
-export const RELATIVE_ADAPT: NormalizationOptions = { relativeMovement: true, relativeJacobian: true, adaptMovementScale: true };
-export const RELATIVE: NormalizationOptions = { relativeMovement: true, relativeJacobian: true, adaptMovementScale: false };
-export const ABSOLUTE: NormalizationOptions = { relativeMovement: false, relativeJacobian: false, adaptMovementScale: false };
+export const RELATIVE_ADAPT: NormalizationOptions = {
+  relativeMovement: true,
+  relativeJacobian: true,
+  adaptMovementScale: true,
+};
+export const RELATIVE: NormalizationOptions = {
+  relativeMovement: true,
+  relativeJacobian: true,
+  adaptMovementScale: false,
+};
+export const ABSOLUTE: NormalizationOptions = {
+  relativeMovement: false,
+  relativeJacobian: false,
+  adaptMovementScale: false,
+};
 
 /** Area of the 2-D convex hull of points given as (x, y) pairs (monotone chain + shoelace, float64). */
 export function convexHullArea(points: ArrayLike<number>, stride = 2): number {
@@ -27,7 +39,8 @@ export function convexHullArea(points: ArrayLike<number>, stride = 2): number {
   for (let i = 0; i + 1 < points.length; i += stride) list.push([points[i]!, points[i + 1]!]);
   list.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   if (list.length < 3) return 0;
-  const cross = (o: [number, number], a: [number, number], b: [number, number]) => (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+  const cross = (o: [number, number], a: [number, number], b: [number, number]) =>
+    (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
   const lower: [number, number][] = [];
   for (const p of list) {
     while (lower.length >= 2 && cross(lower[lower.length - 2]!, lower[lower.length - 1]!, p) <= 0) lower.pop();
@@ -52,7 +65,14 @@ export function convexHullArea(points: ArrayLike<number>, stride = 2): number {
 const f = Math.fround;
 
 /** 2×2 matrix product in float32, matrices as [a, b, c, d] at an offset. */
-function multiply(x: ArrayLike<number>, xo: number, y: ArrayLike<number>, yo: number, out: Float32Array, oo: number): void {
+function multiply(
+  x: ArrayLike<number>,
+  xo: number,
+  y: ArrayLike<number>,
+  yo: number,
+  out: Float32Array,
+  oo: number,
+): void {
   const [a, b, c, d] = [x[xo]!, x[xo + 1]!, x[xo + 2]!, x[xo + 3]!];
   const [e, g, h, i] = [y[yo]!, y[yo + 1]!, y[yo + 2]!, y[yo + 3]!];
   out[oo] = f(f(a * e) + f(b * h));
@@ -74,13 +94,20 @@ function inverse(x: ArrayLike<number>, xo: number, out: Float32Array, oo: number
  * normalize_kp of the reference: relative movement (optionally scaled by the convex-hull areas),
  * relative jacobian J_d · inv(J_d0) · J_s, or the driving keypoints unchanged (absolute).
  */
-export function normalizeKeypoints(source: Keypoints, driving: Keypoints, drivingInitial: Keypoints, options: NormalizationOptions): Keypoints {
-  if (!options.relativeMovement) return { numKp: driving.numKp, value: driving.value.slice(), jacobian: driving.jacobian?.slice() };
+export function normalizeKeypoints(
+  source: Keypoints,
+  driving: Keypoints,
+  drivingInitial: Keypoints,
+  options: NormalizationOptions,
+): Keypoints {
+  if (!options.relativeMovement)
+    return { numKp: driving.numKp, value: driving.value.slice(), jacobian: driving.jacobian?.slice() };
   const scale = options.adaptMovementScale
     ? f(Math.sqrt(convexHullArea(source.value)) / Math.sqrt(convexHullArea(drivingInitial.value)))
     : 1;
   const value = new Float32Array(source.value.length);
-  for (let i = 0; i < value.length; i++) value[i] = f(f(f(driving.value[i]! - drivingInitial.value[i]!) * scale) + source.value[i]!);
+  for (let i = 0; i < value.length; i++)
+    value[i] = f(f(f(driving.value[i]! - drivingInitial.value[i]!) * scale) + source.value[i]!);
   let jacobian = driving.jacobian?.slice();
   if (options.relativeJacobian && source.jacobian && driving.jacobian && drivingInitial.jacobian) {
     jacobian = new Float32Array(source.jacobian.length);

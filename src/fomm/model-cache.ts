@@ -20,9 +20,15 @@ async function pruneCache(folder: string): Promise<void> {
     const now = new Date();
     await utimes(folder, now, now);
     const root = dirname(folder);
-    const entries = await Promise.all((await readdir(root)).map(async (name) => ({ path: join(root, name), used: (await stat(join(root, name))).mtimeMs })));
+    const entries = await Promise.all(
+      (await readdir(root)).map(async (name) => ({
+        path: join(root, name),
+        used: (await stat(join(root, name))).mtimeMs,
+      })),
+    );
     entries.sort((a, b) => b.used - a.used);
-    for (const entry of entries.slice(CACHE_ENTRIES_KEPT)) if (entry.path !== folder) await rm(entry.path, { recursive: true, force: true });
+    for (const entry of entries.slice(CACHE_ENTRIES_KEPT))
+      if (entry.path !== folder) await rm(entry.path, { recursive: true, force: true });
   } catch {
     // Pruning is housekeeping; a folder another process is using or removing is left alone.
   }

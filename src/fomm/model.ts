@@ -6,7 +6,15 @@ import { generatorSpec, keypointDetectorSpec, type FommModelParams, type FrameSi
 import { loadCheckpoint } from './checkpoint/load.js';
 import { loadConfig, type FommConfig } from './config.js';
 import { ModelCache } from './model-cache.js';
-import { buildFrameGenerator, buildSourceEncoder, buildSourceWarp, decodedShape, decoderLayout, generatorShapes, type GeneratorShapes } from './graph/generator.js';
+import {
+  buildFrameGenerator,
+  buildSourceEncoder,
+  buildSourceWarp,
+  decodedShape,
+  decoderLayout,
+  generatorShapes,
+  type GeneratorShapes,
+} from './graph/generator.js';
 import { NativeDecoder, nativeDecoderFits } from './native/decoder.js';
 import { buildKeypointDetector } from './graph/keypoint-detector.js';
 import type { WinogradPolicy } from './onnx/builder.js';
@@ -80,8 +88,7 @@ export interface GeneratedFrame {
 
 /** The per-frame generator: one ONNX graph, or the graphs before and after the native decoder. */
 type FrameGenerator =
-  | { whole: ModelSession }
-  | { head: ModelSession; decoder: NativeDecoder; decodedShape: number[]; tail: ModelSession };
+  { whole: ModelSession } | { head: ModelSession; decoder: NativeDecoder; decodedShape: number[]; tail: ModelSession };
 
 /**
  * The First Order Motion Model on ONNX Runtime: graphs built from the config and the checkpoint
@@ -103,19 +110,31 @@ export class FommModel {
 
   static async load(options: FommModelOptions): Promise<FommModel> {
     const params = typeof options.config === 'string' ? await loadConfig(options.config) : options.config;
-    const weights = typeof options.checkpoint === 'string' ? await loadCheckpoint(options.checkpoint) : options.checkpoint;
+    const weights =
+      typeof options.checkpoint === 'string' ? await loadCheckpoint(options.checkpoint) : options.checkpoint;
     const frameSize = options.frameSize ?? { height: 256, width: 256 };
     const threads = checkThreads(options.threads) ?? availableParallelism();
     const genSpec = generatorSpec(params, frameSize, options.winograd);
     const shapes = generatorShapes(genSpec);
     const layout = decoderLayout(genSpec);
     const native = options.nativeKernels !== false && options.winograd !== 'never' && nativeDecoderFits(layout);
-    const cache = ModelCache.open(options.cacheDir, { version: GRAPH_VERSION, weights: weights.sha256, params, frameSize, winograd: options.winograd ?? 'auto', native, ort: ort.env.versions.common });
+    const cache = ModelCache.open(options.cacheDir, {
+      version: GRAPH_VERSION,
+      weights: weights.sha256,
+      params,
+      frameSize,
+      winograd: options.winograd ?? 'auto',
+      native,
+      ort: ort.env.versions.common,
+    });
     const kpSpec = keypointDetectorSpec(params, frameSize, options.winograd);
     const kpWeights = new Weights(new StateDictWeights(weights.kpDetector, 'kp_detector'));
     const genWeights = new Weights(new StateDictWeights(weights.generator, 'generator'));
     const sessionOptions: ort.InferenceSession.SessionOptions = {
-      intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
       // Fusing the Winograd transposes into its MatMul makes ORT's kernel about 2x slower.
       extra: {
         optimization: { disable_specified_optimizers: 'MatmulTransposeFusion' },
@@ -124,7 +143,8 @@ export class FommModel {
     };
     const thread = SessionThread.start();
     try {
-      const session = async (name: string, build: () => { toBytes(): Uint8Array }) => thread.create(await cache.model(name, build), sessionOptions);
+      const session = async (name: string, build: () => { toBytes(): Uint8Array }) =>
+        thread.create(await cache.model(name, build), sessionOptions);
       const keypointSession = await session('keypoint-detector.onnx', () => buildKeypointDetector(kpSpec, kpWeights));
       const encoderSession = await session('source-encoder.onnx', () => buildSourceEncoder(genSpec, genWeights));
       const generator: FrameGenerator = native
@@ -156,7 +176,11 @@ export class FommModel {
   private imageTensor(image: RgbImage): ort.Tensor {
     const { height, width } = this.frameSize;
     if (image.width !== width || image.height !== height) {
-      throw new ReenactError('BAD_ARGUMENT', `The model takes ${width}x${height} frames; this one is ${image.width}x${image.height}.`, 'Crop and resize the face to the model size first.');
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `The model takes ${width}x${height} frames; this one is ${image.width}x${image.height}.`,
+        'Crop and resize the face to the model size first.',
+      );
     }
     const plane = width * height;
     const data = new Float32Array(3 * plane);
@@ -190,10 +214,18 @@ export class FommModel {
   }
 
   /** One output frame for (normalised) driving keypoints. */
-  async generate(source: SourceEncoding, kpDriving: Keypoints, options: { debug?: boolean } = {}): Promise<GeneratedFrame> {
+  async generate(
+    source: SourceEncoding,
+    kpDriving: Keypoints,
+    options: { debug?: boolean } = {},
+  ): Promise<GeneratedFrame> {
     const k = this.numKp;
     if (kpDriving.numKp !== k || kpDriving.value.length !== 2 * k) {
-      throw new ReenactError('BAD_ARGUMENT', `Driving keypoints have ${kpDriving.numKp} points; the model has ${k}.`, 'Use keypoints detected by the same model.');
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `Driving keypoints have ${kpDriving.numKp} points; the model has ${k}.`,
+        'Use keypoints detected by the same model.',
+      );
     }
     const feeds: Record<string, ort.Tensor> = {
       features: source.tensors.features,
@@ -203,12 +235,18 @@ export class FommModel {
     };
     if (this.params.commonParams.estimateJacobian) {
       if (!source.keypoints.jacobian || !kpDriving.jacobian) {
-        throw new ReenactError('BAD_ARGUMENT', 'This model needs keypoint jacobians; the keypoints given have none.', 'Use keypoints detected by the same model.');
+        throw new ReenactError(
+          'BAD_ARGUMENT',
+          'This model needs keypoint jacobians; the keypoints given have none.',
+          'Use keypoints detected by the same model.',
+        );
       }
       feeds.jacobian_source = new ort.Tensor('float32', source.keypoints.jacobian, [1, k, 2, 2]);
       feeds.jacobian_driving = new ort.Tensor('float32', kpDriving.jacobian, [1, k, 2, 2]);
     }
-    const debugFetches = options.debug ? ['mask', 'deformation', ...(this.params.generatorParams.estimateOcclusionMap ? ['occlusion'] : [])] : [];
+    const debugFetches = options.debug
+      ? ['mask', 'deformation', ...(this.params.generatorParams.estimateOcclusionMap ? ['occlusion'] : [])]
+      : [];
     let out: Record<string, ort.Tensor>;
     if ('whole' in this.generator) {
       out = await this.generator.whole.run(feeds, ['prediction', ...debugFetches]);
@@ -216,7 +254,9 @@ export class FommModel {
       const { head, decoder, decodedShape, tail } = this.generator;
       out = await head.run(feeds, ['warped', ...debugFetches]);
       // The tail reads the decoder's output buffer before the next decode may overwrite it.
-      const tailOut = await decoder.decode(out.warped!.data as Float32Array, (decoded) => tail.run({ decoded: new ort.Tensor('float32', decoded, decodedShape) }));
+      const tailOut = await decoder.decode(out.warped!.data as Float32Array, (decoded) =>
+        tail.run({ decoded: new ort.Tensor('float32', decoded, decodedShape) }),
+      );
       out = { ...out, ...tailOut };
     }
     const image = toHwc(out.prediction!);
@@ -225,7 +265,9 @@ export class FommModel {
     return {
       image,
       debug: {
-        deformed: toHwc((await this.warpSession.run({ source: source.tensors.source, deformation: out.deformation! })).deformed!),
+        deformed: toHwc(
+          (await this.warpSession.run({ source: source.tensors.source, deformation: out.deformation! })).deformed!,
+        ),
         mask: { shape: [k + 1, h, w], data: out.mask!.data as Float32Array },
         occlusion: out.occlusion ? { shape: [h, w], data: out.occlusion.data as Float32Array } : undefined,
       },
@@ -234,7 +276,9 @@ export class FommModel {
 
   async dispose(): Promise<void> {
     const generator = 'whole' in this.generator ? [this.generator.whole] : [this.generator.head, this.generator.tail];
-    await Promise.all([this.keypointSession, this.encoderSession, ...generator, this.warpSession].map((session) => session.release()));
+    await Promise.all(
+      [this.keypointSession, this.encoderSession, ...generator, this.warpSession].map((session) => session.release()),
+    );
     await this.thread.stop();
   }
 }

@@ -12,7 +12,9 @@ const port = parentPort!;
 const sessions = new Map<number, ort.InferenceSession>();
 let nextSession = 0;
 
-async function handle(request: SessionRequest): Promise<{ session?: number; outputs?: Record<string, PlainTensor>; transfer?: ArrayBuffer[] }> {
+async function handle(
+  request: SessionRequest,
+): Promise<{ session?: number; outputs?: Record<string, PlainTensor>; transfer?: ArrayBuffer[] }> {
   switch (request.op) {
     case 'create': {
       const session = nextSession++;

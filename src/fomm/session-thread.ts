@@ -25,7 +25,10 @@ export type SessionRequest = { id: number } & (
 type Reply = { id: number; error?: string; session?: number; outputs?: Record<string, PlainTensor> };
 
 /** The tensors as plain objects, and their buffers, to transfer rather than copy. */
-export function toPlainTensors(tensors: Record<string, ort.OnnxValue>): { outputs: Record<string, PlainTensor>; transfer: ArrayBuffer[] } {
+export function toPlainTensors(tensors: Record<string, ort.OnnxValue>): {
+  outputs: Record<string, PlainTensor>;
+  transfer: ArrayBuffer[];
+} {
   const outputs: Record<string, PlainTensor> = {};
   const transfer: ArrayBuffer[] = [];
   for (const [name, tensor] of Object.entries(tensors)) {
@@ -37,7 +40,9 @@ export function toPlainTensors(tensors: Record<string, ort.OnnxValue>): { output
 }
 
 export function fromPlainTensors(plain: Record<string, PlainTensor>): Record<string, ort.Tensor> {
-  return Object.fromEntries(Object.entries(plain).map(([name, t]) => [name, new ort.Tensor(t.type, t.data as Float32Array, t.dims)]));
+  return Object.fromEntries(
+    Object.entries(plain).map(([name, t]) => [name, new ort.Tensor(t.type, t.data as Float32Array, t.dims)]),
+  );
 }
 
 /** What FommModel uses of an ort.InferenceSession. */
@@ -82,7 +87,12 @@ export class SessionThread {
     return {
       run: async (feeds, fetches) => {
         // Copied, not transferred: the caller keeps its feeds (the source's are used every frame).
-        const { outputs } = await this.request({ op: 'run', session: session!, feeds: toPlainTensors(feeds).outputs, ...(fetches ? { fetches } : {}) });
+        const { outputs } = await this.request({
+          op: 'run',
+          session: session!,
+          feeds: toPlainTensors(feeds).outputs,
+          ...(fetches ? { fetches } : {}),
+        });
         return fromPlainTensors(outputs!);
       },
       release: async () => {
@@ -97,7 +107,9 @@ export class SessionThread {
     await this.worker.terminate();
   }
 
-  private request(request: SessionRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never): Promise<Reply> {
+  private request(
+    request: SessionRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never,
+  ): Promise<Reply> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {

@@ -34,7 +34,10 @@ function positiveInteger(value: number | undefined, name: string): void {
 }
 
 /** The crop/pad/scale filter chain and the size of the frames it yields. */
-export function planDecode(info: Pick<VideoInfo, 'width' | 'height'>, options: Pick<DecodeOptions, 'crop' | 'width' | 'height'> = {}): DecodePlan {
+export function planDecode(
+  info: Pick<VideoInfo, 'width' | 'height'>,
+  options: Pick<DecodeOptions, 'crop' | 'width' | 'height'> = {},
+): DecodePlan {
   positiveInteger(options.width, 'width');
   positiveInteger(options.height, 'height');
   const filters: string[] = [];
@@ -47,7 +50,11 @@ export function planDecode(info: Pick<VideoInfo, 'width' | 'height'>, options: P
     const width = Math.round(crop.width);
     const height = Math.round(crop.height);
     if (!(width > 0 && height > 0) || !Number.isFinite(x) || !Number.isFinite(y)) {
-      throw new ReenactError('BAD_ARGUMENT', `The crop box ${JSON.stringify(crop)} has no area.`, 'Give a crop box with a positive width and height.');
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `The crop box ${JSON.stringify(crop)} has no area.`,
+        'Give a crop box with a positive width and height.',
+      );
     }
     if (x >= info.width || y >= info.height || x + width <= 0 || y + height <= 0) {
       throw new ReenactError(
@@ -68,8 +75,12 @@ export function planDecode(info: Pick<VideoInfo, 'width' | 'height'>, options: P
     sourceWidth = width;
     sourceHeight = height;
   }
-  let width = options.width ?? (options.height ? Math.max(1, Math.round((options.height * sourceWidth) / sourceHeight)) : sourceWidth);
-  let height = options.height ?? (options.width ? Math.max(1, Math.round((options.width * sourceHeight) / sourceWidth)) : sourceHeight);
+  let width =
+    options.width ??
+    (options.height ? Math.max(1, Math.round((options.height * sourceWidth) / sourceHeight)) : sourceWidth);
+  let height =
+    options.height ??
+    (options.width ? Math.max(1, Math.round((options.width * sourceHeight) / sourceWidth)) : sourceHeight);
   width = Math.round(width);
   height = Math.round(height);
   if (width !== sourceWidth || height !== sourceHeight) {
@@ -82,7 +93,9 @@ export function planDecode(info: Pick<VideoInfo, 'width' | 'height'>, options: P
 }
 
 function looksCorrupt(stderr: StderrTail): boolean {
-  return /Invalid data|partial file|corrupt|truncat|error while decoding|moov atom|Invalid NAL|missing picture|concealing/i.test(stderr.toString());
+  return /Invalid data|partial file|corrupt|truncat|error while decoding|moov atom|Invalid NAL|missing picture|concealing/i.test(
+    stderr.toString(),
+  );
 }
 
 /**
@@ -120,10 +133,18 @@ async function* decodeFrames(path: string, info: VideoInfo, options: DecodeOptio
   const { signal } = options;
   const startTime = options.startTime ?? 0;
   if (!(Number.isFinite(startTime) && startTime >= 0)) {
-    throw new ReenactError('BAD_ARGUMENT', `startTime must be 0 or more seconds, not ${options.startTime}.`, 'Give the start as seconds from the beginning of the video.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `startTime must be 0 or more seconds, not ${options.startTime}.`,
+      'Give the start as seconds from the beginning of the video.',
+    );
   }
   if (options.duration !== undefined && !(Number.isFinite(options.duration) && options.duration > 0)) {
-    throw new ReenactError('BAD_ARGUMENT', `duration must be more than 0 seconds, not ${options.duration}.`, 'Give the length to decode in seconds, or leave it out to decode to the end.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `duration must be more than 0 seconds, not ${options.duration}.`,
+      'Give the length to decode in seconds, or leave it out to decode to the end.',
+    );
   }
   const plan = planDecode(info, options);
   const frameBytes = plan.width * plan.height * 3;
@@ -132,7 +153,21 @@ async function* decodeFrames(path: string, info: VideoInfo, options: DecodeOptio
   if (startTime > 0) args.push('-ss', String(startTime));
   args.push('-i', path);
   if (options.duration !== undefined) args.push('-t', String(options.duration));
-  args.push('-map', '0:v:0', '-an', '-sn', '-dn', '-vf', plan.filters.join(','), ...(await passthroughArgs()), '-pix_fmt', 'rgb24', '-f', 'rawvideo', 'pipe:1');
+  args.push(
+    '-map',
+    '0:v:0',
+    '-an',
+    '-sn',
+    '-dn',
+    '-vf',
+    plan.filters.join(','),
+    ...(await passthroughArgs()),
+    '-pix_fmt',
+    'rgb24',
+    '-f',
+    'rawvideo',
+    'pipe:1',
+  );
 
   // Frame k of a constant-rate stream starts at k/fps; input seeking keeps frames at or after startTime.
   const firstIndex = startTime > 0 ? Math.ceil(startTime * info.fps - 1e-3) : 0;
@@ -165,7 +200,12 @@ async function* decodeFrames(path: string, info: VideoInfo, options: DecodeOptio
       }
     }
     const { code } = await exited.catch((cause: unknown) => {
-      throw new ReenactError('FFMPEG_FAILED', `Could not start ffmpeg (${(cause as Error).message}).`, 'Check that ffmpeg runs on this machine, or set FFMPEG_PATH.', { cause });
+      throw new ReenactError(
+        'FFMPEG_FAILED',
+        `Could not start ffmpeg (${(cause as Error).message}).`,
+        'Check that ffmpeg runs on this machine, or set FFMPEG_PATH.',
+        { cause },
+      );
     });
     if (signal?.aborted) throw cancelled();
     if (code !== 0) {
@@ -176,7 +216,11 @@ async function* decodeFrames(path: string, info: VideoInfo, options: DecodeOptio
       throw corruptAfter(path, count, stderr);
     }
     if (count === 0 && !trimmed) {
-      throw new ReenactError('NO_FRAMES', `No frames could be decoded from ${path}.`, 'Check that the video plays in a video player; export it again if not.');
+      throw new ReenactError(
+        'NO_FRAMES',
+        `No frames could be decoded from ${path}.`,
+        'Check that the video plays in a video player; export it again if not.',
+      );
     }
   } finally {
     signal?.removeEventListener('abort', onAbort);

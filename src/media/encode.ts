@@ -29,30 +29,68 @@ export interface EncoderOptions {
   preset?: string;
 }
 
-const PRESETS = new Set(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow', 'placebo']);
+const PRESETS = new Set([
+  'ultrafast',
+  'superfast',
+  'veryfast',
+  'faster',
+  'fast',
+  'medium',
+  'slow',
+  'slower',
+  'veryslow',
+  'placebo',
+]);
 
 function checkOptions(options: EncoderOptions): void {
   const { width, height, fps } = options;
-  for (const [name, value] of [['width', width], ['height', height]] as const) {
+  for (const [name, value] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
     if (!(Number.isInteger(value) && value > 0)) {
-      throw new ReenactError('BAD_ARGUMENT', `The video ${name} must be a positive whole number, not ${value}.`, `Round the ${name} to an even number of pixels.`);
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `The video ${name} must be a positive whole number, not ${value}.`,
+        `Round the ${name} to an even number of pixels.`,
+      );
     }
     if (value % 2 !== 0) {
-      throw new ReenactError('BAD_ARGUMENT', `The video ${name} ${value} is odd; H.264 in yuv420p needs even dimensions.`, `Round the ${name} to an even number (for example ${value + 1}).`);
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `The video ${name} ${value} is odd; H.264 in yuv420p needs even dimensions.`,
+        `Round the ${name} to an even number (for example ${value + 1}).`,
+      );
     }
   }
   if (!(Number.isFinite(fps) && fps > 0 && fps <= 1000)) {
-    throw new ReenactError('BAD_ARGUMENT', `The frame rate must be more than 0, not ${fps}.`, 'Use the driving video\'s frame rate, for example 30.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `The frame rate must be more than 0, not ${fps}.`,
+      "Use the driving video's frame rate, for example 30.",
+    );
   }
   if (options.crf !== undefined && !(options.crf >= 0 && options.crf <= 51)) {
-    throw new ReenactError('BAD_ARGUMENT', `crf must be between 0 and 51, not ${options.crf}.`, 'Use 18 for visually lossless, 23 for smaller files.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `crf must be between 0 and 51, not ${options.crf}.`,
+      'Use 18 for visually lossless, 23 for smaller files.',
+    );
   }
   if (options.preset !== undefined && !PRESETS.has(options.preset)) {
-    throw new ReenactError('BAD_ARGUMENT', `"${options.preset}" is not an x264 preset.`, `Use one of: ${[...PRESETS].join(', ')}.`);
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `"${options.preset}" is not an x264 preset.`,
+      `Use one of: ${[...PRESETS].join(', ')}.`,
+    );
   }
   const audio = options.audioFrom;
   if (audio && ((audio.startTime ?? 0) < 0 || (audio.duration !== undefined && !(audio.duration > 0)))) {
-    throw new ReenactError('BAD_ARGUMENT', `The audio range (start ${audio.startTime}, duration ${audio.duration}) is not valid.`, 'Give a start of 0 or more seconds and a positive duration.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `The audio range (start ${audio.startTime}, duration ${audio.duration}) is not valid.`,
+      'Give a start of 0 or more seconds and a positive duration.',
+    );
   }
 }
 
@@ -61,7 +99,11 @@ function metadataArgs(metadata: Record<string, string> | undefined): string[] {
   const args: string[] = [];
   for (const [key, value] of Object.entries(metadata ?? {})) {
     if (!/^[A-Za-z0-9_.-]+$/.test(key)) {
-      throw new ReenactError('BAD_ARGUMENT', `The metadata key "${key}" is not allowed.`, 'Use letters, digits, "_", "." and "-" in metadata keys.');
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `The metadata key "${key}" is not allowed.`,
+        'Use letters, digits, "_", "." and "-" in metadata keys.',
+      );
     }
     args.push('-metadata', `${key}=${value}`);
   }
@@ -124,17 +166,48 @@ export class VideoEncoder {
     const audioInput = await audioInputArgs(options.audioFrom);
     const output = await PendingOutput.create(outputPath);
     const args = [
-      '-hide_banner', '-nostdin', '-v', 'error', '-y',
-      '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${options.width}x${options.height}`, '-framerate', fpsRational(options.fps), '-i', 'pipe:0',
+      '-hide_banner',
+      '-nostdin',
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'rgb24',
+      '-s',
+      `${options.width}x${options.height}`,
+      '-framerate',
+      fpsRational(options.fps),
+      '-i',
+      'pipe:0',
       ...audioInput,
-      '-map', '0:v:0',
-      '-c:v', 'libx264', '-preset', options.preset ?? 'medium', '-crf', String(options.crf ?? 18), '-pix_fmt', 'yuv420p',
+      '-map',
+      '0:v:0',
+      '-c:v',
+      'libx264',
+      '-preset',
+      options.preset ?? 'medium',
+      '-crf',
+      String(options.crf ?? 18),
+      '-pix_fmt',
+      'yuv420p',
       // Full-range RGB in, limited-range BT.601 out: the tags say so, so players convert back correctly.
-      '-colorspace', 'bt470bg', '-color_primaries', 'bt470bg', '-color_trc', 'iec61966-2-1', '-color_range', 'tv',
+      '-colorspace',
+      'bt470bg',
+      '-color_primaries',
+      'bt470bg',
+      '-color_trc',
+      'iec61966-2-1',
+      '-color_range',
+      'tv',
       ...(audioInput.length ? AUDIO_OUTPUT_ARGS : []),
       ...metadata,
-      '-movflags', '+faststart+use_metadata_tags',
-      '-f', 'mp4', output.tempPath,
+      '-movflags',
+      '+faststart+use_metadata_tags',
+      '-f',
+      'mp4',
+      output.tempPath,
     ];
     let child: ChildProcess;
     try {
@@ -152,7 +225,12 @@ export class VideoEncoder {
   }
 
   async write(frame: RgbImage): Promise<void> {
-    if (this.state !== 'open') throw new ReenactError('BAD_ARGUMENT', `write() after ${this.state === 'finished' ? 'finish()' : 'abort()'}.`, 'Create a new VideoEncoder for another video.');
+    if (this.state !== 'open')
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `write() after ${this.state === 'finished' ? 'finish()' : 'abort()'}.`,
+        'Create a new VideoEncoder for another video.',
+      );
     const { width, height } = this.options;
     if (frame.width !== width || frame.height !== height || frame.data.length !== width * height * 3) {
       throw new ReenactError(
@@ -175,10 +253,19 @@ export class VideoEncoder {
 
   /** Closes the stream, waits for ffmpeg to write the file, and moves it into place. */
   async finish(): Promise<void> {
-    if (this.state !== 'open') throw new ReenactError('BAD_ARGUMENT', `finish() after ${this.state === 'finished' ? 'finish()' : 'abort()'}.`, 'Call finish() once.');
+    if (this.state !== 'open')
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `finish() after ${this.state === 'finished' ? 'finish()' : 'abort()'}.`,
+        'Call finish() once.',
+      );
     if (this.framesWritten === 0) {
       await this.abort();
-      throw new ReenactError('NO_FRAMES', `No frames were written to ${this.output.finalPath}, so no video was made.`, 'Write at least one frame before finish().');
+      throw new ReenactError(
+        'NO_FRAMES',
+        `No frames were written to ${this.output.finalPath}, so no video was made.`,
+        'Write at least one frame before finish().',
+      );
     }
     this.stdin.end();
     const { code } = await this.exited.catch(() => ({ code: -1 }));
@@ -214,19 +301,44 @@ export interface CopyAudioOptions {
  * video, keeping its picture and metadata untouched; the result has the video's length. Writes
  * `outputPath` atomically (it may not be `videoPath`).
  */
-export async function copyAudio(videoPath: string, audioSourcePath: string, outputPath: string, options: CopyAudioOptions = {}): Promise<void> {
+export async function copyAudio(
+  videoPath: string,
+  audioSourcePath: string,
+  outputPath: string,
+  options: CopyAudioOptions = {},
+): Promise<void> {
   await probeVideo(videoPath);
-  const audioInput = await audioInputArgs({ path: audioSourcePath, startTime: options.startTime, duration: options.duration });
-  await writeAtomically(outputPath, async (tempPath) => {
-    await runFfmpeg(
-      [
-        '-y', '-i', videoPath, ...audioInput,
-        '-map', '0:v:0', '-c:v', 'copy', '-map_metadata', '0',
-        ...(audioInput.length ? AUDIO_OUTPUT_ARGS : []),
-        '-movflags', '+faststart+use_metadata_tags', '-f', 'mp4', tempPath,
-      ],
-      `adding audio from ${audioSourcePath} to ${videoPath}`,
-      { signal: options.signal },
-    );
-  }, options.signal);
+  const audioInput = await audioInputArgs({
+    path: audioSourcePath,
+    startTime: options.startTime,
+    duration: options.duration,
+  });
+  await writeAtomically(
+    outputPath,
+    async (tempPath) => {
+      await runFfmpeg(
+        [
+          '-y',
+          '-i',
+          videoPath,
+          ...audioInput,
+          '-map',
+          '0:v:0',
+          '-c:v',
+          'copy',
+          '-map_metadata',
+          '0',
+          ...(audioInput.length ? AUDIO_OUTPUT_ARGS : []),
+          '-movflags',
+          '+faststart+use_metadata_tags',
+          '-f',
+          'mp4',
+          tempPath,
+        ],
+        `adding audio from ${audioSourcePath} to ${videoPath}`,
+        { signal: options.signal },
+      );
+    },
+    options.signal,
+  );
 }

@@ -32,7 +32,9 @@ function onPath(name: string): string | undefined {
 function fromInstallerPackage(tool: Tool): string | undefined {
   const require = createRequire(import.meta.url);
   try {
-    const installer = require(tool === 'ffmpeg' ? '@ffmpeg-installer/ffmpeg' : '@ffprobe-installer/ffprobe') as { path?: string };
+    const installer = require(tool === 'ffmpeg' ? '@ffmpeg-installer/ffmpeg' : '@ffprobe-installer/ffprobe') as {
+      path?: string;
+    };
     return installer.path && isExecutable(installer.path) ? installer.path : undefined;
   } catch {
     return undefined;
@@ -140,7 +142,12 @@ export async function runTool(tool: Tool, args: string[], options: { signal?: Ab
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const { code, signal } = await waitForExit(child).catch((cause: unknown) => {
-      throw new ReenactError('FFMPEG_FAILED', `Could not start ${tool} (${(cause as Error).message}).`, `Check that ${toolPath(tool)} runs on this machine, or set ${tool === 'ffmpeg' ? 'FFMPEG_PATH' : 'FFPROBE_PATH'}.`, { cause });
+      throw new ReenactError(
+        'FFMPEG_FAILED',
+        `Could not start ${tool} (${(cause as Error).message}).`,
+        `Check that ${toolPath(tool)} runs on this machine, or set ${tool === 'ffmpeg' ? 'FFMPEG_PATH' : 'FFPROBE_PATH'}.`,
+        { cause },
+      );
     });
     if (options.signal?.aborted) throw cancelled();
     return { code, signal, stdout: chunks.join(''), stderr };

@@ -46,7 +46,11 @@ export async function readImage(path: string, options: ReadImageOptions = {}): P
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
-    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    return {
+      width: info.width,
+      height: info.height,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    };
   } catch (cause) {
     throw new ReenactError(
       'CORRUPT_MEDIA',
@@ -59,12 +63,16 @@ export async function readImage(path: string, options: ReadImageOptions = {}): P
 
 /** Writes PNG, or JPEG for .jpg/.jpeg paths, atomically (nothing is left when `signal` aborts). */
 export async function writeImage(path: string, image: RgbImage, options: { signal?: AbortSignal } = {}): Promise<void> {
-  await writeAtomically(path, async (tempPath) => {
-    const pipeline = toSharp(image);
-    const lower = path.toLowerCase();
-    if (lower.endsWith('.jpg') || lower.endsWith('.jpeg')) await pipeline.jpeg({ quality: 92 }).toFile(tempPath);
-    else await pipeline.png().toFile(tempPath);
-  }, options.signal);
+  await writeAtomically(
+    path,
+    async (tempPath) => {
+      const pipeline = toSharp(image);
+      const lower = path.toLowerCase();
+      if (lower.endsWith('.jpg') || lower.endsWith('.jpeg')) await pipeline.jpeg({ quality: 92 }).toFile(tempPath);
+      else await pipeline.png().toFile(tempPath);
+    },
+    options.signal,
+  );
 }
 
 /** Wraps raw RGB pixels for further processing with sharp. */
@@ -77,6 +85,11 @@ export async function assertFile(path: string): Promise<void> {
     const info = await stat(path);
     if (!info.isFile()) throw new Error('not a file');
   } catch (cause) {
-    throw new ReenactError('FILE_NOT_FOUND', `${path} does not exist or is not a file.`, 'Check the path and try again.', { cause });
+    throw new ReenactError(
+      'FILE_NOT_FOUND',
+      `${path} does not exist or is not a file.`,
+      'Check the path and try again.',
+      { cause },
+    );
   }
 }

@@ -75,7 +75,7 @@ function rotationOf(stream: ProbeStream): number {
   const matrix = stream.side_data_list?.find((entry) => entry.rotation !== undefined);
   // The display matrix gives counter-clockwise degrees; the legacy "rotate" tag gives clockwise.
   const clockwise = matrix?.rotation !== undefined ? -matrix.rotation : Number(stream.tags?.rotate ?? 0);
-  const normalised = ((Math.round(clockwise / 90) * 90) % 360 + 360) % 360;
+  const normalised = (((Math.round(clockwise / 90) * 90) % 360) + 360) % 360;
   return Number.isFinite(normalised) ? normalised : 0;
 }
 
@@ -91,17 +91,30 @@ async function ffprobe(path: string, countPackets: boolean): Promise<ProbeOutput
   const message = result.stderr.lines(3);
   if (result.code !== 0) {
     if (/Invalid data found|could not find codec|Unknown format|does not contain any stream/i.test(message)) {
-      throw new ReenactError('NOT_MEDIA', `${path} is not a video file ffmpeg can read (${message}).`, 'Use a video file such as MP4, MOV, WebM or MKV.');
+      throw new ReenactError(
+        'NOT_MEDIA',
+        `${path} is not a video file ffmpeg can read (${message}).`,
+        'Use a video file such as MP4, MOV, WebM or MKV.',
+      );
     }
     if (/moov atom not found|partial file|End of file|truncat|corrupt/i.test(message)) {
       throw corrupt(path, message);
     }
-    throw new ReenactError('NOT_MEDIA', `${path} could not be read as a video (${message || `ffprobe exit code ${result.code}`}).`, 'Use a video file such as MP4, MOV, WebM or MKV.');
+    throw new ReenactError(
+      'NOT_MEDIA',
+      `${path} could not be read as a video (${message || `ffprobe exit code ${result.code}`}).`,
+      'Use a video file such as MP4, MOV, WebM or MKV.',
+    );
   }
   try {
     return JSON.parse(result.stdout) as ProbeOutput;
   } catch (cause) {
-    throw new ReenactError('FFMPEG_FAILED', `ffprobe printed output reenact cannot parse for ${path}.`, 'Check that FFPROBE_PATH points at a working ffprobe.', { cause });
+    throw new ReenactError(
+      'FFMPEG_FAILED',
+      `ffprobe printed output reenact cannot parse for ${path}.`,
+      'Check that FFPROBE_PATH points at a working ffprobe.',
+      { cause },
+    );
   }
 }
 
@@ -133,7 +146,11 @@ async function inspect(path: string): Promise<Inspected> {
   const video = streams.find((stream) => stream.codec_type === 'video' && !stream.disposition?.attached_pic);
   const audio = streams.find((stream) => stream.codec_type === 'audio');
   if (IMAGE_FORMATS.test(format) || (video && format === 'tty')) {
-    throw new ReenactError('NOT_MEDIA', `${path} is ${format === 'tty' ? 'text' : 'a still image'} (${format}), not a video.`, 'Give a video file (MP4, MOV, WebM, MKV) as the driving video.');
+    throw new ReenactError(
+      'NOT_MEDIA',
+      `${path} is ${format === 'tty' ? 'text' : 'a still image'} (${format}), not a video.`,
+      'Give a video file (MP4, MOV, WebM, MKV) as the driving video.',
+    );
   }
   for (const stream of [video, audio]) {
     const declared = parseNumber(stream?.nb_frames);
@@ -143,7 +160,12 @@ async function inspect(path: string): Promise<Inspected> {
       throw corrupt(path, `the header lists ${declared} ${stream!.codec_type} frames but only ${read} are present`);
     }
   }
-  return { format, duration: parseNumber(probed.format?.duration), ...(video ? { video } : {}), ...(audio ? { audio } : {}) };
+  return {
+    format,
+    duration: parseNumber(probed.format?.duration),
+    ...(video ? { video } : {}),
+    ...(audio ? { audio } : {}),
+  };
 }
 
 /** Whether a media file (video or audio-only) has an audio stream; throws as probeVideo does for unreadable files. */
@@ -172,7 +194,11 @@ export async function probeVideo(path: string): Promise<VideoInfo> {
   const declaredFrames = parseNumber(video.nb_frames);
   const readPackets = video.nb_read_packets === undefined ? undefined : Number(video.nb_read_packets);
   if (readPackets === 0 || (readPackets === undefined && video.nb_frames === '0')) {
-    throw new ReenactError('NO_FRAMES', `${path} has a video stream with no frames.`, 'Record or export the video again; it holds no pictures.');
+    throw new ReenactError(
+      'NO_FRAMES',
+      `${path} has a video stream with no frames.`,
+      'Record or export the video again; it holds no pictures.',
+    );
   }
   const frameCount = readPackets ?? declaredFrames;
 
@@ -180,7 +206,8 @@ export async function probeVideo(path: string): Promise<VideoInfo> {
   // the average is the truer figure where they disagree (variable rate).
   const baseFps = parseRate(video.r_frame_rate);
   const averageFps = parseRate(video.avg_frame_rate);
-  const statedFps = baseFps && (!averageFps || Math.abs(averageFps - baseFps) / baseFps < 0.01) ? baseFps : averageFps || baseFps;
+  const statedFps =
+    baseFps && (!averageFps || Math.abs(averageFps - baseFps) / baseFps < 0.01) ? baseFps : averageFps || baseFps;
   const fps = plausibleFps(statedFps) ? statedFps : 0;
   const duration = formatDuration || parseNumber(video.duration);
 

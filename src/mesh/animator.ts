@@ -113,7 +113,10 @@ export class MeshAnimator {
   /** Per eye: the source's iris, its eye's frame on the photo, and the gaze shift of this frame (photo px). */
   private readonly irises: SourceIris[];
   private readonly sourceEyes: (EyeFrame & { gap: number; reach: number })[];
-  private readonly gazeShift: [number, number][] = [[0, 0], [0, 0]];
+  private readonly gazeShift: [number, number][] = [
+    [0, 0],
+    [0, 0],
+  ];
   private readonly sourceColours: ColourStats;
   private readonly sourceMouthArea: number;
   private readonly filter: OneEuroFilter | undefined;
@@ -151,7 +154,8 @@ export class MeshAnimator {
     this.sourceInReference = new Float64Array(vertexCount * 3);
     this.target = new Float64Array(vertexCount * 3);
     for (let v = 0; v < vertexCount; v++) {
-      const x = this.from[2 * v]!, y = this.from[2 * v + 1]!;
+      const x = this.from[2 * v]!,
+        y = this.from[2 * v + 1]!;
       this.sourceInReference[3 * v] = toReference.a * x + toReference.b * y + toReference.c;
       this.sourceInReference[3 * v + 1] = toReference.d * x + toReference.e * y + toReference.f;
       this.sourceInReference[3 * v + 2] = mesh.depth[v]! / scale;
@@ -162,14 +166,19 @@ export class MeshAnimator {
     this.takeEyes = parts.has('eyes');
     this.expressionScale = options.expressionScale ?? 1;
     this.part = faceParts(this.reference);
-    this.partScale = Float64Array.from([parts.has('expression'), parts.has('eyes'), parts.has('mouth'), parts.has('mouth'), false].map((on) => (on ? this.expressionScale : 0)));
+    this.partScale = Float64Array.from(
+      [parts.has('expression'), parts.has('eyes'), parts.has('mouth'), parts.has('mouth'), false].map((on) =>
+        on ? this.expressionScale : 0,
+      ),
+    );
 
     const source3d = landmarks3d(source.face.landmarks, LANDMARK_COUNT);
     this.irises = EYES.map((eye) => sourceIris(source.image, source.face.landmarks, eye.contour, eye.iris));
     this.sourceEyes = EYES.map((eye, e) => {
       const frame = eyeFrame(source3d, eye.contour, eye.contour[0]!, eye.contour[eye.contour.length / 2]!);
       let gap = 0;
-      for (const [upper, lower] of EYE_LID_PAIRS[e]!) gap += distance3(source3d, upper, lower) / EYE_LID_PAIRS[e]!.length;
+      for (const [upper, lower] of EYE_LID_PAIRS[e]!)
+        gap += distance3(source3d, upper, lower) / EYE_LID_PAIRS[e]!.length;
       const radius = this.irises[e]!.radius / frame.width;
       return { ...frame, gap: gap / frame.width, reach: Math.max(0, 0.5 - (1 - MAX_GAZE.corner) * radius) };
     });
@@ -181,7 +190,11 @@ export class MeshAnimator {
         ? undefined
         : // A quick speed estimate (4 Hz) and a high beta let a two-frame blink through: the
           // fixture's blink keeps 90% of its depth, against 68% with 1 Hz, beta 4.
-          new OneEuroFilter(LANDMARK_COUNT * 2, { minCutoff: options.minCutoff ?? 1, beta: options.beta ?? 8, derivativeCutoff: 4 });
+          new OneEuroFilter(LANDMARK_COUNT * 2, {
+            minCutoff: options.minCutoff ?? 1,
+            beta: options.beta ?? 8,
+            derivativeCutoff: 4,
+          });
   }
 
   /**
@@ -191,7 +204,8 @@ export class MeshAnimator {
    * restarts the smoothing. The returned image is a fresh copy the caller may keep or change.
    */
   render(driving: { face: Face | null; frame: RgbImage; time: number }): RgbImage {
-    if (!driving.face) return { width: this.image.width, height: this.image.height, data: (this.held ?? this.image.data).slice() };
+    if (!driving.face)
+      return { width: this.image.width, height: this.image.height, data: (this.held ?? this.image.data).slice() };
     const points = this.driving;
     const landmarks = driving.face.landmarks;
     for (let i = 0; i < LANDMARK_COUNT; i++) {
@@ -235,7 +249,9 @@ export class MeshAnimator {
     const depth = this.toDepth;
     const sourceScale = scaleOf(m);
     for (let v = 0; v < from.length / 2; v++) {
-      const x = target[3 * v]!, y = target[3 * v + 1]!, z = target[3 * v + 2]!;
+      const x = target[3 * v]!,
+        y = target[3 * v + 1]!,
+        z = target[3 * v + 2]!;
       const px = s * (R[0] * x + R[1] * y + R[2] * z) + shown.tx;
       const py = s * (R[3] * x + R[4] * y + R[5] * z) + shown.ty;
       to[2 * v] = m.a * px + m.b * py + m.c;
@@ -253,7 +269,8 @@ export class MeshAnimator {
 
     const out = copy(this.image);
     warpPiecewiseAffine(this.image, from, to, this.drawingOrder(R), out.data);
-    if (this.takeEyes) for (let e = 0; e < EYES.length; e++) shiftIris(out, this.image, from, to, this.irises[e]!, this.gazeShift[e]!);
+    if (this.takeEyes)
+      for (let e = 0; e < EYES.length; e++) shiftIris(out, this.image, from, to, this.irises[e]!, this.gazeShift[e]!);
     if (this.mouthFill) {
       const targetArea = mouthOpeningArea(to);
       // How far the target opening outgrows the (posed) source's own mouth interior.
@@ -287,7 +304,9 @@ export class MeshAnimator {
     const reference = this.reference;
     const unposed = this.unposed;
     for (let i = 0; i < LANDMARK_COUNT; i++) {
-      const x = reference[3 * i]!, y = reference[3 * i + 1]!, z = reference[3 * i + 2]!;
+      const x = reference[3 * i]!,
+        y = reference[3 * i + 1]!,
+        z = reference[3 * i + 2]!;
       const rx = (points[2 * i]! - (s * (R[0] * x + R[1] * y + R[2] * z) + pose.tx)) / s;
       const ry = (points[2 * i + 1]! - (s * (R[3] * x + R[4] * y + R[5] * z) + pose.ty)) / s;
       // R transposed times (rx, ry, 0).
@@ -330,7 +349,8 @@ export class MeshAnimator {
       const least = Math.min(...closing);
       const t = Math.min(1, Math.max(0, (least / most - 0.3) / 0.3));
       const together = t * t * (3 - 2 * t);
-      for (let e = 0; e < closing.length; e++) if (closing[e]! > 0) closing[e] = closing[e]! + together * (most - closing[e]!);
+      for (let e = 0; e < closing.length; e++)
+        if (closing[e]! > 0) closing[e] = closing[e]! + together * (most - closing[e]!);
     }
     EYE_LID_PAIRS.forEach((pairs, e) => {
       const ratio = 1 - closing[e]!;
@@ -338,10 +358,12 @@ export class MeshAnimator {
       const v = IRIS_VERTICES[e]!;
       // The iris centre's offset from the eye's centre in the source, squeezed across the eye with the lids.
       const sourceCentre = [0, 0, 0];
-      for (const i of eye.contour) for (let c = 0; c < 3; c++) sourceCentre[c]! += inReference[3 * i + c]! / eye.contour.length;
+      for (const i of eye.contour)
+        for (let c = 0; c < 3; c++) sourceCentre[c]! += inReference[3 * i + c]! / eye.contour.length;
       const offset = [0, 1, 2].map((c) => inReference[3 * v + c]! - sourceCentre[c]!);
       const gap = [0, 0, 0];
-      for (const [upper, lower] of pairs) for (let c = 0; c < 3; c++) gap[c]! += inReference[3 * lower + c]! - inReference[3 * upper + c]!;
+      for (const [upper, lower] of pairs)
+        for (let c = 0; c < 3; c++) gap[c]! += inReference[3 * lower + c]! - inReference[3 * upper + c]!;
       const gapLength = Math.max(1e-9, Math.hypot(gap[0]!, gap[1]!, gap[2]!));
       const across = (offset[0]! * gap[0]! + offset[1]! * gap[1]! + offset[2]! * gap[2]!) / gapLength;
       pairs.forEach(([upper, lower], k) => {
@@ -350,7 +372,8 @@ export class MeshAnimator {
           // A closing eye is mostly the upper lid coming down: the lids meet a quarter of the
           // gap above the lower lid, and the fold above the upper lid follows it part way, so
           // the lid's skin stretches over the eye instead of the lashes bunching in a line.
-          const u = target[3 * upper + c]!, l = target[3 * lower + c]!;
+          const u = target[3 * upper + c]!,
+            l = target[3 * lower + c]!;
           const meet = u + LIDS_MEET * (l - u);
           const gap = ratio * (inReference[3 * lower + c]! - inReference[3 * upper + c]!);
           const newUpper = meet - LIDS_MEET * gap;
@@ -361,7 +384,8 @@ export class MeshAnimator {
       });
       const centre = [0, 0, 0];
       for (const i of eye.contour) for (let c = 0; c < 3; c++) centre[c]! += target[3 * i + c]! / eye.contour.length;
-      for (let c = 0; c < 3; c++) target[3 * v + c] = centre[c]! + offset[c]! + ((ratio - 1) * across * gap[c]!) / gapLength;
+      for (let c = 0; c < 3; c++)
+        target[3 * v + c] = centre[c]! + offset[c]! + ((ratio - 1) * across * gap[c]!) / gapLength;
 
       // Gaze: how far the driver's iris moved from the reference's, along and across the eye.
       const [a, b] = [eye.contour[0]!, eye.contour[eye.contour.length / 2]!];
@@ -369,7 +393,8 @@ export class MeshAnimator {
       const referenceGaze = gazeOf(reference, eye.contour, eye.iris, a, b);
       const frame = this.sourceEyes[e]!;
       const along = clamp(scale * (driverGaze.along - referenceGaze.along), frame.reach) * frame.width;
-      const up = clamp(scale * (driverGaze.across - referenceGaze.across), MAX_GAZE.across * frame.gap) * frame.width * ratio;
+      const up =
+        clamp(scale * (driverGaze.across - referenceGaze.across), MAX_GAZE.across * frame.gap) * frame.width * ratio;
       this.gazeShift[e]![0] = along * frame.u[0] + up * frame.n[0];
       this.gazeShift[e]![1] = along * frame.u[1] + up * frame.n[1];
     });
@@ -417,11 +442,14 @@ export class MeshAnimator {
 function faceParts(reference: Float64Array): Uint8Array {
   const part = new Uint8Array(MESH_POINTS).fill(4);
   const [a, b] = EYE_OUTER_CORNERS;
-  const ux = reference[3 * b]! - reference[3 * a]!, uy = reference[3 * b + 1]! - reference[3 * a + 1]!;
+  const ux = reference[3 * b]! - reference[3 * a]!,
+    uy = reference[3 * b + 1]! - reference[3 * a + 1]!;
   const length = Math.hypot(ux, uy);
   // Down the face, perpendicular to the eye line.
-  const nx = -uy / length, ny = ux / length;
-  const below = (i: number) => (reference[3 * i]! - reference[3 * NOSE_BASE]!) * nx + (reference[3 * i + 1]! - reference[3 * NOSE_BASE + 1]!) * ny;
+  const nx = -uy / length,
+    ny = ux / length;
+  const below = (i: number) =>
+    (reference[3 * i]! - reference[3 * NOSE_BASE]!) * nx + (reference[3 * i + 1]! - reference[3 * NOSE_BASE + 1]!) * ny;
   for (let i = 0; i < MESH_POINTS; i++) if (below(i) > 0) part[i] = 2;
   for (const i of FACE_OVAL) if (part[i] === 2) part[i] = 3;
   for (const brow of BROWS) for (const i of brow) part[i] = 0;
@@ -455,7 +483,13 @@ function eyeFrame(points: Float64Array, contour: readonly number[], a: number, b
   return { centre, u, n, width };
 }
 
-function gazeOf(points: Float64Array, contour: readonly number[], iris: number, a: number, b: number): { along: number; across: number; width: number } {
+function gazeOf(
+  points: Float64Array,
+  contour: readonly number[],
+  iris: number,
+  a: number,
+  b: number,
+): { along: number; across: number; width: number } {
   const frame = eyeFrame(points, contour, a, b);
   const d = [0, 1, 2].map((c) => points[3 * iris + c]! - frame.centre[c]!);
   return {
@@ -466,7 +500,11 @@ function gazeOf(points: Float64Array, contour: readonly number[], iris: number, 
 }
 
 function distance3(points: Float64Array, i: number, j: number): number {
-  return Math.hypot(points[3 * j]! - points[3 * i]!, points[3 * j + 1]! - points[3 * i + 1]!, points[3 * j + 2]! - points[3 * i + 2]!);
+  return Math.hypot(
+    points[3 * j]! - points[3 * i]!,
+    points[3 * j + 1]! - points[3 * i + 1]!,
+    points[3 * j + 2]! - points[3 * i + 2]!,
+  );
 }
 
 function clamp(value: number, limit: number): number {

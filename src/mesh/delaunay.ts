@@ -42,10 +42,17 @@ export function delaunay(xy: ArrayLike<number>): Uint32Array {
     r2: number;
   }
   const make = (a: number, b: number, c: number): Triangle => {
-    const ax = px[a]!, ay = py[a]!, bx = px[b]!, by = py[b]!, cx = px[c]!, cy = py[c]!;
+    const ax = px[a]!,
+      ay = py[a]!,
+      bx = px[b]!,
+      by = py[b]!,
+      cx = px[c]!,
+      cy = py[c]!;
     const d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by));
     if (d === 0) return { a, b, c, cx: 0, cy: 0, r2: Infinity };
-    const a2 = ax * ax + ay * ay, b2 = bx * bx + by * by, c2 = cx * cx + cy * cy;
+    const a2 = ax * ax + ay * ay,
+      b2 = bx * bx + by * by,
+      c2 = cx * cx + cy * cy;
     const ux = (a2 * (by - cy) + b2 * (cy - ay) + c2 * (ay - by)) / d;
     const uy = (a2 * (cx - bx) + b2 * (ax - cx) + c2 * (bx - ax)) / d;
     return { a, b, c, cx: ux, cy: uy, r2: (ax - ux) ** 2 + (ay - uy) ** 2 };

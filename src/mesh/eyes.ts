@@ -27,10 +27,17 @@ export interface SourceIris {
  * triples) and the eye's white: the mean of the brightest quarter of the photo's pixels inside the
  * lids and outside the iris's limbus (the rest is lashes, lid margins and their shadow).
  */
-export function sourceIris(photo: RgbImage, landmarks: ArrayLike<number>, contour: readonly number[], iris: number): SourceIris {
-  const x = landmarks[3 * iris]!, y = landmarks[3 * iris + 1]!;
+export function sourceIris(
+  photo: RgbImage,
+  landmarks: ArrayLike<number>,
+  contour: readonly number[],
+  iris: number,
+): SourceIris {
+  const x = landmarks[3 * iris]!,
+    y = landmarks[3 * iris + 1]!;
   let radius = 0;
-  for (let k = 1; k <= 4; k++) radius += Math.hypot(landmarks[3 * (iris + k)]! - x, landmarks[3 * (iris + k) + 1]! - y) / 4;
+  for (let k = 1; k <= 4; k++)
+    radius += Math.hypot(landmarks[3 * (iris + k)]! - x, landmarks[3 * (iris + k) + 1]! - y) / 4;
   const poly = new Float64Array(contour.length * 2);
   contour.forEach((i, k) => {
     poly[2 * k] = landmarks[3 * i]!;
@@ -38,7 +45,8 @@ export function sourceIris(photo: RgbImage, landmarks: ArrayLike<number>, contou
   });
   const pixels: [number, number, number][] = [];
   forEachInside(poly, photo, (px, py, o) => {
-    if (Math.hypot(px - x, py - y) > radius * LIMBUS) pixels.push([photo.data[o]!, photo.data[o + 1]!, photo.data[o + 2]!]);
+    if (Math.hypot(px - x, py - y) > radius * LIMBUS)
+      pixels.push([photo.data[o]!, photo.data[o + 1]!, photo.data[o + 2]!]);
   });
   pixels.sort((a, b) => b[0] + b[1] + b[2] - (a[0] + a[1] + a[2]));
   const bright = pixels.slice(0, Math.max(1, pixels.length >> 2));
@@ -58,10 +66,21 @@ export function sourceIris(photo: RgbImage, landmarks: ArrayLike<number>, contou
  * are blended over a pixel and a half, so no hard edge shows. Lids drawn over the polygon's edge
  * keep covering the iris as they close.
  */
-export function shiftIris(out: RgbImage, photo: RgbImage, from: ArrayLike<number>, to: ArrayLike<number>, iris: SourceIris, shift: [number, number]): void {
+export function shiftIris(
+  out: RgbImage,
+  photo: RgbImage,
+  from: ArrayLike<number>,
+  to: ArrayLike<number>,
+  iris: SourceIris,
+  shift: [number, number],
+): void {
   const length = Math.hypot(shift[0], shift[1]);
   if (length < 0.05) return;
-  const map = fitAffine(to, from, iris.contour.map((i) => [i, 1] as const));
+  const map = fitAffine(
+    to,
+    from,
+    iris.contour.map((i) => [i, 1] as const),
+  );
   if (!map) return;
   const poly = new Float64Array(iris.contour.length * 2);
   const sourcePoly = new Float64Array(iris.contour.length * 2);
@@ -72,9 +91,11 @@ export function shiftIris(out: RgbImage, photo: RgbImage, from: ArrayLike<number
     sourcePoly[2 * k + 1] = from[2 * i + 1]!;
   });
   const limbus = iris.radius * LIMBUS;
-  const cx = iris.x + shift[0], cy = iris.y + shift[1];
+  const cx = iris.x + shift[0],
+    cy = iris.y + shift[1];
   // Along the shift and across it.
-  const ux = shift[0] / length, uy = shift[1] / length;
+  const ux = shift[0] / length,
+    uy = shift[1] / length;
   const sample = new Float64Array(3);
   const data = out.data;
   forEachInside(poly, out, (px, py, o) => {
@@ -93,7 +114,8 @@ export function shiftIris(out: RgbImage, photo: RgbImage, from: ArrayLike<number
       // clear of the limbal ring's blur, or nearer where the eye's corner is.
       let found = false;
       for (const beyond of [SCLERA_GAP * limbus, 1]) {
-        const sx = iris.x - (chord + beyond) * ux - across * uy, sy = iris.y - (chord + beyond) * uy + across * ux;
+        const sx = iris.x - (chord + beyond) * ux - across * uy,
+          sy = iris.y - (chord + beyond) * uy + across * ux;
         if (!insidePolygon(sourcePoly, sx, sy)) continue;
         sampleBilinear(photo, sx, sy, sample);
         found = true;

@@ -20,7 +20,14 @@ export interface HeadPose {
   image: [number, number];
 }
 
-export const IDENTITY_POSE: HeadPose = { rotation: [1, 0, 0, 0, 1, 0, 0, 0, 1], scale: 1, tx: 0, ty: 0, centre: [0, 0, 0], image: [0, 0] };
+export const IDENTITY_POSE: HeadPose = {
+  rotation: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+  scale: 1,
+  tx: 0,
+  ty: 0,
+  centre: [0, 0, 0],
+  image: [0, 0],
+};
 
 /** Face Mesh points at the sides of the face (by the ears), and the nose tip. */
 const SIDES = [234, 454] as const;
@@ -58,9 +65,17 @@ export function landmarks3d(landmarks: ArrayLike<number>, count: number): Float6
  * scaled rotation (rows made orthonormal and of one length, the third row their cross product).
  * Undefined when the points are degenerate.
  */
-export function fitHeadPose(reference: ArrayLike<number>, driving: ArrayLike<number>, indices: readonly number[]): HeadPose | undefined {
+export function fitHeadPose(
+  reference: ArrayLike<number>,
+  driving: ArrayLike<number>,
+  indices: readonly number[],
+): HeadPose | undefined {
   const n = indices.length;
-  let mx = 0, my = 0, mz = 0, mu = 0, mv = 0;
+  let mx = 0,
+    my = 0,
+    mz = 0,
+    mu = 0,
+    mv = 0;
   for (const i of indices) {
     mx += reference[3 * i]!;
     my += reference[3 * i + 1]!;
@@ -122,15 +137,20 @@ export function fitHeadPose(reference: ArrayLike<number>, driving: ArrayLike<num
 export function easeTurn(pose: HeadPose, knee: number, limit: number): HeadPose {
   const R = pose.rotation;
   // Forward axis after the rotation: R's third column.
-  const vx = R[2], vy = R[5], vz = Math.min(1, Math.max(-1, R[8]));
+  const vx = R[2],
+    vy = R[5],
+    vz = Math.min(1, Math.max(-1, R[8]));
   const angle = Math.acos(vz);
   const side = Math.hypot(vx, vy);
   if (angle <= knee || side < 1e-12) return pose;
   const eased = knee + (limit - knee) * Math.tanh((angle - knee) / (limit - knee));
   // Swing about the axis (-vy, vx, 0) / side: the turn taking the forward axis to v.
-  const ax = -vy / side, ay = vx / side;
+  const ax = -vy / side,
+    ay = vx / side;
   const swing = (t: number): Rotation => {
-    const c = Math.cos(t), s = Math.sin(t), v = 1 - c;
+    const c = Math.cos(t),
+      s = Math.sin(t),
+      v = 1 - c;
     return [c + ax * ax * v, ax * ay * v, ay * s, ax * ay * v, c + ay * ay * v, -ax * s, -ay * s, ax * s, c];
   };
   // R = swing(angle) * twist, so the eased rotation is swing(eased) * swing(angle)^T * R.
@@ -147,19 +167,37 @@ function transpose(m: Rotation): Rotation {
 
 function multiply33(a: Rotation, b: Rotation): Rotation {
   const out = new Array<number>(9);
-  for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) out[3 * r + c] = a[3 * r]! * b[c]! + a[3 * r + 1]! * b[3 + c]! + a[3 * r + 2]! * b[6 + c]!;
+  for (let r = 0; r < 3; r++)
+    for (let c = 0; c < 3; c++)
+      out[3 * r + c] = a[3 * r]! * b[c]! + a[3 * r + 1]! * b[3 + c]! + a[3 * r + 2]! * b[6 + c]!;
   return out as Rotation;
 }
 
 function invert3(m: number[]): number[] | undefined {
   const [a, b, c, d, e, f, g, h, i] = m as [number, number, number, number, number, number, number, number, number];
-  const A = e * i - f * h, B = -(d * i - f * g), C = d * h - e * g;
+  const A = e * i - f * h,
+    B = -(d * i - f * g),
+    C = d * h - e * g;
   const det = a * A + b * B + c * C;
   const trace = a + e + i;
   if (!(Math.abs(det) > 1e-12 * trace * trace * trace)) return undefined;
-  return [A / det, -(b * i - c * h) / det, (b * f - c * e) / det, B / det, (a * i - c * g) / det, -(a * f - c * d) / det, C / det, -(a * h - b * g) / det, (a * e - b * d) / det];
+  return [
+    A / det,
+    -(b * i - c * h) / det,
+    (b * f - c * e) / det,
+    B / det,
+    (a * i - c * g) / det,
+    -(a * f - c * d) / det,
+    C / det,
+    -(a * h - b * g) / det,
+    (a * e - b * d) / det,
+  ];
 }
 
 function multiply3(m: number[], v: number[]): [number, number, number] {
-  return [m[0]! * v[0]! + m[1]! * v[1]! + m[2]! * v[2]!, m[3]! * v[0]! + m[4]! * v[1]! + m[5]! * v[2]!, m[6]! * v[0]! + m[7]! * v[1]! + m[8]! * v[2]!];
+  return [
+    m[0]! * v[0]! + m[1]! * v[1]! + m[2]! * v[2]!,
+    m[3]! * v[0]! + m[4]! * v[1]! + m[5]! * v[2]!,
+    m[6]! * v[0]! + m[7]! * v[1]! + m[8]! * v[2]!,
+  ];
 }

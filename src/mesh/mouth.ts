@@ -16,7 +16,9 @@ export interface ColourStats {
  */
 export function faceColourStats(image: RgbImage, points: ArrayLike<number>): ColourStats {
   const outline = polygon(points, FACE_OVAL);
-  let r = 0, g = 0, b = 0;
+  let r = 0,
+    g = 0,
+    b = 0;
   let n = 0;
   const [x0, y0, x1, y1] = polygonBounds(outline, image);
   const crossings = new Float64Array(outline.length / 2);
@@ -44,7 +46,8 @@ export function faceColourStats(image: RgbImage, points: ArrayLike<number>): Col
 export function mouthOpeningArea(points: ArrayLike<number>): number {
   const poly = polygon(points, INNER_LIPS);
   let area = 0;
-  for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) area += poly[j]! * poly[i + 1]! - poly[i]! * poly[j + 1]!;
+  for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2)
+    area += poly[j]! * poly[i + 1]! - poly[i]! * poly[j + 1]!;
   return Math.abs(area) / 2;
 }
 
@@ -75,13 +78,18 @@ export function fillMouth(fill: MouthFill): void {
   const inner = polygon(target, INNER_LIPS);
   // The inner contours must correspond; the outer ones, lightly weighted, keep the fit
   // well-posed when the opening is a thin slit.
-  const map = fitAffine(target, driver, [...INNER_LIPS.map((i) => [i, 1] as const), ...OUTER_LIPS.map((i) => [i, 0.05] as const)]);
+  const map = fitAffine(target, driver, [
+    ...INNER_LIPS.map((i) => [i, 1] as const),
+    ...OUTER_LIPS.map((i) => [i, 0.05] as const),
+  ]);
   if (!map) return;
   const mouthWidth = Math.hypot(inner[20]! - inner[0]!, inner[21]! - inner[1]!);
   const feather = Math.max(1, 0.06 * mouthWidth);
   // A per-channel gain rather than a mean/std shift: the interior is much darker than the
   // face, and an offset would lift the dark of an open mouth towards skin colour.
-  const gain = [0, 1, 2].map((c) => Math.min(1.6, Math.max(0.6, sourceColours.mean[c]! / Math.max(1, driverColours.mean[c]!))));
+  const gain = [0, 1, 2].map((c) =>
+    Math.min(1.6, Math.max(0.6, sourceColours.mean[c]! / Math.max(1, driverColours.mean[c]!))),
+  );
   const data = out.data;
   const sample = new Float64Array(3);
   forEachInside(inner, out, (px, py, o) => {
@@ -108,8 +116,10 @@ function polygon(points: ArrayLike<number>, indices: readonly number[]): Float64
 function distanceToEdges(poly: Float64Array, x: number, y: number): number {
   let best = Infinity; // squared
   for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) {
-    const ax = poly[j]!, ay = poly[j + 1]!;
-    const ex = poly[i]! - ax, ey = poly[i + 1]! - ay;
+    const ax = poly[j]!,
+      ay = poly[j + 1]!;
+    const ex = poly[i]! - ax,
+      ey = poly[i + 1]! - ay;
     const len2 = ex * ex + ey * ey;
     const t = len2 > 0 ? Math.min(1, Math.max(0, ((x - ax) * ex + (y - ay) * ey) / len2)) : 0;
     const dx = x - ax - t * ex;

@@ -2,7 +2,10 @@ import type { RgbImage } from '../types.js';
 
 /** Pixel bounds [x0, y0, x1, y1] of a polygon, clipped to the image. */
 export function polygonBounds(poly: Float64Array, image: RgbImage): [number, number, number, number] {
-  let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+  let minX = Infinity,
+    minY = Infinity,
+    maxX = -Infinity,
+    maxY = -Infinity;
   for (let i = 0; i < poly.length; i += 2) {
     minX = Math.min(minX, poly[i]!);
     maxX = Math.max(maxX, poly[i]!);
@@ -25,7 +28,8 @@ export function polygonBounds(poly: Float64Array, image: RgbImage): [number, num
 export function rowCrossings(poly: Float64Array, y: number, out: Float64Array): number {
   let count = 0;
   for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) {
-    const yi = poly[i + 1]!, yj = poly[j + 1]!;
+    const yi = poly[i + 1]!,
+      yj = poly[j + 1]!;
     if (yi > y === yj > y) continue;
     const crossing = ((poly[j]! - poly[i]!) * (y - yi)) / (yj - yi) + poly[i]!;
     let k = count++;
@@ -39,14 +43,19 @@ export function rowCrossings(poly: Float64Array, y: number, out: Float64Array): 
 export function insidePolygon(poly: ArrayLike<number>, x: number, y: number): boolean {
   let result = false;
   for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) {
-    const yi = poly[i + 1]!, yj = poly[j + 1]!;
+    const yi = poly[i + 1]!,
+      yj = poly[j + 1]!;
     if (yi > y !== yj > y && x < ((poly[j]! - poly[i]!) * (y - yi)) / (yj - yi) + poly[i]!) result = !result;
   }
   return result;
 }
 
 /** Calls `visit` with the centre and byte offset of every pixel of `image` inside the polygon. */
-export function forEachInside(poly: Float64Array, image: RgbImage, visit: (x: number, y: number, offset: number) => void): void {
+export function forEachInside(
+  poly: Float64Array,
+  image: RgbImage,
+  visit: (x: number, y: number, offset: number) => void,
+): void {
   const [x0, y0, x1, y1] = polygonBounds(poly, image);
   const crossings = new Float64Array(poly.length / 2);
   for (let y = y0; y <= y1; y++) {
@@ -64,11 +73,17 @@ export function forEachInside(poly: Float64Array, image: RgbImage, visit: (x: nu
 
 /** Bilinear sample of an image at (x, y) (pixel centres at +0.5) into `out`, clamped to its edges. */
 export function sampleBilinear(image: RgbImage, x: number, y: number, out: Float64Array): void {
-  const maxX = image.width - 1, maxY = image.height - 1;
-  const sx = Math.min(maxX, Math.max(0, x - 0.5)), sy = Math.min(maxY, Math.max(0, y - 0.5));
-  const ix = Math.min(maxX - 1, sx | 0), iy = Math.min(maxY - 1, sy | 0);
-  const fx = sx - ix, fy = sy - iy;
-  const p = (iy * image.width + ix) * 3, q = p + image.width * 3;
+  const maxX = image.width - 1,
+    maxY = image.height - 1;
+  const sx = Math.min(maxX, Math.max(0, x - 0.5)),
+    sy = Math.min(maxY, Math.max(0, y - 0.5));
+  const ix = Math.min(maxX - 1, sx | 0),
+    iy = Math.min(maxY - 1, sy | 0);
+  const fx = sx - ix,
+    fy = sy - iy;
+  const p = (iy * image.width + ix) * 3,
+    q = p + image.width * 3;
   const d = image.data;
-  for (let c = 0; c < 3; c++) out[c] = (1 - fy) * ((1 - fx) * d[p + c]! + fx * d[p + 3 + c]!) + fy * ((1 - fx) * d[q + c]! + fx * d[q + 3 + c]!);
+  for (let c = 0; c < 3; c++)
+    out[c] = (1 - fy) * ((1 - fx) * d[p + c]! + fx * d[p + 3 + c]!) + fy * ((1 - fx) * d[q + c]! + fx * d[q + 3 + c]!);
 }

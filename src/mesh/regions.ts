@@ -5,21 +5,27 @@ export const MESH_POINTS = 468;
 
 /** The face outline, clockwise from the top of the forehead. */
 export const FACE_OVAL = [
-  10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58,
-  132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+  10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136,
+  172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
 ] as const;
 
 /**
  * Points that move with the skull but not with expression (forehead, nose bridge, eye corners,
  * temples, cheekbones): the head pose is fitted on these. Brows, lids, mouth and jaw are left out.
  */
-export const RIGID_POINTS = [10, 109, 338, 67, 297, 151, 9, 8, 168, 6, 197, 195, 33, 133, 362, 263, 130, 359, 127, 356, 234, 454, 116, 345] as const;
+export const RIGID_POINTS = [
+  10, 109, 338, 67, 297, 151, 9, 8, 168, 6, 197, 195, 33, 133, 362, 263, 130, 359, 127, 356, 234, 454, 116, 345,
+] as const;
 
 /** Inner lip contour, a closed polygon: image-left corner, upper lip, image-right corner, lower lip. */
-export const INNER_LIPS = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95] as const;
+export const INNER_LIPS = [
+  78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
+] as const;
 
 /** Outer lip contour, a closed polygon in the same order. */
-export const OUTER_LIPS = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146] as const;
+export const OUTER_LIPS = [
+  61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146,
+] as const;
 
 /** Upper and lower inner-lip points facing each other across the mouth opening. */
 export const INNER_LIP_PAIRS = [

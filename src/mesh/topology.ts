@@ -97,14 +97,16 @@ export function warpMesh(face: Face, image: RgbImage): WarpMesh {
  */
 function irisInside(landmarks: Float64Array, contour: readonly number[], iris: number): [number, number] {
   const poly = new Float64Array(contour.length * 2);
-  let cx = 0, cy = 0;
+  let cx = 0,
+    cy = 0;
   contour.forEach((i, k) => {
     poly[2 * k] = landmarks[3 * i]!;
     poly[2 * k + 1] = landmarks[3 * i + 1]!;
     cx += poly[2 * k]! / contour.length;
     cy += poly[2 * k + 1]! / contour.length;
   });
-  const x = landmarks[3 * iris]!, y = landmarks[3 * iris + 1]!;
+  const x = landmarks[3 * iris]!,
+    y = landmarks[3 * iris + 1]!;
   return insidePolygon(poly, x, y) ? [x, y] : [cx, cy];
 }
 
@@ -116,7 +118,10 @@ function outerTriangles(vertices: Float64Array): Uint32Array {
   const triangles: number[] = [];
   // Delaunay over the outline and the anchors, without the triangles that fall inside the
   // outline (the tessellation covers those).
-  const outer = [...FACE_OVAL, ...Array.from({ length: vertices.length / 2 - FACE_VERTICES }, (_, k) => FACE_VERTICES + k)];
+  const outer = [
+    ...FACE_OVAL,
+    ...Array.from({ length: vertices.length / 2 - FACE_VERTICES }, (_, k) => FACE_VERTICES + k),
+  ];
   const xy = new Float64Array(outer.length * 2);
   outer.forEach((vertex, k) => {
     xy[2 * k] = vertices[2 * vertex]!;
@@ -161,23 +166,33 @@ function faceMeshTriangles(vertices: Float64Array, depth: ArrayLike<number>): Ui
     return { members: new Set<number>(eye.contour), poly };
   });
   for (let t = 0; t < FACE_MESH_TRIANGLES.length; t += 3) {
-    const a = FACE_MESH_TRIANGLES[t]!, b = FACE_MESH_TRIANGLES[t + 1]!, c = FACE_MESH_TRIANGLES[t + 2]!;
+    const a = FACE_MESH_TRIANGLES[t]!,
+      b = FACE_MESH_TRIANGLES[t + 1]!,
+      c = FACE_MESH_TRIANGLES[t + 2]!;
     const cx = (vertices[2 * a]! + vertices[2 * b]! + vertices[2 * c]!) / 3;
     const cy = (vertices[2 * a + 1]! + vertices[2 * b + 1]! + vertices[2 * c + 1]!) / 3;
-    const opening = openings.some(({ members, poly }) => members.has(a) && members.has(b) && members.has(c) && insidePolygon(poly, cx, cy));
+    const opening = openings.some(
+      ({ members, poly }) => members.has(a) && members.has(b) && members.has(c) && insidePolygon(poly, cx, cy),
+    );
     if (!opening) triangles.push(a, b, c);
   }
   EYES.forEach((eye, e) => {
-    for (let k = 0; k < eye.contour.length; k++) triangles.push(eye.contour[k]!, eye.contour[(k + 1) % eye.contour.length]!, IRIS_VERTICES[e]!);
+    for (let k = 0; k < eye.contour.length; k++)
+      triangles.push(eye.contour[k]!, eye.contour[(k + 1) % eye.contour.length]!, IRIS_VERTICES[e]!);
   });
   const order = Array.from({ length: triangles.length / 3 }, (_, t) => t);
-  const meanDepth = (t: number) => depth[triangles[3 * t]!]! + depth[triangles[3 * t + 1]!]! + depth[triangles[3 * t + 2]!]!;
+  const meanDepth = (t: number) =>
+    depth[triangles[3 * t]!]! + depth[triangles[3 * t + 1]!]! + depth[triangles[3 * t + 2]!]!;
   order.sort((s, t) => meanDepth(t) - meanDepth(s));
   return Uint32Array.from(order.flatMap((t) => [triangles[3 * t]!, triangles[3 * t + 1]!, triangles[3 * t + 2]!]));
 }
 
 /** Anchor rings around the face outline, with their depths, and fixed points along the image border. */
-function anchorPoints(points: Float64Array, depth: Float64Array, image: RgbImage): { points: Float64Array; depth: Float64Array; follow: Float64Array } {
+function anchorPoints(
+  points: Float64Array,
+  depth: Float64Array,
+  image: RgbImage,
+): { points: Float64Array; depth: Float64Array; follow: Float64Array } {
   let cx = 0;
   let cy = 0;
   for (const i of FACE_OVAL) {
@@ -205,7 +220,16 @@ function anchorPoints(points: Float64Array, depth: Float64Array, image: RgbImage
   }
   for (let k = 0; k < BORDER_STEPS; k++) {
     const t = k / BORDER_STEPS;
-    xy.push(t * image.width, 0, image.width, t * image.height, (1 - t) * image.width, image.height, 0, (1 - t) * image.height);
+    xy.push(
+      t * image.width,
+      0,
+      image.width,
+      t * image.height,
+      (1 - t) * image.width,
+      image.height,
+      0,
+      (1 - t) * image.height,
+    );
     z.push(silhouette, silhouette, silhouette, silhouette);
     follow.push(0, 0, 0, 0);
   }

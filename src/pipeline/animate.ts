@@ -103,10 +103,18 @@ export function faceAnalyzer(): Promise<FaceAnalyzer> {
   return sharedAnalyzer;
 }
 
-function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?: { config: string | FommConfig; checkpoint: string | FommWeights } } {
+function checkOptions(options: AnimateOptions): {
+  model: MotionModelName;
+  fomm?: { config: string | FommConfig; checkpoint: string | FommWeights };
+} {
   const model = options.model ?? 'mesh';
   if (model !== 'mesh' && model !== 'fomm') {
-    throw invalidOption('model', "'mesh' or 'fomm'", model, 'Use `model` mesh (built in) or fomm (with `config` and `checkpoint`).');
+    throw invalidOption(
+      'model',
+      "'mesh' or 'fomm'",
+      model,
+      'Use `model` mesh (built in) or fomm (with `config` and `checkpoint`).',
+    );
   }
   if (model === 'fomm' && (!options.config || !options.checkpoint)) {
     throw new ReenactError(
@@ -116,19 +124,35 @@ function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?:
     );
   }
   if (model === 'mesh' && (options.config || options.checkpoint)) {
-    throw new ReenactError('BAD_ARGUMENT', '`config` and `checkpoint` are for `model` fomm.', 'Set `model` to fomm to use the FOMM checkpoint, or leave them out for the mesh model.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      '`config` and `checkpoint` are for `model` fomm.',
+      'Set `model` to fomm to use the FOMM checkpoint, or leave them out for the mesh model.',
+    );
   }
   const start = options.startFrame;
   if (start !== undefined && start !== 'best' && !(Number.isInteger(start) && start >= 0)) {
-    throw invalidOption('startFrame', "a frame number of 0 or more, or 'best'", start, 'Give a whole frame number, or `startFrame: best`.');
+    throw invalidOption(
+      'startFrame',
+      "a frame number of 0 or more, or 'best'",
+      start,
+      'Give a whole frame number, or `startFrame: best`.',
+    );
   }
   checkThreads(options.threads);
   const scale = options.expressionScale;
   if (scale !== undefined && !(typeof scale === 'number' && scale >= 0 && scale <= 2)) {
-    throw invalidOption('expressionScale', 'a number from 0 to 2', scale, 'Use 1 to follow the driver as it is, less to tone the expression down, more to exaggerate it.');
+    throw invalidOption(
+      'expressionScale',
+      'a number from 0 to 2',
+      scale,
+      'Use 1 to follow the driver as it is, less to tone the expression down, more to exaggerate it.',
+    );
   }
   if (options.animate !== undefined) {
-    const unknown = Array.isArray(options.animate) ? options.animate.filter((part) => !ANIMATE_PARTS.includes(part)) : [String(options.animate)];
+    const unknown = Array.isArray(options.animate)
+      ? options.animate.filter((part) => !ANIMATE_PARTS.includes(part))
+      : [String(options.animate)];
     if (unknown.length > 0 || options.animate.length === 0) {
       throw new ReenactError(
         'BAD_ARGUMENT',
@@ -138,18 +162,35 @@ function checkOptions(options: AnimateOptions): { model: MotionModelName; fomm?:
     }
   }
   if (model === 'fomm' && (scale !== undefined || options.animate !== undefined)) {
-    throw new ReenactError('BAD_ARGUMENT', '`expressionScale` and `animate` are for the mesh model.', 'Leave them out with `model` fomm, or use `model` mesh.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      '`expressionScale` and `animate` are for the mesh model.',
+      'Leave them out with `model` fomm, or use `model` mesh.',
+    );
   }
   if (options.face !== undefined && !(Number.isInteger(options.face) && options.face >= 0)) {
-    throw invalidOption('face', 'a face number of 0 or more', options.face, 'Faces are numbered from 0, largest first.');
+    throw invalidOption(
+      'face',
+      'a face number of 0 or more',
+      options.face,
+      'Faces are numbered from 0, largest first.',
+    );
   }
   if (options.contentId !== undefined) checkContentId(options.contentId);
   if (!VIDEO_EXTENSIONS.has(extname(options.output).toLowerCase())) {
-    throw new ReenactError('BAD_ARGUMENT', `the output ${options.output} should end in .mp4: reenact writes H.264 MP4.`, 'Name the output something.mp4.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `the output ${options.output} should end in .mp4: reenact writes H.264 MP4.`,
+      'Name the output something.mp4.',
+    );
   }
   for (const input of [options.source, options.driving]) {
     if (resolve(input) === resolve(options.output)) {
-      throw new ReenactError('BAD_ARGUMENT', `the output ${options.output} is also an input.`, 'Write the output to a new file.');
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `the output ${options.output} is also an input.`,
+        'Write the output to a new file.',
+      );
     }
   }
   return model === 'fomm' ? { model, fomm: { config: options.config!, checkpoint: options.checkpoint! } } : { model };
@@ -184,7 +225,11 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
   let session: MotionSession | undefined;
   try {
     if (fomm) {
-      model = await FommModel.load({ config: fomm.config, checkpoint: fomm.checkpoint, ...(options.threads ? { threads: options.threads } : {}) });
+      model = await FommModel.load({
+        config: fomm.config,
+        checkpoint: fomm.checkpoint,
+        ...(options.threads ? { threads: options.threads } : {}),
+      });
     }
     throwIfAborted(signal);
     opened = await openVideo(options.driving, { info: drivingInfo, signal });
@@ -209,7 +254,12 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
     const composer = options.compare ? new CompareComposer(background, drivingSize, background) : undefined;
     const width = composer?.layout.width ?? background.width;
     const height = composer?.layout.height ?? background.height;
-    const marks = await SyntheticMarks.create(width, height, { model: modelName, ...(options.label !== undefined ? { label: options.label } : {}), ...(options.watermark !== undefined ? { watermark: options.watermark } : {}), ...(options.contentId ? { contentId: options.contentId } : {}) });
+    const marks = await SyntheticMarks.create(width, height, {
+      model: modelName,
+      ...(options.label !== undefined ? { label: options.label } : {}),
+      ...(options.watermark !== undefined ? { watermark: options.watermark } : {}),
+      ...(options.contentId ? { contentId: options.contentId } : {}),
+    });
     const { contentId } = marks;
     const encoder = await VideoEncoder.create(options.output, {
       width,
@@ -227,7 +277,11 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
       onProgress?.({ stage: 'animate', done: 0, total });
       let writing: Promise<void> = Promise.resolve();
       const motion = session;
-      const driven = mapAhead(prefetch(decodeVideo(opened.path, motion.decode), 2), (frame) => motion.analyse(frame), motion.lookahead);
+      const driven = mapAhead(
+        prefetch(decodeVideo(opened.path, motion.decode), 2),
+        (frame) => motion.analyse(frame),
+        motion.lookahead,
+      );
       for await (const [frame, analysis] of driven) {
         throwIfAborted(signal);
         const animated = await motion.render(frame, analysis);

@@ -17,7 +17,8 @@ export function normalizeLandmarks(set: LandmarkSet): Float64Array {
   const mean = new Float64Array(stride);
   for (let i = 0; i < count; i++) for (let d = 0; d < stride; d++) mean[d]! += points[i * stride + d]! / count;
   const out = new Float64Array(count * stride);
-  for (let i = 0; i < count; i++) for (let d = 0; d < stride; d++) out[i * stride + d] = points[i * stride + d]! - mean[d]!;
+  for (let i = 0; i < count; i++)
+    for (let d = 0; d < stride; d++) out[i * stride + d] = points[i * stride + d]! - mean[d]!;
   const scale = Math.sqrt(convexHullArea(out, stride));
   for (let i = 0; i < count; i++) {
     out[i * stride] = out[i * stride]! / scale;

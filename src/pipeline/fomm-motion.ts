@@ -31,7 +31,12 @@ export async function prepareFommMotion(context: MotionContext, model: FommModel
   const blender = new FaceBlender(background, alignment);
   const source = await model.encodeSource(alignment.crop);
 
-  const tracks = await findFaceTracks(driving.path, analyzer, { stride: TRACK_STRIDE, minFrames: 1, signal, onProgress });
+  const tracks = await findFaceTracks(driving.path, analyzer, {
+    stride: TRACK_STRIDE,
+    minFrames: 1,
+    signal,
+    onProgress,
+  });
   if (tracks.length === 0) throw noTrack(driving.name);
   const track = longestTrack(tracks, driving.name, 1);
   const decode: DecodeOptions = { info, signal, crop: track.box, width: size, height: model.frameSize.height };
@@ -41,7 +46,10 @@ export async function prepareFommMotion(context: MotionContext, model: FommModel
   const wanted = context.startFrame;
   if (wanted === 'best') {
     // The crop frame whose landmarks are closest to the photo's crop (landmarks only; one frame copy kept).
-    const search = new BestFrameSearch<RgbImage>({ points: meshPoints(cropFace(face, alignment.photoToCrop)), stride: 2 });
+    const search = new BestFrameSearch<RgbImage>({
+      points: meshPoints(cropFace(face, alignment.photoToCrop)),
+      stride: 2,
+    });
     let done = 0;
     for await (const frame of decodeVideo(driving.path, decode)) {
       const [found] = await analyzer.detect(frame);
@@ -59,7 +67,11 @@ export async function prepareFommMotion(context: MotionContext, model: FommModel
       break;
     }
     if (!initial) {
-      throw new ReenactError('BAD_ARGUMENT', `\`startFrame\` ${wanted} is past the end of ${driving.name}.`, 'Choose a frame within the driving video, or `startFrame: best`.');
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `\`startFrame\` ${wanted} is past the end of ${driving.name}.`,
+        'Choose a frame within the driving video, or `startFrame: best`.',
+      );
     }
   }
 

@@ -53,7 +53,14 @@ export interface InspectOptions {
 }
 
 export function faceReport(face: Face, index: number): FaceReport {
-  return { index, box: face.box, score: face.score, roll: rollDegrees(face), eyes: eyeCentres(face), noseTip: landmark(face, LANDMARKS.noseTip) };
+  return {
+    index,
+    box: face.box,
+    score: face.score,
+    roll: rollDegrees(face),
+    eyes: eyeCentres(face),
+    noseTip: landmark(face, LANDMARKS.noseTip),
+  };
 }
 
 /**
@@ -77,7 +84,12 @@ export async function inspectMedia(file: string, options: InspectOptions = {}): 
 
   const info = await probeVideo(file).catch((error: unknown) => {
     if (error instanceof ReenactError && error.code === 'NOT_MEDIA') {
-      throw new ReenactError('NOT_MEDIA', `${file} is neither an image nor a video reenact can read.`, 'Give a photo (JPEG, PNG, WebP, HEIC) or a video (MP4, MOV, WebM, MKV).', { cause: error });
+      throw new ReenactError(
+        'NOT_MEDIA',
+        `${file} is neither an image nor a video reenact can read.`,
+        'Give a photo (JPEG, PNG, WebP, HEIC) or a video (MP4, MOV, WebM, MKV).',
+        { cause: error },
+      );
     }
     throw error;
   });
@@ -86,25 +98,49 @@ export async function inspectMedia(file: string, options: InspectOptions = {}): 
     first = frame;
     break;
   }
-  if (!first) throw new ReenactError('NO_FRAMES', `No frame could be decoded from ${file}.`, 'Check that the video plays in a video player; export it again if not.');
+  if (!first)
+    throw new ReenactError(
+      'NO_FRAMES',
+      `No frame could be decoded from ${file}.`,
+      'Check that the video plays in a video player; export it again if not.',
+    );
   const analyzer = options.analyzer ?? (await FaceAnalyzer.create());
   const faces = await analyzer.detect(first);
   const tracks =
     options.tracks === false
       ? undefined
-      : await findFaceTracks(file, analyzer, { minFrames: options.minFrames, stride: options.stride, onProgress: options.onProgress, signal });
+      : await findFaceTracks(file, analyzer, {
+          minFrames: options.minFrames,
+          stride: options.stride,
+          onProgress: options.onProgress,
+          signal,
+        });
   if (options.debugImage) await writeDebugImage(options.debugImage, first, faces, tracks ?? [], signal);
-  return { file, kind: 'video', video: info, firstFrame: { faces: faces.map(faceReport) }, ...(tracks ? { tracks } : {}) };
+  return {
+    file,
+    kind: 'video',
+    video: info,
+    firstFrame: { faces: faces.map(faceReport) },
+    ...(tracks ? { tracks } : {}),
+  };
 }
 
 /** The image with each face's box, eye centres and nose tip (and any track crops) drawn on it, as PNG. */
-async function writeDebugImage(path: string, image: RgbImage, faces: Face[], tracks: FaceTrack[], signal: AbortSignal | undefined): Promise<void> {
+async function writeDebugImage(
+  path: string,
+  image: RgbImage,
+  faces: Face[],
+  tracks: FaceTrack[],
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const stroke = Math.max(1, Math.round(Math.max(image.width, image.height) / 300));
   const dot = stroke * 2;
   const shapes: string[] = [];
   for (const track of tracks) {
     const { box } = track;
-    shapes.push(`<rect x="${box.x}" y="${box.y}" width="${box.width}" height="${box.height}" fill="none" stroke="#ffcc00" stroke-width="${stroke}" stroke-dasharray="${stroke * 4}"/>`);
+    shapes.push(
+      `<rect x="${box.x}" y="${box.y}" width="${box.width}" height="${box.height}" fill="none" stroke="#ffcc00" stroke-width="${stroke}" stroke-dasharray="${stroke * 4}"/>`,
+    );
   }
   for (const [index, face] of faces.entries()) {
     const { box } = face;
@@ -120,10 +156,14 @@ async function writeDebugImage(path: string, image: RgbImage, faces: Face[], tra
     );
   }
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${image.width}" height="${image.height}">${shapes.join('')}</svg>`;
-  await writeAtomically(path, async (tempPath) => {
-    await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-      .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
-      .png()
-      .toFile(tempPath);
-  }, signal);
+  await writeAtomically(
+    path,
+    async (tempPath) => {
+      await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+        .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
+        .png()
+        .toFile(tempPath);
+    },
+    signal,
+  );
 }

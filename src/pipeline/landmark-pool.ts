@@ -99,7 +99,9 @@ class LandmarkWorker {
 const GROUP_SIZE = 3;
 
 /** The last frame sent of the current group: where it went, so that the next frame follows it there. */
-type GroupTail = { index: number; size: number } & ({ worker: LandmarkWorker; id: number } | { worker: undefined; detection: Promise<FrameDetection> });
+type GroupTail = { index: number; size: number } & (
+  { worker: LandmarkWorker; id: number } | { worker: undefined; detection: Promise<FrameDetection> }
+);
 
 /**
  * Face landmarks for many frames at once, on the calling thread's analyzer and on worker threads
@@ -126,8 +128,14 @@ export class LandmarkPool {
    * their models while the first frames are sent (on two cores the calling thread meanwhile
    * prepares the output and detects the groups the workers' queues leave over).
    */
-  static async create(analyzer: FaceAnalyzer, workers = Math.min(3, availableParallelism() - 1)): Promise<LandmarkPool> {
-    return new LandmarkPool(analyzer, Array.from({ length: Math.max(0, workers) }, () => LandmarkWorker.start()));
+  static async create(
+    analyzer: FaceAnalyzer,
+    workers = Math.min(3, availableParallelism() - 1),
+  ): Promise<LandmarkPool> {
+    return new LandmarkPool(
+      analyzer,
+      Array.from({ length: Math.max(0, workers) }, () => LandmarkWorker.start()),
+    );
   }
 
   /** How many frames are worth having in flight at once: two groups for each worker, one for the calling thread. */
@@ -154,7 +162,10 @@ export class LandmarkPool {
       this.tail = { index: frame.index, size, worker: undefined, detection };
       return this.onMain(detection);
     }
-    const worker = this.workers.reduce<LandmarkWorker | undefined>((best, w) => (!best || w.busy < best.busy ? w : best), undefined);
+    const worker = this.workers.reduce<LandmarkWorker | undefined>(
+      (best, w) => (!best || w.busy < best.busy ? w : best),
+      undefined,
+    );
     // The calling thread renders every frame as well (~19 ms of ~60 ms CPU a frame at 586x586),
     // so a new group goes to a worker unless even the least busy has two groups queued.
     if (worker && worker.busy < 2 * GROUP_SIZE) {

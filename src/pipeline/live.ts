@@ -53,7 +53,11 @@ export class LiveAnimator {
    * `source`: the photo and its face (FaceAnalyzer.detect, chooseFace). `analyzer` detects on the
    * calling thread where every worker is busy (it is not, with one frame in detection at a time).
    */
-  static async create(source: { image: RgbImage; face: Face }, analyzer: FaceAnalyzer, options: LiveAnimatorOptions = {}): Promise<LiveAnimator> {
+  static async create(
+    source: { image: RgbImage; face: Face },
+    analyzer: FaceAnalyzer,
+    options: LiveAnimatorOptions = {},
+  ): Promise<LiveAnimator> {
     const { detectionThreads, ...mesh } = options;
     return new LiveAnimator(source, await LandmarkPool.create(analyzer, detectionThreads ?? 1), mesh);
   }
@@ -105,7 +109,8 @@ export class LiveAnimator {
         this.referenceFaces = [];
       }
     }
-    if (!this.animator) return { image: { ...this.source.image, data: this.source.image.data.slice() }, face: !!face, calibrating: true };
+    if (!this.animator)
+      return { image: { ...this.source.image, data: this.source.image.data.slice() }, face: !!face, calibrating: true };
     return { image: this.animator.render({ face, frame, time }), face: !!face, calibrating: false };
   }
 

@@ -24,7 +24,12 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
   const { analyzer, driving, background, face, signal } = context;
   const { info } = driving;
   const scale = Math.min(1, MAX_DRIVING_SIDE / Math.max(info.width, info.height));
-  const decode: DecodeOptions = { info, signal, width: Math.max(2, Math.round(info.width * scale)), height: Math.max(2, Math.round(info.height * scale)) };
+  const decode: DecodeOptions = {
+    info,
+    signal,
+    width: Math.max(2, Math.round(info.width * scale)),
+    height: Math.max(2, Math.round(info.height * scale)),
+  };
   const source = { image: background, face };
   // The pool detects every third frame in full and crops the two after it by that detection's
   // BlazeFace regions, redoing a frame in full on a fast turn (cropping every frame on the one
@@ -40,7 +45,12 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
   }
 }
 
-async function prepareWithPool(context: MotionContext, pool: LandmarkPool, decode: DecodeOptions, source: { image: RgbImage; face: Face }): Promise<MotionSession<Face | null>> {
+async function prepareWithPool(
+  context: MotionContext,
+  pool: LandmarkPool,
+  decode: DecodeOptions,
+  source: { image: RgbImage; face: Face },
+): Promise<MotionSession<Face | null>> {
   const { driving, background, face, onProgress } = context;
   const { info } = driving;
   const lookahead = pool.parallelism;
@@ -55,7 +65,11 @@ async function prepareWithPool(context: MotionContext, pool: LandmarkPool, decod
     const best = wanted === 'best';
     const search = best ? new BestFrameSearch<Face>({ points: meshPoints(face), stride: 2 }) : undefined;
     const total = best ? info.frameCount || undefined : wanted + 1;
-    for await (const [frame, tracked] of mapAhead(decodeVideo(driving.path, decode), (frame) => pool.detect(frame), lookahead)) {
+    for await (const [frame, tracked] of mapAhead(
+      decodeVideo(driving.path, decode),
+      (frame) => pool.detect(frame),
+      lookahead,
+    )) {
       stored.push(tracked);
       onProgress?.({ stage: best ? 'best frame' : 'start frame', done: stored.length, total });
       if (tracked && search) search.offer(frame.index, { points: meshPoints(tracked), stride: 2 }, tracked);
@@ -63,7 +77,11 @@ async function prepareWithPool(context: MotionContext, pool: LandmarkPool, decod
     }
     if (!best) {
       if (stored.length <= wanted) {
-        throw new ReenactError('BAD_ARGUMENT', `\`startFrame\` ${wanted} is past the end of ${driving.name} (${stored.length} frames).`, `Choose a frame from 0 to ${stored.length - 1}, or \`startFrame: best\`.`);
+        throw new ReenactError(
+          'BAD_ARGUMENT',
+          `\`startFrame\` ${wanted} is past the end of ${driving.name} (${stored.length} frames).`,
+          `Choose a frame from 0 to ${stored.length - 1}, or \`startFrame: best\`.`,
+        );
       }
       // The chosen frame, or the nearest one with a face.
       for (let offset = 0; offset < stored.length && !reference; offset++) {
@@ -82,7 +100,10 @@ async function prepareWithPool(context: MotionContext, pool: LandmarkPool, decod
     }
   }
 
-  const options = { ...(context.mesh?.expressionScale !== undefined ? { expressionScale: context.mesh.expressionScale } : {}), ...(context.mesh?.animate ? { animate: context.mesh.animate } : {}) };
+  const options = {
+    ...(context.mesh?.expressionScale !== undefined ? { expressionScale: context.mesh.expressionScale } : {}),
+    ...(context.mesh?.animate ? { animate: context.mesh.animate } : {}),
+  };
   let animator: MeshAnimator | undefined = reference ? new MeshAnimator(source, reference, options) : undefined;
   let framesWithFace = 0;
   return {

@@ -50,7 +50,11 @@ export interface MotionSession<Analysis = unknown> {
  * Runs `map` on up to `depth` items ahead of the consumer and yields [item, result] in the
  * source's order. At most depth + 1 items are held.
  */
-export async function* mapAhead<T, R>(source: AsyncIterable<T>, map: (item: T) => Promise<R>, depth: number): AsyncGenerator<[T, R]> {
+export async function* mapAhead<T, R>(
+  source: AsyncIterable<T>,
+  map: (item: T) => Promise<R>,
+  depth: number,
+): AsyncGenerator<[T, R]> {
   const queue: { item: T; result: Promise<R> }[] = [];
   for await (const item of source) {
     const result = map(item);

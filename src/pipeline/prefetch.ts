@@ -13,11 +13,14 @@ export async function* prefetch<T>(source: AsyncIterable<T>, depth = 2): AsyncGe
       const next = iterator.next();
       // A rejection is observed when it reaches the front; this stops an unhandled-rejection warning meanwhile.
       next.catch(() => {});
-      next.then((result) => {
-        if (result.done) finished = true;
-      }, () => {
-        finished = true;
-      });
+      next.then(
+        (result) => {
+          if (result.done) finished = true;
+        },
+        () => {
+          finished = true;
+        },
+      );
       pending.push(next);
     }
   };

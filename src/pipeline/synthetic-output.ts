@@ -34,7 +34,9 @@ export class SyntheticMarks {
   static async create(width: number, height: number, options: SyntheticMarksOptions): Promise<SyntheticMarks> {
     const label = (options.label ?? true) ? await createLabel(width, height) : undefined;
     const contentId = (options.watermark ?? true) ? (options.contentId ?? newContentId()) : undefined;
-    const embedder = contentId ? new WatermarkEmbedder(width, height, { version: FORMAT_VERSION, model: options.model, contentId }) : undefined;
+    const embedder = contentId
+      ? new WatermarkEmbedder(width, height, { version: FORMAT_VERSION, model: options.model, contentId })
+      : undefined;
     return new SyntheticMarks(options.model, label, embedder, contentId);
   }
 
@@ -51,7 +53,10 @@ export class SyntheticMarks {
 
   /** The MP4 tags of an output marked by these. */
   metadata(): Record<string, string> {
-    return { ...syntheticMetadata({ model: this.model }), ...(this.contentId ? { reenact_content_id: this.contentId } : {}) };
+    return {
+      ...syntheticMetadata({ model: this.model }),
+      ...(this.contentId ? { reenact_content_id: this.contentId } : {}),
+    };
   }
 
   /**
@@ -60,7 +65,12 @@ export class SyntheticMarks {
    * not kept either.
    */
   credential(video: string, source: string): Promise<WrittenCredential> {
-    return writeCredential({ video, source, model: this.model, ...(this.contentId ? { contentId: this.contentId } : {}) }).catch(async (error: unknown) => {
+    return writeCredential({
+      video,
+      source,
+      model: this.model,
+      ...(this.contentId ? { contentId: this.contentId } : {}),
+    }).catch(async (error: unknown) => {
       await rm(video, { force: true });
       throw error;
     });

@@ -10,7 +10,9 @@ import { open, type FileHandle } from 'node:fs/promises';
  * is `c2pa.hash.bmff.v2`: SHA-256 over every top-level box except the mandatory exclusions (the
  * C2PA box, `ftyp`, `mfra`), each box preceded by its file offset as 8 bytes big-endian.
  */
-export const C2PA_BOX_UUID = Uint8Array.from([0xd8, 0xfe, 0xc3, 0xd6, 0x1b, 0x0e, 0x48, 0x3c, 0x92, 0x97, 0x58, 0x28, 0x87, 0x7e, 0xc4, 0x81]);
+export const C2PA_BOX_UUID = Uint8Array.from([
+  0xd8, 0xfe, 0xc3, 0xd6, 0x1b, 0x0e, 0x48, 0x3c, 0x92, 0x97, 0x58, 0x28, 0x87, 0x7e, 0xc4, 0x81,
+]);
 const PURPOSE = 'manifest';
 
 export interface TopBox {
@@ -28,7 +30,11 @@ export interface BmffExclusion {
 }
 
 /** The mandatory exclusions, as written into the assertion. */
-export const BMFF_EXCLUSIONS: BmffExclusion[] = [{ xpath: '/uuid', data: [{ offset: 8, value: C2PA_BOX_UUID }] }, { xpath: '/ftyp' }, { xpath: '/mfra' }];
+export const BMFF_EXCLUSIONS: BmffExclusion[] = [
+  { xpath: '/uuid', data: [{ offset: 8, value: C2PA_BOX_UUID }] },
+  { xpath: '/ftyp' },
+  { xpath: '/mfra' },
+];
 
 const C2PA_HEX = Buffer.from(C2PA_BOX_UUID).toString('hex');
 
@@ -37,7 +43,7 @@ export async function topLevelBoxes(file: FileHandle): Promise<TopBox[] | undefi
   const { size: length } = await file.stat();
   const boxes: TopBox[] = [];
   const header = Buffer.alloc(32);
-  for (let offset = 0; offset < length; ) {
+  for (let offset = 0; offset < length;) {
     const { bytesRead } = await file.read(header, 0, 32, offset);
     if (bytesRead < 8) return undefined;
     let size = header.readUInt32BE(0);
@@ -63,7 +69,10 @@ export async function topLevelBoxes(file: FileHandle): Promise<TopBox[] | undefi
 function excluded(box: TopBox, exclusions: BmffExclusion[], head: Uint8Array): boolean {
   return exclusions.some((exclusion) => {
     if (exclusion.xpath !== `/${box.type}`) return false;
-    return (exclusion.data ?? []).every(({ offset, value }) => Buffer.compare(Buffer.from(head.subarray(offset, offset + value.length)), Buffer.from(value)) === 0);
+    return (exclusion.data ?? []).every(
+      ({ offset, value }) =>
+        Buffer.compare(Buffer.from(head.subarray(offset, offset + value.length)), Buffer.from(value)) === 0,
+    );
   });
 }
 
@@ -75,7 +84,8 @@ function offsetMarker(offset: number): Buffer {
 
 async function hashRange(hash: Hash, path: string, start: number, size: number): Promise<void> {
   if (size === 0) return;
-  for await (const chunk of createReadStream(path, { start, end: start + size - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { start, end: start + size - 1, highWaterMark: 1 << 20 }))
+    hash.update(chunk as Buffer);
 }
 
 /** Whether an exclusion list is one this reader understands: top-level paths, with at most `data` matches. */
@@ -149,7 +159,7 @@ const CONTAINERS = new Set(['moov', 'trak', 'mdia', 'minf', 'stbl']);
 /** Adds `delta` to every chunk offset (stco, co64) in a `moov` box, in place. False when an offset would overflow 32 bits. */
 function shiftChunkOffsets(moov: Buffer, delta: number): boolean {
   const walk = (start: number, end: number): boolean => {
-    for (let at = start; at + 8 <= end; ) {
+    for (let at = start; at + 8 <= end;) {
       const size = moov.readUInt32BE(at);
       const type = moov.toString('latin1', at + 4, at + 8);
       if (size < 8 || at + size > end) return false;
@@ -234,7 +244,7 @@ export async function writePlan(plan: EmbedPlan, box: Uint8Array, target: string
     const buffer = Buffer.alloc(1 << 20);
     let position = 0;
     const copy = async (start: number, size: number) => {
-      for (let done = 0; done < size; ) {
+      for (let done = 0; done < size;) {
         const { bytesRead } = await source.read(buffer, 0, Math.min(buffer.length, size - done), start + done);
         if (bytesRead === 0) throw new Error(`${plan.source} changed while its credential was embedded`);
         await out.write(buffer, 0, bytesRead, position);

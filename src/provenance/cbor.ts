@@ -10,13 +10,23 @@ export class Tagged {
   ) {}
 }
 
-export type CborValue = number | string | boolean | null | Uint8Array | CborValue[] | Map<number | string, CborValue> | Tagged | { [key: string]: CborValue };
+export type CborValue =
+  | number
+  | string
+  | boolean
+  | null
+  | Uint8Array
+  | CborValue[]
+  | Map<number | string, CborValue>
+  | Tagged
+  | { [key: string]: CborValue };
 
 function head(major: number, value: number, out: number[]): void {
   if (value < 24) out.push((major << 5) | value);
   else if (value < 0x100) out.push((major << 5) | 24, value);
   else if (value < 0x10000) out.push((major << 5) | 25, value >> 8, value & 0xff);
-  else if (value < 0x100000000) out.push((major << 5) | 26, (value >>> 24) & 0xff, (value >> 16) & 0xff, (value >> 8) & 0xff, value & 0xff);
+  else if (value < 0x100000000)
+    out.push((major << 5) | 26, (value >>> 24) & 0xff, (value >> 16) & 0xff, (value >> 8) & 0xff, value & 0xff);
   else {
     const high = Math.floor(value / 0x100000000);
     out.push((major << 5) | 27, (high >>> 24) & 0xff, (high >> 16) & 0xff, (high >> 8) & 0xff, high & 0xff);
@@ -103,7 +113,8 @@ export function decodeCbor(bytes: Uint8Array): CborValue {
         const entries: [number | string, CborValue][] = [];
         for (let i = 0; i < value; i++) {
           const key = item(depth + 1);
-          if (typeof key !== 'string' && typeof key !== 'number') throw new Error('CBOR: map keys must be strings or integers');
+          if (typeof key !== 'string' && typeof key !== 'number')
+            throw new Error('CBOR: map keys must be strings or integers');
           entries.push([key, item(depth + 1)]);
         }
         return entries.some(([key]) => typeof key === 'number') ? new Map(entries) : Object.fromEntries(entries);

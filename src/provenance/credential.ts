@@ -3,7 +3,17 @@ import { createReadStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { writeAtomically } from '../output.js';
-import { BMFF_EXCLUSIONS, bmffHashOfFile, bmffHashOfPlan, c2paBox, planEmbedding, readEmbeddedStore, readableExclusions, writePlan, type BmffExclusion } from './bmff.js';
+import {
+  BMFF_EXCLUSIONS,
+  bmffHashOfFile,
+  bmffHashOfPlan,
+  c2paBox,
+  planEmbedding,
+  readEmbeddedStore,
+  readableExclusions,
+  writePlan,
+  type BmffExclusion,
+} from './bmff.js';
 import { Tagged, decodeCbor, encodeCbor, type CborValue } from './cbor.js';
 import { box, c2paUuid, parseBoxes, parseSuperbox, superbox, type ParsedSuperbox } from './jumbf.js';
 import { localSigner, parseCertificate, type Signer } from './signer.js';
@@ -21,7 +31,16 @@ export const TRAINED_ALGORITHMIC_MEDIA = 'http://cv.iptc.org/newscodes/digitalso
 export const SOFT_BINDING_ALG = 'org.reenact.watermark.1';
 const SOFTWARE = { name: 'reenact', version: '0.1.0' };
 const BMFF_HASH = 'c2pa.hash.bmff.v2';
-const MIME: Record<string, string> = { '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp', '.heic': 'image/heic', '.mp4': 'video/mp4', '.mov': 'video/quicktime', '.m4v': 'video/mp4' };
+const MIME: Record<string, string> = {
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.png': 'image/png',
+  '.webp': 'image/webp',
+  '.heic': 'image/heic',
+  '.mp4': 'video/mp4',
+  '.mov': 'video/quicktime',
+  '.m4v': 'video/mp4',
+};
 
 export function sidecarPath(video: string): string {
   return `${video}.c2pa`;
@@ -83,26 +102,42 @@ async function describingAssertions(input: CredentialInput): Promise<[string, Cb
       },
     ],
     ...(input.contentId
-      ? ([['c2pa.soft-binding', { alg: SOFT_BINDING_ALG, blocks: [{ scope: {}, value: Uint8Array.from(Buffer.from(input.contentId, 'hex')) }] }]] as [string, CborValue][])
+      ? ([
+          [
+            'c2pa.soft-binding',
+            {
+              alg: SOFT_BINDING_ALG,
+              blocks: [{ scope: {}, value: Uint8Array.from(Buffer.from(input.contentId, 'hex')) }],
+            },
+          ],
+        ] as [string, CborValue][])
       : []),
   ];
 }
 
 /** The hard binding of an embedded manifest: the BMFF hash with the mandatory exclusions. */
 function bmffHashAssertion(hash: Uint8Array): [string, CborValue] {
-  const exclusions = BMFF_EXCLUSIONS.map((e): CborValue => ({ xpath: e.xpath, ...(e.data ? { data: e.data.map((d) => ({ offset: d.offset, value: d.value })) } : {}) }));
+  const exclusions = BMFF_EXCLUSIONS.map((e): CborValue => ({
+    xpath: e.xpath,
+    ...(e.data ? { data: e.data.map((d) => ({ offset: d.offset, value: d.value })) } : {}),
+  }));
   return [BMFF_HASH, { exclusions, alg: 'sha256', hash, name: 'jumbf manifest' }];
 }
 
 /** A signed manifest store with one manifest of these assertions. */
 function manifestStore(signer: Signer, ids: ManifestIds, video: string, assertions: [string, CborValue][]): Uint8Array {
   const base = `self#jumbf=/c2pa/${ids.manifestLabel}`;
-  const assertionBoxes = assertions.map(([label, value]) => superbox(c2paUuid('cbor'), label, [box('cbor', encodeCbor(value))]));
+  const assertionBoxes = assertions.map(([label, value]) =>
+    superbox(c2paUuid('cbor'), label, [box('cbor', encodeCbor(value))]),
+  );
   const claim = encodeCbor({
     instanceID: ids.instanceId,
     claim_generator_info: SOFTWARE,
     signature: `${base}/c2pa.signature`,
-    created_assertions: assertions.map(([label], i) => ({ url: `${base}/c2pa.assertions/${label}`, hash: sha256(parseSuperbox(parseBoxes(assertionBoxes[i]!)[0]!).payload) })),
+    created_assertions: assertions.map(([label], i) => ({
+      url: `${base}/c2pa.assertions/${label}`,
+      hash: sha256(parseSuperbox(parseBoxes(assertionBoxes[i]!)[0]!).payload),
+    })),
     alg: 'sha256',
     'dc:title': basename(video),
     'dc:format': MIME[extname(video).toLowerCase()] ?? 'video/mp4',
@@ -110,7 +145,12 @@ function manifestStore(signer: Signer, ids: ManifestIds, video: string, assertio
   const protectedHeader = encodeCbor(new Map([[1, -7]])); // alg: ES256
   // ES256 in IEEE P1363 form is always 64 bytes, so stores that differ only in a hash have one size.
   const signature = sign('sha256', toBeSigned(protectedHeader, claim), { key: signer.key, dsaEncoding: 'ieee-p1363' });
-  const cose = new Tagged(18, [protectedHeader, new Map<number, CborValue>([[33, signer.certificate]]), null, new Uint8Array(signature)]);
+  const cose = new Tagged(18, [
+    protectedHeader,
+    new Map<number, CborValue>([[33, signer.certificate]]),
+    null,
+    new Uint8Array(signature),
+  ]);
   return superbox(c2paUuid('c2pa'), 'c2pa', [
     superbox(c2paUuid('c2ma'), ids.manifestLabel, [
       superbox(c2paUuid('c2as'), 'c2pa.assertions', assertionBoxes),
@@ -137,7 +177,9 @@ export async function writeCredential(input: CredentialInput): Promise<WrittenCr
   const assertions = await describingAssertions(input);
   // The box's size moves the boxes after it, and their offsets are hashed: sized first with a
   // placeholder hash of the same length, then signed over the file as it will be.
-  const placeholder = c2paBox(manifestStore(signer, ids, input.video, [...assertions, bmffHashAssertion(new Uint8Array(32))]));
+  const placeholder = c2paBox(
+    manifestStore(signer, ids, input.video, [...assertions, bmffHashAssertion(new Uint8Array(32))]),
+  );
   const plan = await planEmbedding(input.video, placeholder.length);
   if (plan) {
     const hash = await bmffHashOfPlan(plan);
@@ -145,7 +187,16 @@ export async function writeCredential(input: CredentialInput): Promise<WrittenCr
     await writeAtomically(input.video, (temp) => writePlan(plan, c2pa, temp));
     return { file: input.video, embedded: true };
   }
-  const dataHash: [string, CborValue] = ['c2pa.hash.data', { exclusions: [], name: 'whole file (sidecar manifest)', alg: 'sha256', hash: await sha256File(input.video), pad: new Uint8Array(0) }];
+  const dataHash: [string, CborValue] = [
+    'c2pa.hash.data',
+    {
+      exclusions: [],
+      name: 'whole file (sidecar manifest)',
+      alg: 'sha256',
+      hash: await sha256File(input.video),
+      pad: new Uint8Array(0),
+    },
+  ];
   const path = sidecarPath(input.video);
   const store = manifestStore(signer, ids, input.video, [...assertions, dataHash]);
   await writeAtomically(path, (temp) => writeFile(temp, store));
@@ -172,7 +223,14 @@ export interface CredentialCheck {
 }
 
 const asRecord = (value: CborValue | undefined): Record<string, CborValue> =>
-  value && typeof value === 'object' && !(value instanceof Uint8Array) && !Array.isArray(value) && !(value instanceof Map) && !(value instanceof Tagged) ? value : {};
+  value &&
+  typeof value === 'object' &&
+  !(value instanceof Uint8Array) &&
+  !Array.isArray(value) &&
+  !(value instanceof Map) &&
+  !(value instanceof Tagged)
+    ? value
+    : {};
 
 function cborContent(box: ParsedSuperbox): CborValue {
   const content = box.children.find((child) => child.type === 'cbor');
@@ -203,28 +261,45 @@ export async function checkCredential(video: string): Promise<CredentialCheck | 
     const assertionStore = parts.get('c2pa.assertions');
     const claimBox = parts.get('c2pa.claim.v2');
     const signatureBox = parts.get('c2pa.signature');
-    if (!assertionStore || !claimBox || !signatureBox) throw new Error('the manifest lacks its assertions, claim or signature');
+    if (!assertionStore || !claimBox || !signatureBox)
+      throw new Error('the manifest lacks its assertions, claim or signature');
     const claimBytes = claimBox.children.find((child) => child.type === 'cbor')!.payload;
     const claim = asRecord(decodeCbor(claimBytes));
     // The signature over the claim, by the certificate's key.
     const cose = cborContent(signatureBox);
-    if (!(cose instanceof Tagged) || cose.tag !== 18 || !Array.isArray(cose.value) || cose.value.length !== 4) throw new Error('the signature is not a COSE_Sign1');
-    const [protectedHeader, unprotected, , signature] = cose.value as [Uint8Array, Map<number, CborValue>, null, Uint8Array];
+    if (!(cose instanceof Tagged) || cose.tag !== 18 || !Array.isArray(cose.value) || cose.value.length !== 4)
+      throw new Error('the signature is not a COSE_Sign1');
+    const [protectedHeader, unprotected, , signature] = cose.value as [
+      Uint8Array,
+      Map<number, CborValue>,
+      null,
+      Uint8Array,
+    ];
     const chain = unprotected instanceof Map ? unprotected.get(33) : undefined;
     const certificate = parseCertificate(Array.isArray(chain) ? (chain[0] as Uint8Array) : (chain as Uint8Array));
     result.signer = certificate.subject.replace(/^CN=/, '');
     result.selfSigned = certificate.issuer === certificate.subject && certificate.verify(certificate.publicKey);
-    if (!verify('sha256', toBeSigned(protectedHeader, claimBytes), { key: certificate.publicKey, dsaEncoding: 'ieee-p1363' }, signature)) {
+    if (
+      !verify(
+        'sha256',
+        toBeSigned(protectedHeader, claimBytes),
+        { key: certificate.publicKey, dsaEncoding: 'ieee-p1363' },
+        signature,
+      )
+    ) {
       problems.push('the signature does not match the claim: the manifest was altered after signing');
     }
     // Every assertion the claim lists, by hash.
     const assertions = new Map(assertionStore.children.map((child) => parseSuperbox(child)).map((a) => [a.label, a]));
     const listed = Array.isArray(claim.created_assertions) ? claim.created_assertions : [];
     for (const reference of listed.map(asRecord)) {
-      const label = String(reference.url ?? '').split('/').at(-1)!;
+      const label = String(reference.url ?? '')
+        .split('/')
+        .at(-1)!;
       const assertion = assertions.get(label);
       if (!assertion) problems.push(`the assertion ${label} is missing`);
-      else if (Buffer.compare(Buffer.from(sha256(assertion.payload)), Buffer.from(reference.hash as Uint8Array)) !== 0) problems.push(`the assertion ${label} was changed after signing`);
+      else if (Buffer.compare(Buffer.from(sha256(assertion.payload)), Buffer.from(reference.hash as Uint8Array)) !== 0)
+        problems.push(`the assertion ${label} was changed after signing`);
     }
     const content = (label: string) => (assertions.has(label) ? asRecord(cborContent(assertions.get(label)!)) : {});
     const action = asRecord((content('c2pa.actions.v2').actions as CborValue[] | undefined)?.[0]);
@@ -233,22 +308,31 @@ export async function checkCredential(video: string): Promise<CredentialCheck | 
     if (agent.name) result.softwareAgent = `${String(agent.name)} ${String(agent.version ?? '')}`.trim();
     const ingredient = content('c2pa.ingredient.v3');
     const ingredientHash = asRecord(ingredient['org.reenact.hash']).hash;
-    if (ingredientHash instanceof Uint8Array) result.ingredient = { title: String(ingredient['dc:title'] ?? ''), sha256: Buffer.from(ingredientHash).toString('hex') };
+    if (ingredientHash instanceof Uint8Array)
+      result.ingredient = {
+        title: String(ingredient['dc:title'] ?? ''),
+        sha256: Buffer.from(ingredientHash).toString('hex'),
+      };
     const block = asRecord((content('c2pa.soft-binding').blocks as CborValue[] | undefined)?.[0]);
     if (block.value instanceof Uint8Array) result.contentId = Buffer.from(block.value).toString('hex');
     // The hard binding: the video's bytes now against those signed.
     const tampered = () => {
       result.tampered = true;
-      problems.push("the video's bytes are not the ones signed: it was edited, re-encoded or replaced after it was made");
+      problems.push(
+        "the video's bytes are not the ones signed: it was edited, re-encoded or replaced after it was made",
+      );
     };
     if (assertions.has(BMFF_HASH)) {
       const binding = content(BMFF_HASH);
       const exclusions = parseExclusions(binding.exclusions);
-      if (!(binding.hash instanceof Uint8Array) || !exclusions || !readableExclusions(exclusions)) problems.push(`the ${BMFF_HASH} hard binding has a form reenact cannot check`);
-      else if (Buffer.compare(Buffer.from(await bmffHashOfFile(video, exclusions)), Buffer.from(binding.hash)) !== 0) tampered();
+      if (!(binding.hash instanceof Uint8Array) || !exclusions || !readableExclusions(exclusions))
+        problems.push(`the ${BMFF_HASH} hard binding has a form reenact cannot check`);
+      else if (Buffer.compare(Buffer.from(await bmffHashOfFile(video, exclusions)), Buffer.from(binding.hash)) !== 0)
+        tampered();
     } else {
       const dataHash = content('c2pa.hash.data').hash;
-      if (!(dataHash instanceof Uint8Array)) problems.push('the manifest has no hash of the video (c2pa.hash.data or c2pa.hash.bmff.v2)');
+      if (!(dataHash instanceof Uint8Array))
+        problems.push('the manifest has no hash of the video (c2pa.hash.data or c2pa.hash.bmff.v2)');
       else if (Buffer.compare(Buffer.from(await sha256File(video)), Buffer.from(dataHash)) !== 0) tampered();
     }
   } catch (error) {
@@ -274,7 +358,8 @@ function parseExclusions(value: CborValue | undefined): BmffExclusion[] | undefi
       }
     }
     // Exclusions by length, subset, version or flags are not written by reenact; refused rather than misread.
-    if (['length', 'subset', 'version', 'flags'].some((key) => item[key] !== undefined && item[key] !== null)) return undefined;
+    if (['length', 'subset', 'version', 'flags'].some((key) => item[key] !== undefined && item[key] !== null))
+      return undefined;
     out.push(exclusion);
   }
   return out;

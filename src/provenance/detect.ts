@@ -49,7 +49,18 @@ export function normalTail(z: number): number {
   const erfc =
     t *
     Math.exp(
-      -ax * ax - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+      -ax * ax -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? erfc / 2 : 1 - erfc / 2;
 }
@@ -94,7 +105,14 @@ export const VIDEO_THRESHOLD = thresholdFor(true);
 export const IMAGE_THRESHOLD = thresholdFor(false);
 
 /** Box blur along rows then columns with a window of 2 * radius + 1 (edges clamped). */
-function boxBlur(src: Float32Array, width: number, height: number, radius: number, tmp: Float32Array, out: Float32Array): void {
+function boxBlur(
+  src: Float32Array,
+  width: number,
+  height: number,
+  radius: number,
+  tmp: Float32Array,
+  out: Float32Array,
+): void {
   const norm = 1 / (2 * radius + 1);
   for (let y = 0; y < height; y++) {
     const row = y * width;
@@ -153,7 +171,8 @@ export class WatermarkDetector {
   addRgb(data: Uint8Array, width: number, height: number, seconds: number): void {
     this.prepare(width, height);
     const luma = this.luma;
-    for (let i = 0, o = 0; i < luma.length; i++, o += 3) luma[i] = data[o]! * 0.299 + data[o + 1]! * 0.587 + data[o + 2]! * 0.114;
+    for (let i = 0, o = 0; i < luma.length; i++, o += 3)
+      luma[i] = data[o]! * 0.299 + data[o + 1]! * 0.587 + data[o + 2]! * 0.114;
     this.accumulate(seconds);
   }
 
@@ -176,7 +195,13 @@ export class WatermarkDetector {
 
   private accumulate(seconds: number): void {
     const { width, height, luma, tmp, blurred } = this;
-    const [plain, cosine, sine, squares, still] = this.sums as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+    const [plain, cosine, sine, squares, still] = this.sums as [
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+      Float32Array,
+    ];
     boxBlur(luma, width, height, this.chipRadius(), tmp, blurred);
     const angle = (2 * Math.PI * seconds) / MODULATION_PERIOD;
     const c = Math.cos(angle);
@@ -214,7 +239,8 @@ export class WatermarkDetector {
     const cs = scs! - n! * mc * ms;
     const beta = cc > 1e-9 ? cs / cc : 0;
     const varS = sss! - n! * ms * ms - beta * cs;
-    if (n! < MIN_FRAMES || cc < 1e-3 * n! || varS < 1e-3 * n!) return { images: [this.sums[4]!], weights: this.stillWeights() };
+    if (n! < MIN_FRAMES || cc < 1e-3 * n! || varS < 1e-3 * n!)
+      return { images: [this.sums[4]!], weights: this.stillWeights() };
     const a = new Float32Array(plain.length);
     const b = new Float32Array(plain.length);
     // Pixels that change a lot over time (the moving face) carry as much mark as still ones but
@@ -293,14 +319,20 @@ export class WatermarkDetector {
   }
 
   /** Folds each image onto one tile for a period and correlates it with the sync chips. */
-  private correlate(images: Float32Array[], weights: Float32Array | undefined, scale: number, template: { re: Float64Array; im: Float64Array }): Omit<Candidate, 'scale'> {
+  private correlate(
+    images: Float32Array[],
+    weights: Float32Array | undefined,
+    scale: number,
+    template: { re: Float64Array; im: Float64Array },
+  ): Omit<Candidate, 'scale'> {
     const { width, height } = this;
     const period = nominalPeriod(width, height) * scale;
     const binOf = (i: number) => Math.floor((((i + 0.5) / period) % 1) * BINS) % BINS;
     const binX = Int32Array.from({ length: width }, (_, x) => binOf(x));
     const binY = Int32Array.from({ length: height }, (_, y) => binOf(y) * BINS);
     const count = new Float64Array(BINS * BINS);
-    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) count[binY[y]! + binX[x]!]! += weights ? weights[y * width + x]! : 1;
+    for (let y = 0; y < height; y++)
+      for (let x = 0; x < width; x++) count[binY[y]! + binX[x]!]! += weights ? weights[y * width + x]! : 1;
     const folds: Float64Array[] = [];
     const maps: Float64Array[] = [];
     for (const image of images) {
@@ -308,7 +340,8 @@ export class WatermarkDetector {
       for (let y = 0; y < height; y++) {
         const row = binY[y]!;
         const offset = y * width;
-        if (weights) for (let x = 0; x < width; x++) total[row + binX[x]!]! += image[offset + x]! * weights[offset + x]!;
+        if (weights)
+          for (let x = 0; x < width; x++) total[row + binX[x]!]! += image[offset + x]! * weights[offset + x]!;
         else for (let x = 0; x < width; x++) total[row + binX[x]!]! += image[offset + x]!;
       }
       let mean = 0;
@@ -412,7 +445,11 @@ function syncTemplateSpectrum(): { re: Float64Array; im: Float64Array } {
  * whose CRC matches, if any: 6 more tries, so a wrong payload passes only about 1 time in 10,000.
  */
 function chaseDecode(bits: number[], soft: number[]): WatermarkPayload | undefined {
-  const weakest = soft.map((v, i) => [Math.abs(v), i] as const).sort((a, b) => a[0] - b[0]).slice(0, CHASE_BITS).map(([, i]) => i);
+  const weakest = soft
+    .map((v, i) => [Math.abs(v), i] as const)
+    .sort((a, b) => a[0] - b[0])
+    .slice(0, CHASE_BITS)
+    .map(([, i]) => i);
   const flips = [...weakest.map((i) => [i]), ...weakest.flatMap((i, a) => weakest.slice(a + 1).map((j) => [i, j]))];
   for (const flip of flips) {
     const trial = [...bits];

@@ -70,7 +70,8 @@ export class WatermarkEmbedder {
   /** Marks a frame shown at `seconds` from the start of the video. */
   mark(frame: RgbImage, seconds: number): void {
     const { width, height, data } = frame;
-    if (width !== this.width || height !== this.height) throw new Error(`WatermarkEmbedder for ${this.width}x${this.height} got a ${width}x${height} frame`);
+    if (width !== this.width || height !== this.height)
+      throw new Error(`WatermarkEmbedder for ${this.width}x${this.height} got a ${width}x${height} frame`);
     // Busy frames get a weaker pattern overall, so none falls below 42 dB.
     const meanSquareGain = this.measureTexture(data);
     const strength = modulation(seconds) * Math.min(1, Math.sqrt(MAX_MSE / (meanSquareGain * this.patternPower)));
@@ -81,7 +82,8 @@ export class WatermarkEmbedder {
       const b0 = Math.floor(by);
       const b1 = Math.min(b0 + 1, blocksY - 1);
       const fy = by - b0;
-      for (let bx = 0; bx < blocksX; bx++) rowGains[bx] = (gains[b0 * blocksX + bx]! * (1 - fy) + gains[b1 * blocksX + bx]! * fy) * strength;
+      for (let bx = 0; bx < blocksX; bx++)
+        rowGains[bx] = (gains[b0 * blocksX + bx]! * (1 - fy) + gains[b1 * blocksX + bx]! * fy) * strength;
       rowGains[blocksX] = rowGains[blocksX - 1]!;
       let o = y * width * 3;
       let p = y * width;

@@ -6,7 +6,21 @@
 
 /** C2PA's JUMBF type UUIDs: a four-letter code followed by the common suffix. */
 export function c2paUuid(code: 'c2pa' | 'c2ma' | 'c2as' | 'c2cl' | 'c2cs' | 'cbor'): Uint8Array {
-  return Uint8Array.from([...Buffer.from(code, 'ascii'), 0x00, 0x11, 0x00, 0x10, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b, 0x71]);
+  return Uint8Array.from([
+    ...Buffer.from(code, 'ascii'),
+    0x00,
+    0x11,
+    0x00,
+    0x10,
+    0x80,
+    0x00,
+    0x00,
+    0xaa,
+    0x00,
+    0x38,
+    0x9b,
+    0x71,
+  ]);
 }
 
 export function box(type: string, payload: Uint8Array): Uint8Array {
@@ -42,11 +56,15 @@ export interface ParsedSuperbox {
 export function parseBoxes(bytes: Uint8Array): ParsedBox[] {
   const boxes: ParsedBox[] = [];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let offset = 0; offset < bytes.length; ) {
+  for (let offset = 0; offset < bytes.length;) {
     if (offset + 8 > bytes.length) throw new Error('JUMBF: truncated box header');
     const length = view.getUint32(offset);
     if (length < 8 || offset + length > bytes.length) throw new Error(`JUMBF: box length ${length} runs past the end`);
-    boxes.push({ type: Buffer.from(bytes.subarray(offset + 4, offset + 8)).toString('latin1'), payload: bytes.subarray(offset + 8, offset + length), bytes: bytes.subarray(offset, offset + length) });
+    boxes.push({
+      type: Buffer.from(bytes.subarray(offset + 4, offset + 8)).toString('latin1'),
+      payload: bytes.subarray(offset + 8, offset + length),
+      bytes: bytes.subarray(offset, offset + length),
+    });
     offset += length;
   }
   return boxes;
@@ -55,7 +73,8 @@ export function parseBoxes(bytes: Uint8Array): ParsedBox[] {
 export function parseSuperbox(parsed: ParsedBox): ParsedSuperbox {
   if (parsed.type !== 'jumb') throw new Error(`JUMBF: expected a superbox, found '${parsed.type}'`);
   const [description, ...children] = parseBoxes(parsed.payload);
-  if (!description || description.type !== 'jumd' || description.payload.length < 17) throw new Error('JUMBF: superbox without a description');
+  if (!description || description.type !== 'jumd' || description.payload.length < 17)
+    throw new Error('JUMBF: superbox without a description');
   const uuid = Buffer.from(description.payload.subarray(0, 16)).toString('hex');
   const toggles = description.payload[16]!;
   let label = '';

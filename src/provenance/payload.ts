@@ -36,7 +36,11 @@ export function crc16(bytes: Uint8Array): number {
 
 export function checkContentId(contentId: string): void {
   if (!/^[0-9a-f]{8}$/.test(contentId)) {
-    throw new ReenactError('BAD_ARGUMENT', `The content id "${contentId}" is not 8 hex digits.`, 'Use newContentId() or leave the content id out.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `The content id "${contentId}" is not 8 hex digits.`,
+      'Use newContentId() or leave the content id out.',
+    );
   }
 }
 
@@ -44,7 +48,11 @@ export function checkContentId(contentId: string): void {
 export function encodePayload(payload: WatermarkPayload): Uint8Array {
   checkContentId(payload.contentId);
   if (!(Number.isInteger(payload.version) && payload.version >= 0 && payload.version < 16)) {
-    throw new ReenactError('BAD_ARGUMENT', `The watermark format version ${payload.version} does not fit in 4 bits.`, 'Use a version from 0 to 15.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `The watermark format version ${payload.version} does not fit in 4 bits.`,
+      'Use a version from 0 to 15.',
+    );
   }
   const data = new Uint8Array(5);
   data[0] = (payload.version << 4) | MODEL_CODES[payload.model];

@@ -22,14 +22,21 @@ export function configFolder(): string {
 // DER encoding, just what one certificate needs.
 function der(tag: number, ...contents: Uint8Array[]): Uint8Array {
   const body = Buffer.concat(contents);
-  const length = body.length < 0x80 ? [body.length] : body.length < 0x100 ? [0x81, body.length] : [0x82, body.length >> 8, body.length & 0xff];
+  const length =
+    body.length < 0x80
+      ? [body.length]
+      : body.length < 0x100
+        ? [0x81, body.length]
+        : [0x82, body.length >> 8, body.length & 0xff];
   return Buffer.concat([Uint8Array.from([tag, ...length]), body]);
 }
 const sequence = (...items: Uint8Array[]) => der(0x30, ...items);
 const oid = (bytes: number[]) => der(0x06, Uint8Array.from(bytes));
 const ECDSA_SHA256 = sequence(oid([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]));
-const time = (date: Date) => der(0x18, Buffer.from(`${date.toISOString().slice(0, 19).replace(/[-:T]/g, '')}Z`, 'ascii'));
-const commonName = (name: string) => sequence(der(0x31, sequence(oid([0x55, 0x04, 0x03]), der(0x0c, Buffer.from(name, 'utf8')))));
+const time = (date: Date) =>
+  der(0x18, Buffer.from(`${date.toISOString().slice(0, 19).replace(/[-:T]/g, '')}Z`, 'ascii'));
+const commonName = (name: string) =>
+  sequence(der(0x31, sequence(oid([0x55, 0x04, 0x03]), der(0x0c, Buffer.from(name, 'utf8')))));
 
 /** A self-signed certificate for the key: digitalSignature key usage, 20 years. */
 function selfSignedCertificate(privateKey: KeyObject, publicKey: KeyObject, name: string): Uint8Array {
@@ -37,8 +44,15 @@ function selfSignedCertificate(privateKey: KeyObject, publicKey: KeyObject, name
   serial[0]! &= 0x7f;
   const now = new Date();
   const later = new Date(now.getTime() + 20 * 365.25 * 86400_000);
-  const keyUsage = sequence(oid([0x55, 0x1d, 0x0f]), der(0x01, Uint8Array.from([0xff])), der(0x04, der(0x03, Uint8Array.from([0x07, 0x80]))));
-  const extendedKeyUsage = sequence(oid([0x55, 0x1d, 0x25]), der(0x04, sequence(oid([0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04])))); // emailProtection, as C2PA signers use
+  const keyUsage = sequence(
+    oid([0x55, 0x1d, 0x0f]),
+    der(0x01, Uint8Array.from([0xff])),
+    der(0x04, der(0x03, Uint8Array.from([0x07, 0x80]))),
+  );
+  const extendedKeyUsage = sequence(
+    oid([0x55, 0x1d, 0x25]),
+    der(0x04, sequence(oid([0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04]))),
+  ); // emailProtection, as C2PA signers use
   const tbs = sequence(
     der(0xa0, der(0x02, Uint8Array.from([2]))),
     der(0x02, serial),
@@ -66,7 +80,12 @@ export async function localSigner(): Promise<Signer> {
     return { key: createPrivateKey(pem), certificate: new Uint8Array(certificate) };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new ReenactError('BAD_ARGUMENT', `The content-credential key in ${folder} cannot be read (${(error as Error).message}).`, `Fix or delete ${keyPath} and ${certPath}; a new key is made when they are missing.`, { cause: error });
+      throw new ReenactError(
+        'BAD_ARGUMENT',
+        `The content-credential key in ${folder} cannot be read (${(error as Error).message}).`,
+        `Fix or delete ${keyPath} and ${certPath}; a new key is made when they are missing.`,
+        { cause: error },
+      );
     }
   }
   try {
@@ -81,7 +100,12 @@ export async function localSigner(): Promise<Signer> {
     await rename(keyPath + suffix, keyPath);
     return { key: privateKey, certificate };
   } catch (cause) {
-    throw new ReenactError('OUTPUT_UNWRITABLE', `Cannot create the content-credential key in ${folder} (${(cause as Error).message}).`, 'Make the folder writable, or set REENACT_CONFIG_DIR to a folder you can write to.', { cause });
+    throw new ReenactError(
+      'OUTPUT_UNWRITABLE',
+      `Cannot create the content-credential key in ${folder} (${(cause as Error).message}).`,
+      'Make the folder writable, or set REENACT_CONFIG_DIR to a folder you can write to.',
+      { cause },
+    );
   }
 }
 

@@ -39,6 +39,11 @@ export async function checkWatermark(path: string, options: VerifyOptions = {}):
     detector.addRgb(frame.data, frame.width, frame.height, frame.time);
     size = { width: frame.width, height: frame.height };
   }
-  if (detector.frameCount === 0) throw new ReenactError('NO_FRAMES', `No frames could be decoded from ${path}.`, 'Check that the video plays in a video player.');
+  if (detector.frameCount === 0)
+    throw new ReenactError(
+      'NO_FRAMES',
+      `No frames could be decoded from ${path}.`,
+      'Check that the video plays in a video player.',
+    );
   return { file: path, kind: 'video', ...size, ...detector.result() };
 }

@@ -3,7 +3,16 @@ import { readdirSync, rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { invalidOption, ReenactError } from '../errors.js';
-import { isId, JobRecords, progressReporter, pruneFinished, type Job, type JobQueue, type JobRunner, type JobSpec } from './jobs.js';
+import {
+  isId,
+  JobRecords,
+  progressReporter,
+  pruneFinished,
+  type Job,
+  type JobQueue,
+  type JobRunner,
+  type JobSpec,
+} from './jobs.js';
 
 /** Writes JSON under a temporary name and renames it, so a crash never leaves half a record. */
 export async function writeJson(path: string, value: unknown): Promise<void> {
@@ -173,9 +182,16 @@ export class DiskJobQueue extends JobRecords implements JobQueue {
     } catch (error) {
       const finishedAt = new Date().toISOString();
       if (controller.signal.aborted) {
-        await this.change(job, { state: controller.signal.reason === 'shutdown' ? 'interrupted' : 'cancelled', finishedAt }, ['progress']);
+        await this.change(
+          job,
+          { state: controller.signal.reason === 'shutdown' ? 'interrupted' : 'cancelled', finishedAt },
+          ['progress'],
+        );
       } else {
-        const failure = error instanceof ReenactError ? { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) } : { code: 'INTERNAL', message: (error as Error).message ?? String(error) };
+        const failure =
+          error instanceof ReenactError
+            ? { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
+            : { code: 'INTERNAL', message: (error as Error).message ?? String(error) };
         await this.change(job, { state: 'failed', finishedAt, error: failure }, ['progress']);
       }
     }

@@ -34,6 +34,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 /** A ReenactError about the client's input as an HttpError; anything else is rethrown as is. */
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
-  if (error instanceof ReenactError && STATUS[error.code]) return new HttpError(STATUS[error.code]!, error.code, error.message, error.hint);
+  if (error instanceof ReenactError && STATUS[error.code])
+    return new HttpError(STATUS[error.code]!, error.code, error.message, error.hint);
   throw error;
 }

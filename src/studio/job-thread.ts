@@ -27,10 +27,31 @@ port.on('message', (message: unknown) => {
 const send = (message: JobThreadMessage) => port.postMessage(message);
 
 try {
-  const result = await animate({ ...request, signal: controller.signal, onProgress: (event) => send({ progress: event }) });
+  const result = await animate({
+    ...request,
+    signal: controller.signal,
+    onProgress: (event) => send({ progress: event }),
+  });
   if (thumbnail) await writeThumbnail(result.output, thumbnail, result.duration, controller.signal);
   const { width, height, fps, frames, duration, hasAudio, labelled, seconds } = result;
-  send({ result: { width, height, fps, frames, duration, hasAudio, labelled, seconds, bytes: (await stat(result.output)).size } });
+  send({
+    result: {
+      width,
+      height,
+      fps,
+      frames,
+      duration,
+      hasAudio,
+      labelled,
+      seconds,
+      bytes: (await stat(result.output)).size,
+    },
+  });
 } catch (error) {
-  send({ error: error instanceof ReenactError ? { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) } : { message: (error as Error).stack ?? String(error) } });
+  send({
+    error:
+      error instanceof ReenactError
+        ? { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
+        : { message: (error as Error).stack ?? String(error) },
+  });
 }

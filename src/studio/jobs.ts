@@ -47,7 +47,10 @@ export interface JobProgress extends ProgressEvent {
 }
 
 /** What animate reported, and the size of the file. */
-export type JobResult = Pick<AnimateResult, 'width' | 'height' | 'fps' | 'frames' | 'duration' | 'hasAudio' | 'labelled' | 'seconds'> & { bytes: number };
+export type JobResult = Pick<
+  AnimateResult,
+  'width' | 'height' | 'fps' | 'frames' | 'duration' | 'hasAudio' | 'labelled' | 'seconds'
+> & { bytes: number };
 
 export interface JobError {
   code: string;
@@ -84,7 +87,12 @@ export interface JobFiles {
  * Runs one job to completion; throws (a ReenactError where the inputs are at fault) on failure,
  * and CANCELLED once `signal` aborts, leaving no result file behind.
  */
-export type JobRunner = (job: Job, files: JobFiles, signal: AbortSignal, onProgress: (event: ProgressEvent) => void) => Promise<JobResult>;
+export type JobRunner = (
+  job: Job,
+  files: JobFiles,
+  signal: AbortSignal,
+  onProgress: (event: ProgressEvent) => void,
+) => Promise<JobResult>;
 
 export interface JobQueue {
   /** Adds a job in state queued; it runs when a slot is free. */
@@ -97,7 +105,10 @@ export interface JobQueue {
   /** Queues a failed, cancelled or interrupted job again with the same inputs and options. */
   retry(id: string): Promise<Job | undefined>;
   /** Adds a job done outside the queue (a live recording); see JobRecords.addDone. */
-  addDone(spec: JobSpec & { photoName: string; clipName: string }, produce: (files: JobFiles) => Promise<JobResult>): Promise<Job>;
+  addDone(
+    spec: JobSpec & { photoName: string; clipName: string },
+    produce: (files: JobFiles) => Promise<JobResult>,
+  ): Promise<Job>;
   /** Cancels it if needed and removes its record and files. */
   remove(id: string): Promise<boolean>;
   /** The files of a job (result, thumbnail), wherever this queue keeps them. */
@@ -128,9 +139,19 @@ export abstract class JobRecords {
 
   /** A new queued job, its folder made and its record saved first, so whatever hears of it finds it. */
   protected async create(spec: JobSpec & { photoName: string; clipName: string }): Promise<Job> {
-    if (this.closed) throw new ReenactError('CANCELLED', 'the studio is shutting down.', 'Start it again and resubmit.');
+    if (this.closed)
+      throw new ReenactError('CANCELLED', 'the studio is shutting down.', 'Start it again and resubmit.');
     const id = newId();
-    const job: Job = { id, state: 'queued', createdAt: new Date().toISOString(), photo: spec.photo, clip: spec.clip, photoName: spec.photoName, clipName: spec.clipName, options: spec.options };
+    const job: Job = {
+      id,
+      state: 'queued',
+      createdAt: new Date().toISOString(),
+      photo: spec.photo,
+      clip: spec.clip,
+      photoName: spec.photoName,
+      clipName: spec.clipName,
+      options: spec.options,
+    };
     await mkdir(join(this.folder, id));
     await this.save(job);
     this.jobs.set(id, job);
@@ -143,8 +164,12 @@ export abstract class JobRecords {
    * thumbnail into the job's files; the record appears, done, only once it has. A failure
    * leaves no record and no folder.
    */
-  async addDone(spec: JobSpec & { photoName: string; clipName: string }, produce: (files: JobFiles) => Promise<JobResult>): Promise<Job> {
-    if (this.closed) throw new ReenactError('CANCELLED', 'the studio is shutting down.', 'Start it again and record anew.');
+  async addDone(
+    spec: JobSpec & { photoName: string; clipName: string },
+    produce: (files: JobFiles) => Promise<JobResult>,
+  ): Promise<Job> {
+    if (this.closed)
+      throw new ReenactError('CANCELLED', 'the studio is shutting down.', 'Start it again and record anew.');
     const id = newId();
     await mkdir(join(this.folder, id));
     const startedAt = new Date().toISOString();
@@ -155,7 +180,19 @@ export abstract class JobRecords {
       await rm(join(this.folder, id), { recursive: true, force: true });
       throw error;
     }
-    const job: Job = { id, state: 'done', createdAt: startedAt, startedAt, finishedAt: new Date().toISOString(), photo: spec.photo, clip: spec.clip, photoName: spec.photoName, clipName: spec.clipName, options: spec.options, result };
+    const job: Job = {
+      id,
+      state: 'done',
+      createdAt: startedAt,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      photo: spec.photo,
+      clip: spec.clip,
+      photoName: spec.photoName,
+      clipName: spec.clipName,
+      options: spec.options,
+      result,
+    };
     await this.save(job);
     this.jobs.set(id, job);
     this.emit(job);
@@ -190,17 +227,26 @@ export function jobFiles(folder: string, id: string): JobFiles {
  * The library's progress events as JobProgress with an ETA for the stage, passed to `report` at
  * most once every `intervalMs` and at each stage's end (the page redraws ~8 times a second).
  */
-export function progressReporter(report: (progress: JobProgress) => void, intervalMs = 125): (event: ProgressEvent) => void {
+export function progressReporter(
+  report: (progress: JobProgress) => void,
+  intervalMs = 125,
+): (event: ProgressEvent) => void {
   const started = new Map<string, number>();
   let last = -Infinity;
   return (event) => {
     const now = performance.now();
     if (!started.has(event.stage)) started.set(event.stage, now);
     const elapsed = (now - started.get(event.stage)!) / 1000;
-    const eta = event.total && event.done > 0 && elapsed > 0.5 ? ((event.total - event.done) * elapsed) / event.done : undefined;
+    const eta =
+      event.total && event.done > 0 && elapsed > 0.5 ? ((event.total - event.done) * elapsed) / event.done : undefined;
     if (now - last < intervalMs && event.done !== event.total) return;
     last = now;
-    report({ stage: event.stage, done: event.done, ...(event.total ? { total: event.total } : {}), ...(eta !== undefined ? { eta } : {}) });
+    report({
+      stage: event.stage,
+      done: event.done,
+      ...(event.total ? { total: event.total } : {}),
+      ...(eta !== undefined ? { eta } : {}),
+    });
   };
 }
 
@@ -210,7 +256,9 @@ const FINISHED: ReadonlySet<JobState> = new Set(['done', 'failed', 'cancelled', 
 export async function pruneFinished(queue: JobQueue, retention: { keep: number; maxAgeMs: number }): Promise<string[]> {
   const now = Date.now();
   const finished = (await queue.list()).filter((job) => FINISHED.has(job.state));
-  const removed = finished.filter((job, i) => i >= retention.keep || now - Date.parse(job.createdAt) > retention.maxAgeMs).map((job) => job.id);
+  const removed = finished
+    .filter((job, i) => i >= retention.keep || now - Date.parse(job.createdAt) > retention.maxAgeMs)
+    .map((job) => job.id);
   for (const id of removed) await queue.remove(id);
   return removed;
 }

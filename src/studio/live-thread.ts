@@ -57,7 +57,9 @@ const RECORD_FPS = 25;
 const port = parentPort!;
 const send = (message: LiveThreadOut, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 const failure = (error: unknown) =>
-  error instanceof ReenactError ? { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) } : { code: 'INTERNAL', message: (error as Error).message ?? String(error) };
+  error instanceof ReenactError
+    ? { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) }
+    : { code: 'INTERNAL', message: (error as Error).message ?? String(error) };
 
 let animator: LiveAnimator | undefined;
 let marks: SyntheticMarks | undefined;
@@ -86,13 +88,20 @@ async function loadPhoto(path: string, faceIndex: number, name: string): Promise
   if (scale < 1) {
     const width = Math.round(photo.width * scale);
     const height = Math.round(photo.height * scale);
-    const data = await sharp(photo.data, { raw: { width: photo.width, height: photo.height, channels: 3 } }).resize(width, height).raw().toBuffer();
+    const data = await sharp(photo.data, { raw: { width: photo.width, height: photo.height, channels: 3 } })
+      .resize(width, height)
+      .raw()
+      .toBuffer();
     photo = { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
   }
   const image = cropToEven(photo);
   const face = chooseFace(await analyzer.detect(image), faceIndex, name);
   if (recording && (image.width !== animator?.size.width || image.height !== animator.size.height)) {
-    throw new ReenactError('BAD_ARGUMENT', 'the photo cannot change size during a recording.', 'Stop the recording first, then switch the photo.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      'the photo cannot change size during a recording.',
+      'Stop the recording first, then switch the photo.',
+    );
   }
   if (animator) animator.setSource({ image, face });
   else animator = await LiveAnimator.create({ image, face }, analyzer);
@@ -120,7 +129,9 @@ async function onFrame(seq: number, time: number, jpeg: Uint8Array): Promise<voi
     writeTicks(rec, Math.floor(((time - rec.start) / 1000) * RECORD_FPS) + 1);
   }
   const { width, height } = live.image;
-  const out = await sharp(live.image.data, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+  const out = await sharp(live.image.data, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 85 })
+    .toBuffer();
   const bytes = new Uint8Array(out.buffer, out.byteOffset, out.length);
   send({ type: 'frame', seq, time, face: live.face, calibrating: live.calibrating, jpeg: bytes });
 }
@@ -134,12 +145,19 @@ function writeTicks(rec: Recording, due: number): void {
 }
 
 async function startRecording(time: number, video: string): Promise<void> {
-  if (!animator || !marks) throw new ReenactError('BAD_ARGUMENT', 'there is no live picture to record yet.', 'Start the camera first.');
+  if (!animator || !marks)
+    throw new ReenactError('BAD_ARGUMENT', 'there is no live picture to record yet.', 'Start the camera first.');
   if (recording) throw new ReenactError('BAD_ARGUMENT', 'a recording is already running.', 'Stop it first.');
   const { width, height } = animator.size;
   // Its own content id: the recording is an output of its own, with its own credential.
   const recordMarks = await SyntheticMarks.create(width, height, { model: 'mesh' });
-  const encoder = await VideoEncoder.create(video, { width, height, fps: RECORD_FPS, metadata: recordMarks.metadata(), preset: 'veryfast' });
+  const encoder = await VideoEncoder.create(video, {
+    width,
+    height,
+    fps: RECORD_FPS,
+    metadata: recordMarks.metadata(),
+    preset: 'veryfast',
+  });
   recording = { encoder, video, start: time, marks: recordMarks, ticks: 0, writing: Promise.resolve() };
 }
 
@@ -165,13 +183,25 @@ async function finishRecording(audio: string | undefined, output: string, thumbn
   const duration = rec.ticks / RECORD_FPS;
   await writeThumbnail(output, thumbnail, duration);
   const { width, height } = animator!.size;
-  return { width, height, fps: RECORD_FPS, frames: rec.ticks, duration, hasAudio: audio !== undefined, labelled: rec.marks.labelled, seconds: (performance.now() - begun) / 1000, bytes: (await stat(output)).size };
+  return {
+    width,
+    height,
+    fps: RECORD_FPS,
+    frames: rec.ticks,
+    duration,
+    hasAudio: audio !== undefined,
+    labelled: rec.marks.labelled,
+    seconds: (performance.now() - begun) / 1000,
+    bytes: (await stat(output)).size,
+  };
 }
 
 port.on('message', (message: LiveThreadIn) => {
   switch (message.type) {
     case 'photo':
-      loadPhoto(message.path, message.face, message.name).catch((error: unknown) => send({ type: 'error', ...failure(error) }));
+      loadPhoto(message.path, message.face, message.name).catch((error: unknown) =>
+        send({ type: 'error', ...failure(error) }),
+      );
       return;
     case 'frame':
       onFrame(message.seq, message.time, message.jpeg).catch((error: unknown) => {
@@ -183,7 +213,9 @@ port.on('message', (message: LiveThreadIn) => {
       animator?.retakeReference();
       return;
     case 'record':
-      startRecording(message.time, message.video).catch((error: unknown) => send({ type: 'record-failed', ...failure(error) }));
+      startRecording(message.time, message.video).catch((error: unknown) =>
+        send({ type: 'record-failed', ...failure(error) }),
+      );
       return;
     case 'record-stop':
       if (recording) recording.stop = message.time;
@@ -198,7 +230,9 @@ port.on('message', (message: LiveThreadIn) => {
       // The encoder's ffmpeg and partial file, and the detection thread, go before the thread does.
       const rec = recording;
       recording = undefined;
-      void Promise.all([rec?.encoder.abort(), rec && rm(rec.video, { force: true }), animator?.close()]).finally(() => send({ type: 'closed' }));
+      void Promise.all([rec?.encoder.abort(), rec && rm(rec.video, { force: true }), animator?.close()]).finally(() =>
+        send({ type: 'closed' }),
+      );
       return;
     }
   }

@@ -135,7 +135,13 @@ class LiveSession {
       const frame = unpackFrame(toBuffer(data));
       const seq = Number(frame?.header.seq);
       const time = Number(frame?.header.time);
-      if (!frame || !Number.isFinite(seq) || !Number.isFinite(time)) return this.sendJson({ type: 'error', code: 'BAD_MESSAGE', message: 'a camera frame could not be read.', hint: 'Reload the page.' });
+      if (!frame || !Number.isFinite(seq) || !Number.isFinite(time))
+        return this.sendJson({
+          type: 'error',
+          code: 'BAD_MESSAGE',
+          message: 'a camera frame could not be read.',
+          hint: 'Reload the page.',
+        });
       // A page that sends faster than it is answered (the Live page never does) gets its extra frames dropped here.
       if (!this.ready || this.inThread >= MAX_FRAMES_IN_THREAD) return this.sendJson({ type: 'dropped', seq });
       this.inThread++;
@@ -146,12 +152,23 @@ class LiveSession {
     try {
       message = JSON.parse(toBuffer(data).toString()) as Record<string, unknown>;
     } catch {
-      return this.sendJson({ type: 'error', code: 'BAD_MESSAGE', message: 'a message from the page could not be read.', hint: 'Reload the page.' });
+      return this.sendJson({
+        type: 'error',
+        code: 'BAD_MESSAGE',
+        message: 'a message from the page could not be read.',
+        hint: 'Reload the page.',
+      });
     }
     switch (message.type) {
       case 'photo': {
         const upload = await this.owner.uploads.get(String(message.photo ?? ''));
-        if (!upload || upload.kind !== 'photo') return this.sendJson({ type: 'error', code: 'UNKNOWN_UPLOAD', message: 'that photo is not on the server.', hint: 'Choose the photo again.' });
+        if (!upload || upload.kind !== 'photo')
+          return this.sendJson({
+            type: 'error',
+            code: 'UNKNOWN_UPLOAD',
+            message: 'that photo is not on the server.',
+            hint: 'Choose the photo again.',
+          });
         if (upload.photo?.problem) return this.sendJson({ type: 'error', ...upload.photo.problem });
         const face = Number.isInteger(message.face) ? (message.face as number) : 0;
         this.photo = { id: upload.id, name: upload.name };
@@ -163,40 +180,71 @@ class LiveSession {
       case 'record': {
         if (this.recording) return;
         this.recording = true;
-        this.post({ type: 'record', time: Number(message.time), video: join(this.owner.temporary, `live-${this.id}-${newId()}.mp4`) });
+        this.post({
+          type: 'record',
+          time: Number(message.time),
+          video: join(this.owner.temporary, `live-${this.id}-${newId()}.mp4`),
+        });
         return;
       }
       case 'record-stop':
         return this.post({ type: 'record-stop', time: Number(message.time) });
       default:
-        return this.sendJson({ type: 'error', code: 'BAD_MESSAGE', message: `unknown message "${String(message.type).slice(0, 40)}".`, hint: 'Reload the page.' });
+        return this.sendJson({
+          type: 'error',
+          code: 'BAD_MESSAGE',
+          message: `unknown message "${String(message.type).slice(0, 40)}".`,
+          hint: 'Reload the page.',
+        });
     }
   }
 
   /** Ends the recording with the microphone's audio at `audio` (none: silent) as a done job in the history. */
   finishRecording(audio: string | undefined): Promise<Job> {
-    if (!this.recording || !this.photo) throw new HttpError(409, 'NOT_RECORDING', 'this live session is not recording.', 'Press Record first.');
+    if (!this.recording || !this.photo)
+      throw new HttpError(409, 'NOT_RECORDING', 'this live session is not recording.', 'Press Record first.');
     const photo = this.photo;
     return this.owner.queue.addDone(
-      { photo: photo.id, clip: '', photoName: photo.name, clipName: 'Live camera', options: { model: 'mesh', compare: false, label: true } },
+      {
+        photo: photo.id,
+        clip: '',
+        photoName: photo.name,
+        clipName: 'Live camera',
+        options: { model: 'mesh', compare: false, label: true },
+      },
       (files) =>
         new Promise((resolve, reject) => {
           this.finishing = (message) => {
             if (message.type === 'recorded') resolve(message.result);
             else reject(new HttpError(422, message.code, message.message, message.hint));
           };
-          this.post({ type: 'record-finish', ...(audio ? { audio } : {}), output: files.result, thumbnail: files.thumbnail });
+          this.post({
+            type: 'record-finish',
+            ...(audio ? { audio } : {}),
+            output: files.result,
+            thumbnail: files.thumbnail,
+          });
         }),
     );
   }
 
   info(): LiveSessionInfo {
-    return { id: this.id, ...(this.photo ? { photoName: this.photo.name } : {}), startedAt: this.startedAt, viewers: this.viewers.size, recording: this.recording };
+    return {
+      id: this.id,
+      ...(this.photo ? { photoName: this.photo.name } : {}),
+      startedAt: this.startedAt,
+      viewers: this.viewers.size,
+      recording: this.recording,
+    };
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.finishing?.({ type: 'record-failed', code: 'CANCELLED', message: 'the live session ended before the recording was saved.' });
+      this.finishing?.({
+        type: 'record-failed',
+        code: 'CANCELLED',
+        message: 'the live session ended before the recording was saved.',
+      });
       const closed = new Promise<void>((resolve) => {
         this.worker.on('message', (message: LiveThreadOut) => message.type === 'closed' && resolve());
         this.worker.once('exit', () => resolve());
@@ -244,7 +292,14 @@ export class LiveSessions {
   private addViewer(ws: WebSocket, view: string): void {
     const session = view === '' || view === 'latest' ? undefined : this.sessions.get(view);
     if (view !== '' && view !== 'latest' && !session) {
-      ws.send(JSON.stringify({ type: 'error', code: 'UNKNOWN_SESSION', message: 'that live session has ended.', hint: 'Open /live/output without ?view= to show the newest session.' }));
+      ws.send(
+        JSON.stringify({
+          type: 'error',
+          code: 'UNKNOWN_SESSION',
+          message: 'that live session has ended.',
+          hint: 'Open /live/output without ?view= to show the newest session.',
+        }),
+      );
       ws.close();
       return;
     }
@@ -263,7 +318,8 @@ export class LiveSessions {
   /** Followers watch the newest session. */
   private refollow(): void {
     const newest = [...this.sessions.values()].at(-1);
-    for (const session of this.sessions.values()) for (const ws of this.followers) if (session !== newest) session.viewers.delete(ws);
+    for (const session of this.sessions.values())
+      for (const ws of this.followers) if (session !== newest) session.viewers.delete(ws);
     if (newest) for (const ws of this.followers) newest.viewers.add(ws);
   }
 
@@ -274,12 +330,18 @@ export class LiveSessions {
   /** POST /api/live/:id/recording: the body is the microphone's audio (may be empty). */
   async receiveRecording(id: string, request: IncomingMessage): Promise<Job> {
     const session = this.sessions.get(id);
-    if (!session) throw new HttpError(404, 'UNKNOWN_SESSION', 'that live session has ended.', 'Start the camera again and record anew.');
+    if (!session)
+      throw new HttpError(
+        404,
+        'UNKNOWN_SESSION',
+        'that live session has ended.',
+        'Start the camera again and record anew.',
+      );
     const audio = join(this.temporary, `live-${id}-${newId()}.audio`);
     try {
       // An empty body: no microphone (refused, or none), a silent recording.
       const silent = request.headers['content-length'] === '0';
-      if (!silent) await receiveBody(request, audio, MAX_AUDIO_BYTES, 'Record a shorter session.', 'recording\'s audio');
+      if (!silent) await receiveBody(request, audio, MAX_AUDIO_BYTES, 'Record a shorter session.', "recording's audio");
       return await session.finishRecording(silent ? undefined : audio);
     } finally {
       await rm(audio, { force: true });

@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { invalidOption, ReenactError } from '../errors.js';
-import { JobRecords, pruneFinished, type Job, type JobError, type JobOptions, type JobProgress, type JobQueue, type JobResult, type JobSpec } from './jobs.js';
+import {
+  JobRecords,
+  pruneFinished,
+  type Job,
+  type JobError,
+  type JobOptions,
+  type JobProgress,
+  type JobQueue,
+  type JobResult,
+  type JobSpec,
+} from './jobs.js';
 
 /**
  * The studio's jobs on Redis through BullMQ, run by `reenact worker` processes on any machine.
@@ -49,8 +59,9 @@ function decodeJobError(reason: string | undefined): JobError {
   if (reason === STALLED_REASON) {
     return {
       code: 'WORKER_LOST',
-      message: 'the job stopped its worker as many times as the workers\' --attempts allow (killed, out of memory, or its machine went away), so it was given up.',
-      hint: 'Check the workers\' logs and memory; retry the job once the cause is fixed.',
+      message:
+        "the job stopped its worker as many times as the workers' --attempts allow (killed, out of memory, or its machine went away), so it was given up.",
+      hint: "Check the workers' logs and memory; retry the job once the cause is fixed.",
     };
   }
   try {
@@ -59,7 +70,11 @@ function decodeJobError(reason: string | undefined): JobError {
   } catch {
     // A plain message: an error the worker did not expect.
   }
-  return { code: 'INTERNAL', message: reason || 'the job failed without a reason.', hint: 'See the worker\'s log; retry the job.' };
+  return {
+    code: 'INTERNAL',
+    message: reason || 'the job failed without a reason.',
+    hint: "See the worker's log; retry the job.",
+  };
 }
 
 /** A Redis URL with its password replaced, for messages: credentials are never logged. */
@@ -83,10 +98,18 @@ export function redisClient(url: string, log: (line: string) => void, role: stri
   try {
     parsed = new URL(url);
   } catch {
-    throw new ReenactError('BAD_ARGUMENT', 'the Redis URL is not a URL.', 'Pass --redis redis://[user:password@]host:6379[/db] or rediss://... for TLS.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      'the Redis URL is not a URL.',
+      'Pass --redis redis://[user:password@]host:6379[/db] or rediss://... for TLS.',
+    );
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new ReenactError('BAD_ARGUMENT', `the Redis URL must start with redis:// or rediss://, not ${parsed.protocol}//.`, 'Pass --redis redis://host:6379 (rediss:// for TLS).');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `the Redis URL must start with redis:// or rediss://, not ${parsed.protocol}//.`,
+      'Pass --redis redis://host:6379 (rediss:// for TLS).',
+    );
   }
   const client = new Redis(url, { maxRetriesPerRequest: null, connectionName: `reenact-${role}` });
   let reported = '';
@@ -149,9 +172,14 @@ export class RedisJobQueue extends JobRecords implements JobQueue {
     // Listening first, then reading: nothing that happens in between is missed.
     queue.listen();
     await Promise.all([queue.queue.waitUntilReady(), queue.events.waitUntilReady()]);
-    for (const [id, text] of Object.entries(await queue.redis.hgetall(queue.recordsKey))) queue.jobs.set(id, JSON.parse(text) as Job);
+    for (const [id, text] of Object.entries(await queue.redis.hgetall(queue.recordsKey)))
+      queue.jobs.set(id, JSON.parse(text) as Job);
     // Jobs that moved on while the studio was down.
-    await Promise.all([...queue.jobs.values()].filter((job) => job.state === 'queued' || job.state === 'running').map((job) => queue.update(job.id, () => queue.reconcile(job))));
+    await Promise.all(
+      [...queue.jobs.values()]
+        .filter((job) => job.state === 'queued' || job.state === 'running')
+        .map((job) => queue.update(job.id, () => queue.reconcile(job))),
+    );
     return queue;
   }
 
@@ -160,16 +188,28 @@ export class RedisJobQueue extends JobRecords implements JobQueue {
       const job = studioId(id);
       if (job) void this.update(job, change);
     };
-    this.events.on('active', ({ jobId }) => on(jobId, async () => ({ state: 'running', startedAt: new Date().toISOString(), ...(await this.workerOf(jobId)), progress: undefined, error: undefined })));
+    this.events.on('active', ({ jobId }) =>
+      on(jobId, async () => ({
+        state: 'running',
+        startedAt: new Date().toISOString(),
+        ...(await this.workerOf(jobId)),
+        progress: undefined,
+        error: undefined,
+      })),
+    );
     // Back in the queue: a retry, or a job whose worker died or was stopped.
-    this.events.on('waiting', ({ jobId }) => on(jobId, (job) => (job.state === 'running' ? { state: 'queued', progress: undefined } : undefined)));
+    this.events.on('waiting', ({ jobId }) =>
+      on(jobId, (job) => (job.state === 'running' ? { state: 'queued', progress: undefined } : undefined)),
+    );
     this.events.on('progress', ({ jobId, data }) => {
       const job = this.jobs.get(studioId(jobId) ?? '');
       if (!job || job.state !== 'running' || typeof data !== 'object') return;
       job.progress = data as unknown as JobProgress;
       this.emit(job);
     });
-    this.events.on('completed', ({ jobId, returnvalue }) => on(jobId, () => this.finished(parseValue(returnvalue) as JobResult)));
+    this.events.on('completed', ({ jobId, returnvalue }) =>
+      on(jobId, () => this.finished(parseValue(returnvalue) as JobResult)),
+    );
     this.events.on('failed', ({ jobId, failedReason }) => on(jobId, () => this.failedWith(failedReason)));
   }
 
@@ -238,8 +278,18 @@ export class RedisJobQueue extends JobRecords implements JobQueue {
   }
 
   private async enqueue(job: Job): Promise<void> {
-    const data: WorkerJobData = { photo: job.photo, clip: job.clip, photoName: job.photoName, clipName: job.clipName, options: job.options };
-    await this.queue.add('animate', data, { jobId: bullId(job.id), attempts: this.attempts, backoff: { type: 'fixed', delay: 1000 } });
+    const data: WorkerJobData = {
+      photo: job.photo,
+      clip: job.clip,
+      photoName: job.photoName,
+      clipName: job.clipName,
+      options: job.options,
+    };
+    await this.queue.add('animate', data, {
+      jobId: bullId(job.id),
+      attempts: this.attempts,
+      backoff: { type: 'fixed', delay: 1000 },
+    });
   }
 
   async submit(spec: JobSpec & { photoName: string; clipName: string }): Promise<Job> {
@@ -260,7 +310,8 @@ export class RedisJobQueue extends JobRecords implements JobQueue {
     }
     await this.redis.set(this.cancelKey(id), '1', 'EX', 24 * 3600);
     const deadline = Date.now() + 30_000;
-    while (job.state === 'running' && Date.now() < deadline && !this.closed) await new Promise((resolve) => setTimeout(resolve, 100));
+    while (job.state === 'running' && Date.now() < deadline && !this.closed)
+      await new Promise((resolve) => setTimeout(resolve, 100));
     return job;
   }
 
@@ -270,7 +321,15 @@ export class RedisJobQueue extends JobRecords implements JobQueue {
     if (job.state === 'queued' || job.state === 'running' || job.state === 'done') return job;
     await this.queue.remove(bullId(id));
     await this.redis.del(this.cancelKey(id));
-    await this.update(id, () => ({ state: 'queued', error: undefined, progress: undefined, result: undefined, startedAt: undefined, finishedAt: undefined, worker: undefined }));
+    await this.update(id, () => ({
+      state: 'queued',
+      error: undefined,
+      progress: undefined,
+      result: undefined,
+      startedAt: undefined,
+      finishedAt: undefined,
+      worker: undefined,
+    }));
     await this.enqueue(job);
     return job;
   }
@@ -302,7 +361,8 @@ export class RedisJobQueue extends JobRecords implements JobQueue {
     this.closed = true;
     // Bounded: a stop must not wait on Redis (it may be the thing that is down); nothing is lost
     // by not waiting, the next start reconciles the records with the queue.
-    const bounded = (work: Promise<unknown>) => Promise.race([work.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
+    const bounded = (work: Promise<unknown>) =>
+      Promise.race([work.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
     await bounded(Promise.all(this.updates.values()));
     await bounded(Promise.all([this.events.close(), this.queue.close()]));
     this.redis.disconnect();

@@ -8,7 +8,13 @@ import type { JobOptions, JobResult, JobRunner } from './jobs.js';
 import type { UploadStore } from './uploads.js';
 
 /** A job's options as `animate` takes them; FOMM's config and checkpoint are names in `modelsFolder`. */
-export function jobRequest(inputs: { photo: string; clip: string }, options: JobOptions, output: string, modelsFolder: string, threads?: number): JobThreadData['request'] {
+export function jobRequest(
+  inputs: { photo: string; clip: string },
+  options: JobOptions,
+  output: string,
+  modelsFolder: string,
+  threads?: number,
+): JobThreadData['request'] {
   return {
     source: inputs.photo,
     driving: inputs.clip,
@@ -31,7 +37,12 @@ export function jobRequest(inputs: { photo: string; clip: string }, options: Job
  * lock renewals); aborting the signal aborts animate there, which removes its partial output
  * before the thread ends. `log` gets the trace of an error that is a bug, not bad input.
  */
-export async function runJobThread(data: JobThreadData, signal: AbortSignal, onProgress: (event: ProgressEvent) => void, log: (line: string) => void): Promise<JobResult> {
+export async function runJobThread(
+  data: JobThreadData,
+  signal: AbortSignal,
+  onProgress: (event: ProgressEvent) => void,
+  log: (line: string) => void,
+): Promise<JobResult> {
   if (signal.aborted) throw cancelled();
   const worker = new Worker(workerEntry(import.meta.url, 'job-thread'), { workerData: data });
   const abort = () => worker.postMessage('abort');
@@ -65,9 +76,21 @@ export function animateJobRunner(uploads: UploadStore, modelsFolder: string, thr
   return async (job, files, signal, onProgress) => {
     const [photo, clip] = await Promise.all([uploads.get(job.photo), uploads.get(job.clip)]);
     if (!photo || !clip) {
-      throw new ReenactError('FILE_NOT_FOUND', `the job's ${!photo ? 'photo' : 'clip'} is no longer on the server (pruned or deleted).`, 'Upload it again and start a new job.');
+      throw new ReenactError(
+        'FILE_NOT_FOUND',
+        `the job's ${!photo ? 'photo' : 'clip'} is no longer on the server (pruned or deleted).`,
+        'Upload it again and start a new job.',
+      );
     }
-    const request = jobRequest({ photo: uploads.path(photo), clip: uploads.path(clip) }, job.options, files.result, modelsFolder, threads);
-    return runJobThread({ request, thumbnail: files.thumbnail }, signal, onProgress, (trace) => process.stderr.write(`reenact studio: job ${job.id} failed: ${trace}\n`));
+    const request = jobRequest(
+      { photo: uploads.path(photo), clip: uploads.path(clip) },
+      job.options,
+      files.result,
+      modelsFolder,
+      threads,
+    );
+    return runJobThread({ request, thumbnail: files.thumbnail }, signal, onProgress, (trace) =>
+      process.stderr.write(`reenact studio: job ${job.id} failed: ${trace}\n`),
+    );
   };
 }

@@ -92,17 +92,32 @@ function originHost(origin: string): string | undefined {
 
 export function sendJson(response: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
-  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
   response.end(body);
 }
 
 /** Sends a file, honouring a single byte range (video elements seek with them). */
-export async function sendFile(request: IncomingMessage, response: ServerResponse, path: string, type: string, headers: Record<string, string> = {}): Promise<void> {
+export async function sendFile(
+  request: IncomingMessage,
+  response: ServerResponse,
+  path: string,
+  type: string,
+  headers: Record<string, string> = {},
+): Promise<void> {
   let size: number;
   try {
     size = (await stat(path)).size;
   } catch {
-    throw new HttpError(404, 'NOT_FOUND', 'that file is not on the server (still being made, or deleted).', 'Reload the page.');
+    throw new HttpError(
+      404,
+      'NOT_FOUND',
+      'that file is not on the server (still being made, or deleted).',
+      'Reload the page.',
+    );
   }
   const range = /^bytes=(\d*)-(\d*)$/.exec(request.headers.range ?? '');
   let start = 0;
@@ -119,7 +134,13 @@ export async function sendFile(request: IncomingMessage, response: ServerRespons
     status = 206;
     headers['content-range'] = `bytes ${start}-${end}/${size}`;
   }
-  response.writeHead(status, { 'content-type': type, 'content-length': end - start + 1, 'accept-ranges': 'bytes', 'cache-control': 'no-cache', ...headers });
+  response.writeHead(status, {
+    'content-type': type,
+    'content-length': end - start + 1,
+    'accept-ranges': 'bytes',
+    'cache-control': 'no-cache',
+    ...headers,
+  });
   if (request.method === 'HEAD') {
     response.end();
     return;
@@ -131,7 +152,8 @@ async function readJson(request: IncomingMessage): Promise<Record<string, unknow
   let text = '';
   for await (const chunk of request) {
     text += chunk;
-    if (text.length > MAX_JSON_BYTES) throw new HttpError(413, 'TOO_LARGE', 'the request body is too large.', 'Send the job as a small JSON object.');
+    if (text.length > MAX_JSON_BYTES)
+      throw new HttpError(413, 'TOO_LARGE', 'the request body is too large.', 'Send the job as a small JSON object.');
   }
   try {
     const value = JSON.parse(text) as unknown;
@@ -139,7 +161,12 @@ async function readJson(request: IncomingMessage): Promise<Record<string, unknow
   } catch {
     // Answered below.
   }
-  throw new HttpError(400, 'BAD_JSON', 'the request body is not a JSON object.', 'Send Content-Type: application/json with an object body.');
+  throw new HttpError(
+    400,
+    'BAD_JSON',
+    'the request body is not a JSON object.',
+    'Send Content-Type: application/json with an object body.',
+  );
 }
 
 function badOption(message: string, hint: string): HttpError {
@@ -149,22 +176,31 @@ function badOption(message: string, hint: string): HttpError {
 async function jobOptions(body: Record<string, unknown>, models: ModelFolder): Promise<JobOptions> {
   const raw = (body.options ?? {}) as Record<string, unknown>;
   const model = raw.model ?? 'mesh';
-  if (model !== 'mesh' && model !== 'fomm') throw badOption(`unknown model "${String(model)}".`, 'Use "mesh" or "fomm".');
+  if (model !== 'mesh' && model !== 'fomm')
+    throw badOption(`unknown model "${String(model)}".`, 'Use "mesh" or "fomm".');
   const options: JobOptions = { model, compare: raw.compare === true, label: raw.label !== false };
   if (model === 'fomm') {
     const { configs, checkpoints } = await models.list();
-    const hint = 'Upload the FOMM .yaml and .pth.tar files in the page (or put them in the studio\'s --models folder) and choose them.';
-    if (typeof raw.config !== 'string' || !configs.includes(raw.config)) throw badOption('fomm needs a config from the models folder.', hint);
-    if (typeof raw.checkpoint !== 'string' || !checkpoints.includes(raw.checkpoint)) throw badOption('fomm needs a checkpoint from the models folder.', hint);
+    const hint =
+      "Upload the FOMM .yaml and .pth.tar files in the page (or put them in the studio's --models folder) and choose them.";
+    if (typeof raw.config !== 'string' || !configs.includes(raw.config))
+      throw badOption('fomm needs a config from the models folder.', hint);
+    if (typeof raw.checkpoint !== 'string' || !checkpoints.includes(raw.checkpoint))
+      throw badOption('fomm needs a checkpoint from the models folder.', hint);
     options.config = raw.config;
     options.checkpoint = raw.checkpoint;
   }
   if (raw.face !== undefined) {
-    if (!Number.isInteger(raw.face) || (raw.face as number) < 0) throw badOption('face must be a face number of 0 or more.', 'Faces are numbered from 0, largest first.');
+    if (!Number.isInteger(raw.face) || (raw.face as number) < 0)
+      throw badOption('face must be a face number of 0 or more.', 'Faces are numbered from 0, largest first.');
     options.face = raw.face as number;
   }
   if (raw.startFrame !== undefined) {
-    if (raw.startFrame !== 'best' && !(Number.isInteger(raw.startFrame) && (raw.startFrame as number) >= 0)) throw badOption('startFrame must be "best" or a frame number of 0 or more.', 'Leave it out to start from the first frame with a face.');
+    if (raw.startFrame !== 'best' && !(Number.isInteger(raw.startFrame) && (raw.startFrame as number) >= 0))
+      throw badOption(
+        'startFrame must be "best" or a frame number of 0 or more.',
+        'Leave it out to start from the first frame with a face.',
+      );
     options.startFrame = raw.startFrame as number | 'best';
   }
   return options;
@@ -185,9 +221,21 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   await uploads.init();
   const models = new ModelFolder(modelsDir, join(dataDir, 'tmp'), limits.modelBytes);
   const queue = options.redis
-    ? await RedisJobQueue.open({ redisUrl: options.redis.url, folder: join(dataDir, 'jobs'), ...(options.redis.attempts ? { attempts: options.redis.attempts } : {}), ...(options.log ? { log: options.log } : {}) })
-    : await DiskJobQueue.open({ folder: join(dataDir, 'jobs'), runner: animateJobRunner(uploads, modelsDir, options.threads), concurrency: options.concurrency });
-  const workers = queue instanceof RedisJobQueue ? workerApi(queue, uploads, await workerSecret(join(dataDir, 'worker-secret'))) : undefined;
+    ? await RedisJobQueue.open({
+        redisUrl: options.redis.url,
+        folder: join(dataDir, 'jobs'),
+        ...(options.redis.attempts ? { attempts: options.redis.attempts } : {}),
+        ...(options.log ? { log: options.log } : {}),
+      })
+    : await DiskJobQueue.open({
+        folder: join(dataDir, 'jobs'),
+        runner: animateJobRunner(uploads, modelsDir, options.threads),
+        concurrency: options.concurrency,
+      });
+  const workers =
+    queue instanceof RedisJobQueue
+      ? workerApi(queue, uploads, await workerSecret(join(dataDir, 'worker-secret')))
+      : undefined;
   const shutdown = new AbortController();
 
   const streams = new Set<ServerResponse>();
@@ -217,26 +265,47 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     if (!token) return true;
     const cookie = /(?:^|;\s*)reenact_token=([^;]+)/.exec(request.headers.cookie ?? '')?.[1];
     const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
-    return isToken((request.headers['x-reenact-token'] as string | undefined) ?? bearer ?? (cookie ? safeDecode(cookie) : undefined));
+    return isToken(
+      (request.headers['x-reenact-token'] as string | undefined) ?? bearer ?? (cookie ? safeDecode(cookie) : undefined),
+    );
   };
 
   const uploadOf = async (id: string, kind?: 'photo' | 'clip') => {
     const upload = await uploads.get(id);
-    if (!upload || (kind && upload.kind !== kind)) throw new HttpError(404, 'UNKNOWN_UPLOAD', `there is no ${kind ?? 'upload'} with id "${id.slice(0, 40)}".`, 'Upload the file again.');
+    if (!upload || (kind && upload.kind !== kind))
+      throw new HttpError(
+        404,
+        'UNKNOWN_UPLOAD',
+        `there is no ${kind ?? 'upload'} with id "${id.slice(0, 40)}".`,
+        'Upload the file again.',
+      );
     return upload;
   };
   const jobOf = async (id: string): Promise<Job> => {
     const job = isId(id) ? await queue.get(id) : undefined;
-    if (!job) throw new HttpError(404, 'UNKNOWN_JOB', `there is no job with id "${id.slice(0, 40)}".`, 'It may have been deleted or pruned; reload the history.');
+    if (!job)
+      throw new HttpError(
+        404,
+        'UNKNOWN_JOB',
+        `there is no job with id "${id.slice(0, 40)}".`,
+        'It may have been deleted or pruned; reload the history.',
+      );
     return job;
   };
 
   /** A page on another site must not drive a studio it can reach through the user's browser. */
   const checkSite = (request: IncomingMessage): void => {
     const hostName = (request.headers.host ?? '').replace(/:\d+$/, '');
-    if (isLoopback(host) && !isLoopback(hostName)) throw new HttpError(403, 'WRONG_HOST', `requests must be addressed to localhost, not "${hostName.slice(0, 80)}".`, 'Open the URL that reenact studio printed.');
+    if (isLoopback(host) && !isLoopback(hostName))
+      throw new HttpError(
+        403,
+        'WRONG_HOST',
+        `requests must be addressed to localhost, not "${hostName.slice(0, 80)}".`,
+        'Open the URL that reenact studio printed.',
+      );
     const origin = request.headers.origin;
-    if (origin && origin !== 'null' && originHost(origin) !== request.headers.host) throw new HttpError(403, 'CROSS_ORIGIN', 'requests from other sites are refused.', 'Use the studio\'s own page.');
+    if (origin && origin !== 'null' && originHost(origin) !== request.headers.host)
+      throw new HttpError(403, 'CROSS_ORIGIN', 'requests from other sites are refused.', "Use the studio's own page.");
   };
   const live = new LiveSessions(uploads, queue, join(dataDir, 'tmp'));
 
@@ -246,33 +315,58 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     checkSite(request);
 
     // Workers carry their own tokens, checked per job (worker-api.ts).
-    if (workers && url.pathname.startsWith('/api/worker/')) return workers.handle(request, response, url, authorised(request));
+    if (workers && url.pathname.startsWith('/api/worker/'))
+      return workers.handle(request, response, url, authorised(request));
     if (token && method === 'GET' && url.pathname === '/' && url.searchParams.has('token')) {
       if (isToken(url.searchParams.get('token') ?? '')) {
-        response.writeHead(303, { location: '/', 'set-cookie': `${TOKEN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/` });
+        response.writeHead(303, {
+          location: '/',
+          'set-cookie': `${TOKEN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
+        });
         response.end();
         return;
       }
     }
-    if (!authorised(request)) throw new HttpError(401, 'UNAUTHORIZED', 'this studio needs its access token, and the request has none or a wrong one.', 'Open the URL with ?token=... that reenact studio printed, or send the X-Reenact-Token header.');
+    if (!authorised(request))
+      throw new HttpError(
+        401,
+        'UNAUTHORIZED',
+        'this studio needs its access token, and the request has none or a wrong one.',
+        'Open the URL with ?token=... that reenact studio printed, or send the X-Reenact-Token header.',
+      );
 
     const page = PAGE_FILES[url.pathname];
     if (page && (method === 'GET' || method === 'HEAD')) {
       await sendFile(request, response, join(pageDir, page[0]), page[1]).catch(() => {
-        throw new HttpError(500, 'PAGE_NOT_BUILT', 'the studio page has not been built.', 'Run npm run build in the reenact folder.');
+        throw new HttpError(
+          500,
+          'PAGE_NOT_BUILT',
+          'the studio page has not been built.',
+          'Run npm run build in the reenact folder.',
+        );
       });
       return;
     }
     const parts = url.pathname.split('/').filter(Boolean);
-    if (parts[0] !== 'api') throw new HttpError(404, 'NOT_FOUND', `nothing at ${url.pathname.slice(0, 80)}.`, 'Open the studio at /.');
-    const route = `${method} /${parts.slice(1).map((part, i) => (i === 1 ? ':id' : part)).join('/')}`;
+    if (parts[0] !== 'api')
+      throw new HttpError(404, 'NOT_FOUND', `nothing at ${url.pathname.slice(0, 80)}.`, 'Open the studio at /.');
+    const route = `${method} /${parts
+      .slice(1)
+      .map((part, i) => (i === 1 ? ':id' : part))
+      .join('/')}`;
     const id = parts[2] ?? '';
 
     switch (route) {
       case 'GET /config':
         return sendJson(response, 200, { limits, models: await models.list(), tokenRequired: token !== undefined });
       case 'POST /uploads/:id':
-        if (id !== 'photo' && id !== 'clip') throw new HttpError(404, 'NOT_FOUND', `uploads are of a photo or a clip, not "${id.slice(0, 40)}".`, 'POST to /api/uploads/photo or /api/uploads/clip.');
+        if (id !== 'photo' && id !== 'clip')
+          throw new HttpError(
+            404,
+            'NOT_FOUND',
+            `uploads are of a photo or a clip, not "${id.slice(0, 40)}".`,
+            'POST to /api/uploads/photo or /api/uploads/clip.',
+          );
         return sendJson(response, 201, await uploads.receive(request, id, shutdown.signal));
       case 'POST /models':
         return sendJson(response, 201, await models.receive(request));
@@ -280,7 +374,12 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         return sendJson(response, 200, await uploadOf(id));
       case 'GET /uploads/:id/file': {
         const upload = await uploadOf(id);
-        return sendFile(request, response, uploads.path(upload), upload.kind === 'clip' ? 'video/mp4' : `image/${upload.file.split('.').pop()}`);
+        return sendFile(
+          request,
+          response,
+          uploads.path(upload),
+          upload.kind === 'clip' ? 'video/mp4' : `image/${upload.file.split('.').pop()}`,
+        );
       }
       case 'GET /uploads/:id/track.jpg':
         return sendFile(request, response, uploads.path(await uploadOf(id, 'clip'), 'track.jpg'), 'image/jpeg');
@@ -289,8 +388,14 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         const index = Number(url.searchParams.get('face') ?? 0);
         const face = chooseFace(await uploads.faces(upload), Number.isInteger(index) ? index : -1, upload.name);
         const { crop } = alignSource(await readImage(uploads.path(upload)), face);
-        const png = await sharp(crop.data, { raw: { width: crop.width, height: crop.height, channels: 3 } }).png().toBuffer();
-        response.writeHead(200, { 'content-type': 'image/png', 'content-length': png.length, 'cache-control': 'private, max-age=3600' });
+        const png = await sharp(crop.data, { raw: { width: crop.width, height: crop.height, channels: 3 } })
+          .png()
+          .toBuffer();
+        response.writeHead(200, {
+          'content-type': 'image/png',
+          'content-length': png.length,
+          'cache-control': 'private, max-age=3600',
+        });
         response.end(png);
         return;
       }
@@ -301,8 +406,15 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         const jobOptionsValue = await jobOptions(body, models);
         const photo = await uploadOf(String(body.photo ?? ''), 'photo');
         const clip = await uploadOf(String(body.clip ?? ''), 'clip');
-        if (photo.photo?.problem) throw new HttpError(422, photo.photo.problem.code, photo.photo.problem.message, photo.photo.problem.hint);
-        const job = await queue.submit({ photo: photo.id, clip: clip.id, photoName: photo.name, clipName: clip.name, options: jobOptionsValue });
+        if (photo.photo?.problem)
+          throw new HttpError(422, photo.photo.problem.code, photo.photo.problem.message, photo.photo.problem.hint);
+        const job = await queue.submit({
+          photo: photo.id,
+          clip: clip.id,
+          photoName: photo.name,
+          clipName: clip.name,
+          options: jobOptionsValue,
+        });
         return sendJson(response, 201, job);
       }
       case 'GET /jobs/:id':
@@ -320,8 +432,16 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         return sendJson(response, 200, await queue.retry(id));
       case 'GET /jobs/:id/result.mp4': {
         const job = await jobOf(id);
-        if (job.state !== 'done') throw new HttpError(409, 'NOT_DONE', `job ${id} is ${job.state}, so it has no result yet.`, 'Wait for it to finish.');
-        const download: Record<string, string> = url.searchParams.has('download') ? { 'content-disposition': `attachment; filename="reenact-${id}.mp4"` } : {};
+        if (job.state !== 'done')
+          throw new HttpError(
+            409,
+            'NOT_DONE',
+            `job ${id} is ${job.state}, so it has no result yet.`,
+            'Wait for it to finish.',
+          );
+        const download: Record<string, string> = url.searchParams.has('download')
+          ? { 'content-disposition': `attachment; filename="reenact-${id}.mp4"` }
+          : {};
         return sendFile(request, response, queue.files(id).result, 'video/mp4', download);
       }
       case 'GET /jobs/:id/thumb.jpg':
@@ -332,7 +452,11 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       case 'POST /live/:id/recording':
         return sendJson(response, 201, await live.receiveRecording(id, request));
       case 'GET /events': {
-        response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+        response.writeHead(200, {
+          'content-type': 'text/event-stream',
+          'cache-control': 'no-store',
+          connection: 'keep-alive',
+        });
         response.write(`retry: 2000\nevent: jobs\ndata: ${JSON.stringify(await queue.list())}\n\n`);
         streams.add(response);
         const keepAlive = setInterval(() => response.write(': keep-alive\n\n'), 15_000);
@@ -343,7 +467,12 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         return;
       }
       default:
-        throw new HttpError(404, 'NOT_FOUND', `no API route ${method} ${url.pathname.slice(0, 80)}.`, 'See the studio page for what it calls.');
+        throw new HttpError(
+          404,
+          'NOT_FOUND',
+          `no API route ${method} ${url.pathname.slice(0, 80)}.`,
+          'See the studio page for what it calls.',
+        );
     }
   };
 
@@ -354,9 +483,16 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         http = toHttpError(error);
       } catch {
         process.stderr.write(`reenact studio: ${(error as Error).stack ?? String(error)}\n`);
-        http = new HttpError(500, 'INTERNAL', `the server failed: ${(error as Error).message}`, 'See the studio\'s terminal for details.');
+        http = new HttpError(
+          500,
+          'INTERNAL',
+          `the server failed: ${(error as Error).message}`,
+          "See the studio's terminal for details.",
+        );
       }
-      options.log?.(`${http.status} ${http.code} for ${request.method} ${(request.url ?? '').replace(/\?.*/, '')}: ${http.message}`);
+      options.log?.(
+        `${http.status} ${http.code} for ${request.method} ${(request.url ?? '').replace(/\?.*/, '')}: ${http.message}`,
+      );
       if (response.headersSent) {
         response.destroy();
         return;
@@ -372,8 +508,20 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     let refusal: HttpError | undefined;
     try {
       checkSite(request);
-      if (!authorised(request)) refusal = new HttpError(401, 'UNAUTHORIZED', 'this studio needs its access token.', 'Open the URL with ?token=... that reenact studio printed.');
-      else if (url.pathname !== '/api/live') refusal = new HttpError(404, 'NOT_FOUND', `no WebSocket at ${url.pathname.slice(0, 80)}.`, 'Live pages connect to /api/live.');
+      if (!authorised(request))
+        refusal = new HttpError(
+          401,
+          'UNAUTHORIZED',
+          'this studio needs its access token.',
+          'Open the URL with ?token=... that reenact studio printed.',
+        );
+      else if (url.pathname !== '/api/live')
+        refusal = new HttpError(
+          404,
+          'NOT_FOUND',
+          `no WebSocket at ${url.pathname.slice(0, 80)}.`,
+          'Live pages connect to /api/live.',
+        );
     } catch (error) {
       refusal = error as HttpError;
     }

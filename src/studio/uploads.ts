@@ -29,7 +29,13 @@ export interface UploadLimits {
   modelBytes: number;
 }
 
-export const DEFAULT_LIMITS: UploadLimits = { photoBytes: 30e6, photoPixels: 40e6, clipBytes: 500e6, clipSeconds: 600, modelBytes: 2e9 };
+export const DEFAULT_LIMITS: UploadLimits = {
+  photoBytes: 30e6,
+  photoPixels: 40e6,
+  clipBytes: 500e6,
+  clipSeconds: 600,
+  modelBytes: 2e9,
+};
 
 /** Frame rates above this are not camera footage; a clip claiming more frames a second is refused. */
 const MAX_FPS = 240;
@@ -70,7 +76,15 @@ export interface Upload {
 }
 
 /** Extensions by content, never by the client's name: sharp's format, or ffprobe's container. */
-const PHOTO_EXTENSIONS: Record<string, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', heif: 'heic', avif: 'avif', tiff: 'tiff', gif: 'gif' };
+const PHOTO_EXTENSIONS: Record<string, string> = {
+  jpeg: 'jpg',
+  png: 'png',
+  webp: 'webp',
+  heif: 'heic',
+  avif: 'avif',
+  tiff: 'tiff',
+  gif: 'gif',
+};
 
 function problemOf(error: unknown): JobError {
   const http = toHttpError(error);
@@ -81,8 +95,15 @@ function problemOf(error: unknown): JobError {
  * Streams a request body to `path`, refusing it (413) once it passes `cap` bytes, or at once when
  * its Content-Length says it will; an empty body is refused too. Returns the number of bytes.
  */
-export async function receiveBody(request: IncomingMessage, path: string, cap: number, hint: string, what: string): Promise<number> {
-  const tooLarge = () => new HttpError(413, 'TOO_LARGE', `the ${what} is larger than the studio's limit of ${formatBytes(cap)}.`, hint);
+export async function receiveBody(
+  request: IncomingMessage,
+  path: string,
+  cap: number,
+  hint: string,
+  what: string,
+): Promise<number> {
+  const tooLarge = () =>
+    new HttpError(413, 'TOO_LARGE', `the ${what} is larger than the studio's limit of ${formatBytes(cap)}.`, hint);
   const declared = Number(request.headers['content-length']);
   if (Number.isFinite(declared) && declared > cap) throw tooLarge();
   let bytes = 0;
@@ -93,7 +114,13 @@ export async function receiveBody(request: IncomingMessage, path: string, cap: n
     },
   });
   await pipeline(request, counter, createWriteStream(path));
-  if (bytes === 0) throw new HttpError(400, 'EMPTY_UPLOAD', `the ${what} upload is empty.`, 'Send the file\'s bytes as the request body.');
+  if (bytes === 0)
+    throw new HttpError(
+      400,
+      'EMPTY_UPLOAD',
+      `the ${what} upload is empty.`,
+      "Send the file's bytes as the request body.",
+    );
   return bytes;
 }
 
@@ -102,7 +129,8 @@ export async function receiveBody(request: IncomingMessage, path: string, cap: n
  * library messages replaced by the names the client knows (`names`: path -> name).
  */
 export function refusedUpload(error: unknown, request: IncomingMessage, names: Record<string, string>): HttpError {
-  if (!(error instanceof HttpError) && !request.complete) return new HttpError(400, 'UPLOAD_ABORTED', 'the upload was interrupted.', 'Send the file again.');
+  if (!(error instanceof HttpError) && !request.complete)
+    return new HttpError(400, 'UPLOAD_ABORTED', 'the upload was interrupted.', 'Send the file again.');
   const refused = toHttpError(error);
   let message = refused.message;
   for (const [path, name] of Object.entries(names)) message = message.replaceAll(path, name);
@@ -116,11 +144,21 @@ export function checkFileName(raw: string | undefined, fallback: string): string
   try {
     name = decodeURIComponent(raw);
   } catch {
-    throw new HttpError(400, 'BAD_FILE_NAME', 'the file name is not valid URL-encoded text.', 'Send the file name URL-encoded in the X-File-Name header.');
+    throw new HttpError(
+      400,
+      'BAD_FILE_NAME',
+      'the file name is not valid URL-encoded text.',
+      'Send the file name URL-encoded in the X-File-Name header.',
+    );
   }
   // eslint-disable-next-line no-control-regex
   if (name.length > 255 || /[/\\\u0000-\u001f]/.test(name) || name === '.' || name === '..' || name.startsWith('..')) {
-    throw new HttpError(400, 'BAD_FILE_NAME', `the file name "${name.slice(0, 80)}" looks like a path.`, 'Send only the file\'s own name, without folders.');
+    throw new HttpError(
+      400,
+      'BAD_FILE_NAME',
+      `the file name "${name.slice(0, 80)}" looks like a path.`,
+      "Send only the file's own name, without folders.",
+    );
   }
   return name;
 }
@@ -168,7 +206,11 @@ export class UploadStore {
   }
 
   async faces(upload: Upload): Promise<Face[]> {
-    const stored = JSON.parse(await readFile(this.path(upload, 'faces.json'), 'utf8')) as { box: Box; score: number; landmarks: number[] }[];
+    const stored = JSON.parse(await readFile(this.path(upload, 'faces.json'), 'utf8')) as {
+      box: Box;
+      score: number;
+      landmarks: number[];
+    }[];
     return stored.map((face) => ({ box: face.box, score: face.score, landmarks: Float32Array.from(face.landmarks) }));
   }
 
@@ -179,7 +221,15 @@ export class UploadStore {
     const incoming = join(this.temporary, `${id}.upload`);
     const destination = join(this.folder, id);
     try {
-      const bytes = await receiveBody(request, incoming, cap, kind === 'photo' ? 'Use a smaller photo, or start the studio with a larger --max-photo-mb.' : 'Trim the clip, or start the studio with a larger --max-clip-mb.', kind);
+      const bytes = await receiveBody(
+        request,
+        incoming,
+        cap,
+        kind === 'photo'
+          ? 'Use a smaller photo, or start the studio with a larger --max-photo-mb.'
+          : 'Trim the clip, or start the studio with a larger --max-clip-mb.',
+        kind,
+      );
       await mkdir(destination);
       const upload: Upload = { id, kind, name, createdAt: new Date().toISOString(), file: '', bytes };
       if (kind === 'photo') await this.storePhoto(upload, incoming);
@@ -201,8 +251,15 @@ export class UploadStore {
     upload.file = `photo.${PHOTO_EXTENSIONS[format] ?? 'img'}`;
     await rename(incoming, this.path(upload));
     const faces = await (await this.analyzer()).detect(image);
-    await writeJson(this.path(upload, 'faces.json'), faces.map((face) => ({ box: face.box, score: face.score, landmarks: Array.from(face.landmarks) })));
-    upload.photo = { width: image.width, height: image.height, faces: faces.map((face) => ({ box: face.box, score: face.score })) };
+    await writeJson(
+      this.path(upload, 'faces.json'),
+      faces.map((face) => ({ box: face.box, score: face.score, landmarks: Array.from(face.landmarks) })),
+    );
+    upload.photo = {
+      width: image.width,
+      height: image.height,
+      faces: faces.map((face) => ({ box: face.box, score: face.score })),
+    };
     try {
       chooseFace(faces, undefined, upload.name);
     } catch (error) {
@@ -213,14 +270,33 @@ export class UploadStore {
   private checkClip(info: VideoInfo): void {
     const { clipSeconds } = this.limits;
     if (info.width > MAX_CLIP_SIDE || info.height > MAX_CLIP_SIDE) {
-      throw new HttpError(413, 'TOO_LARGE', `the clip's frames are ${info.width}x${info.height}; the studio takes up to ${MAX_CLIP_SIDE}x${MAX_CLIP_SIDE}.`, 'Export the clip at 1080p or less.');
+      throw new HttpError(
+        413,
+        'TOO_LARGE',
+        `the clip's frames are ${info.width}x${info.height}; the studio takes up to ${MAX_CLIP_SIDE}x${MAX_CLIP_SIDE}.`,
+        'Export the clip at 1080p or less.',
+      );
     }
     if (info.duration > clipSeconds) {
-      throw new HttpError(413, 'CLIP_TOO_LONG', `the clip is ${formatSeconds(info.duration)} long; the studio's limit is ${formatSeconds(clipSeconds)}.`, 'Trim the clip, or start the studio with a larger --max-clip-seconds.');
+      throw new HttpError(
+        413,
+        'CLIP_TOO_LONG',
+        `the clip is ${formatSeconds(info.duration)} long; the studio's limit is ${formatSeconds(clipSeconds)}.`,
+        'Trim the clip, or start the studio with a larger --max-clip-seconds.',
+      );
     }
     // A file claiming millions of frames in seconds would keep a job busy for hours.
-    if (info.frameCount > clipSeconds * MAX_FPS || (info.duration > 0 && info.frameCount / info.duration > MAX_FPS) || info.fps > MAX_FPS) {
-      throw new HttpError(422, 'ABSURD_FRAME_RATE', `the clip holds ${info.frameCount} frames in ${info.duration.toFixed(1)} s, more than ${MAX_FPS} a second.`, 'Export the clip again at a normal frame rate (24 to 60 fps).');
+    if (
+      info.frameCount > clipSeconds * MAX_FPS ||
+      (info.duration > 0 && info.frameCount / info.duration > MAX_FPS) ||
+      info.fps > MAX_FPS
+    ) {
+      throw new HttpError(
+        422,
+        'ABSURD_FRAME_RATE',
+        `the clip holds ${info.frameCount} frames in ${info.duration.toFixed(1)} s, more than ${MAX_FPS} a second.`,
+        'Export the clip again at a normal frame rate (24 to 60 fps).',
+      );
     }
   }
 
@@ -234,10 +310,22 @@ export class UploadStore {
       info = await repairRecording(incoming, this.path(upload), { signal });
       this.checkClip(info);
     } else {
-      upload.file = /mp4|mov/.test(info.format ?? '') ? 'clip.mp4' : /webm|matroska/.test(info.format ?? '') ? 'clip.mkv' : 'clip.video';
+      upload.file = /mp4|mov/.test(info.format ?? '')
+        ? 'clip.mp4'
+        : /webm|matroska/.test(info.format ?? '')
+          ? 'clip.mkv'
+          : 'clip.video';
       await rename(incoming, this.path(upload));
     }
-    upload.clip = { width: info.width, height: info.height, fps: info.fps, frames: info.frameCount, duration: info.duration, hasAudio: info.hasAudio, repaired };
+    upload.clip = {
+      width: info.width,
+      height: info.height,
+      fps: info.fps,
+      frames: info.frameCount,
+      duration: info.duration,
+      hasAudio: info.hasAudio,
+      repaired,
+    };
     const path = this.path(upload);
     try {
       // As the fomm pipeline finds it (boxes on every third frame, the longest track), but with at
@@ -247,8 +335,17 @@ export class UploadStore {
       const track = longestTrack(tracks, upload.name, 1);
       upload.clip.track = { box: track.box, start: track.start, end: track.end };
       const middle = (track.start + track.end - 1) / 2 / info.fps;
-      for await (const frame of decodeVideo(path, { info, crop: track.box, width: 256, height: 256, startTime: middle, signal })) {
-        await sharp(frame.data, { raw: { width: frame.width, height: frame.height, channels: 3 } }).jpeg({ quality: 85 }).toFile(this.path(upload, 'track.jpg'));
+      for await (const frame of decodeVideo(path, {
+        info,
+        crop: track.box,
+        width: 256,
+        height: 256,
+        startTime: middle,
+        signal,
+      })) {
+        await sharp(frame.data, { raw: { width: frame.width, height: frame.height, channels: 3 } })
+          .jpeg({ quality: 85 })
+          .toFile(this.path(upload, 'track.jpg'));
         break;
       }
     } catch (error) {

@@ -35,7 +35,9 @@ function sign(secret: Buffer, payload: string): string {
 }
 
 export function issueWorkerToken(secret: Buffer, name: string, seconds: number): string {
-  const payload = Buffer.from(JSON.stringify({ w: name, exp: Math.floor(Date.now() / 1000) + seconds })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ w: name, exp: Math.floor(Date.now() / 1000) + seconds })).toString(
+    'base64url',
+  );
   return `${TOKEN_PREFIX}.${payload}.${sign(secret, payload)}`;
 }
 
@@ -54,14 +56,21 @@ export function readWorkerToken(token: string): WorkerClaims | undefined {
 
 /** The token's claims when this secret signed it and it has not expired; a 401 otherwise. */
 export function verifyWorkerToken(secret: Buffer, token: string | undefined): WorkerClaims {
-  const refuse = (why: string) => new HttpError(401, 'BAD_WORKER_TOKEN', `the worker token is ${why}.`, 'Issue the worker a new token from the studio (POST /api/worker/tokens) and pass it with --token.');
+  const refuse = (why: string) =>
+    new HttpError(
+      401,
+      'BAD_WORKER_TOKEN',
+      `the worker token is ${why}.`,
+      'Issue the worker a new token from the studio (POST /api/worker/tokens) and pass it with --token.',
+    );
   if (!token) throw refuse('missing');
   const parts = token.split('.');
   const claims = readWorkerToken(token);
   if (parts.length !== 3 || !claims) throw refuse('not one this studio issues');
   const expected = Buffer.from(sign(secret, parts[1]!));
   const offered = Buffer.from(parts[2]!);
-  if (expected.length !== offered.length || !timingSafeEqual(expected, offered)) throw refuse('not signed by this studio');
+  if (expected.length !== offered.length || !timingSafeEqual(expected, offered))
+    throw refuse('not signed by this studio');
   if (claims.expires * 1000 <= Date.now()) throw refuse('expired');
   return claims;
 }
@@ -94,9 +103,25 @@ export function workerApi(queue: RedisJobQueue, uploads: UploadStore, secret: Bu
     const claims = verifyWorkerToken(secret, bearer(request));
     const lock = request.headers['x-reenact-lock'];
     const job = isId(id) ? await queue.queue.getJob(bullId(id)) : undefined;
-    if (!job) throw new HttpError(404, 'UNKNOWN_JOB', `there is no job with id "${id.slice(0, 40)}".`, 'It may have been deleted; take the next job.');
-    const held = typeof lock === 'string' && lock.length > 0 && (await queue.redis.get(queue.lockKey(id))) === lock && job.processedBy === claims.name;
-    if (!held) throw new HttpError(403, 'NOT_YOUR_JOB', `job ${id} is not held by worker "${claims.name}" under that lock.`, 'A worker may only fetch inputs and send results of the jobs it holds; its lock may have expired (the job went to another worker).');
+    if (!job)
+      throw new HttpError(
+        404,
+        'UNKNOWN_JOB',
+        `there is no job with id "${id.slice(0, 40)}".`,
+        'It may have been deleted; take the next job.',
+      );
+    const held =
+      typeof lock === 'string' &&
+      lock.length > 0 &&
+      (await queue.redis.get(queue.lockKey(id))) === lock &&
+      job.processedBy === claims.name;
+    if (!held)
+      throw new HttpError(
+        403,
+        'NOT_YOUR_JOB',
+        `job ${id} is not held by worker "${claims.name}" under that lock.`,
+        'A worker may only fetch inputs and send results of the jobs it holds; its lock may have expired (the job went to another worker).',
+      );
     return job.data as WorkerJobData;
   };
 
@@ -105,9 +130,20 @@ export function workerApi(queue: RedisJobQueue, uploads: UploadStore, secret: Bu
     const partial = `${files.result}.${randomBytes(4).toString('hex')}.partial`;
     queue.receiving.add(partial);
     try {
-      const bytes = await receiveBody(request, partial, MAX_RESULT_BYTES, 'Results are MP4 files from animate; check the worker.', 'result');
+      const bytes = await receiveBody(
+        request,
+        partial,
+        MAX_RESULT_BYTES,
+        'Results are MP4 files from animate; check the worker.',
+        'result',
+      );
       const info = await probeVideo(partial).catch(() => {
-        throw new HttpError(422, 'BAD_RESULT', 'the uploaded result is not a video.', 'Send the MP4 that animate wrote.');
+        throw new HttpError(
+          422,
+          'BAD_RESULT',
+          'the uploaded result is not a video.',
+          'Send the MP4 that animate wrote.',
+        );
       });
       await rename(partial, files.result);
       await writeThumbnail(files.result, files.thumbnail, info.duration);
@@ -129,26 +165,61 @@ export function workerApi(queue: RedisJobQueue, uploads: UploadStore, secret: Bu
           return sendJson(response, 200, { name: claims.name, expires: new Date(claims.expires * 1000).toISOString() });
         }
         case 'POST /tokens': {
-          if (!studioAuthorised) throw new HttpError(401, 'UNAUTHORIZED', 'issuing worker tokens needs the studio\'s access token.', 'Send the X-Reenact-Token header that reenact studio printed.');
+          if (!studioAuthorised)
+            throw new HttpError(
+              401,
+              'UNAUTHORIZED',
+              "issuing worker tokens needs the studio's access token.",
+              'Send the X-Reenact-Token header that reenact studio printed.',
+            );
           let body: { name?: unknown; seconds?: unknown } = {};
           let text = '';
-          for await (const chunk of request) if ((text += chunk).length > 4096) throw new HttpError(413, 'TOO_LARGE', 'the request body is too large.', 'Send {"name": "..."}.');
+          for await (const chunk of request)
+            if ((text += chunk).length > 4096)
+              throw new HttpError(413, 'TOO_LARGE', 'the request body is too large.', 'Send {"name": "..."}.');
           try {
             body = JSON.parse(text || '{}') as typeof body;
           } catch {
-            throw new HttpError(400, 'BAD_JSON', 'the request body is not JSON.', 'Send {"name": "worker-1", "seconds": 86400}.');
+            throw new HttpError(
+              400,
+              'BAD_JSON',
+              'the request body is not JSON.',
+              'Send {"name": "worker-1", "seconds": 86400}.',
+            );
           }
-          if (typeof body.name !== 'string' || !NAME.test(body.name)) throw new HttpError(400, 'BAD_NAME', 'a worker needs a name of 1 to 64 letters, digits, dots, dashes or underscores.', 'Send {"name": "worker-1"}.');
+          if (typeof body.name !== 'string' || !NAME.test(body.name))
+            throw new HttpError(
+              400,
+              'BAD_NAME',
+              'a worker needs a name of 1 to 64 letters, digits, dots, dashes or underscores.',
+              'Send {"name": "worker-1"}.',
+            );
           const seconds = body.seconds ?? DEFAULT_TOKEN_SECONDS;
-          if (typeof seconds !== 'number' || !(seconds > 0 && seconds <= 10 * 365 * 24 * 3600)) throw new HttpError(400, 'BAD_OPTION', 'seconds must be a number of seconds up to ten years.', 'Leave it out for 30 days.');
+          if (typeof seconds !== 'number' || !(seconds > 0 && seconds <= 10 * 365 * 24 * 3600))
+            throw new HttpError(
+              400,
+              'BAD_OPTION',
+              'seconds must be a number of seconds up to ten years.',
+              'Leave it out for 30 days.',
+            );
           const token = issueWorkerToken(secret, body.name, seconds);
-          return sendJson(response, 201, { name: body.name, token, expires: new Date(readWorkerToken(token)!.expires * 1000).toISOString() });
+          return sendJson(response, 201, {
+            name: body.name,
+            token,
+            expires: new Date(readWorkerToken(token)!.expires * 1000).toISOString(),
+          });
         }
         case 'GET /jobs/:id/photo':
         case 'GET /jobs/:id/clip': {
           const data = await heldJob(request, id);
           const upload = await uploads.get(parts[2] === 'photo' ? data.photo : data.clip);
-          if (!upload) throw new HttpError(410, 'INPUT_GONE', `the job's ${parts[2]} is no longer on the studio (pruned or deleted).`, 'Upload it again and start a new job.');
+          if (!upload)
+            throw new HttpError(
+              410,
+              'INPUT_GONE',
+              `the job's ${parts[2]} is no longer on the studio (pruned or deleted).`,
+              'Upload it again and start a new job.',
+            );
           return sendFile(request, response, uploads.path(upload), 'application/octet-stream');
         }
         case 'PUT /jobs/:id/result': {
@@ -156,7 +227,12 @@ export function workerApi(queue: RedisJobQueue, uploads: UploadStore, secret: Bu
           return sendJson(response, 201, await receiveResult(request, id));
         }
         default:
-          throw new HttpError(404, 'NOT_FOUND', `no worker API route ${request.method} ${url.pathname.slice(0, 80)}.`, 'Workers use /api/worker/jobs/:id/{photo,clip,result}.');
+          throw new HttpError(
+            404,
+            'NOT_FOUND',
+            `no worker API route ${request.method} ${url.pathname.slice(0, 80)}.`,
+            'Workers use /api/worker/jobs/:id/{photo,clip,result}.',
+          );
       }
     },
   };

@@ -69,7 +69,12 @@ class StudioRefusal extends Error {
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const log = options.log ?? (() => {});
   const claims = readWorkerToken(options.token);
-  if (!claims) throw new ReenactError('BAD_ARGUMENT', 'the --token is not a worker token.', 'Issue one on the studio: curl -X POST http://studio:7860/api/worker/tokens -d \'{"name":"worker-1"}\'.');
+  if (!claims)
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      'the --token is not a worker token.',
+      'Issue one on the studio: curl -X POST http://studio:7860/api/worker/tokens -d \'{"name":"worker-1"}\'.',
+    );
   const server = new URL(options.server);
   const attempts = options.attempts ?? 3;
   const stallMs = (options.stallSeconds ?? 30) * 1000;
@@ -79,12 +84,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * A request to the studio's worker API. While the studio cannot be reached (restarting) it is
    * tried again every second for up to `retryMs`; `body` makes a fresh body for each try.
    */
-  const call = async (path: string, init: RequestInit = {}, retryMs = STUDIO_RETRY_MS, body?: () => BodyInit): Promise<Response> => {
+  const call = async (
+    path: string,
+    init: RequestInit = {},
+    retryMs = STUDIO_RETRY_MS,
+    body?: () => BodyInit,
+  ): Promise<Response> => {
     const deadline = Date.now() + retryMs;
     for (;;) {
       let response: Response;
       try {
-        response = await fetch(new URL(path, server), { ...init, ...(body ? { body: body(), duplex: 'half' } : {}), headers: { authorization, ...(init.headers as Record<string, string>) } } as RequestInit);
+        response = await fetch(new URL(path, server), {
+          ...init,
+          ...(body ? { body: body(), duplex: 'half' } : {}),
+          headers: { authorization, ...(init.headers as Record<string, string>) },
+        } as RequestInit);
       } catch (error) {
         if (init.signal?.aborted) throw error;
         const reason = `cannot reach the studio at ${server.origin}: ${(error as Error).cause ?? (error as Error).message}`;
@@ -95,7 +109,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       }
       if (response.ok) return response;
       const refusal = (await response.json().catch(() => ({}))) as { error?: JobError };
-      throw new StudioRefusal(response.status, refusal.error ?? { code: `HTTP_${response.status}`, message: response.statusText });
+      throw new StudioRefusal(
+        response.status,
+        refusal.error ?? { code: `HTTP_${response.status}`, message: response.statusText },
+      );
     }
   };
   // A wrong token or studio address is found at start, not at the first job.
@@ -103,7 +120,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     await call('/api/worker/whoami', {}, 0);
   } catch (error) {
     const refused = error instanceof StudioRefusal;
-    throw new ReenactError('BAD_ARGUMENT', refused ? `the studio at ${server.origin} refused this worker: ${error.error.message}` : (error as Error).message, refused ? (error.error.hint ?? 'Check --token.') : 'Check --server and that the studio is running with --redis.');
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      refused ? `the studio at ${server.origin} refused this worker: ${error.error.message}` : (error as Error).message,
+      refused ? (error.error.hint ?? 'Check --token.') : 'Check --server and that the studio is running with --redis.',
+    );
   }
 
   const shutdown = new AbortController();
@@ -111,33 +132,69 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const watcher = redisClient(options.redisUrl, log, `worker ${claims.name} cancels`);
   const queueName = options.queueName ?? QUEUE_NAME;
 
-  const processJob = async (job: BullJob<WorkerJobData, JobResult>, lock: string | undefined, jobSignal?: AbortSignal): Promise<JobResult> => {
+  const processJob = async (
+    job: BullJob<WorkerJobData, JobResult>,
+    lock: string | undefined,
+    jobSignal?: AbortSignal,
+  ): Promise<JobResult> => {
     const id = studioId(job.id);
-    if (!id) throw new UnrecoverableError(encodeJobError({ code: 'NOT_A_STUDIO_JOB', message: `job ${job.id} in the queue was not added by reenact studio.` }));
+    if (!id)
+      throw new UnrecoverableError(
+        encodeJobError({
+          code: 'NOT_A_STUDIO_JOB',
+          message: `job ${job.id} in the queue was not added by reenact studio.`,
+        }),
+      );
     const held = { 'x-reenact-lock': lock ?? '' };
     const folder = await mkdtemp(join(options.workDir ?? tmpdir(), `reenact-job-${id}-`));
     const cancelled = new AbortController();
     const signal = AbortSignal.any([shutdown.signal, cancelled.signal, ...(jobSignal ? [jobSignal] : [])]);
     const cancelKey = worker.toKey(`${job.id}:cancel`);
     const poll = setInterval(() => {
-      watcher.exists(cancelKey).then((found) => found && cancelled.abort('cancel'), () => {});
+      watcher.exists(cancelKey).then(
+        (found) => found && cancelled.abort('cancel'),
+        () => {},
+      );
     }, 1000);
     // Under the user's names (plain names, checked by the studio), so the library's messages name them.
-    const inputs = { photo: join(folder, 'photo', plainName(job.data.photoName, 'photo')), clip: join(folder, 'clip', plainName(job.data.clipName, 'clip')) };
+    const inputs = {
+      photo: join(folder, 'photo', plainName(job.data.photoName, 'photo')),
+      clip: join(folder, 'clip', plainName(job.data.clipName, 'clip')),
+    };
     const output = join(folder, 'result.mp4');
     const started = performance.now();
-    log(`job ${id}: started (attempt ${job.attemptsStarted}${job.stalledCounter ? `, after ${job.stalledCounter} stopped worker(s)` : ''})`);
+    log(
+      `job ${id}: started (attempt ${job.attemptsStarted}${job.stalledCounter ? `, after ${job.stalledCounter} stopped worker(s)` : ''})`,
+    );
     try {
       for (const kind of ['photo', 'clip'] as const) {
         await mkdir(dirname(inputs[kind]));
         const response = await call(`/api/worker/jobs/${id}/${kind}`, { headers: held, signal });
-        await pipeline(Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream), createWriteStream(inputs[kind]), { signal });
+        await pipeline(
+          Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream),
+          createWriteStream(inputs[kind]),
+          { signal },
+        );
       }
-      const onProgress = progressReporter((progress) => void job.updateProgress(progress as unknown as object).catch(() => {}), 250);
-      const request = jobRequest(inputs, job.data.options, output, options.modelsDir ?? join(folder, 'models'), options.threads);
+      const onProgress = progressReporter(
+        (progress) => void job.updateProgress(progress as unknown as object).catch(() => {}),
+        250,
+      );
+      const request = jobRequest(
+        inputs,
+        job.data.options,
+        output,
+        options.modelsDir ?? join(folder, 'models'),
+        options.threads,
+      );
       const result = await runJobThread({ request }, signal, onProgress, (trace) => log(`job ${id}: ${trace}`));
       const size = String((await stat(output)).size);
-      await call(`/api/worker/jobs/${id}/result`, { method: 'PUT', headers: { ...held, 'content-type': 'video/mp4', 'content-length': size }, signal }, STUDIO_RETRY_MS, () => Readable.toWeb(createReadStream(output)) as ReadableStream);
+      await call(
+        `/api/worker/jobs/${id}/result`,
+        { method: 'PUT', headers: { ...held, 'content-type': 'video/mp4', 'content-length': size }, signal },
+        STUDIO_RETRY_MS,
+        () => Readable.toWeb(createReadStream(output)) as ReadableStream,
+      );
       log(`job ${id}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       return result;
     } catch (error) {
@@ -147,12 +204,18 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         log(`job ${id}: handed back`);
         throw new WaitingError();
       }
-      if (cancelled.signal.aborted) throw new UnrecoverableError(encodeJobError({ code: 'CANCELLED', message: 'the job was cancelled.' }));
-      if (error instanceof StudioRefusal && error.status !== 403) throw new UnrecoverableError(encodeJobError(error.error));
+      if (cancelled.signal.aborted)
+        throw new UnrecoverableError(encodeJobError({ code: 'CANCELLED', message: 'the job was cancelled.' }));
+      if (error instanceof StudioRefusal && error.status !== 403)
+        throw new UnrecoverableError(encodeJobError(error.error));
       if (error instanceof ReenactError && !MACHINE_ERRORS.has(error.code)) {
-        const message = error.message.replaceAll(dirname(inputs.photo) + sep, '').replaceAll(dirname(inputs.clip) + sep, '');
+        const message = error.message
+          .replaceAll(dirname(inputs.photo) + sep, '')
+          .replaceAll(dirname(inputs.clip) + sep, '');
         log(`job ${id}: failed: ${message}`);
-        throw new UnrecoverableError(encodeJobError({ code: error.code, message, ...(error.hint ? { hint: error.hint } : {}) }));
+        throw new UnrecoverableError(
+          encodeJobError({ code: error.code, message, ...(error.hint ? { hint: error.hint } : {}) }),
+        );
       }
       log(`job ${id}: attempt failed: ${(error as Error).message}`);
       throw error;

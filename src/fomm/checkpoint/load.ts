@@ -31,7 +31,12 @@ export async function loadCheckpoint(path: string): Promise<FommWeights> {
   try {
     bytes = await readFile(path);
   } catch (cause) {
-    throw new ReenactError('BAD_CHECKPOINT', `Cannot read the checkpoint ${path}: ${(cause as Error).message}.`, 'Check that the file is readable and smaller than 2 GiB.', { cause });
+    throw new ReenactError(
+      'BAD_CHECKPOINT',
+      `Cannot read the checkpoint ${path}: ${(cause as Error).message}.`,
+      'Check that the file is readable and smaller than 2 GiB.',
+      { cause },
+    );
   }
   try {
     return parseCheckpoint(bytes);
@@ -50,11 +55,15 @@ export function parseCheckpoint(bytes: Uint8Array): FommWeights {
   if (!(top instanceof Map)) throw notFomm('its top-level object is not a dict');
   const stateDict = (key: string): StateDict => {
     const value = top.get(key);
-    if (value === undefined) throw notFomm(`it has no "${key}" entry (keys: ${[...top.keys()].map(String).slice(0, 10).join(', ') || 'none'})`);
+    if (value === undefined)
+      throw notFomm(
+        `it has no "${key}" entry (keys: ${[...top.keys()].map(String).slice(0, 10).join(', ') || 'none'})`,
+      );
     if (!(value instanceof Map)) throw notFomm(`its "${key}" entry is not a state dict`);
     const out: StateDict = new Map();
     for (const [name, tensor] of value) {
-      if (typeof name !== 'string') throw bad(`The "${key}" state dict has a key that is not a string (${String(name)}).`);
+      if (typeof name !== 'string')
+        throw bad(`The "${key}" state dict has a key that is not a string (${String(name)}).`);
       if (!isTensor(tensor)) throw bad(`"${key}.${name}" is not a tensor.`);
       out.set(name, materialize(tensor, parsed.storageBytes, `${key}.${name}`));
     }
@@ -92,21 +101,35 @@ class StorageTable {
   /** Interprets ('storage', StorageClass, key, location, numel[, view_metadata]). */
   load(pid: PickleValue, allowViews: boolean): StorageRef {
     if (!isTuple(pid) || pid.length < 5 || pid.length > 6 || pid[0] !== 'storage') {
-      throw bad('Checkpoint has a persistent id that is not a storage reference; only tensor storages may be referenced.');
+      throw bad(
+        'Checkpoint has a persistent id that is not a storage reference; only tensor storages may be referenced.',
+      );
     }
     const [, type, key, location, numel, view] = pid;
     const dtype = isGlobal(type) && type.module === 'torch' ? STORAGE_CLASSES.get(type.name) : undefined;
     if (!dtype) throw bad('Checkpoint storage reference does not name a torch storage class.');
-    if (typeof key !== 'string' || typeof location !== 'string') throw bad('Checkpoint storage reference has a malformed key or location.');
-    if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) throw bad(`Checkpoint storage ${key} has an invalid size.`);
+    if (typeof key !== 'string' || typeof location !== 'string')
+      throw bad('Checkpoint storage reference has a malformed key or location.');
+    if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0)
+      throw bad(`Checkpoint storage ${key} has an invalid size.`);
     const known = this.entries.get(key);
-    if (known && (known.dtype !== dtype || known.numel !== numel)) throw bad(`Checkpoint storage ${key} is declared twice with different types or sizes.`);
+    if (known && (known.dtype !== dtype || known.numel !== numel))
+      throw bad(`Checkpoint storage ${key} is declared twice with different types or sizes.`);
     this.entries.set(key, { dtype, numel });
     if (view === undefined || view === null) return { kind: 'storage', dtype, key, numel, viewOffset: 0 };
     // Legacy (PyTorch < 0.4) storage views: (view_key, element offset, view size) into the root storage.
-    if (!allowViews || !isTuple(view) || view.length !== 3) throw bad(`Checkpoint storage ${key} has malformed view metadata.`);
+    if (!allowViews || !isTuple(view) || view.length !== 3)
+      throw bad(`Checkpoint storage ${key} has malformed view metadata.`);
     const [, offset, size] = view;
-    if (typeof offset !== 'number' || typeof size !== 'number' || !Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || offset < 0 || size < 0 || offset + size > numel) {
+    if (
+      typeof offset !== 'number' ||
+      typeof size !== 'number' ||
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(size) ||
+      offset < 0 ||
+      size < 0 ||
+      offset + size > numel
+    ) {
       throw bad(`Checkpoint storage view into ${key} lies outside its storage.`);
     }
     return { kind: 'storage', dtype, key, numel: size, viewOffset: offset };
@@ -125,20 +148,26 @@ function parseLegacy(bytes: Uint8Array): ParsedContainer {
       'Pass the .pth.tar checkpoint of the First Order Motion Model (e.g. vox-cpk.pth.tar).',
     );
   }
-  const noStorage = (): never => { throw bad('Checkpoint header refers to a tensor storage.'); };
+  const noStorage = (): never => {
+    throw bad('Checkpoint header refers to a tensor storage.');
+  };
   const magic = readPickle(bytes, 0, noStorage);
   if (magic.value !== LEGACY_MAGIC) throw bad('Checkpoint has a wrong magic number for the legacy PyTorch format.');
   const protocol = readPickle(bytes, magic.end, noStorage);
-  if (protocol.value !== LEGACY_PROTOCOL) throw bad(`Checkpoint uses legacy protocol version ${String(protocol.value)}; only ${LEGACY_PROTOCOL} is known.`);
+  if (protocol.value !== LEGACY_PROTOCOL)
+    throw bad(`Checkpoint uses legacy protocol version ${String(protocol.value)}; only ${LEGACY_PROTOCOL} is known.`);
   const sysInfo = readPickle(bytes, protocol.end, noStorage);
   if (!(sysInfo.value instanceof Map) || sysInfo.value.get('little_endian') !== true) {
-    throw bad('Checkpoint was written on a big-endian machine or has a malformed header; only little-endian checkpoints are read.');
+    throw bad(
+      'Checkpoint was written on a big-endian machine or has a malformed header; only little-endian checkpoints are read.',
+    );
   }
 
   const storages = new StorageTable();
   const main = readPickle(bytes, sysInfo.end, (pid) => storages.load(pid, true));
   const keyList = readPickle(bytes, main.end, noStorage);
-  if (!Array.isArray(keyList.value) || !keyList.value.every((k) => typeof k === 'string')) throw bad('Checkpoint storage key list is malformed.');
+  if (!Array.isArray(keyList.value) || !keyList.value.every((k) => typeof k === 'string'))
+    throw bad('Checkpoint storage key list is malformed.');
 
   // The raw storages follow in key-list order: int64 element count, then the elements.
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -148,12 +177,15 @@ function parseLegacy(bytes: Uint8Array): ParsedContainer {
     const entry = storages.entries.get(key);
     if (!entry) throw bad(`Checkpoint lists storage ${key}, which no tensor uses.`);
     if (located.has(key)) throw bad(`Checkpoint lists storage ${key} twice.`);
-    if (pos + 8 > bytes.length) throw bad(`Checkpoint is truncated: storage ${key} is missing (file ends at ${bytes.length} bytes).`);
+    if (pos + 8 > bytes.length)
+      throw bad(`Checkpoint is truncated: storage ${key} is missing (file ends at ${bytes.length} bytes).`);
     const count = view.getBigInt64(pos, true);
-    if (count !== BigInt(entry.numel)) throw bad(`Checkpoint storage ${key} holds ${count} elements, but its tensors declare ${entry.numel}.`);
+    if (count !== BigInt(entry.numel))
+      throw bad(`Checkpoint storage ${key} holds ${count} elements, but its tensors declare ${entry.numel}.`);
     const length = entry.numel * ELEMENT_SIZE[entry.dtype];
     pos += 8;
-    if (pos + length > bytes.length) throw bad(`Checkpoint is truncated: storage ${key} needs ${length} bytes, ${bytes.length - pos} are left.`);
+    if (pos + length > bytes.length)
+      throw bad(`Checkpoint is truncated: storage ${key} needs ${length} bytes, ${bytes.length - pos} are left.`);
     located.set(key, bytes.subarray(pos, pos + length));
     pos += length;
   }
@@ -176,7 +208,8 @@ function parseZip(bytes: Uint8Array): ParsedContainer {
   const byteorder = entries.get(`${prefix}byteorder`);
   if (byteorder) {
     const order = new TextDecoder().decode(readZipEntry(bytes, byteorder));
-    if (order !== 'little') throw bad(`Checkpoint was written with byte order "${order}"; only little-endian checkpoints are read.`);
+    if (order !== 'little')
+      throw bad(`Checkpoint was written with byte order "${order}"; only little-endian checkpoints are read.`);
   }
   const storages = new StorageTable();
   const pickle = readZipEntry(bytes, pickleEntry);
@@ -188,7 +221,10 @@ function parseZip(bytes: Uint8Array): ParsedContainer {
     const entry = entries.get(`${prefix}data/${key}`);
     if (!entry) throw bad(`Checkpoint zip archive has no entry ${prefix}data/${key}, which a tensor uses.`);
     const length = numel * ELEMENT_SIZE[dtype];
-    if (entry.size !== length) throw bad(`Checkpoint storage ${key} holds ${entry.size} bytes, but its tensors declare ${numel} ${dtype} elements (${length} bytes).`);
+    if (entry.size !== length)
+      throw bad(
+        `Checkpoint storage ${key} holds ${entry.size} bytes, but its tensors declare ${numel} ${dtype} elements (${length} bytes).`,
+      );
     located.set(key, entry);
   }
   // Deflated storages are inflated once, however many tensors share them.
@@ -206,18 +242,22 @@ const MAX_TENSOR_ELEMENTS = 2 ** 31;
 
 function materialize(tensor: TensorRef, storageBytes: (key: string) => Uint8Array, name: string): TensorData {
   const { storage, offset, shape, stride } = tensor;
-  if (shape.length !== stride.length) throw bad(`Tensor ${name} has ${shape.length} sizes but ${stride.length} strides.`);
+  if (shape.length !== stride.length)
+    throw bad(`Tensor ${name} has ${shape.length} sizes but ${stride.length} strides.`);
   let numel = 1;
   let last = offset;
   for (let i = 0; i < shape.length; i++) {
     numel *= shape[i]!;
-    if (numel > MAX_TENSOR_ELEMENTS) throw bad(`Tensor ${name} claims ${shape.join('x')} elements, which no FOMM checkpoint holds.`);
+    if (numel > MAX_TENSOR_ELEMENTS)
+      throw bad(`Tensor ${name} claims ${shape.join('x')} elements, which no FOMM checkpoint holds.`);
     if (shape[i]! > 0) last += (shape[i]! - 1) * stride[i]!;
   }
   const dtype = outputDtype(storage.dtype);
   if (numel === 0) return { dtype, shape: [...shape], data: allocate(dtype, 0) };
   if (last >= storage.numel || numel > storage.numel) {
-    throw bad(`Tensor ${name} (${shape.join('x')} at offset ${offset}, strides ${stride.join(',')}) reaches past its storage of ${storage.numel} elements.`);
+    throw bad(
+      `Tensor ${name} (${shape.join('x')} at offset ${offset}, strides ${stride.join(',')}) reaches past its storage of ${storage.numel} elements.`,
+    );
   }
   const bytes = storageBytes(storage.key);
   const size = ELEMENT_SIZE[storage.dtype];
@@ -247,7 +287,10 @@ function gather(source: Elements, shape: readonly number[], stride: readonly num
   for (let i = 0; i < numel; i++) {
     (out as Float32Array)[i] = (source as Float32Array)[at]!;
     for (let d = shape.length - 1; d >= 0; d--) {
-      if (++index[d]! < shape[d]!) { at += stride[d]!; break; }
+      if (++index[d]! < shape[d]!) {
+        at += stride[d]!;
+        break;
+      }
       at -= (shape[d]! - 1) * stride[d]!;
       index[d] = 0;
     }
@@ -257,20 +300,35 @@ function gather(source: Elements, shape: readonly number[], stride: readonly num
 
 function outputDtype(dtype: StorageDtype): TensorData['dtype'] {
   switch (dtype) {
-    case 'float32': case 'float64': case 'float16': case 'bfloat16': return 'float32';
-    case 'int64': return 'int64';
-    case 'int32': case 'int16': case 'int8': return 'int32';
-    case 'uint8': return 'uint8';
-    case 'bool': return 'bool';
+    case 'float32':
+    case 'float64':
+    case 'float16':
+    case 'bfloat16':
+      return 'float32';
+    case 'int64':
+      return 'int64';
+    case 'int32':
+    case 'int16':
+    case 'int8':
+      return 'int32';
+    case 'uint8':
+      return 'uint8';
+    case 'bool':
+      return 'bool';
   }
 }
 
 function allocate(dtype: TensorData['dtype'], length: number): Elements {
   switch (dtype) {
-    case 'float32': return new Float32Array(length);
-    case 'int64': return new BigInt64Array(length);
-    case 'int32': return new Int32Array(length);
-    case 'uint8': case 'bool': return new Uint8Array(length);
+    case 'float32':
+      return new Float32Array(length);
+    case 'int64':
+      return new BigInt64Array(length);
+    case 'int32':
+      return new Int32Array(length);
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(length);
   }
 }
 
@@ -287,15 +345,25 @@ function allocateLike(source: Elements, length: number): Elements {
  */
 function decode(bytes: Uint8Array, dtype: StorageDtype, count: number): Elements {
   const typed = <T>(make: (buffer: ArrayBufferLike, offset: number, length: number) => T, size: number): T =>
-    bytes.byteOffset % size === 0 ? make(bytes.buffer, bytes.byteOffset, count) : make(new Uint8Array(bytes).buffer, 0, count);
+    bytes.byteOffset % size === 0
+      ? make(bytes.buffer, bytes.byteOffset, count)
+      : make(new Uint8Array(bytes).buffer, 0, count);
   switch (dtype) {
-    case 'float32': return typed((b, o, n) => new Float32Array(b, o, n), 4);
-    case 'int64': return typed((b, o, n) => new BigInt64Array(b, o, n), 8);
-    case 'int32': return typed((b, o, n) => new Int32Array(b, o, n), 4);
-    case 'uint8': case 'bool': return bytes;
-    case 'float64': return Float32Array.from(typed((b, o, n) => new Float64Array(b, o, n), 8));
-    case 'int16': return Int32Array.from(typed((b, o, n) => new Int16Array(b, o, n), 2));
-    case 'int8': return Int32Array.from(new Int8Array(bytes.buffer, bytes.byteOffset, count));
+    case 'float32':
+      return typed((b, o, n) => new Float32Array(b, o, n), 4);
+    case 'int64':
+      return typed((b, o, n) => new BigInt64Array(b, o, n), 8);
+    case 'int32':
+      return typed((b, o, n) => new Int32Array(b, o, n), 4);
+    case 'uint8':
+    case 'bool':
+      return bytes;
+    case 'float64':
+      return Float32Array.from(typed((b, o, n) => new Float64Array(b, o, n), 8));
+    case 'int16':
+      return Int32Array.from(typed((b, o, n) => new Int16Array(b, o, n), 2));
+    case 'int8':
+      return Int32Array.from(new Int8Array(bytes.buffer, bytes.byteOffset, count));
     case 'bfloat16': {
       const half = typed((b, o, n) => new Uint16Array(b, o, n), 2);
       const bits = new Uint32Array(count);

@@ -33,7 +33,10 @@ export interface WeightSource {
 
 /** Reads weights from a state dict; a missing or misshapen tensor is a CHECKPOINT_MISMATCH naming it. */
 export class StateDictWeights implements WeightSource {
-  constructor(private readonly dict: StateDict, private readonly dictName: string) {}
+  constructor(
+    private readonly dict: StateDict,
+    private readonly dictName: string,
+  ) {}
 
   get(key: string, shape: number[]): FloatTensor {
     const tensor = this.dict.get(key);
@@ -69,7 +72,10 @@ export class ShapeRecorder implements WeightSource {
 
 /** A view of a weight source under a key prefix, e.g. `predictor.encoder.down_blocks.0.`. */
 export class Weights {
-  constructor(private readonly source: WeightSource, private readonly prefix = '') {}
+  constructor(
+    private readonly source: WeightSource,
+    private readonly prefix = '',
+  ) {}
 
   at(name: string): Weights {
     return new Weights(this.source, `${this.prefix}${name}.`);
@@ -97,7 +103,12 @@ export class Weights {
 }
 
 /** Folds a following per-channel affine map (inference batch norm) into a conv's weight and bias: exact up to rounding. */
-export function foldAffine(weight: FloatTensor, bias: FloatTensor, scale: Float32Array, shift: Float32Array): { weight: FloatTensor; bias: FloatTensor } {
+export function foldAffine(
+  weight: FloatTensor,
+  bias: FloatTensor,
+  scale: Float32Array,
+  shift: Float32Array,
+): { weight: FloatTensor; bias: FloatTensor } {
   const out = weight.dims[0]!;
   const perOutput = weight.data.length / out;
   const folded = new Float32Array(weight.data.length);

@@ -27,7 +27,8 @@ const ZIP64_EOCD = 0x06064b50;
 const CENTRAL = 0x02014b50;
 const LOCAL = 0x04034b50;
 
-const bad = (message: string, cause?: unknown): ReenactError => badCheckpoint(`Checkpoint zip archive is damaged: ${message}`, cause);
+const bad = (message: string, cause?: unknown): ReenactError =>
+  badCheckpoint(`Checkpoint zip archive is damaged: ${message}`, cause);
 
 export function isZip(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
@@ -44,13 +45,17 @@ export function readZipEntries(bytes: Uint8Array): Map<string, ZipEntry> {
     return Number(v);
   };
   const within = (at: number, length: number, what: string): void => {
-    if (at < 0 || length < 0 || at + length > bytes.length) throw bad(`${what} lies outside the file (offset ${at}, ${length} bytes, file ${bytes.length}).`);
+    if (at < 0 || length < 0 || at + length > bytes.length)
+      throw bad(`${what} lies outside the file (offset ${at}, ${length} bytes, file ${bytes.length}).`);
   };
 
   // The end-of-central-directory record sits in the last 22 + 65535 (comment) bytes.
   let eocd = -1;
   for (let at = bytes.length - 22; at >= Math.max(0, bytes.length - 22 - 65535); at--) {
-    if (u32(at) === EOCD) { eocd = at; break; }
+    if (u32(at) === EOCD) {
+      eocd = at;
+      break;
+    }
   }
   if (eocd < 0) throw bad('no end-of-central-directory record (the file is probably truncated).');
   let entryCount = u16(eocd + 10);
@@ -114,10 +119,13 @@ export function readZipEntries(bytes: Uint8Array): Map<string, ZipEntry> {
       extra += 4 + length;
     }
     if (flags & 0x1) throw bad(`entry ${name} is encrypted.`);
-    if (method !== 0 && method !== 8) throw bad(`entry ${name} uses compression method ${method} (only stored and deflate are read).`);
-    if (method === 0 && compressedSize !== size) throw bad(`stored entry ${name} has different compressed and uncompressed sizes.`);
+    if (method !== 0 && method !== 8)
+      throw bad(`entry ${name} uses compression method ${method} (only stored and deflate are read).`);
+    if (method === 0 && compressedSize !== size)
+      throw bad(`stored entry ${name} has different compressed and uncompressed sizes.`);
     // DEFLATE expands at most ~1032:1; a larger claim is a corrupt header or a decompression bomb.
-    if (method === 8 && size > compressedSize * 1032 + 64) throw bad(`entry ${name} claims to inflate ${compressedSize} bytes to ${size}.`);
+    if (method === 8 && size > compressedSize * 1032 + 64)
+      throw bad(`entry ${name} claims to inflate ${compressedSize} bytes to ${size}.`);
     within(localOffset, 30, `the local header of ${name}`);
     if (u32(localOffset) !== LOCAL) throw bad(`the local header of ${name} has a wrong signature.`);
     const dataOffset = localOffset + 30 + u16(localOffset + 26) + u16(localOffset + 28);
@@ -153,6 +161,7 @@ function entryBytes(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
   } catch (cause) {
     throw bad(`entry ${entry.name} does not inflate (${(cause as Error).message}).`, cause);
   }
-  if (out.length !== entry.size) throw bad(`entry ${entry.name} inflates to ${out.length} bytes, not the ${entry.size} its header declares.`);
+  if (out.length !== entry.size)
+    throw bad(`entry ${entry.name} inflates to ${out.length} bytes, not the ${entry.size} its header declares.`);
   return out;
 }

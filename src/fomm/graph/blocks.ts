@@ -9,7 +9,6 @@ import type { FloatTensor, OnnxGraph } from '../onnx/builder.js';
 import { foldAffine, type Weights } from '../checkpoint/tensors.js';
 import { conv3x3, useWinograd } from '../onnx/winograd.js';
 
-
 /** Height and width of a feature map, where a builder knows them (Winograd needs them). */
 export interface MapSize {
   height: number;
@@ -18,24 +17,47 @@ export interface MapSize {
 
 /** conv (bias) → batch norm → ReLU, with the batch norm folded into the conv. Keys `conv.*`, `norm.*`. */
 export function convNormRelu(
-  g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number, kernel: number, pad: number, size?: MapSize,
+  g: OnnxGraph,
+  x: string,
+  w: Weights,
+  inChannels: number,
+  outChannels: number,
+  kernel: number,
+  pad: number,
+  size?: MapSize,
 ): string {
   const conv = w.at('conv');
   const weight = conv.get('weight', [outChannels, inChannels, kernel, kernel]);
   const bias = conv.get('bias', [outChannels]);
   const { scale, shift } = w.at('norm').batchNorm(outChannels);
   const folded = foldAffine(weight, bias, scale, shift);
-  if (kernel === 3 && pad === 1 && size) return g.relu(conv3x3(g, x, folded.weight, folded.bias, size.height, size.width));
+  if (kernel === 3 && pad === 1 && size)
+    return g.relu(conv3x3(g, x, folded.weight, folded.bias, size.height, size.width));
   return g.relu(g.conv(x, folded.weight, folded.bias, { pads: pad }));
 }
 
 /** SameBlock2d: conv k×k "same" → BN → ReLU. */
-export function sameBlock(g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number, kernel: number, pad: number): string {
+export function sameBlock(
+  g: OnnxGraph,
+  x: string,
+  w: Weights,
+  inChannels: number,
+  outChannels: number,
+  kernel: number,
+  pad: number,
+): string {
   return convNormRelu(g, x, w, inChannels, outChannels, kernel, pad);
 }
 
 /** DownBlock2d: conv 3×3 → BN → ReLU → 2×2 average pool. */
-export function downBlock(g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number, size?: MapSize): string {
+export function downBlock(
+  g: OnnxGraph,
+  x: string,
+  w: Weights,
+  inChannels: number,
+  outChannels: number,
+  size?: MapSize,
+): string {
   return g.averagePool2(convNormRelu(g, x, w, inChannels, outChannels, 3, 1, size));
 }
 
@@ -46,7 +68,14 @@ export function downBlock(g: OnnxGraph, x: string, w: Weights, inChannels: numbe
  * phases run as one 3×3 conv (zero taps) with 4× the outputs: 9 multiplies per input pixel.
  * DepthToSpace interleaves the phases.
  */
-export function upBlock(g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number, size?: MapSize): string {
+export function upBlock(
+  g: OnnxGraph,
+  x: string,
+  w: Weights,
+  inChannels: number,
+  outChannels: number,
+  size?: MapSize,
+): string {
   return g.depthToSpace2(upBlockPhases(g, x, w, inChannels, outChannels, size));
 }
 
@@ -55,7 +84,14 @@ export function upBlock(g: OnnxGraph, x: string, w: Weights, inChannels: number,
  * column phase, C) — DepthToSpace's DCR order — so a following conv can work on the phases
  * (phaseConv) instead of on the 4× larger map.
  */
-export function upBlockPhases(g: OnnxGraph, x: string, w: Weights, inChannels: number, outChannels: number, size?: MapSize): string {
+export function upBlockPhases(
+  g: OnnxGraph,
+  x: string,
+  w: Weights,
+  inChannels: number,
+  outChannels: number,
+  size?: MapSize,
+): string {
   if (size && useWinograd(g, inChannels, 4 * outChannels, size)) {
     const { weight, bias } = upBlockPhaseKernels(w, inChannels, outChannels);
     return g.relu(conv3x3(g, x, weight, bias, size.height, size.width));
@@ -65,7 +101,11 @@ export function upBlockPhases(g: OnnxGraph, x: string, w: Weights, inChannels: n
   for (const py of [0, 1]) {
     for (const px of [0, 1]) {
       const pads: [number, number, number, number] = [1 - py, 1 - px, py, px];
-      phases.push(g.conv(x, { dims: [outChannels, inChannels, 2, 2], data: phaseKernel(folded.weight, py, px) }, folded.bias, { pads }));
+      phases.push(
+        g.conv(x, { dims: [outChannels, inChannels, 2, 2], data: phaseKernel(folded.weight, py, px) }, folded.bias, {
+          pads,
+        }),
+      );
     }
   }
   return g.relu(g.concat(phases, 1));
@@ -76,7 +116,11 @@ export function upBlockPhases(g: OnnxGraph, x: string, w: Weights, inChannels: n
  * out): phase (py, px) sits in the 3×3 window at rows py..py+1, columns px..px+1, zero elsewhere.
  * Batch norm folded in; ReLU still to apply.
  */
-export function upBlockPhaseKernels(w: Weights, inChannels: number, outChannels: number): { weight: FloatTensor; bias: FloatTensor } {
+export function upBlockPhaseKernels(
+  w: Weights,
+  inChannels: number,
+  outChannels: number,
+): { weight: FloatTensor; bias: FloatTensor } {
   const folded = foldedUpBlock(w, inChannels, outChannels);
   const weight = new Float32Array(4 * outChannels * inChannels * 9);
   const bias = new Float32Array(4 * outChannels);
@@ -84,14 +128,23 @@ export function upBlockPhaseKernels(w: Weights, inChannels: number, outChannels:
     const [py, px] = [phase >> 1, phase & 1];
     const small = phaseKernel(folded.weight, py, px);
     for (let oc = 0; oc < outChannels * inChannels; oc++) {
-      for (let a = 0; a < 2; a++) for (let b = 0; b < 2; b++) weight[(phase * outChannels * inChannels + oc) * 9 + (py + a) * 3 + px + b] = small[oc * 4 + a * 2 + b]!;
+      for (let a = 0; a < 2; a++)
+        for (let b = 0; b < 2; b++)
+          weight[(phase * outChannels * inChannels + oc) * 9 + (py + a) * 3 + px + b] = small[oc * 4 + a * 2 + b]!;
     }
     bias.set(folded.bias.data, phase * outChannels);
   }
-  return { weight: { dims: [4 * outChannels, inChannels, 3, 3], data: weight }, bias: { dims: [4 * outChannels], data: bias } };
+  return {
+    weight: { dims: [4 * outChannels, inChannels, 3, 3], data: weight },
+    bias: { dims: [4 * outChannels], data: bias },
+  };
 }
 
-function foldedUpBlock(w: Weights, inChannels: number, outChannels: number): { weight: FloatTensor; bias: FloatTensor } {
+function foldedUpBlock(
+  w: Weights,
+  inChannels: number,
+  outChannels: number,
+): { weight: FloatTensor; bias: FloatTensor } {
   const conv = w.at('conv');
   const { scale, shift } = w.at('norm').batchNorm(outChannels);
   return foldAffine(conv.get('weight', [outChannels, inChannels, 3, 3]), conv.get('bias', [outChannels]), scale, shift);
@@ -99,7 +152,10 @@ function foldedUpBlock(w: Weights, inChannels: number, outChannels: number): { w
 
 /** The 2×2 kernel of output phase (py, px): phase 0 reads offsets (-1, 0) with taps (w0, w1 + w2), phase 1 reads (0, +1) with (w0 + w1, w2). */
 function phaseKernel(weight: FloatTensor, py: number, px: number): Float32Array {
-  const taps = [[[0], [1, 2]], [[0, 1], [2]]] as const;
+  const taps = [
+    [[0], [1, 2]],
+    [[0, 1], [2]],
+  ] as const;
   const pairs = weight.dims[0]! * weight.dims[1]!;
   const out = new Float32Array(pairs * 4);
   for (let oc = 0; oc < pairs; oc++) {
@@ -126,7 +182,10 @@ export function resBlock(g: OnnxGraph, x: string, w: Weights, channels: number, 
 }
 
 /** ResBlock2d's norm1 (scale, shift), conv1 with norm2 folded in, and conv2. */
-export function resBlockKernels(w: Weights, channels: number): {
+export function resBlockKernels(
+  w: Weights,
+  channels: number,
+): {
   norm1: { scale: Float32Array; shift: Float32Array };
   conv1: { weight: FloatTensor; bias: FloatTensor };
   conv2: { weight: FloatTensor; bias: FloatTensor };
@@ -136,7 +195,12 @@ export function resBlockKernels(w: Weights, channels: number): {
   const conv2 = w.at('conv2');
   return {
     norm1: w.at('norm1').batchNorm(channels),
-    conv1: foldAffine(conv1.get('weight', [channels, channels, 3, 3]), conv1.get('bias', [channels]), norm2.scale, norm2.shift),
+    conv1: foldAffine(
+      conv1.get('weight', [channels, channels, 3, 3]),
+      conv1.get('bias', [channels]),
+      norm2.scale,
+      norm2.shift,
+    ),
     conv2: { weight: conv2.get('weight', [channels, channels, 3, 3]), bias: conv2.get('bias', [channels]) },
   };
 }
@@ -158,7 +222,16 @@ export function hourglass(g: OnnxGraph, x: string, w: Weights, spec: HourglassSp
   const skips = [x];
   for (let i = 0; i < numBlocks; i++) {
     const size = { height: Math.floor(spec.height / 2 ** i), width: Math.floor(spec.width / 2 ** i) };
-    skips.push(downBlock(g, skips[skips.length - 1]!, w.at(`encoder.down_blocks.${i}`), i === 0 ? inFeatures : width(i), width(i + 1), size));
+    skips.push(
+      downBlock(
+        g,
+        skips[skips.length - 1]!,
+        w.at(`encoder.down_blocks.${i}`),
+        i === 0 ? inFeatures : width(i),
+        width(i + 1),
+        size,
+      ),
+    );
   }
   let out = skips.pop()!;
   let n = 0;
@@ -185,7 +258,13 @@ function pythonRound(value: number): number {
  * int(1/s)-th pixel from 0 — done as one strided depthwise conv. Identity when scale is 1.
  */
 export function antiAliasDownsample(
-  g: OnnxGraph, x: string, w: Weights, channels: number, scale: number, height: number, width: number,
+  g: OnnxGraph,
+  x: string,
+  w: Weights,
+  channels: number,
+  scale: number,
+  height: number,
+  width: number,
 ): { out: string; height: number; width: number } {
   if (scale === 1) return { out: x, height, width };
   const sigma = (1 / scale - 1) / 2;
@@ -220,7 +299,12 @@ export function coordinateGrid(height: number, width: number): Float32Array {
  * masks + occlusion) as one conv whose output is split again: one pass over the input and no
  * padding of a 1- or 10-channel output to ORT's 8/16-channel blocks per head.
  */
-export function convHeads(g: OnnxGraph, x: string, heads: { weight: FloatTensor; bias: FloatTensor }[], pads: number): string[] {
+export function convHeads(
+  g: OnnxGraph,
+  x: string,
+  heads: { weight: FloatTensor; bias: FloatTensor }[],
+  pads: number,
+): string[] {
   if (heads.length === 1) return [g.conv(x, heads[0]!.weight, heads[0]!.bias, { pads })];
   const [, inChannels, kh, kw] = heads[0]!.weight.dims as [number, number, number, number];
   const sizes = heads.map((h) => h.weight.dims[0]!);
@@ -250,21 +334,42 @@ export function sameConv(g: OnnxGraph, x: string, weight: FloatTensor, bias: Flo
 }
 
 /** A stride-1 conv with pads [top, left, bottom, right], as ConvTranspose where that pays (see sameConv). */
-function strideOneConv(g: OnnxGraph, x: string, weight: FloatTensor, bias: FloatTensor, pads: [number, number, number, number]): string {
+function strideOneConv(
+  g: OnnxGraph,
+  x: string,
+  weight: FloatTensor,
+  bias: FloatTensor,
+  pads: [number, number, number, number],
+): string {
   const [outChannels, inChannels, kh, kw] = weight.dims as [number, number, number, number];
   const [top, left, bottom, right] = pads;
-  if (outChannels >= inChannels || kh === 1 || kw === 1 || Math.max(top, bottom) > kh - 1 || Math.max(left, right) > kw - 1) return g.conv(x, weight, bias, { pads });
+  if (
+    outChannels >= inChannels ||
+    kh === 1 ||
+    kw === 1 ||
+    Math.max(top, bottom) > kh - 1 ||
+    Math.max(left, right) > kw - 1
+  )
+    return g.conv(x, weight, bias, { pads });
   const flipped = new Float32Array(weight.data.length);
   for (let o = 0; o < outChannels; o++) {
     for (let c = 0; c < inChannels; c++) {
       for (let a = 0; a < kh; a++) {
-        for (let b = 0; b < kw; b++) flipped[((c * outChannels + o) * kh + kh - 1 - a) * kw + kw - 1 - b] = weight.data[((o * inChannels + c) * kh + a) * kw + b]!;
+        for (let b = 0; b < kw; b++)
+          flipped[((c * outChannels + o) * kh + kh - 1 - a) * kw + kw - 1 - b] =
+            weight.data[((o * inChannels + c) * kh + a) * kw + b]!;
       }
     }
   }
-  return g.op('ConvTranspose', [x, g.constant({ dims: [inChannels, outChannels, kh, kw], data: flipped }, 'convt_w'), g.constant(bias, 'convt_b')], {
-    kernel_shape: [kh, kw], pads: [kh - 1 - top, kw - 1 - left, kh - 1 - bottom, kw - 1 - right], strides: [1, 1],
-  });
+  return g.op(
+    'ConvTranspose',
+    [x, g.constant({ dims: [inChannels, outChannels, kh, kw], data: flipped }, 'convt_w'), g.constant(bias, 'convt_b')],
+    {
+      kernel_shape: [kh, kw],
+      pads: [kh - 1 - top, kw - 1 - left, kh - 1 - bottom, kw - 1 - right],
+      strides: [1, 1],
+    },
+  );
 }
 
 /**
@@ -279,7 +384,10 @@ export function phaseConv(g: OnnxGraph, phases: string, weight: FloatTensor, bia
   const [outChannels, inChannels, kh, kw] = weight.dims as [number, number, number, number];
   // Output row 2U + q reads input row 2U + q + a − pad = 2(U + d) + p for tap a: d spans
   // floor((q − pad) / 2) .. floor((q + k − 1 − pad) / 2).
-  const span = (q: number, k: number) => ({ first: Math.floor((q - pad) / 2), last: Math.floor((q + k - 1 - pad) / 2) });
+  const span = (q: number, k: number) => ({
+    first: Math.floor((q - pad) / 2),
+    last: Math.floor((q + k - 1 - pad) / 2),
+  });
   const outputs: string[] = [];
   for (const qy of [0, 1]) {
     for (const qx of [0, 1]) {
@@ -298,7 +406,8 @@ export function phaseConv(g: OnnxGraph, phases: string, weight: FloatTensor, bia
               const px = rx & 1;
               const dx = (rx - px) / 2 - cols.first;
               const channel = (py * 2 + px) * inChannels + c;
-              kernel[((o * 4 * inChannels + channel) * lh + dy) * lw + dx]! += weight.data[((o * inChannels + c) * kh + a) * kw + b]!;
+              kernel[((o * 4 * inChannels + channel) * lh + dy) * lw + dx]! +=
+                weight.data[((o * inChannels + c) * kh + a) * kw + b]!;
             }
           }
         }

@@ -40,7 +40,14 @@ export interface DenseMotionOutputs {
 }
 
 /** The dense motion net's own downsampling of the source (`down.weight`); depends on the source only. */
-export function downsampleSource(g: OnnxGraph, source: string, spec: DenseMotionSpec, w: Weights, height: number, width: number) {
+export function downsampleSource(
+  g: OnnxGraph,
+  source: string,
+  spec: DenseMotionSpec,
+  w: Weights,
+  height: number,
+  width: number,
+) {
   return antiAliasDownsample(g, source, w, spec.numChannels, spec.scaleFactor, height, width);
 }
 
@@ -50,8 +57,14 @@ export function downsampleSource(g: OnnxGraph, source: string, spec: DenseMotion
  * deformation, occlusion.
  */
 export function denseMotion(
-  g: OnnxGraph, sourceSmall: string, kpSource: KeypointValues, kpDriving: KeypointValues,
-  spec: DenseMotionSpec, w: Weights, height: number, width: number,
+  g: OnnxGraph,
+  sourceSmall: string,
+  kpSource: KeypointValues,
+  kpDriving: KeypointValues,
+  spec: DenseMotionSpec,
+  w: Weights,
+  height: number,
+  width: number,
 ): DenseMotionOutputs {
   const k = spec.numKp;
   const positions = height * width;
@@ -77,26 +90,36 @@ export function denseMotion(
 
   const sources = g.expand(sourceSmall, [k + 1, spec.numChannels, height, width]);
   const deformed = g.gridSample(sources, g.reshape(motions, [k + 1, height, width, 2]));
-  const input = g.reshape(
-    g.concat([heatmaps, g.reshape(deformed, [1, k + 1, spec.numChannels, height, width])], 2),
-    [1, (k + 1) * (spec.numChannels + 1), height, width],
-  );
+  const input = g.reshape(g.concat([heatmaps, g.reshape(deformed, [1, k + 1, spec.numChannels, height, width])], 2), [
+    1,
+    (k + 1) * (spec.numChannels + 1),
+    height,
+    width,
+  ]);
   const features = hourglass(g, input, w.at('hourglass'), {
-    blockExpansion: spec.blockExpansion, inFeatures: (k + 1) * (spec.numChannels + 1),
-    numBlocks: spec.numBlocks, maxFeatures: spec.maxFeatures, height, width,
+    blockExpansion: spec.blockExpansion,
+    inFeatures: (k + 1) * (spec.numChannels + 1),
+    numBlocks: spec.numBlocks,
+    maxFeatures: spec.maxFeatures,
+    height,
+    width,
   });
   const maskConv = w.at('mask');
-  const heads = [{ weight: maskConv.get('weight', [k + 1, features.channels, 7, 7]), bias: maskConv.get('bias', [k + 1]) }];
+  const heads = [
+    { weight: maskConv.get('weight', [k + 1, features.channels, 7, 7]), bias: maskConv.get('bias', [k + 1]) },
+  ];
   if (spec.estimateOcclusionMap) {
     const occ = w.at('occlusion');
     heads.push({ weight: occ.get('weight', [1, features.channels, 7, 7]), bias: occ.get('bias', [1]) });
   }
   const [maskLogits, occlusionLogits] = convHeads(g, features.out, heads, 3) as [string, string | undefined];
   const mask = g.softmax(maskLogits, 1);
-  const deformation = g.reshape(
-    g.reduceSum(g.mul(g.reshape(mask, [1, k + 1, positions, 1]), motions), [1], false),
-    [1, height, width, 2],
-  );
+  const deformation = g.reshape(g.reduceSum(g.mul(g.reshape(mask, [1, k + 1, positions, 1]), motions), [1], false), [
+    1,
+    height,
+    width,
+    2,
+  ]);
   const occlusion = occlusionLogits ? g.sigmoid(occlusionLogits) : undefined;
   return { deformation, mask, occlusion };
 }

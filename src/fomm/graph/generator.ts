@@ -22,7 +22,13 @@ export interface GeneratorSpec {
   numDownBlocks: number;
   numBottleneckBlocks: number;
   estimateOcclusionMap: boolean;
-  denseMotion: { blockExpansion: number; maxFeatures: number; numBlocks: number; scaleFactor: number; kpVariance: number };
+  denseMotion: {
+    blockExpansion: number;
+    maxFeatures: number;
+    numBlocks: number;
+    scaleFactor: number;
+    kpVariance: number;
+  };
   imageHeight: number;
   imageWidth: number;
   winograd?: WinogradPolicy;
@@ -47,7 +53,8 @@ export function generatorShapes(spec: GeneratorSpec): GeneratorShapes {
   const scale = spec.denseMotion.scaleFactor;
   return {
     featureChannels: Math.min(spec.maxFeatures, spec.blockExpansion * 2 ** spec.numDownBlocks),
-    featureHeight, featureWidth,
+    featureHeight,
+    featureWidth,
     motionHeight: scale === 1 ? spec.imageHeight : Math.floor(spec.imageHeight * scale),
     motionWidth: scale === 1 ? spec.imageWidth : Math.floor(spec.imageWidth * scale),
   };
@@ -55,8 +62,11 @@ export function generatorShapes(spec: GeneratorSpec): GeneratorShapes {
 
 function denseMotionSpec(spec: GeneratorSpec): DenseMotionSpec {
   return {
-    numKp: spec.numKp, numChannels: spec.numChannels, estimateJacobian: spec.estimateJacobian,
-    estimateOcclusionMap: spec.estimateOcclusionMap, ...spec.denseMotion,
+    numKp: spec.numKp,
+    numChannels: spec.numChannels,
+    estimateJacobian: spec.estimateJacobian,
+    estimateOcclusionMap: spec.estimateOcclusionMap,
+    ...spec.denseMotion,
   };
 }
 
@@ -76,7 +86,14 @@ export function buildSourceEncoder(spec: GeneratorSpec, w: Weights): OnnxGraph {
     out = downBlock(g, out, w.at(`down_blocks.${i}`), width(i), width(i + 1), size);
   }
   g.output('features', out, [1, shapes.featureChannels, shapes.featureHeight, shapes.featureWidth]);
-  const small = downsampleSource(g, source, denseMotionSpec(spec), w.at('dense_motion_network'), spec.imageHeight, spec.imageWidth);
+  const small = downsampleSource(
+    g,
+    source,
+    denseMotionSpec(spec),
+    w.at('dense_motion_network'),
+    spec.imageHeight,
+    spec.imageWidth,
+  );
   g.output('source_small', small.out, [1, spec.numChannels, shapes.motionHeight, shapes.motionWidth]);
   return g;
 }
@@ -132,13 +149,20 @@ export function buildFrameGenerator(spec: GeneratorSpec, w: Weights, part: Frame
     g.output('warped', out, [1, s.featureChannels, s.featureHeight, s.featureWidth]);
     return g;
   }
-  for (let i = 0; i < spec.numBottleneckBlocks; i++) out = resBlock(g, out, w.at(`bottleneck.r${i}`), s.featureChannels, { height: s.featureHeight, width: s.featureWidth });
+  for (let i = 0; i < spec.numBottleneckBlocks; i++)
+    out = resBlock(g, out, w.at(`bottleneck.r${i}`), s.featureChannels, {
+      height: s.featureHeight,
+      width: s.featureWidth,
+    });
   const d = spec.numDownBlocks;
   for (let i = 0; i < d; i++) {
     const size = { height: s.featureHeight * 2 ** i, width: s.featureWidth * 2 ** i };
     const [inChannels, outChannels] = [upBlockWidth(spec, d - i), upBlockWidth(spec, d - i - 1)];
     // The last up block's phases go straight into the final conv (phaseConv): never interleaved at full size.
-    out = i < d - 1 ? upBlock(g, out, w.at(`up_blocks.${i}`), inChannels, outChannels, size) : upBlockPhases(g, out, w.at(`up_blocks.${i}`), inChannels, outChannels, size);
+    out =
+      i < d - 1
+        ? upBlock(g, out, w.at(`up_blocks.${i}`), inChannels, outChannels, size)
+        : upBlockPhases(g, out, w.at(`up_blocks.${i}`), inChannels, outChannels, size);
   }
   finalLayer(g, spec, w, out);
   return g;
@@ -169,13 +193,26 @@ function frameMotion(g: OnnxGraph, spec: GeneratorSpec, w: Weights, s: Generator
     kpSource.jacobian = g.input('jacobian_source', [1, k, 2, 2]);
     kpDriving.jacobian = g.input('jacobian_driving', [1, k, 2, 2]);
   }
-  const motion = denseMotion(g, sourceSmall, kpSource, kpDriving, denseMotionSpec(spec), w.at('dense_motion_network'), s.motionHeight, s.motionWidth);
+  const motion = denseMotion(
+    g,
+    sourceSmall,
+    kpSource,
+    kpDriving,
+    denseMotionSpec(spec),
+    w.at('dense_motion_network'),
+    s.motionHeight,
+    s.motionWidth,
+  );
   const motionSize = { height: s.motionHeight, width: s.motionWidth };
-  let out = g.gridSample(features, resizeDeformation(g, motion.deformation, motionSize, { height: s.featureHeight, width: s.featureWidth }));
+  let out = g.gridSample(
+    features,
+    resizeDeformation(g, motion.deformation, motionSize, { height: s.featureHeight, width: s.featureWidth }),
+  );
   if (motion.occlusion) {
-    const occlusion = s.featureHeight === s.motionHeight && s.featureWidth === s.motionWidth
-      ? motion.occlusion
-      : g.resizeBilinear(motion.occlusion, 1, 1, s.featureHeight, s.featureWidth);
+    const occlusion =
+      s.featureHeight === s.motionHeight && s.featureWidth === s.motionWidth
+        ? motion.occlusion
+        : g.resizeBilinear(motion.occlusion, 1, 1, s.featureHeight, s.featureWidth);
     out = g.mul(out, occlusion);
   }
   g.output('mask', motion.mask, [1, k + 1, s.motionHeight, s.motionWidth]);
@@ -185,7 +222,12 @@ function frameMotion(g: OnnxGraph, spec: GeneratorSpec, w: Weights, s: Generator
 }
 
 /** The deformation [1, h, w, 2] resized bilinearly (as a 2-channel map) to another size, where it differs. */
-function resizeDeformation(g: OnnxGraph, deformation: string, from: { height: number; width: number }, to: { height: number; width: number }): string {
+function resizeDeformation(
+  g: OnnxGraph,
+  deformation: string,
+  from: { height: number; width: number },
+  to: { height: number; width: number },
+): string {
   if (from.height === to.height && from.width === to.width) return deformation;
   const map = g.transpose(deformation, [0, 3, 1, 2]);
   return g.transpose(g.resizeBilinear(map, 1, 2, to.height, to.width), [0, 2, 3, 1]);

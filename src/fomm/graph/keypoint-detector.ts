@@ -28,8 +28,12 @@ export function buildKeypointDetector(spec: KeypointDetectorSpec, w: Weights): O
   const image = g.input('image', [1, spec.numChannels, spec.imageHeight, spec.imageWidth]);
   const down = antiAliasDownsample(g, image, w, spec.numChannels, spec.scaleFactor, spec.imageHeight, spec.imageWidth);
   const features = hourglass(g, down.out, w.at('predictor'), {
-    blockExpansion: spec.blockExpansion, inFeatures: spec.numChannels, numBlocks: spec.numBlocks, maxFeatures: spec.maxFeatures,
-    height: down.height, width: down.width,
+    blockExpansion: spec.blockExpansion,
+    inFeatures: spec.numChannels,
+    numBlocks: spec.numBlocks,
+    maxFeatures: spec.maxFeatures,
+    height: down.height,
+    width: down.width,
   });
   const heatHeight = down.height + 2 * spec.pad - 6;
   const heatWidth = down.width + 2 * spec.pad - 6;
@@ -48,7 +52,10 @@ export function buildKeypointDetector(spec: KeypointDetectorSpec, w: Weights): O
   g.output('value', g.matMul(heatmap, grid), [1, k, 2]);
   if (jacobianMap) {
     // (1, J, 4, hw) @ (1, K, hw, 1): heatmap-weighted sums, J = 1 broadcasting over the K keypoints.
-    const weighted = g.matMul(g.reshape(jacobianMap, [1, maps, 4, positions]), g.reshape(heatmap, [1, k, positions, 1]));
+    const weighted = g.matMul(
+      g.reshape(jacobianMap, [1, maps, 4, positions]),
+      g.reshape(heatmap, [1, k, positions, 1]),
+    );
     g.output('jacobian', g.reshape(weighted, [1, k, 2, 2]), [1, k, 2, 2]);
   }
   return g;

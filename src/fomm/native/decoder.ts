@@ -47,9 +47,23 @@ const INTERFACE_VERSION = 2;
 interface NativeModule {
   interfaceVersion: number;
   /** On the calling thread. */
-  decode(input: Float32Array, output: Float32Array, workspace: Float32Array, shape: NativeShape, bottleneck: NativeBottleneck, upBlocks: NativeUpBlock[]): void;
+  decode(
+    input: Float32Array,
+    output: Float32Array,
+    workspace: Float32Array,
+    shape: NativeShape,
+    bottleneck: NativeBottleneck,
+    upBlocks: NativeUpBlock[],
+  ): void;
   /** On the libuv thread pool; settles when output is written. Bad arguments throw at once. */
-  decodeAsync(input: Float32Array, output: Float32Array, workspace: Float32Array, shape: NativeShape, bottleneck: NativeBottleneck, upBlocks: NativeUpBlock[]): Promise<void>;
+  decodeAsync(
+    input: Float32Array,
+    output: Float32Array,
+    workspace: Float32Array,
+    shape: NativeShape,
+    bottleneck: NativeBottleneck,
+    upBlocks: NativeUpBlock[],
+  ): Promise<void>;
   workspaceLength(shape: NativeShape, bottleneck: NativeBottleneck, upBlocks: NativeUpBlock[]): number;
   supported(): boolean;
 }
@@ -62,12 +76,16 @@ export function nativeKernels(): { module?: NativeModule; reason?: string } {
     try {
       const module = createRequire(import.meta.url)('../../../build/Release/fomm_decoder.node') as NativeModule;
       if (module.interfaceVersion !== INTERFACE_VERSION) {
-        loaded = { reason: `the native module was built from other sources (interface ${module.interfaceVersion}, expected ${INTERFACE_VERSION}); run npm install to rebuild it` };
+        loaded = {
+          reason: `the native module was built from other sources (interface ${module.interfaceVersion}, expected ${INTERFACE_VERSION}); run npm install to rebuild it`,
+        };
       } else {
         loaded = module.supported() ? { module } : { reason: 'this CPU has no AVX2/FMA' };
       }
     } catch (error) {
-      loaded = { reason: `the native module is not built (${(error as Error).message.split('\n')[0]}); run npm install with a C++ compiler (g++, make, python3)` };
+      loaded = {
+        reason: `the native module is not built (${(error as Error).message.split('\n')[0]}); run npm install with a C++ compiler (g++, make, python3)`,
+      };
     }
   }
   return loaded;
@@ -85,7 +103,11 @@ export interface DecoderLayout {
 
 /** Whether the native kernels are here and fit these widths (16 bottleneck channels, 8 per up block output, a register block). */
 export function nativeDecoderFits(layout: DecoderLayout): boolean {
-  return layout.channels % 16 === 0 && layout.upBlocks.every(([, out]) => out % 8 === 0) && nativeKernels().module !== undefined;
+  return (
+    layout.channels % 16 === 0 &&
+    layout.upBlocks.every(([, out]) => out % 8 === 0) &&
+    nativeKernels().module !== undefined
+  );
 }
 
 /**
@@ -116,9 +138,12 @@ export class NativeDecoder {
     for (let i = 0; i < layout.bottleneckBlocks; i++) {
       const { norm1, conv1, conv2 } = resBlockKernels(w.at(`bottleneck.r${i}`), channels);
       blocks.push({
-        scale: norm1.scale, shift: norm1.shift,
-        u1: packKernels(conv1.weight, bottleneckMatrices.G), bias1: Float32Array.from(conv1.bias.data),
-        u2: packKernels(conv2.weight, bottleneckMatrices.G), bias2: Float32Array.from(conv2.bias.data),
+        scale: norm1.scale,
+        shift: norm1.shift,
+        u1: packKernels(conv1.weight, bottleneckMatrices.G),
+        bias1: Float32Array.from(conv1.bias.data),
+        u2: packKernels(conv2.weight, bottleneckMatrices.G),
+        bias2: Float32Array.from(conv2.bias.data),
       });
     }
     const upBlocks: NativeUpBlock[] = [];
@@ -127,10 +152,18 @@ export class NativeDecoder {
       if (i > 0) upSize = { height: upSize.height * 2, width: upSize.width * 2 };
       const matrices = matricesFor(upSize);
       const { weight, bias } = upBlockPhaseKernels(w.at(`up_blocks.${i}`), inChannels, outChannels);
-      upBlocks.push({ ...matrices.native, in: inChannels, out: 4 * outChannels, u: packKernels(weight, matrices.G), bias: Float32Array.from(bias.data) });
+      upBlocks.push({
+        ...matrices.native,
+        in: inChannels,
+        out: 4 * outChannels,
+        u: packKernels(weight, matrices.G),
+        bias: Float32Array.from(bias.data),
+      });
     });
     const last = layout.upBlocks.at(-1);
-    const output = new Float32Array(last ? 4 * last[1] * upSize.height * upSize.width : channels * size.height * size.width);
+    const output = new Float32Array(
+      last ? 4 * last[1] * upSize.height * upSize.width : channels * size.height * size.width,
+    );
     const shape = { channels, ...size, threads: Math.min(threads, 256) };
     const bottleneck = { ...bottleneckMatrices.native, blocks };
     const workspace = new Float32Array(module.workspaceLength(shape, bottleneck, upBlocks));

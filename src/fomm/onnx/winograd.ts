@@ -82,7 +82,11 @@ export function winogradMatrices(height: number, width: number): WinogradMatrice
  * U[f = (i, j), o, c] = (G · w[o, c] · Gᵀ)[i, j] of a [co, ci, 3, 3] kernel, in float64 (G·w
  * first, then ·Gᵀ) and rounded once, stored at `place(f, o, c)` (default: [f][o][c]).
  */
-export function transformedKernels(weight: FloatTensor, G: number[][], place?: (f: number, o: number, c: number) => number): Float32Array {
+export function transformedKernels(
+  weight: FloatTensor,
+  G: number[][],
+  place?: (f: number, o: number, c: number) => number,
+): Float32Array {
   const n = G.length;
   const [co, ci] = weight.dims as [number, number];
   const index = place ?? ((f: number, o: number, c: number) => (f * co + o) * ci + c);
@@ -94,12 +98,16 @@ export function transformedKernels(weight: FloatTensor, G: number[][], place?: (
       const base = (o * ci + c) * 9;
       for (let i = 0; i < n; i++) {
         for (let s = 0; s < 3; s++) {
-          gw[i * 3 + s] = g[i * 3]! * weight.data[base + s]! + g[i * 3 + 1]! * weight.data[base + 3 + s]! + g[i * 3 + 2]! * weight.data[base + 6 + s]!;
+          gw[i * 3 + s] =
+            g[i * 3]! * weight.data[base + s]! +
+            g[i * 3 + 1]! * weight.data[base + 3 + s]! +
+            g[i * 3 + 2]! * weight.data[base + 6 + s]!;
         }
       }
       for (let i = 0; i < n; i++) {
         for (let j = 0; j < n; j++) {
-          u[index(i * n + j, o, c)] = gw[i * 3]! * g[j * 3]! + gw[i * 3 + 1]! * g[j * 3 + 1]! + gw[i * 3 + 2]! * g[j * 3 + 2]!;
+          u[index(i * n + j, o, c)] =
+            gw[i * 3]! * g[j * 3]! + gw[i * 3 + 1]! * g[j * 3 + 1]! + gw[i * 3 + 2]! * g[j * 3 + 2]!;
         }
       }
     }
@@ -108,21 +116,40 @@ export function transformedKernels(weight: FloatTensor, G: number[][], place?: (
 }
 
 /** Whether a 3×3 conv of this shape uses Winograd under the graph's policy. */
-export function useWinograd(g: OnnxGraph, inChannels: number, outChannels: number, size: { height: number; width: number }): boolean {
+export function useWinograd(
+  g: OnnxGraph,
+  inChannels: number,
+  outChannels: number,
+  size: { height: number; width: number },
+): boolean {
   const policy = g.options.winograd ?? 'auto';
   if (policy === 'always') return size.height % 4 === 0 && size.width % 4 === 0;
   return policy === 'auto' && winogradPays(inChannels, outChannels, size.height, size.width);
 }
 
 /** Conv 3×3, pad 1, stride 1 with bias, by Winograd when the graph's policy says so, else ORT's Conv. */
-export function conv3x3(g: OnnxGraph, x: string, weight: FloatTensor, bias: FloatTensor, height: number, width: number): string {
+export function conv3x3(
+  g: OnnxGraph,
+  x: string,
+  weight: FloatTensor,
+  bias: FloatTensor,
+  height: number,
+  width: number,
+): string {
   const [outChannels, inChannels] = weight.dims as [number, number];
   if (!useWinograd(g, inChannels, outChannels, { height, width })) return g.conv(x, weight, bias, { pads: 1 });
   return winogradConv3x3(g, x, weight, bias, height, width);
 }
 
 /** The Winograd conv: F(8×8) on maps of 48×48 and more, else F(4×4) (height and width multiples of 4). */
-export function winogradConv3x3(g: OnnxGraph, x: string, weight: FloatTensor, bias: FloatTensor, height: number, width: number): string {
+export function winogradConv3x3(
+  g: OnnxGraph,
+  x: string,
+  weight: FloatTensor,
+  bias: FloatTensor,
+  height: number,
+  width: number,
+): string {
   const { m, BT, G, AT } = winogradMatrices(height, width);
   const n = m + 2;
   const freqs = n * n;
@@ -135,14 +162,22 @@ export function winogradConv3x3(g: OnnxGraph, x: string, weight: FloatTensor, bi
   const padBottom = tilesY * m + 1 - height;
   const padRight = tilesX * m + 1 - width;
   const rowWeights = new Float32Array(ci * n * n);
-  for (let c = 0; c < ci; c++) for (let i = 0; i < n; i++) for (let a = 0; a < n; a++) rowWeights[(c * n + i) * n + a] = BT[i]![a]!;
+  for (let c = 0; c < ci; c++)
+    for (let i = 0; i < n; i++) for (let a = 0; a < n; a++) rowWeights[(c * n + i) * n + a] = BT[i]![a]!;
   const rows = g.op('Conv', [x, g.constant({ dims: [ci * n, 1, n, 1], data: rowWeights }, 'wino_bt')], {
-    kernel_shape: [n, 1], pads: [1, 0, padBottom, 0], strides: [m, 1], group: ci,
+    kernel_shape: [n, 1],
+    pads: [1, 0, padBottom, 0],
+    strides: [m, 1],
+    group: ci,
   });
   const colWeights = new Float32Array(ci * n * n * n);
-  for (let c = 0; c < ci * n; c++) for (let j = 0; j < n; j++) for (let b = 0; b < n; b++) colWeights[(c * n + j) * n + b] = BT[j]![b]!;
+  for (let c = 0; c < ci * n; c++)
+    for (let j = 0; j < n; j++) for (let b = 0; b < n; b++) colWeights[(c * n + j) * n + b] = BT[j]![b]!;
   const transformed = g.op('Conv', [rows, g.constant({ dims: [ci * freqs, 1, 1, n], data: colWeights }, 'wino_b')], {
-    kernel_shape: [1, n], pads: [0, 1, 0, padRight], strides: [1, m], group: ci * n,
+    kernel_shape: [1, n],
+    pads: [0, 1, 0, padRight],
+    strides: [1, m],
+    group: ci * n,
   }); // [1, ci·freqs, tilesY, tilesX], channels (c, f)
   const tiles = tilesY * tilesX;
   const v = g.transpose(g.reshape(transformed, [ci, freqs, tiles]), [1, 0, 2]); // [freqs, ci, T]
@@ -155,8 +190,14 @@ export function winogradConv3x3(g: OnnxGraph, x: string, weight: FloatTensor, bi
     const [i, j] = [Math.floor(p / m), p % m];
     for (let f = 0; f < freqs; f++) outMatrix[p * freqs + f] = AT[i]![Math.floor(f / n)]! * AT[j]![f % n]!;
   }
-  const outTiles = g.matMul(g.constant({ dims: [m * m, freqs], data: outMatrix }, 'wino_a'), g.reshape(products, [freqs, co * tiles]));
-  const tiled = g.op('DepthToSpace', [g.reshape(outTiles, [1, m * m * co, tilesY, tilesX])], { blocksize: m, mode: 'DCR' });
+  const outTiles = g.matMul(
+    g.constant({ dims: [m * m, freqs], data: outMatrix }, 'wino_a'),
+    g.reshape(products, [freqs, co * tiles]),
+  );
+  const tiled = g.op('DepthToSpace', [g.reshape(outTiles, [1, m * m * co, tilesY, tilesX])], {
+    blocksize: m,
+    mode: 'DCR',
+  });
   const out = tilesY * m === height && tilesX * m === width ? tiled : g.slice(tiled, [0, 0], [height, width], [2, 3]);
   return g.add(out, g.constant({ dims: [1, co, 1, 1], data: bias.data }, 'wino_bias'));
 }

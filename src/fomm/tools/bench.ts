@@ -76,7 +76,15 @@ export async function benchmarkFomm(options: FommBenchOptions): Promise<FommBenc
     checkpoint = randomWeights(params, { height: 256, width: 256 });
   }
   const winograd = options.winograd ?? 'auto';
-  const model = await FommModel.load({ config: options.config, checkpoint, threads, cacheDir: options.cacheDir, winograd, spinning: options.spinning, nativeKernels: options.nativeKernels });
+  const model = await FommModel.load({
+    config: options.config,
+    checkpoint,
+    threads,
+    cacheDir: options.cacheDir,
+    winograd,
+    spinning: options.spinning,
+    nativeKernels: options.nativeKernels,
+  });
   const loadMs = performance.now() - loadStart;
   try {
     const { width, height } = model.frameSize;

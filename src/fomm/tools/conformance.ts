@@ -2,7 +2,15 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ReenactError, throwIfAborted } from '../../errors.js';
 import { readImage } from '../../media/image.js';
-import { ABSOLUTE, RELATIVE, RELATIVE_ADAPT, flattenKeypoints, normalizeKeypoints, type Keypoints, type NormalizationOptions } from '../keypoints.js';
+import {
+  ABSOLUTE,
+  RELATIVE,
+  RELATIVE_ADAPT,
+  flattenKeypoints,
+  normalizeKeypoints,
+  type Keypoints,
+  type NormalizationOptions,
+} from '../keypoints.js';
 import type { FommModel } from '../model.js';
 import { readNpy, writeNpy, type NpyArray } from './npy.js';
 
@@ -34,11 +42,20 @@ function stack(rows: Float32Array[], shape: number[]): NpyArray {
  * golden-tiny/README.md) into `outDir`. Returns the names written. Aborting `signal` stops it
  * with CANCELLED between frames; each file is written atomically, so none is left half-written.
  */
-export async function writeConformance(model: FommModel, framesDir: string, outDir: string, options: { signal?: AbortSignal } = {}): Promise<string[]> {
+export async function writeConformance(
+  model: FommModel,
+  framesDir: string,
+  outDir: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<string[]> {
   const { signal } = options;
   const names = (await readdir(framesDir)).filter((n) => /^driving_.*\.png$/.test(n)).sort();
   if (names.length === 0) {
-    throw new ReenactError('NO_FRAMES', `${framesDir} has no driving_*.png frames.`, 'Point `framesDir` at a folder with source.png and driving_001.png, driving_002.png, ...');
+    throw new ReenactError(
+      'NO_FRAMES',
+      `${framesDir} has no driving_*.png frames.`,
+      'Point `framesDir` at a folder with source.png and driving_001.png, driving_002.png, ...',
+    );
   }
   const source = await model.encodeSource(await readImage(join(framesDir, 'source.png')));
   const driving: Keypoints[] = [];
@@ -56,7 +73,11 @@ export async function writeConformance(model: FommModel, framesDir: string, outD
   };
   await write('kp_source.npy', { shape: [kpLength], data: flattenKeypoints(source.keypoints) });
   await write('kp_driving.npy', stack(driving.map(flattenKeypoints), [kpLength]));
-  const modes: [string, NormalizationOptions][] = [['relative_adapt', RELATIVE_ADAPT], ['relative', RELATIVE], ['absolute', ABSOLUTE]];
+  const modes: [string, NormalizationOptions][] = [
+    ['relative_adapt', RELATIVE_ADAPT],
+    ['relative', RELATIVE],
+    ['absolute', ABSOLUTE],
+  ];
   for (const [mode, options] of modes) {
     const normalized = driving.map((kp) => normalizeKeypoints(source.keypoints, kp, initial, options));
     if (mode !== 'absolute') await write(`kp_norm_${mode}.npy`, stack(normalized.map(flattenKeypoints), [kpLength]));
@@ -95,7 +116,11 @@ export interface ConformanceResult {
 }
 
 /** Compares every conformance file in `outDir` with the same-named file in `goldenDir`. */
-export async function compareConformance(outDir: string, goldenDir: string, files: string[]): Promise<ConformanceResult[]> {
+export async function compareConformance(
+  outDir: string,
+  goldenDir: string,
+  files: string[],
+): Promise<ConformanceResult[]> {
   const results: ConformanceResult[] = [];
   for (const file of files) {
     const [ours, golden] = [await readNpy(join(outDir, file)), await readNpy(join(goldenDir, file))];

@@ -12,7 +12,12 @@ const MAGIC = '\x93NUMPY';
 
 /** Parses a little-endian float32 C-order .npy file (version 1, 2 or 3). */
 export function parseNpy(bytes: Uint8Array, name = 'array'): NpyArray {
-  const fail = (why: string) => new ReenactError('BAD_ARGUMENT', `${name} is not a float32 .npy file: ${why}.`, 'Write it with numpy.save(path, array.astype(numpy.float32)).');
+  const fail = (why: string) =>
+    new ReenactError(
+      'BAD_ARGUMENT',
+      `${name} is not a float32 .npy file: ${why}.`,
+      'Write it with numpy.save(path, array.astype(numpy.float32)).',
+    );
   if (bytes.length < 10 || String.fromCharCode(...bytes.subarray(0, 6)) !== MAGIC) throw fail('no NUMPY magic');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const major = bytes[6]!;
@@ -25,7 +30,11 @@ export function parseNpy(bytes: Uint8Array, name = 'array'): NpyArray {
   if (descr !== '<f4') throw fail(`dtype ${descr ?? 'unknown'}`);
   if (fortran !== 'False') throw fail('Fortran order');
   if (shapeText === undefined) throw fail('no shape');
-  const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   const count = shape.reduce((a, b) => a * b, 1);
   const start = headerStart + headerLength;
   if (bytes.length - start < count * 4) throw fail('truncated data');
@@ -37,7 +46,8 @@ export function parseNpy(bytes: Uint8Array, name = 'array'): NpyArray {
 /** Serialises a float32 array as a version 1 .npy file. */
 export function formatNpy(array: NpyArray): Uint8Array {
   const count = array.shape.reduce((a, b) => a * b, 1);
-  if (count !== array.data.length) throw new Error(`npy: shape [${array.shape}] does not hold ${array.data.length} values`);
+  if (count !== array.data.length)
+    throw new Error(`npy: shape [${array.shape}] does not hold ${array.data.length} values`);
   const shape = array.shape.length === 1 ? `(${array.shape[0]},)` : `(${array.shape.join(', ')})`;
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shape}, }`;
   const unpadded = 10 + header.length + 1;

@@ -4,9 +4,11 @@ import { buildFrameGenerator, buildSourceEncoder } from '../graph/generator.js';
 import { buildKeypointDetector } from '../graph/keypoint-detector.js';
 import { ShapeRecorder, Weights, type FommWeights, type StateDict } from '../checkpoint/tensors.js';
 
-
 /** Every state-dict key and shape the architecture of `params` reads. */
-export function expectedShapes(params: FommModelParams, size: FrameSize): { generator: Map<string, number[]>; kpDetector: Map<string, number[]> } {
+export function expectedShapes(
+  params: FommModelParams,
+  size: FrameSize,
+): { generator: Map<string, number[]>; kpDetector: Map<string, number[]> } {
   const kp = new ShapeRecorder();
   buildKeypointDetector(keypointDetectorSpec(params, size), new Weights(kp));
   const generator = new ShapeRecorder();
@@ -35,7 +37,8 @@ function gaussianKernel(shape: number[], scale: number): Float32Array {
   const g = Array.from({ length: k }, (_, t) => Math.exp(-((t - (k - 1) / 2) ** 2) / (2 * sigma * sigma)));
   const total = g.reduce((a, b) => a + b, 0) ** 2;
   const out = new Float32Array(channels * k * k);
-  for (let c = 0; c < channels; c++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) out[(c * k + i) * k + j] = (g[i]! * g[j]!) / total;
+  for (let c = 0; c < channels; c++)
+    for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) out[(c * k + i) * k + j] = (g[i]! * g[j]!) / total;
   return out;
 }
 
@@ -67,9 +70,16 @@ export function randomWeights(params: FommModelParams, size: FrameSize, seed = 1
     }
     return data;
   };
-  const digest = createHash('sha256').update(`random-weights:${seed}:${JSON.stringify(params)}:${size.height}x${size.width}`);
+  const digest = createHash('sha256').update(
+    `random-weights:${seed}:${JSON.stringify(params)}:${size.height}x${size.width}`,
+  );
   const dict = (recorded: Map<string, number[]>, scaleOf: (key: string) => number): StateDict =>
-    new Map([...recorded].map(([key, shape]) => [key, { dtype: 'float32' as const, shape, data: fill(key, shape, scaleOf(key)) }]));
+    new Map(
+      [...recorded].map(([key, shape]) => [
+        key,
+        { dtype: 'float32' as const, shape, data: fill(key, shape, scaleOf(key)) },
+      ]),
+    );
   return {
     kpDetector: dict(shapes.kpDetector, () => params.kpDetectorParams.scaleFactor),
     generator: dict(shapes.generator, () => params.generatorParams.denseMotionParams.scaleFactor),

@@ -22,10 +22,15 @@ export class ApiError extends Error {
 }
 
 async function parse<T>(response: Response): Promise<T> {
-  const body = (await response.json().catch(() => undefined)) as { error?: { code: string; message: string; hint?: string } } | undefined;
+  const body = (await response.json().catch(() => undefined)) as
+    { error?: { code: string; message: string; hint?: string } } | undefined;
   if (!response.ok) {
     const error = body?.error;
-    throw new ApiError(error?.code ?? `HTTP_${response.status}`, error?.message ?? `the server answered ${response.status}.`, error?.hint);
+    throw new ApiError(
+      error?.code ?? `HTTP_${response.status}`,
+      error?.message ?? `the server answered ${response.status}.`,
+      error?.hint,
+    );
   }
   return body as T;
 }
@@ -35,7 +40,11 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   try {
     response = await fetch(path, { credentials: 'same-origin', ...init });
   } catch {
-    throw new ApiError('OFFLINE', 'the studio server cannot be reached.', 'Check that `reenact studio` is still running, then try again.');
+    throw new ApiError(
+      'OFFLINE',
+      'the studio server cannot be reached.',
+      'Check that `reenact studio` is still running, then try again.',
+    );
   }
   return parse<T>(response);
 }
@@ -45,11 +54,21 @@ export function postJson<T>(path: string, body: unknown): Promise<T> {
 }
 
 export function uploadFile(kind: 'photo' | 'clip', file: Blob, name: string): Promise<Upload> {
-  return api<Upload>(`/api/uploads/${kind}`, { method: 'POST', headers: { 'x-file-name': encodeURIComponent(name) }, body: file });
+  return api<Upload>(`/api/uploads/${kind}`, {
+    method: 'POST',
+    headers: { 'x-file-name': encodeURIComponent(name) },
+    body: file,
+  });
 }
 
 /** Uploads with a status line while the server stores and analyses it; a refusal is shown in `problem`. */
-export async function uploadShowing(kind: 'photo' | 'clip', file: Blob, name: string, elements: { status: HTMLElement; problem: HTMLElement; preview: HTMLElement }, doing: string): Promise<Upload | undefined> {
+export async function uploadShowing(
+  kind: 'photo' | 'clip',
+  file: Blob,
+  name: string,
+  elements: { status: HTMLElement; problem: HTMLElement; preview: HTMLElement },
+  doing: string,
+): Promise<Upload | undefined> {
   elements.preview.hidden = true;
   showProblem(elements.problem, undefined);
   elements.status.textContent = `Uploading ${name}, ${doing}…`;
@@ -64,11 +83,17 @@ export async function uploadShowing(kind: 'photo' | 'clip', file: Blob, name: st
 }
 
 /** Live job updates (server-sent events); reconnects by itself. */
-export function watchJobs(handlers: { all(jobs: Job[]): void; one(job: Job): void; removed(id: string): void }): EventSource {
+export function watchJobs(handlers: {
+  all(jobs: Job[]): void;
+  one(job: Job): void;
+  removed(id: string): void;
+}): EventSource {
   const source = new EventSource('/api/events');
   source.addEventListener('jobs', (event) => handlers.all(JSON.parse((event as MessageEvent<string>).data) as Job[]));
   source.addEventListener('job', (event) => handlers.one(JSON.parse((event as MessageEvent<string>).data) as Job));
-  source.addEventListener('removed', (event) => handlers.removed((JSON.parse((event as MessageEvent<string>).data) as { id: string }).id));
+  source.addEventListener('removed', (event) =>
+    handlers.removed((JSON.parse((event as MessageEvent<string>).data) as { id: string }).id),
+  );
   return source;
 }
 

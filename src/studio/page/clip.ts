@@ -48,7 +48,8 @@ export class ClipPicker {
     const clip = upload.clip!;
     const video = byId<HTMLVideoElement>('clip-video');
     video.src = `/api/uploads/${upload.id}/file`;
-    byId('clip-caption').textContent = `${upload.name}: ${clip.duration.toFixed(1)} s, ${clip.width}x${clip.height}, ${Math.round(clip.fps * 100) / 100} fps, ${clip.hasAudio ? 'with sound' : 'no sound'}${clip.repaired ? ' (recording repaired)' : ''}`;
+    byId('clip-caption').textContent =
+      `${upload.name}: ${clip.duration.toFixed(1)} s, ${clip.width}x${clip.height}, ${Math.round(clip.fps * 100) / 100} fps, ${clip.hasAudio ? 'with sound' : 'no sound'}${clip.repaired ? ' (recording repaired)' : ''}`;
     const track = byId<HTMLImageElement>('clip-track');
     track.closest('figure')!.hidden = !clip.track;
     if (clip.track) track.src = `/api/uploads/${upload.id}/track.jpg`;
@@ -80,7 +81,9 @@ export class ClipPicker {
       if (this.cancelled) return;
     }
     countdown.textContent = '';
-    const type = ['video/webm;codecs=vp8,opus', 'video/webm', 'video/mp4'].find((candidate) => MediaRecorder.isTypeSupported(candidate));
+    const type = ['video/webm;codecs=vp8,opus', 'video/webm', 'video/mp4'].find((candidate) =>
+      MediaRecorder.isTypeSupported(candidate),
+    );
     const recorder = new MediaRecorder(this.camera.stream, type ? { mimeType: type } : {});
     this.recorder = recorder;
     const chunks: Blob[] = [];
@@ -104,12 +107,16 @@ export class ClipPicker {
     this.finishRecording();
     if (this.cancelled) return;
     byId('record-retake').hidden = false;
-    await this.send(new Blob(chunks, { type: recorder.mimeType }), recorder.mimeType.includes('mp4') ? 'recording.mp4' : 'recording.webm');
+    await this.send(
+      new Blob(chunks, { type: recorder.mimeType }),
+      recorder.mimeType.includes('mp4') ? 'recording.mp4' : 'recording.webm',
+    );
   }
 
   /** While the camera records, the other ways to choose a clip wait. */
   private setPickersEnabled(enabled: boolean): void {
-    for (const id of ['record-start', 'record-retake', 'clip-input']) byId<HTMLButtonElement | HTMLInputElement>(id).disabled = !enabled;
+    for (const id of ['record-start', 'record-retake', 'clip-input'])
+      byId<HTMLButtonElement | HTMLInputElement>(id).disabled = !enabled;
   }
 
   private finishRecording(): void {

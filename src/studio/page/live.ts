@@ -115,12 +115,20 @@ class Session {
     this.socket.addEventListener('open', () => this.sendPhoto(choice));
     this.socket.addEventListener('message', (event) => this.onMessage(event.data as ArrayBuffer | string));
     this.socket.addEventListener('close', () => {
-      if (!this.closed) this.end({ message: 'the connection to the studio was lost.', hint: 'Check that `reenact studio` is still running, then start the camera again.' });
+      if (!this.closed)
+        this.end({
+          message: 'the connection to the studio was lost.',
+          hint: 'Check that `reenact studio` is still running, then start the camera again.',
+        });
     });
     const track = camera.stream.getVideoTracks()[0];
     track?.addEventListener('ended', () => this.cameraStopped());
     this.watchdog = window.setInterval(() => {
-      if (track?.readyState === 'ended' || (!this.paused && performance.now() - this.lastPicture > STALLED_SECONDS * 1000)) this.cameraStopped();
+      if (
+        track?.readyState === 'ended' ||
+        (!this.paused && performance.now() - this.lastPicture > STALLED_SECONDS * 1000)
+      )
+        this.cameraStopped();
       this.showStats();
     }, 500);
     video.requestVideoFrameCallback((now, metadata) => this.onPicture(now, metadata));
@@ -129,7 +137,10 @@ class Session {
   sendPhoto(choice: PhotoChoice): void {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     if (this.recorder) {
-      showProblem(problem, { message: 'the photo cannot change during a recording.', hint: 'Stop the recording first, then choose the photo.' });
+      showProblem(problem, {
+        message: 'the photo cannot change during a recording.',
+        hint: 'Stop the recording first, then choose the photo.',
+      });
       return;
     }
     this.ready = false;
@@ -139,7 +150,15 @@ class Session {
 
   private onMessage(data: ArrayBuffer | string): void {
     if (typeof data !== 'string') return void this.onRendered(data);
-    const message = JSON.parse(data) as { type: string; id?: string; seq?: number; name?: string; code?: string; message?: string; hint?: string };
+    const message = JSON.parse(data) as {
+      type: string;
+      id?: string;
+      seq?: number;
+      name?: string;
+      code?: string;
+      message?: string;
+      hint?: string;
+    };
     switch (message.type) {
       case 'session':
         this.id = message.id;
@@ -157,7 +176,10 @@ class Session {
         this.answered(message.seq!);
         return;
       case 'error':
-        showProblem(problem, { message: message.message ?? 'the live session failed.', ...(message.hint ? { hint: message.hint } : {}) });
+        showProblem(problem, {
+          message: message.message ?? 'the live session failed.',
+          ...(message.hint ? { hint: message.hint } : {}),
+        });
         // A photo that could not be switched to leaves the one before animating.
         if (!this.ready && this.animating) this.ready = true;
         else if (!this.ready) status.textContent = 'The photo could not be animated: choose another.';
@@ -177,7 +199,11 @@ class Session {
     await drawJpeg(output, jpeg);
     this.stats.add(performance.now() - header.time);
     if (camera) this.lastPair = { camera, output: jpeg, header };
-    byId('live-output-caption').textContent = header.calibrating ? 'Taking the reference: hold a neutral face…' : header.face ? 'Animated photo' : 'No face in the camera: holding the last pose';
+    byId('live-output-caption').textContent = header.calibrating
+      ? 'Taking the reference: hold a neutral face…'
+      : header.face
+        ? 'Animated photo'
+        : 'No face in the camera: holding the last pose';
   }
 
   private onPicture(now: number, metadata: VideoFrameCallbackMetadata): void {
@@ -186,7 +212,10 @@ class Session {
     video.requestVideoFrameCallback((next, data) => this.onPicture(next, data));
     if (!this.ready || this.paused || this.inFlight >= IN_FLIGHT || this.socket.readyState !== WebSocket.OPEN) return;
     // When the camera says when it took the picture, latency counts from then.
-    const captured = metadata.captureTime !== undefined && metadata.captureTime <= now && metadata.captureTime > now - 1000 ? metadata.captureTime : now;
+    const captured =
+      metadata.captureTime !== undefined && metadata.captureTime <= now && metadata.captureTime > now - 1000
+        ? metadata.captureTime
+        : now;
     const scale = Math.min(1, SEND_SIDE / Math.max(video.videoWidth, video.videoHeight));
     this.capture.width = Math.round(video.videoWidth * scale);
     this.capture.height = Math.round(video.videoHeight * scale);
@@ -237,7 +266,10 @@ class Session {
     const rec = byId('live-rec');
     rec.hidden = false;
     rec.textContent = 'REC 0:00';
-    const timer = window.setInterval(() => (rec.textContent = `REC ${formatTime((performance.now() - started) / 1000)}`), 250);
+    const timer = window.setInterval(
+      () => (rec.textContent = `REC ${formatTime((performance.now() - started) / 1000)}`),
+      250,
+    );
     this.recorder = { media, chunks, started, timer };
     recordButton.textContent = 'Stop recording';
     byId('live-result').hidden = true;
@@ -264,7 +296,8 @@ class Session {
       byId<HTMLVideoElement>('live-result-video').src = result;
       byId<HTMLAnchorElement>('live-download').href = `${result}?download=1`;
       const r = job.result!;
-      byId('live-result-info').textContent = `${r.width}x${r.height}, ${r.duration.toFixed(1)} s, ${r.hasAudio ? 'with sound' : 'no sound'}, ${(r.bytes / 1e6).toFixed(1)} MB`;
+      byId('live-result-info').textContent =
+        `${r.width}x${r.height}, ${r.duration.toFixed(1)} s, ${r.hasAudio ? 'with sound' : 'no sound'}, ${(r.bytes / 1e6).toFixed(1)} MB`;
       byId('live-result').hidden = false;
       byId('live-result').dataset.job = job.id;
       status.textContent = 'Recording saved in the history.';
@@ -277,7 +310,10 @@ class Session {
   }
 
   private cameraStopped(): void {
-    this.end({ message: 'the camera stopped sending pictures.', hint: 'Check that the camera is still connected and no other program took it, then start the camera again.' });
+    this.end({
+      message: 'the camera stopped sending pictures.',
+      hint: 'Check that the camera is still connected and no other program took it, then start the camera again.',
+    });
   }
 
   /** Ends the session: camera, socket, recording; `reason` is shown when it was not the user's choice. */
@@ -307,12 +343,19 @@ class Session {
     const pair = async () => {
       const last = this.lastPair;
       if (!last) return undefined;
-      const url = (blob: Blob) => new Promise<string>((resolve) => {
-        const reader = new FileReader();
-        reader.onload = () => resolve(reader.result as string);
-        reader.readAsDataURL(blob);
-      });
-      return { seq: last.header.seq, face: last.header.face, calibrating: last.header.calibrating, camera: await url(last.camera), output: await url(last.output) };
+      const url = (blob: Blob) =>
+        new Promise<string>((resolve) => {
+          const reader = new FileReader();
+          reader.onload = () => resolve(reader.result as string);
+          reader.readAsDataURL(blob);
+        });
+      return {
+        seq: last.header.seq,
+        face: last.header.face,
+        calibrating: last.header.calibrating,
+        camera: await url(last.camera),
+        output: await url(last.output),
+      };
     };
     (window as unknown as { reenactLive: unknown }).reenactLive = {
       stats: () => ({ frames: stats.frames, fps: stats.fps, p50: stats.percentile(0.5), p95: stats.percentile(0.95) }),
@@ -349,5 +392,12 @@ pauseButton.addEventListener('click', () => session?.togglePause());
 recordButton.addEventListener('click', () => session?.toggleRecord());
 document.addEventListener('keydown', (event) => {
   const target = event.target as HTMLElement | null;
-  if ((event.key === 'r' || event.key === 'R') && session && !event.ctrlKey && !event.metaKey && target?.tagName !== 'INPUT') session.retakeReference();
+  if (
+    (event.key === 'r' || event.key === 'R') &&
+    session &&
+    !event.ctrlKey &&
+    !event.metaKey &&
+    target?.tagName !== 'INPUT'
+  )
+    session.retakeReference();
 });

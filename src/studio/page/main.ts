@@ -1,4 +1,16 @@
-import { acceptDrops, api, type ApiError, byId, capitalise, formatTime, postJson, showProblem, watchJobs, type Job, type StudioConfig } from './api.js';
+import {
+  acceptDrops,
+  api,
+  type ApiError,
+  byId,
+  capitalise,
+  formatTime,
+  postJson,
+  showProblem,
+  watchJobs,
+  type Job,
+  type StudioConfig,
+} from './api.js';
 import { ClipPicker } from './clip.js';
 import { PhotoPicker } from './photo.js';
 
@@ -6,13 +18,20 @@ import { PhotoPicker } from './photo.js';
 
 const jobs = new Map<string, Job>();
 let shownJob: string | undefined;
-let config: StudioConfig = { limits: { photoBytes: 30e6, photoPixels: 40e6, clipBytes: 500e6, clipSeconds: 600, modelBytes: 2e9 }, models: { configs: [], checkpoints: [] }, tokenRequired: false };
+let config: StudioConfig = {
+  limits: { photoBytes: 30e6, photoPixels: 40e6, clipBytes: 500e6, clipSeconds: 600, modelBytes: 2e9 },
+  models: { configs: [], checkpoints: [] },
+  tokenRequired: false,
+};
 
 const runButton = byId<HTMLButtonElement>('run');
 const cancelButton = byId<HTMLButtonElement>('cancel');
 
 const photo = new PhotoPicker(() => updateRunButton());
-const clip = new ClipPicker(() => config.limits.clipSeconds, () => updateRunButton());
+const clip = new ClipPicker(
+  () => config.limits.clipSeconds,
+  () => updateRunButton(),
+);
 
 function updateRunButton(): void {
   const missing = [photo.current ? '' : 'a photo', clip.current ? '' : 'a driving clip'].filter(Boolean);
@@ -25,9 +44,18 @@ function readOptions(): Record<string, unknown> {
   const start = document.querySelector<HTMLInputElement>('input[name=start]:checked')?.value;
   return {
     model,
-    ...(model === 'fomm' ? { config: byId<HTMLSelectElement>('opt-config').value, checkpoint: byId<HTMLSelectElement>('opt-checkpoint').value } : {}),
+    ...(model === 'fomm'
+      ? {
+          config: byId<HTMLSelectElement>('opt-config').value,
+          checkpoint: byId<HTMLSelectElement>('opt-checkpoint').value,
+        }
+      : {}),
     face: photo.current?.face ?? 0,
-    ...(start === 'best' ? { startFrame: 'best' } : start === 'frame' ? { startFrame: Math.max(0, Math.floor(Number(byId<HTMLInputElement>('opt-frame').value) || 0)) } : {}),
+    ...(start === 'best'
+      ? { startFrame: 'best' }
+      : start === 'frame'
+        ? { startFrame: Math.max(0, Math.floor(Number(byId<HTMLInputElement>('opt-frame').value) || 0)) }
+        : {}),
     compare: byId<HTMLInputElement>('opt-compare').checked,
     label: byId<HTMLInputElement>('opt-label').checked,
   };
@@ -46,7 +74,10 @@ function fillModels(chosen?: string): void {
   byId('opt-config').closest<HTMLElement>('.field')!.hidden = configs.length === 0;
   byId('opt-checkpoint').closest<HTMLElement>('.field')!.hidden = checkpoints.length === 0;
   byId('fomm-files').hidden = byId<HTMLSelectElement>('opt-model').value !== 'fomm';
-  byId('fomm-hint').textContent = configs.length && checkpoints.length ? '' : 'FOMM needs a config (.yaml) and a checkpoint (.pth.tar) from the First Order Motion Model release: upload them here.';
+  byId('fomm-hint').textContent =
+    configs.length && checkpoints.length
+      ? ''
+      : 'FOMM needs a config (.yaml) and a checkpoint (.pth.tar) from the First Order Motion Model release: upload them here.';
 }
 
 byId('opt-model').addEventListener('change', () => fillModels());
@@ -55,7 +86,11 @@ acceptDrops(byId('fomm-files'), byId<HTMLInputElement>('model-input'), async (fi
   showProblem(byId('model-problem'), undefined);
   status.textContent = `Uploading ${file.name}…`;
   try {
-    const added = await api<{ name: string }>('/api/models', { method: 'POST', headers: { 'x-file-name': encodeURIComponent(file.name) }, body: file });
+    const added = await api<{ name: string }>('/api/models', {
+      method: 'POST',
+      headers: { 'x-file-name': encodeURIComponent(file.name) },
+      body: file,
+    });
     config = await api<StudioConfig>('/api/config');
     fillModels(added.name);
     status.textContent = `${added.name} added.`;
@@ -72,7 +107,11 @@ runButton.addEventListener('click', async () => {
   showProblem(byId('run-problem'), undefined);
   runButton.disabled = true;
   try {
-    const job = await postJson<Job>('/api/jobs', { photo: chosenPhoto.upload.id, clip: chosenClip.id, options: readOptions() });
+    const job = await postJson<Job>('/api/jobs', {
+      photo: chosenPhoto.upload.id,
+      clip: chosenClip.id,
+      options: readOptions(),
+    });
     jobs.set(job.id, job);
     shownJob = job.id;
     renderJob(job);
@@ -86,14 +125,20 @@ runButton.addEventListener('click', async () => {
 
 cancelButton.addEventListener('click', async () => {
   if (!shownJob) return;
-  await postJson(`/api/jobs/${shownJob}/cancel`, {}).catch((error: ApiError) => showProblem(byId('run-problem'), error));
+  await postJson(`/api/jobs/${shownJob}/cancel`, {}).catch((error: ApiError) =>
+    showProblem(byId('run-problem'), error),
+  );
 });
 
 function describeProgress(job: Job): string {
   if (job.state === 'queued') return 'Waiting for the jobs before it…';
   const progress = job.progress;
   if (!progress) return 'Starting…';
-  const frames = progress.total ? `${progress.done}/${progress.total} frames` : progress.done ? `${progress.done} frames` : '';
+  const frames = progress.total
+    ? `${progress.done}/${progress.total} frames`
+    : progress.done
+      ? `${progress.done} frames`
+      : '';
   const eta = progress.eta !== undefined ? `about ${formatTime(progress.eta)} left` : '';
   return [capitalise(progress.stage), frames, eta].filter(Boolean).join(' · ');
 }
@@ -108,12 +153,30 @@ function renderJob(job: Job): void {
   if (active) {
     const total = job.progress?.total;
     // Preparing is shown as a sliver; the bar moves with the frames animated.
-    progress.value = total && job.progress?.stage === 'animate' ? job.progress.done / total : total ? 0.02 + (0.05 * job.progress!.done) / total : 0;
+    progress.value =
+      total && job.progress?.stage === 'animate'
+        ? job.progress.done / total
+        : total
+          ? 0.02 + (0.05 * job.progress!.done) / total
+          : 0;
     byId('progress-text').textContent = describeProgress(job);
   }
   // The tab shows how far the job is while the user looks elsewhere.
-  document.title = active ? `${Math.round(progress.value * 100)}% · reenact studio` : job.state === 'done' ? 'Done · reenact studio' : 'reenact studio';
-  showProblem(byId('run-problem'), job.state === 'failed' ? job.error : job.state === 'interrupted' ? { message: 'this job was interrupted when the studio stopped.', hint: 'Run it again from the history.' } : job.state === 'cancelled' ? { message: 'the job was cancelled.' } : undefined);
+  document.title = active
+    ? `${Math.round(progress.value * 100)}% · reenact studio`
+    : job.state === 'done'
+      ? 'Done · reenact studio'
+      : 'reenact studio';
+  showProblem(
+    byId('run-problem'),
+    job.state === 'failed'
+      ? job.error
+      : job.state === 'interrupted'
+        ? { message: 'this job was interrupted when the studio stopped.', hint: 'Run it again from the history.' }
+        : job.state === 'cancelled'
+          ? { message: 'the job was cancelled.' }
+          : undefined,
+  );
   const result = byId('result');
   result.hidden = job.state !== 'done';
   if (job.state === 'done' && job.result) {
@@ -122,15 +185,31 @@ function renderJob(job: Job): void {
     if (!video.src.endsWith(source)) video.src = source;
     byId<HTMLAnchorElement>('download').href = `${source}?download=1`;
     const r = job.result;
-    byId('result-info').textContent = `${r.width}x${r.height}, ${r.duration.toFixed(1)} s, ${r.hasAudio ? 'with sound' : 'no sound'}, ${(r.bytes / 1e6).toFixed(1)} MB, made in ${r.seconds.toFixed(0)} s`;
+    byId('result-info').textContent =
+      `${r.width}x${r.height}, ${r.duration.toFixed(1)} s, ${r.hasAudio ? 'with sound' : 'no sound'}, ${(r.bytes / 1e6).toFixed(1)} MB, made in ${r.seconds.toFixed(0)} s`;
   }
 }
 
-const STATE_NAMES: Record<Job['state'], string> = { queued: 'queued', running: 'running', done: 'done', failed: 'failed', cancelled: 'cancelled', interrupted: 'interrupted' };
+const STATE_NAMES: Record<Job['state'], string> = {
+  queued: 'queued',
+  running: 'running',
+  done: 'done',
+  failed: 'failed',
+  cancelled: 'cancelled',
+  interrupted: 'interrupted',
+};
 
 function describeOptions(job: Job): string {
   const o = job.options;
-  return [o.model, o.startFrame === 'best' ? 'best frame' : o.startFrame !== undefined ? `frame ${o.startFrame}` : '', o.compare ? 'side by side' : '', o.label ? '' : 'no visible mark', o.face ? `face ${o.face + 1}` : ''].filter(Boolean).join(', ');
+  return [
+    o.model,
+    o.startFrame === 'best' ? 'best frame' : o.startFrame !== undefined ? `frame ${o.startFrame}` : '',
+    o.compare ? 'side by side' : '',
+    o.label ? '' : 'no visible mark',
+    o.face ? `face ${o.face + 1}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
 }
 
 function historyButton(text: string, action: () => Promise<unknown> | void): HTMLButtonElement {
@@ -157,7 +236,8 @@ function renderHistory(): void {
       const thumb = document.createElement('img');
       thumb.className = job.state === 'done' ? 'thumb' : 'thumb pending';
       thumb.src = job.state === 'done' ? `/api/jobs/${job.id}/thumb.jpg` : `/api/uploads/${job.photo}/file`;
-      thumb.alt = job.state === 'done' ? `A frame of the result made from ${job.photoName}` : `The photo, ${job.photoName}`;
+      thumb.alt =
+        job.state === 'done' ? `A frame of the result made from ${job.photoName}` : `The photo, ${job.photoName}`;
       const text = document.createElement('div');
       text.className = 'job-text';
       const title = document.createElement('p');
@@ -168,7 +248,10 @@ function renderHistory(): void {
       meta.textContent = `${new Date(job.createdAt).toLocaleString()} · ${describeOptions(job)}`;
       const state = document.createElement('span');
       state.className = `badge ${job.state}`;
-      state.textContent = job.state === 'running' && job.progress?.total ? `running ${Math.round((100 * job.progress.done) / job.progress.total)}%` : STATE_NAMES[job.state];
+      state.textContent =
+        job.state === 'running' && job.progress?.total
+          ? `running ${Math.round((100 * job.progress.done) / job.progress.total)}%`
+          : STATE_NAMES[job.state];
       title.prepend(state, ' ');
       text.append(title, meta);
       if (job.error) {
@@ -180,23 +263,30 @@ function renderHistory(): void {
       const actions = document.createElement('div');
       actions.className = 'row';
       if (job.state === 'done') {
-        actions.append(historyButton('Show', () => {
-          shownJob = job.id;
-          renderJob(job);
-          byId('run-card').scrollIntoView({ behavior: 'smooth' });
-        }));
+        actions.append(
+          historyButton('Show', () => {
+            shownJob = job.id;
+            renderJob(job);
+            byId('run-card').scrollIntoView({ behavior: 'smooth' });
+          }),
+        );
       }
       if (job.state === 'failed' || job.state === 'interrupted' || job.state === 'cancelled') {
-        actions.append(historyButton('Run again', async () => {
-          shownJob = job.id;
-          await postJson(`/api/jobs/${job.id}/retry`, {});
-        }));
+        actions.append(
+          historyButton('Run again', async () => {
+            shownJob = job.id;
+            await postJson(`/api/jobs/${job.id}/retry`, {});
+          }),
+        );
       }
-      if (job.state === 'queued' || job.state === 'running') actions.append(historyButton('Cancel', () => postJson(`/api/jobs/${job.id}/cancel`, {})));
-      actions.append(historyButton('Delete', async () => {
-        if (!confirm(`Delete this job and its result?`)) return;
-        await api(`/api/jobs/${job.id}`, { method: 'DELETE' });
-      }));
+      if (job.state === 'queued' || job.state === 'running')
+        actions.append(historyButton('Cancel', () => postJson(`/api/jobs/${job.id}/cancel`, {})));
+      actions.append(
+        historyButton('Delete', async () => {
+          if (!confirm(`Delete this job and its result?`)) return;
+          await api(`/api/jobs/${job.id}`, { method: 'DELETE' });
+        }),
+      );
       text.append(actions);
       item.append(thumb, text);
       return item;

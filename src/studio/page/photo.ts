@@ -115,7 +115,8 @@ export class PhotoPicker {
       box.classList.toggle('chosen', chosen);
       box.setAttribute('aria-pressed', String(chosen));
     }
-    this.caption.textContent = count === 1 ? '1 face found' : `${count} faces found: face ${face + 1} is animated (click another to choose it)`;
+    this.caption.textContent =
+      count === 1 ? '1 face found' : `${count} faces found: face ${face + 1} is animated (click another to choose it)`;
     this.crop.src = `/api/uploads/${upload.id}/crop?face=${face}`;
     this.set({ upload, face });
   }
