@@ -178,6 +178,14 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
     bytes[bytes.length >> 1]! ^= 0xff;
     await writeFile(webm, bytes);
     assert.equal((await checkCredential(webm))?.tampered, true);
+
+    // An empty or cut-off sidecar is untrusted input: reported invalid with a reason, never a crash.
+    for (const store of [new Uint8Array(0), (await readFile(written.file)).subarray(0, 40)]) {
+      await writeFile(written.file, store);
+      const broken = await checkCredential(webm);
+      assert.equal(broken?.valid, false);
+      assert.match(broken!.problems.join(' '), /not a valid C2PA manifest store \(JUMBF: /);
+    }
   });
 
   test('reenact verify: exit 0 with the payload when found, 1 when not, 2 with a clear message for text, truncated and missing files', async () => {

@@ -136,7 +136,7 @@ function manifestStore(signer: Signer, ids: ManifestIds, video: string, assertio
     signature: `${base}/c2pa.signature`,
     created_assertions: assertions.map(([label], i) => ({
       url: `${base}/c2pa.assertions/${label}`,
-      hash: sha256(parseSuperbox(parseBoxes(assertionBoxes[i]!)[0]!).payload),
+      hash: sha256(parseSuperbox(parseBoxes(assertionBoxes[i]!)[0]).payload),
     })),
     alg: 'sha256',
     'dc:title': basename(video),
@@ -254,9 +254,9 @@ export async function checkCredential(video: string): Promise<CredentialCheck | 
   const problems: string[] = [];
   const result: CredentialCheck = { file, embedded: embedded !== undefined, valid: false, tampered: false, problems };
   try {
-    const store = parseSuperbox(parseBoxes(bytes)[0]!);
+    const store = parseSuperbox(parseBoxes(bytes)[0]);
     if (store.uuid !== Buffer.from(c2paUuid('c2pa')).toString('hex')) throw new Error('not a C2PA manifest store');
-    const manifest = parseSuperbox(store.children.at(-1)!);
+    const manifest = parseSuperbox(store.children.at(-1));
     const parts = new Map(manifest.children.map((child) => parseSuperbox(child)).map((part) => [part.label, part]));
     const assertionStore = parts.get('c2pa.assertions');
     const claimBox = parts.get('c2pa.claim.v2');

@@ -70,7 +70,8 @@ export function parseBoxes(bytes: Uint8Array): ParsedBox[] {
   return boxes;
 }
 
-export function parseSuperbox(parsed: ParsedBox): ParsedSuperbox {
+export function parseSuperbox(parsed: ParsedBox | undefined): ParsedSuperbox {
+  if (!parsed) throw new Error('JUMBF: expected a superbox, found nothing');
   if (parsed.type !== 'jumb') throw new Error(`JUMBF: expected a superbox, found '${parsed.type}'`);
   const [description, ...children] = parseBoxes(parsed.payload);
   if (!description || description.type !== 'jumd' || description.payload.length < 17)
