@@ -1,6 +1,7 @@
 // Builds the studio pages (src/studio/page) into dist/studio/page: one bundled script per page
 // (studio, live, live output), the HTML and the stylesheet. Nothing is fetched at run time; the server serves these files.
-import { copyFileSync, mkdirSync } from 'node:fs';
+// A page's line `<!-- part.html: … -->` is replaced by that part (markup the studio and live pages share), indented to match.
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -23,5 +24,15 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
 });
-for (const file of ['index.html', 'live.html', 'output.html', 'style.css'])
-  copyFileSync(join(source, file), join(output, file));
+const PART_LINE = /^( *)<!-- ([\w-]+\.html):.*-->$/gm;
+for (const file of ['index.html', 'live.html', 'output.html']) {
+  const page = readFileSync(join(source, file), 'utf8').replace(PART_LINE, (_line, indent, part) =>
+    readFileSync(join(source, part), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => (line ? indent + line : line))
+      .join('\n'),
+  );
+  writeFileSync(join(output, file), page);
+}
+copyFileSync(join(source, 'style.css'), join(output, 'style.css'));
