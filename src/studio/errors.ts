@@ -16,6 +16,16 @@ export class HttpError extends Error {
   }
 }
 
+/** A 404 for an upload or job id the studio does not hold (only its first 40 characters are echoed). */
+export function unknownIdError(
+  code: 'UNKNOWN_UPLOAD' | 'UNKNOWN_JOB',
+  what: string,
+  id: string,
+  hint: string,
+): HttpError {
+  return new HttpError(404, code, `there is no ${what} with id "${id.slice(0, 40)}".`, hint);
+}
+
 /** The status for a library error caused by what the client sent. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_MEDIA: 415,

@@ -14,7 +14,7 @@ import { faceAnalyzer } from '../pipeline/animate.js';
 import { DiskJobQueue } from './disk-queue.js';
 import { isId, type Job, type JobOptions, type JobQueue } from './jobs.js';
 import { LiveSessions } from './live.js';
-import { HttpError, toHttpError } from './errors.js';
+import { HttpError, toHttpError, unknownIdError } from './errors.js';
 import { ModelFolder } from './models.js';
 import { RedisJobQueue } from './redis-queue.js';
 import { animateJobRunner } from './runner.js';
@@ -273,23 +273,12 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   const uploadOf = async (id: string, kind?: 'photo' | 'clip') => {
     const upload = await uploads.get(id);
     if (!upload || (kind && upload.kind !== kind))
-      throw new HttpError(
-        404,
-        'UNKNOWN_UPLOAD',
-        `there is no ${kind ?? 'upload'} with id "${id.slice(0, 40)}".`,
-        'Upload the file again.',
-      );
+      throw unknownIdError('UNKNOWN_UPLOAD', kind ?? 'upload', id, 'Upload the file again.');
     return upload;
   };
   const jobOf = async (id: string): Promise<Job> => {
     const job = isId(id) ? await queue.get(id) : undefined;
-    if (!job)
-      throw new HttpError(
-        404,
-        'UNKNOWN_JOB',
-        `there is no job with id "${id.slice(0, 40)}".`,
-        'It may have been deleted or pruned; reload the history.',
-      );
+    if (!job) throw unknownIdError('UNKNOWN_JOB', 'job', id, 'It may have been deleted or pruned; reload the history.');
     return job;
   };
 

@@ -3,7 +3,7 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { probeVideo } from '../media/probe.js';
 import { isId } from './jobs.js';
-import { HttpError } from './errors.js';
+import { HttpError, unknownIdError } from './errors.js';
 import { bullId, type RedisJobQueue, type WorkerJobData } from './redis-queue.js';
 import { writeThumbnail } from './thumbnail.js';
 import { sendFile, sendJson } from './server.js';
@@ -103,13 +103,7 @@ export function workerApi(queue: RedisJobQueue, uploads: UploadStore, secret: Bu
     const claims = verifyWorkerToken(secret, bearer(request));
     const lock = request.headers['x-reenact-lock'];
     const job = isId(id) ? await queue.queue.getJob(bullId(id)) : undefined;
-    if (!job)
-      throw new HttpError(
-        404,
-        'UNKNOWN_JOB',
-        `there is no job with id "${id.slice(0, 40)}".`,
-        'It may have been deleted; take the next job.',
-      );
+    if (!job) throw unknownIdError('UNKNOWN_JOB', 'job', id, 'It may have been deleted; take the next job.');
     const held =
       typeof lock === 'string' &&
       lock.length > 0 &&
