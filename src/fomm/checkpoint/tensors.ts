@@ -1,5 +1,5 @@
 import { ReenactError } from '../../errors.js';
-import type { FloatTensor } from '../onnx/builder.js';
+import type { ConvKernels, FloatTensor } from '../onnx/builder.js';
 
 export interface TensorData {
   /** float16/float64/bfloat16 tensors come out as float32; int8/int16 as int32. */
@@ -108,7 +108,7 @@ export function foldAffine(
   bias: FloatTensor,
   scale: Float32Array,
   shift: Float32Array,
-): { weight: FloatTensor; bias: FloatTensor } {
+): ConvKernels {
   const out = weight.dims[0]!;
   const perOutput = weight.data.length / out;
   const folded = new Float32Array(weight.data.length);

@@ -5,18 +5,15 @@
  * `make_coordinate_grid`. Layers of the paper's networks (Sec. 3 and its supplementary
  * architecture), with no equation of their own.
  */
-import type { FloatTensor, OnnxGraph } from '../onnx/builder.js';
+import type { ConvKernels, FloatTensor, OnnxGraph } from '../onnx/builder.js';
 import { foldAffine, type Weights } from '../checkpoint/tensors.js';
-import { conv3x3, useWinograd } from '../onnx/winograd.js';
+import { conv3x3, useWinograd, type MapSize } from '../onnx/winograd.js';
 
-/** Height and width of a feature map, where a builder knows them (Winograd needs them). */
-export interface MapSize {
-  height: number;
-  width: number;
-}
-
-/** conv (bias) → batch norm → ReLU, with the batch norm folded into the conv. Keys `conv.*`, `norm.*`. */
-export function convNormRelu(
+/**
+ * SameBlock2d: conv k×k "same" (bias) → batch norm → ReLU, with the batch norm folded into the
+ * conv. Keys `conv.*`, `norm.*`.
+ */
+export function sameBlock(
   g: OnnxGraph,
   x: string,
   w: Weights,
@@ -31,35 +28,23 @@ export function convNormRelu(
   const bias = conv.get('bias', [outChannels]);
   const { scale, shift } = w.at('norm').batchNorm(outChannels);
   const folded = foldAffine(weight, bias, scale, shift);
-  if (kernel === 3 && pad === 1 && size)
-    return g.relu(conv3x3(g, x, folded.weight, folded.bias, size.height, size.width));
+  if (kernel === 3 && pad === 1 && size) return g.relu(conv3x3(g, x, folded.weight, folded.bias, size));
   return g.relu(g.conv(x, folded.weight, folded.bias, { pads: pad }));
 }
 
-/** SameBlock2d: conv k×k "same" → BN → ReLU. */
-export function sameBlock(
-  g: OnnxGraph,
-  x: string,
-  w: Weights,
-  inChannels: number,
-  outChannels: number,
-  kernel: number,
-  pad: number,
-): string {
-  return convNormRelu(g, x, w, inChannels, outChannels, kernel, pad);
-}
-
-/** DownBlock2d: conv 3×3 → BN → ReLU → 2×2 average pool. */
-export function downBlock(
+/** A block that takes `x` from `inChannels` to `outChannels` with the weights under `w`; `size`: `x`'s, where known. */
+export type ChannelBlock = (
   g: OnnxGraph,
   x: string,
   w: Weights,
   inChannels: number,
   outChannels: number,
   size?: MapSize,
-): string {
-  return g.averagePool2(convNormRelu(g, x, w, inChannels, outChannels, 3, 1, size));
-}
+) => string;
+
+/** DownBlock2d: conv 3×3 → BN → ReLU → 2×2 average pool. */
+export const downBlock: ChannelBlock = (g, x, w, inChannels, outChannels, size) =>
+  g.averagePool2(sameBlock(g, x, w, inChannels, outChannels, 3, 1, size));
 
 /**
  * UpBlock2d: nearest 2× → conv 3×3 → BN → ReLU. A 3×3 conv of a nearest-upsampled map is, for
@@ -68,33 +53,18 @@ export function downBlock(
  * phases run as one 3×3 conv (zero taps) with 4× the outputs: 9 multiplies per input pixel.
  * DepthToSpace interleaves the phases.
  */
-export function upBlock(
-  g: OnnxGraph,
-  x: string,
-  w: Weights,
-  inChannels: number,
-  outChannels: number,
-  size?: MapSize,
-): string {
-  return g.depthToSpace2(upBlockPhases(g, x, w, inChannels, outChannels, size));
-}
+export const upBlock: ChannelBlock = (g, x, w, inChannels, outChannels, size) =>
+  g.depthToSpace2(upBlockPhases(g, x, w, inChannels, outChannels, size));
 
 /**
  * UpBlock2d's output before its phases are interleaved: [1, 4·C, h, w], channels (row phase,
  * column phase, C) — DepthToSpace's DCR order — so a following conv can work on the phases
  * (phaseConv) instead of on the 4× larger map.
  */
-export function upBlockPhases(
-  g: OnnxGraph,
-  x: string,
-  w: Weights,
-  inChannels: number,
-  outChannels: number,
-  size?: MapSize,
-): string {
+export const upBlockPhases: ChannelBlock = (g, x, w, inChannels, outChannels, size) => {
   if (size && useWinograd(g, inChannels, 4 * outChannels, size)) {
     const { weight, bias } = upBlockPhaseKernels(w, inChannels, outChannels);
-    return g.relu(conv3x3(g, x, weight, bias, size.height, size.width));
+    return g.relu(conv3x3(g, x, weight, bias, size));
   }
   const folded = foldedUpBlock(w, inChannels, outChannels);
   const phases: string[] = [];
@@ -109,18 +79,14 @@ export function upBlockPhases(
     }
   }
   return g.relu(g.concat(phases, 1));
-}
+};
 
 /**
  * UpBlock2d's four phases as one 3×3 conv of the small map with 4·C outputs, channels (phase,
  * out): phase (py, px) sits in the 3×3 window at rows py..py+1, columns px..px+1, zero elsewhere.
  * Batch norm folded in; ReLU still to apply.
  */
-export function upBlockPhaseKernels(
-  w: Weights,
-  inChannels: number,
-  outChannels: number,
-): { weight: FloatTensor; bias: FloatTensor } {
+export function upBlockPhaseKernels(w: Weights, inChannels: number, outChannels: number): ConvKernels {
   const folded = foldedUpBlock(w, inChannels, outChannels);
   const weight = new Float32Array(4 * outChannels * inChannels * 9);
   const bias = new Float32Array(4 * outChannels);
@@ -140,11 +106,7 @@ export function upBlockPhaseKernels(
   };
 }
 
-function foldedUpBlock(
-  w: Weights,
-  inChannels: number,
-  outChannels: number,
-): { weight: FloatTensor; bias: FloatTensor } {
+function foldedUpBlock(w: Weights, inChannels: number, outChannels: number): ConvKernels {
   const conv = w.at('conv');
   const { scale, shift } = w.at('norm').batchNorm(outChannels);
   return foldAffine(conv.get('weight', [outChannels, inChannels, 3, 3]), conv.get('bias', [outChannels]), scale, shift);
@@ -177,8 +139,8 @@ export function resBlock(g: OnnxGraph, x: string, w: Weights, channels: number, 
     g.mul(x, g.constant({ dims: [1, channels, 1, 1], data: norm1.scale }, 'bn_scale')),
     g.constant({ dims: [1, channels, 1, 1], data: norm1.shift }, 'bn_shift'),
   );
-  const hidden = g.relu(conv3x3(g, g.relu(normed), conv1.weight, conv1.bias, size.height, size.width));
-  return g.add(conv3x3(g, hidden, conv2.weight, conv2.bias, size.height, size.width), x);
+  const hidden = g.relu(conv3x3(g, g.relu(normed), conv1.weight, conv1.bias, size));
+  return g.add(conv3x3(g, hidden, conv2.weight, conv2.bias, size), x);
 }
 
 /** ResBlock2d's norm1 (scale, shift), conv1 with norm2 folded in, and conv2. */
@@ -187,8 +149,8 @@ export function resBlockKernels(
   channels: number,
 ): {
   norm1: { scale: Float32Array; shift: Float32Array };
-  conv1: { weight: FloatTensor; bias: FloatTensor };
-  conv2: { weight: FloatTensor; bias: FloatTensor };
+  conv1: ConvKernels;
+  conv2: ConvKernels;
 } {
   const conv1 = w.at('conv1');
   const norm2 = w.at('norm2').batchNorm(channels);
@@ -299,12 +261,7 @@ export function coordinateGrid(height: number, width: number): Float32Array {
  * masks + occlusion) as one conv whose output is split again: one pass over the input and no
  * padding of a 1- or 10-channel output to ORT's 8/16-channel blocks per head.
  */
-export function convHeads(
-  g: OnnxGraph,
-  x: string,
-  heads: { weight: FloatTensor; bias: FloatTensor }[],
-  pads: number,
-): string[] {
+export function convHeads(g: OnnxGraph, x: string, heads: ConvKernels[], pads: number): string[] {
   if (heads.length === 1) return [g.conv(x, heads[0]!.weight, heads[0]!.bias, { pads })];
   const [, inChannels, kh, kw] = heads[0]!.weight.dims as [number, number, number, number];
   const sizes = heads.map((h) => h.weight.dims[0]!);

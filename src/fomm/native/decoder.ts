@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
-import { resBlockKernels, upBlockPhaseKernels, type MapSize } from '../graph/blocks.js';
+import { resBlockKernels, upBlockPhaseKernels } from '../graph/blocks.js';
 import type { FloatTensor } from '../onnx/builder.js';
 import type { Weights } from '../checkpoint/tensors.js';
-import { transformedKernels, winogradMatrices } from '../onnx/winograd.js';
+import { transformedKernels, winogradMatrices, type MapSize } from '../onnx/winograd.js';
 
 /**
  * The generator's decoder (residual bottleneck and up blocks) run by the native kernels in
@@ -44,26 +44,22 @@ interface NativeShape {
 /** native/binding.cc's kInterfaceVersion: a module built from older sources is not used. */
 const INTERFACE_VERSION = 2;
 
+/** What decode and decodeAsync take. */
+type DecodeArguments = [
+  input: Float32Array,
+  output: Float32Array,
+  workspace: Float32Array,
+  shape: NativeShape,
+  bottleneck: NativeBottleneck,
+  upBlocks: NativeUpBlock[],
+];
+
 interface NativeModule {
   interfaceVersion: number;
   /** On the calling thread. */
-  decode(
-    input: Float32Array,
-    output: Float32Array,
-    workspace: Float32Array,
-    shape: NativeShape,
-    bottleneck: NativeBottleneck,
-    upBlocks: NativeUpBlock[],
-  ): void;
+  decode(...args: DecodeArguments): void;
   /** On the libuv thread pool; settles when output is written. Bad arguments throw at once. */
-  decodeAsync(
-    input: Float32Array,
-    output: Float32Array,
-    workspace: Float32Array,
-    shape: NativeShape,
-    bottleneck: NativeBottleneck,
-    upBlocks: NativeUpBlock[],
-  ): Promise<void>;
+  decodeAsync(...args: DecodeArguments): Promise<void>;
   workspaceLength(shape: NativeShape, bottleneck: NativeBottleneck, upBlocks: NativeUpBlock[]): number;
   supported(): boolean;
 }

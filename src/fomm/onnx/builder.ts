@@ -12,6 +12,12 @@ export interface FloatTensor {
 }
 
 /** Marks a numeric attribute as FLOAT (plain numbers are written as INT). */
+/** A conv's weight and bias. */
+export interface ConvKernels {
+  weight: FloatTensor;
+  bias: FloatTensor;
+}
+
 export interface FloatAttribute {
   float: number;
 }

@@ -1,5 +1,11 @@
 import type { FloatTensor, OnnxGraph } from './builder.js';
 
+/** Height and width of a feature map, where a builder knows them (Winograd needs them). */
+export interface MapSize {
+  height: number;
+  width: number;
+}
+
 /**
  * 3×3 "same" convolutions by Winograd F(m×m, 3×3) in plain ONNX ops. F(4×4) takes 36 multiplies
  * per 16 outputs and F(8×8) 100 per 64, instead of 9 per output. The input transform Bᵀ·d·B runs
@@ -116,33 +122,21 @@ export function transformedKernels(
 }
 
 /** Whether a 3×3 conv of this shape uses Winograd under the graph's policy. */
-export function useWinograd(
-  g: OnnxGraph,
-  inChannels: number,
-  outChannels: number,
-  size: { height: number; width: number },
-): boolean {
+export function useWinograd(g: OnnxGraph, inChannels: number, outChannels: number, size: MapSize): boolean {
   const policy = g.options.winograd ?? 'auto';
   if (policy === 'always') return size.height % 4 === 0 && size.width % 4 === 0;
   return policy === 'auto' && winogradPays(inChannels, outChannels, size.height, size.width);
 }
 
 /** Conv 3×3, pad 1, stride 1 with bias, by Winograd when the graph's policy says so, else ORT's Conv. */
-export function conv3x3(
-  g: OnnxGraph,
-  x: string,
-  weight: FloatTensor,
-  bias: FloatTensor,
-  height: number,
-  width: number,
-): string {
+export function conv3x3(g: OnnxGraph, x: string, weight: FloatTensor, bias: FloatTensor, size: MapSize): string {
   const [outChannels, inChannels] = weight.dims as [number, number];
-  if (!useWinograd(g, inChannels, outChannels, { height, width })) return g.conv(x, weight, bias, { pads: 1 });
-  return winogradConv3x3(g, x, weight, bias, height, width);
+  if (!useWinograd(g, inChannels, outChannels, size)) return g.conv(x, weight, bias, { pads: 1 });
+  return winogradConv3x3(g, x, weight, bias, size.height, size.width);
 }
 
 /** The Winograd conv: F(8×8) on maps of 48×48 and more, else F(4×4) (height and width multiples of 4). */
-export function winogradConv3x3(
+function winogradConv3x3(
   g: OnnxGraph,
   x: string,
   weight: FloatTensor,
