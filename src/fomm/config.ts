@@ -115,6 +115,10 @@ export function parseConfig(text: string, source = 'the config'): FommConfig {
   const flag = (parent: Section, path: string, fallback: boolean): boolean =>
     read(parent, path, isBoolean, 'true or false', fallback);
   const scale = (parent: Section, path: string): number => read(parent, path, isScale, 'a number in (0, 1]', 1);
+  const positive = (parent: Section, path: string, fallback?: number): number =>
+    read(parent, path, isPositiveNumber, 'a positive number', fallback);
+  const nonNegative = (parent: Section, path: string, fallback?: number): number =>
+    read(parent, path, isNonNegativeInteger, 'a non-negative integer', fallback);
 
   const model = section(document, 'model_params');
   const common = section(model, 'model_params.common_params');
@@ -122,6 +126,13 @@ export function parseConfig(text: string, source = 'the config'): FommConfig {
   const generator = section(model, 'model_params.generator_params');
   const dense = section(generator, 'model_params.generator_params.dense_motion_params');
   const p = (s: string, key: string): string => `model_params.${s}.${key}`;
+  /** What the keypoint detector and the dense motion network both take: their hourglass's size and input scale. */
+  const hourglassParams = (parent: Section, s: string) => ({
+    blockExpansion: count(parent, p(s, 'block_expansion')),
+    maxFeatures: count(parent, p(s, 'max_features')),
+    numBlocks: count(parent, p(s, 'num_blocks')),
+    scaleFactor: scale(parent, p(s, 'scale_factor')),
+  });
   return {
     commonParams: {
       numKp: count(common, p('common_params', 'num_kp')),
@@ -129,37 +140,20 @@ export function parseConfig(text: string, source = 'the config'): FommConfig {
       estimateJacobian: flag(common, p('common_params', 'estimate_jacobian'), false),
     },
     kpDetectorParams: {
-      temperature: read(kp, p('kp_detector_params', 'temperature'), isPositiveNumber, 'a positive number'),
-      blockExpansion: count(kp, p('kp_detector_params', 'block_expansion')),
-      maxFeatures: count(kp, p('kp_detector_params', 'max_features')),
-      scaleFactor: scale(kp, p('kp_detector_params', 'scale_factor')),
-      numBlocks: count(kp, p('kp_detector_params', 'num_blocks')),
+      temperature: positive(kp, p('kp_detector_params', 'temperature')),
+      ...hourglassParams(kp, 'kp_detector_params'),
       singleJacobianMap: flag(kp, p('kp_detector_params', 'single_jacobian_map'), false),
-      pad: read(kp, p('kp_detector_params', 'pad'), isNonNegativeInteger, 'a non-negative integer', 0),
+      pad: nonNegative(kp, p('kp_detector_params', 'pad'), 0),
     },
     generatorParams: {
       blockExpansion: count(generator, p('generator_params', 'block_expansion')),
       maxFeatures: count(generator, p('generator_params', 'max_features')),
       numDownBlocks: count(generator, p('generator_params', 'num_down_blocks')),
-      numBottleneckBlocks: read(
-        generator,
-        p('generator_params', 'num_bottleneck_blocks'),
-        isNonNegativeInteger,
-        'a non-negative integer',
-      ),
+      numBottleneckBlocks: nonNegative(generator, p('generator_params', 'num_bottleneck_blocks')),
       estimateOcclusionMap: flag(generator, p('generator_params', 'estimate_occlusion_map'), false),
       denseMotionParams: {
-        blockExpansion: count(dense, p('generator_params.dense_motion_params', 'block_expansion')),
-        maxFeatures: count(dense, p('generator_params.dense_motion_params', 'max_features')),
-        numBlocks: count(dense, p('generator_params.dense_motion_params', 'num_blocks')),
-        scaleFactor: scale(dense, p('generator_params.dense_motion_params', 'scale_factor')),
-        kpVariance: read(
-          dense,
-          p('generator_params.dense_motion_params', 'kp_variance'),
-          isPositiveNumber,
-          'a positive number',
-          0.01,
-        ),
+        ...hourglassParams(dense, 'generator_params.dense_motion_params'),
+        kpVariance: positive(dense, p('generator_params.dense_motion_params', 'kp_variance'), 0.01),
       },
     },
   };
