@@ -78,21 +78,8 @@ export function scaleOf(t: Affine): number {
  * of `from` onto those of `to` (Umeyama's closed form in 2-D). Arrays hold interleaved x, y.
  */
 export function fitSimilarity(from: ArrayLike<number>, to: ArrayLike<number>, indices: readonly number[]): Affine {
-  let fx = 0,
-    fy = 0,
-    gx = 0,
-    gy = 0;
-  for (const i of indices) {
-    fx += from[2 * i]!;
-    fy += from[2 * i + 1]!;
-    gx += to[2 * i]!;
-    gy += to[2 * i + 1]!;
-  }
-  const n = indices.length;
-  fx /= n;
-  fy /= n;
-  gx /= n;
-  gy /= n;
+  const unitWeights = indices.map((i) => [i, 1] as const);
+  const { fx, fy, gx, gy } = weightedMeans(from, to, unitWeights);
   let dot = 0,
     cross = 0,
     norm = 0;
@@ -120,23 +107,8 @@ export function fitAffine(
   weighted: readonly (readonly [number, number])[],
 ): Affine | undefined {
   // Centre both point sets first: the normal equations are then 2x2 and well conditioned.
-  let n = 0,
-    fx = 0,
-    fy = 0,
-    gx = 0,
-    gy = 0;
-  for (const [i, w] of weighted) {
-    n += w;
-    fx += w * from[2 * i]!;
-    fy += w * from[2 * i + 1]!;
-    gx += w * to[2 * i]!;
-    gy += w * to[2 * i + 1]!;
-  }
-  if (!(n > 0)) return undefined;
-  fx /= n;
-  fy /= n;
-  gx /= n;
-  gy /= n;
+  const { weight, fx, fy, gx, gy } = weightedMeans(from, to, weighted);
+  if (!(weight > 0)) return undefined;
   let sxx = 0,
     sxy = 0,
     syy = 0,
@@ -164,6 +136,24 @@ export function fitAffine(
   const d = (sxv * syy - syv * sxy) / det;
   const e = (syv * sxx - sxv * sxy) / det;
   return { a, b, c: gx - a * fx - b * fy, d, e, f: gy - d * fx - e * fy };
+}
+
+/** The weighted means (fx, fy) of the listed points of `from` and (gx, gy) of `to`, and the total weight. */
+function weightedMeans(
+  from: ArrayLike<number>,
+  to: ArrayLike<number>,
+  weighted: readonly (readonly [number, number])[],
+): { weight: number; fx: number; fy: number; gx: number; gy: number } {
+  const sum = { weight: 0, fx: 0, fy: 0, gx: 0, gy: 0 };
+  for (const [i, w] of weighted) {
+    sum.weight += w;
+    sum.fx += w * from[2 * i]!;
+    sum.fy += w * from[2 * i + 1]!;
+    sum.gx += w * to[2 * i]!;
+    sum.gy += w * to[2 * i + 1]!;
+  }
+  const { weight } = sum;
+  return { weight, fx: sum.fx / weight, fy: sum.fy / weight, gx: sum.gx / weight, gy: sum.gy / weight };
 }
 
 /** Axis-aligned bounds of the image of a width x height rectangle (from the origin) under `t`. */
