@@ -28,9 +28,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import sharp from 'sharp';
-import { runFfmpeg } from '../src/media/ffmpeg.js';
 import { shared } from '../test/shared.js';
-import { CHROMIUM, chromiumArgs, startStudioProcess } from '../test/studio-run.js';
+import { CHROMIUM, chromiumArgs, LAPTOP_CAMERA, makeFakeDevices, startStudioProcess } from '../test/studio-run.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 300);
 const tabs = Number(process.env.BENCH_TABS ?? 1);
@@ -87,54 +86,14 @@ interface Window {
 
 if (!CHROMIUM) throw new Error('Chromium not found at /usr/bin/chromium (apt-get install -y chromium)');
 const folder = await mkdtemp(join(tmpdir(), 'reenact-bench-live-'));
-const camera = join(folder, 'camera.y4m');
-const microphone = join(folder, 'microphone.wav');
 const photo = join(folder, 'portrait-512.jpg');
-await runFfmpeg(
-  [
-    '-y',
-    '-v',
-    'error',
-    '-i',
-    shared('fixtures', 'driving-talking.mp4'),
-    '-t',
-    '8',
-    '-vf',
-    'scale=480:480,pad=640:480:80:0,fps=30',
-    '-pix_fmt',
-    'yuv420p',
-    '-f',
-    'yuv4mpegpipe',
-    camera,
-  ],
-  'making the fake camera',
-);
-await runFfmpeg(
-  [
-    '-y',
-    '-v',
-    'error',
-    '-i',
-    shared('fixtures', 'driving-talking.mp4'),
-    '-t',
-    '8',
-    '-vn',
-    '-ac',
-    '1',
-    '-ar',
-    '48000',
-    '-c:a',
-    'pcm_s16le',
-    microphone,
-  ],
-  'making the fake microphone',
-);
+const { camera, microphone } = await makeFakeDevices(folder, LAPTOP_CAMERA);
 await sharp(shared('fixtures', 'portrait-outdoor.jpg')).resize(512, 512).jpeg({ quality: 95 }).toFile(photo);
 
 const studio = await startStudioProcess(join(folder, 'data'));
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
-  args: chromiumArgs(join(folder, 'profile'), camera, microphone).filter((arg) => !arg.startsWith('--user-data-dir')),
+  args: chromiumArgs(camera, microphone),
 });
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });

@@ -5,9 +5,16 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
-import { runFfmpeg } from '../src/media/ffmpeg.js';
 import { shared, skipWithoutShared } from './shared.js';
-import { buildPage, CHROMIUM, chromiumArgs, startStudioProcess, waitFor, type StudioProcess } from './studio-run.js';
+import {
+  buildPage,
+  CHROMIUM,
+  chromiumArgs,
+  makeFakeDevices,
+  startStudioProcess,
+  waitFor,
+  type StudioProcess,
+} from './studio-run.js';
 
 /**
  * The studio in real Chromium: the webcam and microphone are Chromium's fake devices fed from
@@ -57,55 +64,13 @@ describe('studio in Chromium', { skip }, () => {
   before(async () => {
     folder = await mkdtemp(join(tmpdir(), 'reenact-studio-browser-'));
     dataDir = join(folder, 'data');
-    const video = join(folder, 'camera.y4m');
-    const audio = join(folder, 'microphone.wav');
-    // Chromium loops these files as its fake camera and microphone.
-    await runFfmpeg(
-      [
-        '-y',
-        '-v',
-        'error',
-        '-i',
-        shared('fixtures', 'driving-talking.mp4'),
-        '-t',
-        '8',
-        '-pix_fmt',
-        'yuv420p',
-        '-f',
-        'yuv4mpegpipe',
-        video,
-      ],
-      'making the fake camera',
-    );
-    await runFfmpeg(
-      [
-        '-y',
-        '-v',
-        'error',
-        '-i',
-        shared('fixtures', 'driving-talking.mp4'),
-        '-t',
-        '8',
-        '-vn',
-        '-ac',
-        '1',
-        '-ar',
-        '48000',
-        '-c:a',
-        'pcm_s16le',
-        audio,
-      ],
-      'making the fake microphone',
-    );
+    const { camera, microphone } = await makeFakeDevices(folder);
     // The page as `npm run build` makes it, so a run of this file alone tests the current source.
     await buildPage();
     studio = await startStudioProcess(dataDir);
-    const args = chromiumArgs(join(folder, 'profile'), video, audio).filter(
-      (arg) => !arg.startsWith('--user-data-dir'),
-    );
     context = await chromium.launchPersistentContext(join(folder, 'profile'), {
       executablePath: CHROMIUM!,
-      args,
+      args: chromiumArgs(camera, microphone),
       viewport: { width: 1280, height: 800 },
       acceptDownloads: true,
     });

@@ -8,13 +8,22 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import sharp from 'sharp';
 import { FaceAnalyzer } from '../src/face/detector.js';
 import { LANDMARKS, landmark } from '../src/face/landmarks.js';
-import { runFfmpeg, spawnTool } from '../src/media/ffmpeg.js';
+import { spawnTool } from '../src/media/ffmpeg.js';
 import { probeVideo } from '../src/media/probe.js';
 import { sidecarPath } from '../src/provenance/credential.js';
 import { checkWatermark } from '../src/provenance/verify.js';
 import type { RgbImage } from '../src/types.js';
 import { shared, skipWithoutShared } from './shared.js';
-import { buildPage, CHROMIUM, chromiumArgs, startStudioProcess, waitFor, type StudioProcess } from './studio-run.js';
+import {
+  buildPage,
+  CHROMIUM,
+  chromiumArgs,
+  LAPTOP_CAMERA,
+  makeFakeDevices,
+  startStudioProcess,
+  waitFor,
+  type StudioProcess,
+} from './studio-run.js';
 
 /**
  * The studio's Live page in real Chromium: the fake camera plays driving-talking.mp4 at 640x480,
@@ -100,58 +109,14 @@ describe('studio live mode in Chromium', { skip }, () => {
 
   before(async () => {
     folder = await mkdtemp(join(tmpdir(), 'reenact-studio-live-'));
-    camera = join(folder, 'camera.y4m');
-    microphone = join(folder, 'microphone.wav');
     photo = join(folder, 'portrait-512.jpg');
-    // The camera as the benchmark sees it: 640x480 at 30 fps, the 256x256 clip scaled into the middle.
-    await runFfmpeg(
-      [
-        '-y',
-        '-v',
-        'error',
-        '-i',
-        shared('fixtures', 'driving-talking.mp4'),
-        '-t',
-        '8',
-        '-vf',
-        'scale=480:480,pad=640:480:80:0,fps=30',
-        '-pix_fmt',
-        'yuv420p',
-        '-f',
-        'yuv4mpegpipe',
-        camera,
-      ],
-      'making the fake camera',
-    );
-    await runFfmpeg(
-      [
-        '-y',
-        '-v',
-        'error',
-        '-i',
-        shared('fixtures', 'driving-talking.mp4'),
-        '-t',
-        '8',
-        '-vn',
-        '-ac',
-        '1',
-        '-ar',
-        '48000',
-        '-c:a',
-        'pcm_s16le',
-        microphone,
-      ],
-      'making the fake microphone',
-    );
+    ({ camera, microphone } = await makeFakeDevices(folder, LAPTOP_CAMERA));
     await sharp(shared('fixtures', 'portrait-outdoor.jpg')).resize(512, 512).jpeg({ quality: 95 }).toFile(photo);
     await buildPage();
     studio = await startStudioProcess(join(folder, 'data'));
-    const args = chromiumArgs(join(folder, 'profile'), camera, microphone).filter(
-      (arg) => !arg.startsWith('--user-data-dir'),
-    );
     context = await chromium.launchPersistentContext(join(folder, 'profile'), {
       executablePath: CHROMIUM!,
-      args,
+      args: chromiumArgs(camera, microphone),
       viewport: { width: 1280, height: 900 },
     });
     page = context.pages()[0] ?? (await context.newPage());
@@ -332,9 +297,7 @@ describe('studio live mode in Chromium', { skip }, () => {
 
   test('a camera the user refuses is told in the page', async () => {
     // No --use-fake-ui-for-media-stream: the permission request is denied, as when the user refuses.
-    const args = chromiumArgs(join(folder, 'refusing'), camera, microphone).filter(
-      (arg) => !arg.startsWith('--user-data-dir') && arg !== '--use-fake-ui-for-media-stream',
-    );
+    const args = chromiumArgs(camera, microphone).filter((arg) => arg !== '--use-fake-ui-for-media-stream');
     const browser: Browser = await chromium.launch({ executablePath: CHROMIUM!, args });
     try {
       const refusing = await browser.newPage();

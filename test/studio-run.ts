@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { projectRoot } from './shared.js';
+import { runFfmpeg } from '../src/media/ffmpeg.js';
+import { projectRoot, shared } from './shared.js';
 
 /** A `reenact studio` process started from source, as a user runs it. */
 export interface StudioProcess {
@@ -66,7 +67,8 @@ export async function buildPage(): Promise<void> {
 /** Debian's Chromium, as DEVELOPERS.md says to drive it; undefined where it is not installed. */
 export const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
 
-export function chromiumArgs(userDataDir: string, fakeVideo?: string, fakeAudio?: string): string[] {
+/** Chromium's flags, with the fake camera and microphone where given; Playwright adds a fresh profile. */
+export function chromiumArgs(fakeVideo?: string, fakeAudio?: string): string[] {
   return [
     '--headless',
     '--no-sandbox',
@@ -75,7 +77,6 @@ export function chromiumArgs(userDataDir: string, fakeVideo?: string, fakeAudio?
     '--disable-component-update',
     '--disable-sync',
     '--no-first-run',
-    `--user-data-dir=${userDataDir}`,
     '--autoplay-policy=no-user-gesture-required',
     ...(fakeVideo
       ? [
@@ -86,6 +87,30 @@ export function chromiumArgs(userDataDir: string, fakeVideo?: string, fakeAudio?
       : []),
     ...(fakeAudio ? [`--use-file-for-fake-audio-capture=${fakeAudio}`] : []),
   ];
+}
+
+/** The camera as the live benchmark sees it: 640x480 at 30 fps, the 256x256 clip scaled into the middle. */
+export const LAPTOP_CAMERA = 'scale=480:480,pad=640:480:80:0,fps=30';
+
+/**
+ * The files Chromium loops as its fake camera and microphone, in `folder`: the first 8 s of
+ * driving-talking.mp4 as camera.y4m (through the ffmpeg filter `videoFilter`, where given) and
+ * its sound as microphone.wav (mono, 48 kHz).
+ */
+export async function makeFakeDevices(
+  folder: string,
+  videoFilter?: string,
+): Promise<{ camera: string; microphone: string }> {
+  const camera = join(folder, 'camera.y4m');
+  const microphone = join(folder, 'microphone.wav');
+  const clip = ['-y', '-v', 'error', '-i', shared('fixtures', 'driving-talking.mp4'), '-t', '8'];
+  const filter = videoFilter ? ['-vf', videoFilter] : [];
+  await runFfmpeg([...clip, ...filter, '-pix_fmt', 'yuv420p', '-f', 'yuv4mpegpipe', camera], 'making the fake camera');
+  await runFfmpeg(
+    [...clip, '-vn', '-ac', '1', '-ar', '48000', '-c:a', 'pcm_s16le', microphone],
+    'making the fake microphone',
+  );
+  return { camera, microphone };
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
