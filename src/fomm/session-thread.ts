@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { workerEntry } from '../worker-entry.js';
+import { WorkerReplies } from '../worker-replies.js';
 
 /**
  * ONNX Runtime sessions on a worker thread of their own. onnxruntime-node's run() is a
@@ -53,27 +54,13 @@ export interface ModelSession {
 
 /** A worker thread holding ONNX Runtime sessions; requests run one at a time, in order. */
 export class SessionThread {
-  private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
-  private failure: Error | undefined;
+  private readonly replies: WorkerReplies<Reply>;
 
   private constructor(private readonly worker: Worker) {
-    worker.on('message', (reply: Reply) => {
-      const job = this.pending.get(reply.id);
-      if (!job) return;
-      this.pending.delete(reply.id);
-      if (this.pending.size === 0) worker.unref();
-      if (reply.error !== undefined) job.reject(new Error(`ONNX Runtime failed: ${reply.error}`));
-      else job.resolve(reply);
-    });
-    const fail = (error: Error) => {
-      this.failure = error;
-      for (const job of this.pending.values()) job.reject(error);
-      this.pending.clear();
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`the ONNX Runtime thread stopped (exit code ${code})`)));
     // Idle, it does not keep the process alive; a request in flight does.
+    this.replies = new WorkerReplies<Reply>(worker, 'ONNX Runtime failed', 'the ONNX Runtime thread stopped', () =>
+      worker.unref(),
+    );
     worker.unref();
   }
 
@@ -110,12 +97,9 @@ export class SessionThread {
   private request(
     request: SessionRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never,
   ): Promise<Reply> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    return new Promise<Reply>((resolve, reject) => {
-      if (this.pending.size === 0) this.worker.ref();
-      this.pending.set(id, { resolve, reject });
+    return this.replies.send((id) => {
+      if (this.replies.size === 0) this.worker.ref();
       this.worker.postMessage({ id, ...request });
-    });
+    }).reply;
   }
 }

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { workerEntry } from '../worker-entry.js';
+import { WorkerReplies } from '../worker-replies.js';
 import type { Face, FaceAnalyzer, FrameDetection } from '../face/detector.js';
 import { rollDegrees } from '../face/landmarks.js';
 import type { RgbImage, VideoFrame } from '../types.js';
@@ -31,32 +32,12 @@ interface Found {
   reused: boolean;
 }
 
-interface Pending {
-  resolve: (found: Found) => void;
-  reject: (error: Error) => void;
-}
-
 /** One worker thread running its own analyzer (see landmark-worker.ts). */
 class LandmarkWorker {
-  private nextId = 0;
-  private readonly pending = new Map<number, Pending>();
-  private failure: Error | undefined;
+  private readonly replies: WorkerReplies<{ id: number; face?: Face | null; reused?: boolean; error?: string }>;
 
   private constructor(private readonly worker: Worker) {
-    worker.on('message', (message: { id: number; face?: Face | null; reused?: boolean; error?: string }) => {
-      const job = this.pending.get(message.id);
-      if (!job) return;
-      this.pending.delete(message.id);
-      if (message.error !== undefined) job.reject(new Error(`face detection failed in a worker: ${message.error}`));
-      else job.resolve({ face: message.face ?? null, reused: !!message.reused });
-    });
-    const fail = (error: Error) => {
-      this.failure = error;
-      for (const job of this.pending.values()) job.reject(error);
-      this.pending.clear();
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`the face detection worker stopped (exit code ${code})`)));
+    this.replies = new WorkerReplies(worker, 'face detection failed in a worker', 'the face detection worker stopped');
   }
 
   /**
@@ -68,7 +49,7 @@ class LandmarkWorker {
   }
 
   get busy(): number {
-    return this.pending.size;
+    return this.replies.size;
   }
 
   /**
@@ -76,14 +57,11 @@ class LandmarkWorker {
    * in the same video, whose face regions this one reuses (see FaceAnalyzer.detectNextFrame).
    */
   detect(frame: RgbImage, follows?: number): { id: number; found: Promise<Found> } {
-    const id = this.nextId++;
-    if (this.failure) return { id, found: Promise.reject(this.failure) };
-    const found = new Promise<Found>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+    const { id, reply } = this.replies.send((id) =>
       // A copy: the caller keeps the frame (the warp and the comparison read it).
-      this.worker.postMessage({ id, width: frame.width, height: frame.height, data: frame.data, follows });
-    });
-    return { id, found };
+      this.worker.postMessage({ id, width: frame.width, height: frame.height, data: frame.data, follows }),
+    );
+    return { id, found: reply.then((message) => ({ face: message.face ?? null, reused: !!message.reused })) };
   }
 
   async stop(): Promise<void> {
