@@ -3,10 +3,9 @@
  * validated, with the reference implementation's defaults for the optional keys. Other sections
  * (dataset, training, discriminator) and unknown keys are ignored, as forks add their own.
  */
-import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { ReenactError } from '../errors.js';
-import { assertFile } from '../media/image.js';
+import { readInputFile } from '../media/image.js';
 
 /** The `model_params` section of a FOMM config: what the networks' shapes depend on. */
 export interface FommConfig {
@@ -62,19 +61,8 @@ export interface FommConfig {
 
 /** Reads and validates a FOMM YAML config file. */
 export async function loadConfig(path: string): Promise<FommConfig> {
-  await assertFile(path);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (cause) {
-    throw new ReenactError(
-      'BAD_CONFIG',
-      `Cannot read the config ${path}: ${(cause as Error).message}.`,
-      'Check that the file is readable.',
-      { cause },
-    );
-  }
-  return parseConfig(text, path);
+  const bytes = await readInputFile(path, 'BAD_CONFIG', 'config', 'Check that the file is readable.');
+  return parseConfig(bytes.toString('utf8'), path);
 }
 
 type Section = Record<string, unknown>;

@@ -1,6 +1,6 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import sharp, { type Metadata, type Sharp } from 'sharp';
-import { ReenactError } from '../errors.js';
+import { ReenactError, type ErrorCode } from '../errors.js';
 import { writeAtomically } from '../output.js';
 import type { RgbImage } from '../types.js';
 
@@ -91,5 +91,18 @@ export async function assertFile(path: string): Promise<void> {
       'Check the path and try again.',
       { cause },
     );
+  }
+}
+
+/**
+ * The bytes of the file at `path` (FILE_NOT_FOUND where there is none); a read that fails is a
+ * `code` error naming the file as `what`, with `hint`.
+ */
+export async function readInputFile(path: string, code: ErrorCode, what: string, hint: string): Promise<Buffer> {
+  await assertFile(path);
+  try {
+    return await readFile(path);
+  } catch (cause) {
+    throw new ReenactError(code, `Cannot read the ${what} ${path}: ${(cause as Error).message}.`, hint, { cause });
   }
 }

@@ -5,11 +5,10 @@
  * loading never runs code from the file. Only `generator` and `kp_detector` tensors are decoded.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { ReenactError } from '../../errors.js';
 import { badCheckpoint } from './errors.js';
 import type { FommWeights, StateDict, TensorData } from './tensors.js';
-import { assertFile } from '../../media/image.js';
+import { readInputFile } from '../../media/image.js';
 import {
   ELEMENT_SIZE,
   STORAGE_CLASSES,
@@ -26,18 +25,12 @@ import { isZip, readZipEntries, readZipEntry, type ZipEntry } from './zip.js';
 
 /** Reads and parses a checkpoint file (.pth.tar); any problem is a ReenactError. */
 export async function loadCheckpoint(path: string): Promise<FommWeights> {
-  await assertFile(path);
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (cause) {
-    throw new ReenactError(
-      'BAD_CHECKPOINT',
-      `Cannot read the checkpoint ${path}: ${(cause as Error).message}.`,
-      'Check that the file is readable and smaller than 2 GiB.',
-      { cause },
-    );
-  }
+  const bytes = await readInputFile(
+    path,
+    'BAD_CHECKPOINT',
+    'checkpoint',
+    'Check that the file is readable and smaller than 2 GiB.',
+  );
   try {
     return parseCheckpoint(bytes);
   } catch (error) {
