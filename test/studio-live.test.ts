@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +9,7 @@ import { FaceAnalyzer } from '../src/face/detector.js';
 import { LANDMARKS, landmark } from '../src/face/landmarks.js';
 import { spawnTool } from '../src/media/ffmpeg.js';
 import { probeVideo } from '../src/media/probe.js';
-import { sidecarPath } from '../src/provenance/credential.js';
+import { checkCredential } from '../src/provenance/credential.js';
 import { checkWatermark } from '../src/provenance/verify.js';
 import type { RgbImage } from '../src/types.js';
 import { shared, skipWithoutShared } from './shared.js';
@@ -197,7 +196,12 @@ describe('studio live mode in Chromium', { skip }, () => {
     assert.ok(info.duration > 3.5 && info.duration < 4.8, `the recording lasts ${info.duration} s`);
     assert.equal(info.hasAudio, true);
     assert.deepEqual([info.width, info.height], [512, 512]);
-    assert.ok(existsSync(sidecarPath(result)), 'the recording has its content credential');
+    const credential = await checkCredential(result);
+    assert.ok(
+      credential?.valid,
+      `the recording carries a valid content credential: ${credential?.problems.join('; ')}`,
+    );
+    assert.equal(credential.embedded, true);
     const mark = await checkWatermark(result);
     assert.equal(mark.detected, true, `the watermark is found: ${JSON.stringify(mark)}`);
 
