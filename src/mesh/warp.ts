@@ -21,56 +21,28 @@ export function warpPiecewiseAffine(
   const maxX = width - 1;
   const maxY = height - 1;
   const rowStride = width * 3;
+  // The hot loop, kept in the compact layout its unpacking reads best in.
+  // prettier-ignore
   for (let t = 0; t < triangles.length; t += 3) {
-    const i0 = triangles[t]! * 2,
-      i1 = triangles[t + 1]! * 2,
-      i2 = triangles[t + 2]! * 2;
-    const x0 = to[i0]!,
-      y0 = to[i0 + 1]!,
-      x1 = to[i1]!,
-      y1 = to[i1 + 1]!,
-      x2 = to[i2]!,
-      y2 = to[i2 + 1]!;
-    const u0 = from[i0]!,
-      v0 = from[i0 + 1]!,
-      u1 = from[i1]!,
-      v1 = from[i1 + 1]!,
-      u2 = from[i2]!,
-      v2 = from[i2 + 1]!;
+    const i0 = triangles[t]! * 2, i1 = triangles[t + 1]! * 2, i2 = triangles[t + 2]! * 2;
+    const x0 = to[i0]!, y0 = to[i0 + 1]!, x1 = to[i1]!, y1 = to[i1 + 1]!, x2 = to[i2]!, y2 = to[i2 + 1]!;
+    const u0 = from[i0]!, v0 = from[i0 + 1]!, u1 = from[i1]!, v1 = from[i1 + 1]!, u2 = from[i2]!, v2 = from[i2 + 1]!;
     if (
-      Math.abs(x0 - u0) < STILL &&
-      Math.abs(y0 - v0) < STILL &&
-      Math.abs(x1 - u1) < STILL &&
-      Math.abs(y1 - v1) < STILL &&
-      Math.abs(x2 - u2) < STILL &&
-      Math.abs(y2 - v2) < STILL
-    )
-      continue;
-    const dx1 = x1 - x0,
-      dy1 = y1 - y0,
-      dx2 = x2 - x0,
-      dy2 = y2 - y0;
+      Math.abs(x0 - u0) < STILL && Math.abs(y0 - v0) < STILL &&
+      Math.abs(x1 - u1) < STILL && Math.abs(y1 - v1) < STILL &&
+      Math.abs(x2 - u2) < STILL && Math.abs(y2 - v2) < STILL
+    ) continue;
+    const dx1 = x1 - x0, dy1 = y1 - y0, dx2 = x2 - x0, dy2 = y2 - y0;
     const det = dx1 * dy2 - dx2 * dy1;
     if (Math.abs(det) < 1e-9) continue;
     const inv = 1 / det;
     // Barycentric l1, l2 of output point (x, y) are affine in x and y: l = ex*x + ey*y + e0.
-    const l1x = dy2 * inv,
-      l1y = -dx2 * inv,
-      l1c = -(l1x * x0 + l1y * y0);
-    const l2x = -dy1 * inv,
-      l2y = dx1 * inv,
-      l2c = -(l2x * x0 + l2y * y0);
-    const du1 = u1 - u0,
-      du2 = u2 - u0,
-      dv1 = v1 - v0,
-      dv2 = v2 - v0;
+    const l1x = dy2 * inv, l1y = -dx2 * inv, l1c = -(l1x * x0 + l1y * y0);
+    const l2x = -dy1 * inv, l2y = dx1 * inv, l2c = -(l2x * x0 + l2y * y0);
+    const du1 = u1 - u0, du2 = u2 - u0, dv1 = v1 - v0, dv2 = v2 - v0;
     // Source point minus the half-pixel, so it indexes the source grid directly.
-    const ux = l1x * du1 + l2x * du2,
-      uy = l1y * du1 + l2y * du2,
-      uc = u0 - 0.5 + l1c * du1 + l2c * du2;
-    const vx = l1x * dv1 + l2x * dv2,
-      vy = l1y * dv1 + l2y * dv2,
-      vc = v0 - 0.5 + l1c * dv1 + l2c * dv2;
+    const ux = l1x * du1 + l2x * du2, uy = l1y * du1 + l2y * du2, uc = u0 - 0.5 + l1c * du1 + l2c * du2;
+    const vx = l1x * dv1 + l2x * dv2, vy = l1y * dv1 + l2y * dv2, vc = v0 - 0.5 + l1c * dv1 + l2c * dv2;
     // Pixels whose centre lies inside (with a sliver of tolerance so shared edges leave no gaps).
     const eps = 1e-6;
     const rowStart = Math.max(0, Math.ceil(Math.min(y0, y1, y2) - 0.5 - eps));
@@ -114,10 +86,7 @@ export function warpPiecewiseAffine(
         const p01 = ix < maxX ? p00 + 3 : p00;
         const p10 = iy < maxY ? p00 + rowStride : p00;
         const p11 = ix < maxX ? p10 + 3 : p10;
-        const w00 = (1 - fx) * (1 - fy),
-          w01 = fx * (1 - fy),
-          w10 = (1 - fx) * fy,
-          w11 = fx * fy;
+        const w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
         out[o] = w00 * data[p00]! + w01 * data[p01]! + w10 * data[p10]! + w11 * data[p11]! + 0.5;
         out[o + 1] = w00 * data[p00 + 1]! + w01 * data[p01 + 1]! + w10 * data[p10 + 1]! + w11 * data[p11 + 1]! + 0.5;
         out[o + 2] = w00 * data[p00 + 2]! + w01 * data[p01 + 2]! + w10 * data[p10 + 2]! + w11 * data[p11 + 2]! + 0.5;

@@ -268,210 +268,89 @@ export function readPickle(
   for (;;) {
     if (pos >= bytes.length) throw bad(`Checkpoint ends in the middle of a pickle (offset ${pos}, no STOP opcode).`);
     const op = bytes[pos++]!;
+    // One opcode a line with its name beside it, as the pickle format's table reads.
+    // prettier-ignore
     switch (op) {
-      case 0x80: {
-        // PROTO
+      case 0x80: { // PROTO
         const protocol = u8();
-        if (protocol < 2 || protocol > 5)
-          throw bad(`Checkpoint pickle uses protocol ${protocol}; only protocols 2 to 5 are read.`);
+        if (protocol < 2 || protocol > 5) throw bad(`Checkpoint pickle uses protocol ${protocol}; only protocols 2 to 5 are read.`);
         break;
       }
       case 0x95: // FRAME: a length prefix for buffering, nothing to do
         u64('a pickle frame');
         break;
-      case 0x2e: {
-        // STOP
-        if (stack.length !== 1 || marks.length)
-          throw bad('Checkpoint pickle is malformed: STOP with leftover values on the stack.');
+      case 0x2e: { // STOP
+        if (stack.length !== 1 || marks.length) throw bad('Checkpoint pickle is malformed: STOP with leftover values on the stack.');
         return { value: stack[0] as PickleValue, end: pos };
       }
       case 0x28: // MARK
         if (marks.length >= MAX_STACK) throw bad(`Checkpoint pickle nests deeper than ${MAX_STACK} values.`);
         marks.push(stack.length);
         break;
-      case 0x7d:
-        push(new Map());
-        break; // EMPTY_DICT
-      case 0x5d:
-        push([]);
-        break; // EMPTY_LIST
-      case 0x29:
-        push(tuple([]));
-        break; // EMPTY_TUPLE
-      case 0x74:
-        push(tuple(popMark('TUPLE')));
-        break; // TUPLE
-      case 0x85:
-        push(tuple([pop('TUPLE1')]));
-        break; // TUPLE1
-      case 0x86: {
-        const b = pop('TUPLE2');
-        const a = pop('TUPLE2');
-        push(tuple([a, b]));
-        break;
-      }
-      case 0x87: {
-        const c = pop('TUPLE3');
-        const b = pop('TUPLE3');
-        const a = pop('TUPLE3');
-        push(tuple([a, b, c]));
-        break;
-      }
-      case 0x6c:
-        push(popMark('LIST'));
-        break; // LIST
-      case 0x64: {
-        const m = new Map<PickleValue, PickleValue>();
-        setItems(m, popMark('DICT'));
-        push(m);
-        break;
-      } // DICT
-      case 0x61: {
-        const v = pop('APPEND');
-        list(top('APPEND'), 'APPEND').push(v);
-        break;
-      } // APPEND
-      case 0x65: {
-        const items = popMark('APPENDS');
-        list(top('APPENDS'), 'APPENDS').push(...items);
-        break;
-      } // APPENDS
-      case 0x73: {
-        const v = pop('SETITEM');
-        const k = pop('SETITEM');
-        setItems(dict(top('SETITEM'), 'SETITEM'), [k, v]);
-        break;
-      }
-      case 0x75: {
-        const items = popMark('SETITEMS');
-        setItems(dict(top('SETITEMS'), 'SETITEMS'), items);
-        break;
-      }
-      case 0x4e:
-        push(null);
-        break; // NONE
-      case 0x88:
-        push(true);
-        break; // NEWTRUE
-      case 0x89:
-        push(false);
-        break; // NEWFALSE
-      case 0x4a: {
-        need(4, 'an int');
-        push(view.getInt32(pos, true));
-        pos += 4;
-        break;
-      } // BININT
-      case 0x4b:
-        push(u8());
-        break; // BININT1
-      case 0x4d:
-        push(u16());
-        break; // BININT2
-      case 0x8a:
-        push(longValue(take(u8(), 'a long')));
-        break; // LONG1
-      case 0x8b: {
-        const n = u32();
-        if (n > 1024) throw bad(`Checkpoint pickle holds a ${n}-byte integer.`);
-        push(longValue(take(n, 'a long')));
-        break;
-      } // LONG4
-      case 0x47: {
-        need(8, 'a float');
-        push(view.getFloat64(pos, false));
-        pos += 8;
-        break;
-      } // BINFLOAT (big endian)
-      case 0x58:
-        push(text(u32(), 'a string'));
-        break; // BINUNICODE
-      case 0x8c:
-        push(text(u8(), 'a string'));
-        break; // SHORT_BINUNICODE
-      case 0x8d:
-        push(text(u64('a string'), 'a string'));
-        break; // BINUNICODE8
-      case 0x55:
-        push(String.fromCharCode(...take(u8(), 'a string')));
-        break; // SHORT_BINSTRING (latin-1)
-      case 0x54:
-        push(latin1(take(u32(), 'a string')));
-        break; // BINSTRING
-      case 0x43:
-        push(new Uint8Array(take(u8(), 'bytes')));
-        break; // SHORT_BINBYTES
-      case 0x42:
-        push(new Uint8Array(take(u32(), 'bytes')));
-        break; // BINBYTES
-      case 0x8e:
-        push(new Uint8Array(take(u64('bytes'), 'bytes')));
-        break; // BINBYTES8
-      case 0x71:
-        memoPut(u8());
-        break; // BINPUT
-      case 0x72:
-        memoPut(u32());
-        break; // LONG_BINPUT
-      case 0x94:
-        memoPut(memo.size);
-        break; // MEMOIZE
-      case 0x68:
-        memoGet(u8());
-        break; // BINGET
-      case 0x6a:
-        memoGet(u32());
-        break; // LONG_BINGET
-      case 0x30:
-        pop('POP');
-        break; // POP
-      case 0x31:
-        popMark('POP_MARK');
-        break; // POP_MARK
-      case 0x32:
-        push(top('DUP'));
-        break; // DUP
-      case 0x63: {
-        const module = line('a global name');
-        const name = line('a global name');
-        global(module, name);
-        break;
-      } // GLOBAL
-      case 0x93: {
-        // STACK_GLOBAL
+      case 0x7d: push(new Map()); break; // EMPTY_DICT
+      case 0x5d: push([]); break; // EMPTY_LIST
+      case 0x29: push(tuple([])); break; // EMPTY_TUPLE
+      case 0x74: push(tuple(popMark('TUPLE'))); break; // TUPLE
+      case 0x85: push(tuple([pop('TUPLE1')])); break; // TUPLE1
+      case 0x86: { const b = pop('TUPLE2'); const a = pop('TUPLE2'); push(tuple([a, b])); break; }
+      case 0x87: { const c = pop('TUPLE3'); const b = pop('TUPLE3'); const a = pop('TUPLE3'); push(tuple([a, b, c])); break; }
+      case 0x6c: push(popMark('LIST')); break; // LIST
+      case 0x64: { const m = new Map<PickleValue, PickleValue>(); setItems(m, popMark('DICT')); push(m); break; } // DICT
+      case 0x61: { const v = pop('APPEND'); list(top('APPEND'), 'APPEND').push(v); break; } // APPEND
+      case 0x65: { const items = popMark('APPENDS'); list(top('APPENDS'), 'APPENDS').push(...items); break; } // APPENDS
+      case 0x73: { const v = pop('SETITEM'); const k = pop('SETITEM'); setItems(dict(top('SETITEM'), 'SETITEM'), [k, v]); break; }
+      case 0x75: { const items = popMark('SETITEMS'); setItems(dict(top('SETITEMS'), 'SETITEMS'), items); break; }
+      case 0x4e: push(null); break; // NONE
+      case 0x88: push(true); break; // NEWTRUE
+      case 0x89: push(false); break; // NEWFALSE
+      case 0x4a: { need(4, 'an int'); push(view.getInt32(pos, true)); pos += 4; break; } // BININT
+      case 0x4b: push(u8()); break; // BININT1
+      case 0x4d: push(u16()); break; // BININT2
+      case 0x8a: push(longValue(take(u8(), 'a long'))); break; // LONG1
+      case 0x8b: { const n = u32(); if (n > 1024) throw bad(`Checkpoint pickle holds a ${n}-byte integer.`); push(longValue(take(n, 'a long'))); break; } // LONG4
+      case 0x47: { need(8, 'a float'); push(view.getFloat64(pos, false)); pos += 8; break; } // BINFLOAT (big endian)
+      case 0x58: push(text(u32(), 'a string')); break; // BINUNICODE
+      case 0x8c: push(text(u8(), 'a string')); break; // SHORT_BINUNICODE
+      case 0x8d: push(text(u64('a string'), 'a string')); break; // BINUNICODE8
+      case 0x55: push(String.fromCharCode(...take(u8(), 'a string'))); break; // SHORT_BINSTRING (latin-1)
+      case 0x54: push(latin1(take(u32(), 'a string'))); break; // BINSTRING
+      case 0x43: push(new Uint8Array(take(u8(), 'bytes'))); break; // SHORT_BINBYTES
+      case 0x42: push(new Uint8Array(take(u32(), 'bytes'))); break; // BINBYTES
+      case 0x8e: push(new Uint8Array(take(u64('bytes'), 'bytes'))); break; // BINBYTES8
+      case 0x71: memoPut(u8()); break; // BINPUT
+      case 0x72: memoPut(u32()); break; // LONG_BINPUT
+      case 0x94: memoPut(memo.size); break; // MEMOIZE
+      case 0x68: memoGet(u8()); break; // BINGET
+      case 0x6a: memoGet(u32()); break; // LONG_BINGET
+      case 0x30: pop('POP'); break; // POP
+      case 0x31: popMark('POP_MARK'); break; // POP_MARK
+      case 0x32: push(top('DUP')); break; // DUP
+      case 0x63: { const module = line('a global name'); const name = line('a global name'); global(module, name); break; } // GLOBAL
+      case 0x93: { // STACK_GLOBAL
         const name = pop('STACK_GLOBAL');
         const module = pop('STACK_GLOBAL');
-        if (typeof module !== 'string' || typeof name !== 'string')
-          throw bad('Checkpoint pickle is malformed: STACK_GLOBAL without two strings.');
+        if (typeof module !== 'string' || typeof name !== 'string') throw bad('Checkpoint pickle is malformed: STACK_GLOBAL without two strings.');
         global(module, name);
         break;
       }
-      case 0x51:
-        push(persistentLoad(pop('BINPERSID')));
-        break; // BINPERSID
-      case 0x52: {
-        // REDUCE
+      case 0x51: push(persistentLoad(pop('BINPERSID'))); break; // BINPERSID
+      case 0x52: { // REDUCE
         const args = pop('REDUCE');
         const callable = pop('REDUCE');
         push(reduce(callable, args));
         break;
       }
-      case 0x62: {
-        // BUILD
+      case 0x62: { // BUILD
         const state = pop('BUILD');
         const target = top('BUILD');
         // OrderedDict state dicts carry a `_metadata` attribute (module versions): harmless, ignored.
         if (!(target instanceof Map) || !(state instanceof Map)) {
-          throw bad(
-            `Checkpoint pickle uses BUILD to set the state of ${describe(target)}; only dicts may carry attributes.`,
-          );
+          throw bad(`Checkpoint pickle uses BUILD to set the state of ${describe(target)}; only dicts may carry attributes.`);
         }
         break;
       }
       default:
-        throw bad(
-          `Checkpoint pickle uses opcode ${opcodeName(op)} at offset ${pos - 1}, which a state dict never needs; refusing to load it.`,
-        );
+        throw bad(`Checkpoint pickle uses opcode ${opcodeName(op)} at offset ${pos - 1}, which a state dict never needs; refusing to load it.`);
     }
   }
 }
