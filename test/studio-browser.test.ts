@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
-import { shared, skipWithoutShared } from './shared.js';
+import { shared } from './shared.js';
 import {
   buildPage,
   CHROMIUM,
   chromiumArgs,
+  browserSuiteSkip,
   makeFakeDevices,
+  playVideo,
   startStudioProcess,
   waitFor,
   type StudioProcess,
@@ -22,11 +24,7 @@ import {
  * runs the job and plays the result. Screenshots of every step, at desktop and phone width, go
  * to $REENACT_SCREENSHOTS when it is set.
  */
-const skip =
-  skipWithoutShared ||
-  (CHROMIUM
-    ? false
-    : 'Chromium not found at /usr/bin/chromium (apt-get install -y chromium); studio browser tests skipped');
+const skip = browserSuiteSkip('studio browser tests');
 const screenshots = process.env.REENACT_SCREENSHOTS;
 
 async function snap(page: Page, name: string): Promise<void> {
@@ -132,26 +130,7 @@ describe('studio in Chromium', { skip }, () => {
       `the bar should advance through several values: ${seen.join(', ')}`,
     );
 
-    const played = await page.evaluate(async () => {
-      const video = document.getElementById('result-video') as HTMLVideoElement;
-      video.muted = true;
-      if (video.readyState < 1)
-        await new Promise((resolve) => video.addEventListener('loadedmetadata', resolve, { once: true }));
-      await video.play();
-      await new Promise((resolve) => setTimeout(resolve, 1200));
-      const bytes = await (await fetch(video.currentSrc)).arrayBuffer();
-      const audio = await new OfflineAudioContext(1, 48000, 48000).decodeAudioData(bytes);
-      const samples = audio.getChannelData(0);
-      let energy = 0;
-      for (const sample of samples) energy += sample * sample;
-      return {
-        duration: video.duration,
-        currentTime: video.currentTime,
-        width: video.videoWidth,
-        audioSeconds: audio.duration,
-        rms: Math.sqrt(energy / samples.length),
-      };
-    });
+    const played = await playVideo(page, 'result-video');
     assert.ok(
       Math.abs(played.duration - recorded) < 0.2,
       `the result lasts ${played.duration} s, the recording ${recorded} s`,

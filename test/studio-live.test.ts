@@ -12,13 +12,15 @@ import { probeVideo } from '../src/media/probe.js';
 import { checkCredential } from '../src/provenance/credential.js';
 import { checkWatermark } from '../src/provenance/verify.js';
 import type { RgbImage } from '../src/types.js';
-import { shared, skipWithoutShared } from './shared.js';
+import { shared } from './shared.js';
 import {
   buildPage,
   CHROMIUM,
   chromiumArgs,
   LAPTOP_CAMERA,
+  browserSuiteSkip,
   makeFakeDevices,
+  playVideo,
   startStudioProcess,
   waitFor,
   type StudioProcess,
@@ -31,11 +33,7 @@ import {
  * output-only page must show the frames, and each failure (camera refused or stopped, a photo
  * without a face, a closed tab, two tabs) must be told in the page with the server serving on.
  */
-const skip =
-  skipWithoutShared ||
-  (CHROMIUM
-    ? false
-    : 'Chromium not found at /usr/bin/chromium (apt-get install -y chromium); live browser tests skipped');
+const skip = browserSuiteSkip('live browser tests');
 
 interface Pair {
   seq: number;
@@ -205,20 +203,7 @@ describe('studio live mode in Chromium', { skip }, () => {
     const mark = await checkWatermark(result);
     assert.equal(mark.detected, true, `the watermark is found: ${JSON.stringify(mark)}`);
 
-    const played = await page.evaluate(async () => {
-      const video = document.getElementById('live-result-video') as HTMLVideoElement;
-      video.muted = true;
-      if (video.readyState < 1)
-        await new Promise((resolve) => video.addEventListener('loadedmetadata', resolve, { once: true }));
-      await video.play();
-      await new Promise((resolve) => setTimeout(resolve, 1200));
-      const bytes = await (await fetch(video.currentSrc)).arrayBuffer();
-      const audio = await new OfflineAudioContext(1, 48000, 48000).decodeAudioData(bytes);
-      const samples = audio.getChannelData(0);
-      let energy = 0;
-      for (const sample of samples) energy += sample * sample;
-      return { currentTime: video.currentTime, audioSeconds: audio.duration, rms: Math.sqrt(energy / samples.length) };
-    });
+    const played = await playVideo(page, 'live-result-video');
     assert.ok(played.currentTime > 0.5, `the recording plays (at ${played.currentTime} s)`);
     assert.ok(
       played.audioSeconds > 3.4 && played.rms > 0.005,

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { runFfmpeg } from '../src/media/ffmpeg.js';
-import { projectRoot, shared } from './shared.js';
+import type { Page } from 'playwright-core';
+import { projectRoot, shared, skipWithoutShared } from './shared.js';
 
 /** A `reenact studio` process started from source, as a user runs it. */
 export interface StudioProcess {
@@ -66,6 +67,42 @@ export async function buildPage(): Promise<void> {
 
 /** Debian's Chromium, as DEVELOPERS.md says to drive it; undefined where it is not installed. */
 export const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((path) => existsSync(path));
+
+/** The skip reason of a suite that needs ../shared and Chromium (false: run it). */
+export function browserSuiteSkip(what: string): string | false {
+  if (skipWithoutShared) return skipWithoutShared;
+  return CHROMIUM ? false : `Chromium not found at /usr/bin/chromium (apt-get install -y chromium); ${what} skipped`;
+}
+
+/**
+ * Plays the page's <video id=`videoId`> (muted) for 1.2 s and decodes its file's sound in the
+ * page: what a user's browser makes of a result.
+ */
+export function playVideo(
+  page: Page,
+  videoId: string,
+): Promise<{ duration: number; currentTime: number; width: number; audioSeconds: number; rms: number }> {
+  return page.evaluate(async (id) => {
+    const video = document.getElementById(id) as HTMLVideoElement;
+    video.muted = true;
+    if (video.readyState < 1)
+      await new Promise((resolve) => video.addEventListener('loadedmetadata', resolve, { once: true }));
+    await video.play();
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    const bytes = await (await fetch(video.currentSrc)).arrayBuffer();
+    const audio = await new OfflineAudioContext(1, 48000, 48000).decodeAudioData(bytes);
+    const samples = audio.getChannelData(0);
+    let energy = 0;
+    for (const sample of samples) energy += sample * sample;
+    return {
+      duration: video.duration,
+      currentTime: video.currentTime,
+      width: video.videoWidth,
+      audioSeconds: audio.duration,
+      rms: Math.sqrt(energy / samples.length),
+    };
+  }, videoId);
+}
 
 /** Chromium's flags, with the fake camera and microphone where given; Playwright adds a fresh profile. */
 export function chromiumArgs(fakeVideo?: string, fakeAudio?: string): string[] {
