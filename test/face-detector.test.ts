@@ -6,7 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import { ReenactError } from '../src/errors.js';
 import { FaceAnalyzer, LANDMARK_COUNT, loadHumanWithSubpixelMesh } from '../src/face/detector.js';
 import { eyeCentres, landmark, LANDMARKS } from '../src/face/landmarks.js';
+import { decodeVideo } from '../src/media/decode.js';
 import { readImage } from '../src/media/image.js';
+import type { RgbImage } from '../src/types.js';
 import { shared, skipWithoutShared } from './shared.js';
 
 describe('face detector', { skip: skipWithoutShared }, () => {
@@ -53,6 +55,63 @@ describe('face detector', { skip: skipWithoutShared }, () => {
   test('finds no face in a cartoon', async () => {
     const faces = await analyzer.detect(await readImage(shared('fixtures', 'cartoon-no-face.jpg')));
     assert.equal(faces.length, 0);
+  });
+
+  test('finds the iris of each eye where the mirrored frame puts it (the gaze of both eyes reads alike)', async () => {
+    // driving-eyes.mp4 looks far to the image's left at frame 60 and far to its right at 80. An
+    // eye's iris, relative to the midpoint of its corners, must come out mirrored when the frame
+    // is mirrored (the same eye is then the other image side's). Human's iris step used to
+    // mirror the image-left eye's iris inside its eye box: it read about 3 px left of centre at
+    // frame 60 (mirrored frame: 10 px) and 13 px left at frame 80 (mirrored: 14 px right).
+    const frames = new Map<number, RgbImage>();
+    for await (const frame of decodeVideo(shared('fixtures', 'driving-eyes.mp4'))) {
+      if (frame.index === 60 || frame.index === 80)
+        frames.set(frame.index, { width: frame.width, height: frame.height, data: frame.data.slice() });
+      if (frame.index >= 80) break;
+    }
+    // Per image side: outer corner, inner corner, iris centre.
+    const sides = [
+      [LANDMARKS.imageLeftEyeOuter, 133, LANDMARKS.imageLeftIris],
+      [LANDMARKS.imageRightEyeOuter, 362, LANDMARKS.imageRightIris],
+    ] as const;
+    const irisOffsets = async (image: RgbImage) => {
+      const [face] = await analyzer.detect(image);
+      assert.ok(face, 'a face');
+      const offset = ([outer, inner, iris]: (typeof sides)[number]) =>
+        landmark(face, iris).x - (landmark(face, outer).x + landmark(face, inner).x) / 2;
+      return [offset(sides[0]), offset(sides[1])] as const;
+    };
+    for (const [index, image] of frames) {
+      const mirrored = new Uint8Array(image.data.length);
+      for (let y = 0; y < image.height; y++) {
+        for (let x = 0; x < image.width; x++)
+          mirrored.set(
+            image.data.subarray((y * image.width + x) * 3, (y * image.width + x) * 3 + 3),
+            (y * image.width + image.width - 1 - x) * 3,
+          );
+      }
+      const [left, right] = await irisOffsets(image);
+      const [mirroredLeft, mirroredRight] = await irisOffsets({
+        width: image.width,
+        height: image.height,
+        data: mirrored,
+      });
+      // The image-left eye is the mirrored frame's image-right eye, and the other way round.
+      for (const [offset, seenMirrored] of [
+        [left, mirroredRight],
+        [right, mirroredLeft],
+      ] as const) {
+        assert.ok(
+          Math.abs(offset + seenMirrored) < 4,
+          `frame ${index}: iris ${offset.toFixed(1)} px from its eye's centre, ${(-seenMirrored).toFixed(1)} px in the mirrored frame`,
+        );
+      }
+      // Both eyes look the same way, by about as much.
+      assert.ok(
+        Math.sign(left) === Math.sign(right) && Math.abs(left - right) < 6,
+        `frame ${index}: irises ${left.toFixed(1)} and ${right.toFixed(1)} px from their eyes' centres`,
+      );
+    }
   });
 });
 

@@ -243,6 +243,15 @@ const REGION_CACHE = 'var Te={boxes:[],skipped:Number.MAX_SAFE_INTEGER,timestamp
 const REGION_CACHE_EXPORT = '\n;module.exports.reenactFaceRegions=Te;\n';
 
 /**
+ * Human crops both eyes for the iris model mirrored (MediaPipe mirrors only one, the model being
+ * trained on one side) and mirrors back only the other's coordinates: the image-left eye's iris
+ * came out mirrored inside its eye box, moving the wrong way as the gaze moved. Its crop is left
+ * unmirrored, as in MediaPipe.
+ */
+const MIRRORED_RIGHT_EYE_CROP = 'N3(e,t,h2.rightBounds[0],h2.rightBounds[1],n,!0,';
+const RIGHT_EYE_CROP = 'N3(e,t,h2.rightBounds[0],h2.rightBounds[1],n,!1,';
+
+/**
  * Loads Human's Node/wasm bundle with the mesh truncation removed, in memory. Whole-pixel
  * landmarks are too coarse: 1 px over a 40 px eye distance is 1.4 degrees of roll, and mesh
  * warping would jitter. The patterns are checked so a different Human version fails loudly.
@@ -251,7 +260,7 @@ export function loadHumanWithSubpixelMesh(
   file: string,
 ): typeof import('@vladmandic/human') & { reenactFaceRegions: RegionCache } {
   const source = readFileSync(file, 'utf8');
-  for (const pattern of [TRUNCATED_MESH, REGION_CHOICE, REGION_RETURN, REGION_CACHE]) {
+  for (const pattern of [TRUNCATED_MESH, REGION_CHOICE, REGION_RETURN, REGION_CACHE, MIRRORED_RIGHT_EYE_CROP]) {
     const at = source.indexOf(pattern);
     if (at < 0 || source.indexOf(pattern, at + 1) >= 0) {
       throw unexpectedHuman(file);
@@ -270,7 +279,8 @@ export function loadHumanWithSubpixelMesh(
   const patched = source
     .replace(TRUNCATED_MESH, SUBPIXEL_MESH)
     .replace(REGION_CHOICE, REGION_CHOICE_GIVEN)
-    .replace(REGION_RETURN, REGION_RETURN_USED);
+    .replace(REGION_RETURN, REGION_RETURN_USED)
+    .replace(MIRRORED_RIGHT_EYE_CROP, RIGHT_EYE_CROP);
   module._compile(patched + REGION_CACHE_EXPORT, file);
   const loaded = module.exports as typeof import('@vladmandic/human') & { reenactFaceRegions?: RegionCache };
   if (!loaded.reenactFaceRegions) throw unexpectedHuman(file);

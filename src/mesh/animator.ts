@@ -57,11 +57,19 @@ const RESORT_TURN = 0.01;
 /** Where the lids meet as an eye closes, from the upper lid (0) to the lower (1). */
 const LIDS_MEET = 0.75;
 
-/** How much of the upper lid's movement the fold above it takes. */
-const FOLD_FOLLOWS = 0.4;
+/**
+ * How much of the upper lid's movement the fold above it takes: most, so the lashes come down
+ * with the lid instead of stretching into a band that still reads as an open eye (with 0.4 the
+ * fixture's blink read only 18% closed).
+ */
+const FOLD_FOLLOWS = 0.8;
 
-/** Farthest the iris moves from its place in the photo, per eye width (sideways) and per lid gap (up and down). */
-const MAX_GAZE = { along: 0.22, across: 0.3 };
+/**
+ * Farthest the iris moves from its place in the photo: sideways until its edge is `corner` iris
+ * radii past the eye's corner (half the eye's width from its centre; the lids narrowing there hide
+ * it, as they do a real eye's looking far aside), up and down by `across` of the lid gap.
+ */
+const MAX_GAZE = { corner: 0.2, across: 0.3 };
 
 /**
  * The `mesh` motion model: animates a photo by warping it with a dense piecewise-affine field
@@ -104,7 +112,7 @@ export class MeshAnimator {
   private readonly takeEyes: boolean;
   /** Per eye: the source's iris, its eye's frame on the photo, and the gaze shift of this frame (photo px). */
   private readonly irises: SourceIris[];
-  private readonly sourceEyes: (EyeFrame & { gap: number })[];
+  private readonly sourceEyes: (EyeFrame & { gap: number; reach: number })[];
   private readonly gazeShift: [number, number][] = [
     [0, 0],
     [0, 0],
@@ -171,7 +179,8 @@ export class MeshAnimator {
       let gap = 0;
       for (const [upper, lower] of EYE_LID_PAIRS[e]!)
         gap += distance3(source3d, upper, lower) / EYE_LID_PAIRS[e]!.length;
-      return { ...frame, gap: gap / frame.width };
+      const radius = this.irises[e]!.radius / frame.width;
+      return { ...frame, gap: gap / frame.width, reach: Math.max(0, 0.5 - (1 - MAX_GAZE.corner) * radius) };
     });
     this.sourceColours = faceColourStats(this.image, sourcePoints);
     this.sourceMouthArea = mouthOpeningArea(sourcePoints);
@@ -383,7 +392,7 @@ export class MeshAnimator {
       const driverGaze = gazeOf(unposed, eye.contour, eye.iris, a, b);
       const referenceGaze = gazeOf(reference, eye.contour, eye.iris, a, b);
       const frame = this.sourceEyes[e]!;
-      const along = clamp(scale * (driverGaze.along - referenceGaze.along), MAX_GAZE.along) * frame.width;
+      const along = clamp(scale * (driverGaze.along - referenceGaze.along), frame.reach) * frame.width;
       const up =
         clamp(scale * (driverGaze.across - referenceGaze.across), MAX_GAZE.across * frame.gap) * frame.width * ratio;
       this.gazeShift[e]![0] = along * frame.u[0] + up * frame.n[0];

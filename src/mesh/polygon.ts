@@ -39,6 +39,17 @@ export function rowCrossings(poly: Float64Array, y: number, out: Float64Array): 
   return count;
 }
 
+/** Whether (x, y) lies inside the polygon (even-odd ray cast). */
+export function insidePolygon(poly: ArrayLike<number>, x: number, y: number): boolean {
+  let result = false;
+  for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) {
+    const yi = poly[i + 1]!,
+      yj = poly[j + 1]!;
+    if (yi > y !== yj > y && x < ((poly[j]! - poly[i]!) * (y - yi)) / (yj - yi) + poly[i]!) result = !result;
+  }
+  return result;
+}
+
 /** Calls `visit` with the centre and byte offset of every pixel of `image` inside the polygon. */
 export function forEachInside(
   poly: Float64Array,

@@ -2,6 +2,7 @@ import { LANDMARK_COUNT, type Face } from '../face/detector.js';
 import { IMAGE_LEFT_EYE_CONTOUR, IMAGE_RIGHT_EYE_CONTOUR, LANDMARKS } from '../face/landmarks.js';
 import type { RgbImage } from '../types.js';
 import { delaunay } from './delaunay.js';
+import { insidePolygon } from './polygon.js';
 import { landmarks3d } from './head.js';
 import { FACE_OVAL, INNER_LIP_PAIRS, MESH_POINTS } from './regions.js';
 import { FACE_MESH_TRIANGLES } from './tessellation.js';
@@ -184,16 +185,6 @@ function faceMeshTriangles(vertices: Float64Array, depth: ArrayLike<number>): Ui
     depth[triangles[3 * t]!]! + depth[triangles[3 * t + 1]!]! + depth[triangles[3 * t + 2]!]!;
   order.sort((s, t) => meanDepth(t) - meanDepth(s));
   return Uint32Array.from(order.flatMap((t) => [triangles[3 * t]!, triangles[3 * t + 1]!, triangles[3 * t + 2]!]));
-}
-
-function insidePolygon(poly: ArrayLike<number>, x: number, y: number): boolean {
-  let result = false;
-  for (let i = 0, j = poly.length - 2; i < poly.length; j = i, i += 2) {
-    const yi = poly[i + 1]!,
-      yj = poly[j + 1]!;
-    if (yi > y !== yj > y && x < ((poly[j]! - poly[i]!) * (y - yi)) / (yj - yi) + poly[i]!) result = !result;
-  }
-  return result;
 }
 
 /** Anchor rings around the face outline, with their depths, and fixed points along the image border. */
