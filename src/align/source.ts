@@ -36,6 +36,8 @@ export interface AlignOptions {
   size?: number;
   /** Crop side as a multiple of the face extent. Default DEFAULT_CROP_SCALE. */
   cropScale?: number;
+  /** Head roll in degrees, as `measureRoll` finds it. Default: `rollDegrees(face)`, one detector reading. */
+  roll?: number;
 }
 
 export interface UprightFrame {
@@ -46,7 +48,7 @@ export interface UprightFrame {
 }
 
 export interface SourceAlignment {
-  /** Head roll in the photo, degrees (rollDegrees of the face). */
+  /** Head roll in the photo, degrees (the `roll` option, or rollDegrees of the face). */
   roll: number;
   /** The face the crop was made around, in photo coordinates. */
   face: Face;
@@ -98,7 +100,8 @@ export function alignSource(photo: RgbImage, face: Face, options: AlignOptions =
   if (!(cropScale >= 0.5 && cropScale <= 10)) {
     throw invalidOption('cropScale', 'a number from 0.5 to 10', cropScale, `The default is ${DEFAULT_CROP_SCALE}.`);
   }
-  const roll = rollDegrees(face);
+  const roll = options.roll ?? rollDegrees(face);
+  if (!Number.isFinite(roll)) throw invalidOption('roll', 'a finite number of degrees', roll);
   const upright = uprightFrame(photo.width, photo.height, roll);
 
   let x0 = Infinity;
@@ -124,6 +127,48 @@ export function alignSource(photo: RgbImage, face: Face, options: AlignOptions =
   const cropToPhoto = invert(photoToCrop);
   const { image: crop } = warpAffine(photo, cropToPhoto, size, size);
   return { roll, face, crop, cropToPhoto, photoToCrop, upright };
+}
+
+/** `measureRoll` stops once the detector reads the straightened face within this many degrees of level. */
+const LEVEL_TOLERANCE = 0.2;
+/** Detector readings `measureRoll` takes at most after the first one. */
+const ROLL_ROUNDS = 3;
+/** The straightened view `measureRoll` detects in: this many face-box sides, at most VIEW_SIZE pixels. */
+const VIEW_SIDES = 2;
+const VIEW_SIZE = 512;
+
+/**
+ * The head's roll, found by straightening: the face is rotated by the roll read so far and
+ * detected again, until the detector reads it level. One reading is not enough because the
+ * landmark models are not rotation-equivariant: they pull a tilted face's eye line towards level
+ * (portrait-outdoor.jpg turned by 12 degrees reads 9.9 more, not 12; straightened, within 0.4 of 12), while near level they
+ * agree with themselves, so the roll that leaves the face level is the same however the photo
+ * was turned.
+ */
+export async function measureRoll(
+  photo: RgbImage,
+  face: Face,
+  detect: (image: RgbImage) => Promise<Face[]>,
+): Promise<number> {
+  let roll = rollDegrees(face);
+  const centre = { x: face.box.x + face.box.width / 2, y: face.box.y + face.box.height / 2 };
+  const side = VIEW_SIDES * Math.max(face.box.width, face.box.height);
+  const size = Math.max(16, Math.min(VIEW_SIZE, Math.round(side)));
+  for (let round = 0; round < ROLL_ROUNDS; round++) {
+    const photoToView = compose(
+      translation(size / 2, size / 2),
+      scaling(size / side),
+      rotation(-roll),
+      translation(-centre.x, -centre.y),
+    );
+    const { image } = warpAffine(photo, invert(photoToView), size, size);
+    const [level] = await detect(image);
+    if (!level) break;
+    const residual = rollDegrees(level);
+    roll += residual;
+    if (Math.abs(residual) < LEVEL_TOLERANCE) break;
+  }
+  return roll;
 }
 
 /**

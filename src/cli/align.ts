@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
-import { alignSource, chooseFace, DEFAULT_CROP_SCALE, DEFAULT_CROP_SIZE, rotateUpright } from '../align/source.js';
+import {
+  alignSource,
+  chooseFace,
+  DEFAULT_CROP_SCALE,
+  DEFAULT_CROP_SIZE,
+  measureRoll,
+  rotateUpright,
+} from '../align/source.js';
 import { FaceAnalyzer } from '../face/detector.js';
-import { rollDegrees } from '../face/landmarks.js';
 import { readImage, writeImage } from '../media/image.js';
 import { faceReport } from '../pipeline/inspect.js';
 import { integerIn, numberIn, printJson } from './options.js';
@@ -50,9 +56,10 @@ export function addAlignCommand(program: Command, signal: AbortSignal): void {
       const faces = await analyzer.detect(photo);
       const face = chooseFace(faces, options.face, photoPath);
       const index = faces.indexOf(face);
+      const roll = await measureRoll(photo, face, (image) => analyzer.detect(image));
       let summary: { output: string; width: number; height: number } & Record<string, unknown>;
       if (options.upright) {
-        const upright = rotateUpright(photo, rollDegrees(face));
+        const upright = rotateUpright(photo, roll);
         await writeImage(options.output, upright.image, { signal });
         summary = {
           output: options.output,
@@ -61,7 +68,7 @@ export function addAlignCommand(program: Command, signal: AbortSignal): void {
           photoToUpright: upright.photoToUpright,
         };
       } else {
-        const alignment = alignSource(photo, face, { size: options.size, cropScale: options.scale });
+        const alignment = alignSource(photo, face, { size: options.size, cropScale: options.scale, roll });
         await writeImage(options.output, alignment.crop, { signal });
         summary = {
           output: options.output,
@@ -71,12 +78,16 @@ export function addAlignCommand(program: Command, signal: AbortSignal): void {
           photoToCrop: alignment.photoToCrop,
         };
       }
-      const report = { photo: photoPath, face: faceReport(face, index), faceCount: faces.length, ...summary };
+      const report = {
+        photo: photoPath,
+        face: { ...faceReport(face, index), roll },
+        faceCount: faces.length,
+        ...summary,
+      };
       if (options.json) {
         printJson(report);
         return;
       }
-      const { roll } = report.face;
       process.stdout.write(
         `${options.output}: ${report.width}x${report.height}, face ${index} of ${faces.length}, roll ${roll.toFixed(1)} deg ${options.upright ? 'undone' : 'undone in the crop'}\n`,
       );

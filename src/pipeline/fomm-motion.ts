@@ -1,5 +1,5 @@
 import type { Affine } from '../align/affine.js';
-import { alignSource } from '../align/source.js';
+import { alignSource, measureRoll } from '../align/source.js';
 import { FaceBlender } from '../compose/blend.js';
 import { ReenactError } from '../errors.js';
 import type { Face } from '../face/detector.js';
@@ -27,7 +27,8 @@ export async function prepareFommMotion(context: MotionContext, model: FommModel
   const { analyzer, driving, background, photo, face, signal, onProgress } = context;
   const { info } = driving;
   const size = model.frameSize.width;
-  const alignment = alignSource(photo, face, { size });
+  const roll = await measureRoll(photo, face, (image) => analyzer.detect(image));
+  const alignment = alignSource(photo, face, { size, roll });
   const blender = new FaceBlender(background, alignment);
   const source = await model.encodeSource(alignment.crop);
 
