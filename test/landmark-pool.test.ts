@@ -9,7 +9,7 @@ import { FaceAnalyzer, type Face } from '../src/face/detector.js';
 import { rollDegrees } from '../src/face/landmarks.js';
 import { decodeVideo, type DecodeOptions } from '../src/media/decode.js';
 import { probeVideo } from '../src/media/probe.js';
-import { LandmarkPool } from '../src/pipeline/landmark-pool.js';
+import { LandmarkPool, LIVE_GROUPING, type FrameGrouping } from '../src/pipeline/landmark-pool.js';
 import { MAX_DRIVING_SIDE } from '../src/pipeline/mesh-motion.js';
 import { mapAhead } from '../src/pipeline/motion.js';
 import { mouthOpening } from './animate-measure.js';
@@ -34,8 +34,8 @@ describe('landmark pool: grouped detection', { skip: skipWithoutShared }, () => 
   const alone = () => (aloneRun ??= throughPool(0));
 
   /** Landmarks of every frame through a pool, as mesh-motion drives it; `lookahead` varies the scheduling. */
-  async function throughPool(workers: number, lookahead?: number) {
-    const pool = await LandmarkPool.create(analyzer, workers);
+  async function throughPool(workers: number, lookahead?: number, grouping?: FrameGrouping) {
+    const pool = await LandmarkPool.create(analyzer, workers, grouping);
     try {
       const faces: (Face | null)[] = [];
       for await (const [, face] of mapAhead(
@@ -83,12 +83,31 @@ describe('landmark pool: grouped detection', { skip: skipWithoutShared }, () => 
     assert.equal(aloneStats.reused, reused);
   });
 
+  /** A full detection of every frame: shared by the comparisons. */
+  let fullRun: Promise<(Face | null)[]> | undefined;
+  const fullDetections = () =>
+    (fullRun ??= (async () => {
+      const faces: (Face | null)[] = [];
+      for await (const frame of decodeVideo(driving, decode))
+        faces.push((await analyzer.detectFrame(frame)).faces[0] ?? null);
+      return faces;
+    })());
+
   test("frames on the previous frame's regions are close to a full detection in roll and mouth opening", async () => {
-    const full: (Face | null)[] = [];
-    for await (const frame of decodeVideo(driving, decode))
-      full.push((await analyzer.detectFrame(frame)).faces[0] ?? null);
-    const { faces: grouped, stats } = await alone();
-    const { reused } = stats;
+    const { faces, stats } = await alone();
+    await assertCloseToFull(faces, stats.reused, 1 / 3);
+  });
+
+  test("live tracking (each frame on the box around the previous frame's mesh) is as close to a full detection", async () => {
+    // The live animator's single detection thread: the pool on a worker.
+    const { faces, stats } = await throughPool(1, 1, LIVE_GROUPING);
+    // BlazeFace on one frame in LIVE_GROUPING.size, and where the tracked face is lost.
+    await assertCloseToFull(faces, stats.reused, 0.8);
+  });
+
+  /** `grouped`: the pool's faces of every frame, `reused` of them found without BlazeFace, at least `share` of the frames. */
+  async function assertCloseToFull(grouped: (Face | null)[], reused: number, share: number) {
+    const full = await fullDetections();
     const roll: number[] = [];
     const mouth: number[] = [];
     for (let i = 0; i < full.length; i++) {
@@ -117,7 +136,7 @@ describe('landmark pool: grouped detection', { skip: skipWithoutShared }, () => 
         `|mouth - full| mean ${fixed(mean(mouth))} max ${fixed(Math.max(...mouth))} eye distances; ` +
         `jitter full vs grouped: roll ${fixed(rollJitter.full)} vs ${fixed(rollJitter.grouped)} deg, mouth ${fixed(mouthJitter.full)} vs ${fixed(mouthJitter.grouped)}`,
     );
-    assert.ok(reused > full.length / 3 && roll.length >= reused, `reused ${reused} of ${full.length}`);
+    assert.ok(reused > full.length * share && roll.length >= reused, `reused ${reused} of ${full.length}`);
     // A full detection is itself noisy from frame to frame (its BlazeFace box moves, and the mesh
     // with it: ~0.7 degrees of roll on this clip, several degrees on single frames of fast
     // turns), so the single-frame differences are of that order. What the warp copies must not get
@@ -126,5 +145,5 @@ describe('landmark pool: grouped detection', { skip: skipWithoutShared }, () => 
     assert.ok(mean(mouth) < 0.04 && Math.max(...mouth) < 0.25, 'mouth opening');
     assert.ok(rollJitter.grouped < rollJitter.full * 1.1, 'roll jitter');
     assert.ok(mouthJitter.grouped < mouthJitter.full * 1.1, 'mouth jitter');
-  });
+  }
 });

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Config, Human } from '@vladmandic/human';
 import { ReenactError } from '../errors.js';
+import { rollDegrees } from './landmarks.js';
 import type { Box, RgbImage } from '../types.js';
 
 const require = createRequire(import.meta.url);
@@ -32,6 +33,11 @@ export type FaceRegions = readonly object[];
 export interface FrameDetection {
   faces: Face[];
   regions: FaceRegions;
+  /**
+   * `regions` moved with the face (detectNextFrame's `track`): on a full detection the regions
+   * themselves, on a tracked frame its regions moved by how far the face moved since the frame before.
+   */
+  tracked: FaceRegions;
   /** True when the faces were found on the previous frame's regions (BlazeFace skipped). */
   reused: boolean;
 }
@@ -138,12 +144,14 @@ export class FaceAnalyzer {
    * detection instead. All of it is one job on this analyzer's queue, and it reads nothing but
    * `image` and `previous`: the result does not depend on which analyzer runs it or on what else
    * ran before. `previous` may still be pending: the job waits for it (queued ahead on the same
-   * analyzer, it has settled by then).
+   * analyzer, it has settled by then). `track`: crop by `previous.tracked` instead, the regions
+   * following the face from frame to frame (for long runs without BlazeFace).
    */
   detectNextFrame(
     image: RgbImage,
     previous: FrameDetection | Promise<FrameDetection>,
     accept: (faces: Face[], previous: Face[]) => boolean,
+    track = false,
   ): Promise<FrameDetection> {
     const settled = Promise.resolve(previous).then(
       (detection) => detection,
@@ -151,9 +159,11 @@ export class FaceAnalyzer {
     );
     return this.enqueue(async () => {
       const before = await settled;
-      if (before && before.regions.length > 0) {
-        const faces = (await this.detectNow(image, true, before.regions)) as Face[];
-        if (accept(faces, before.faces)) return { faces, regions: before.regions, reused: true };
+      const regions = track ? before?.tracked : before?.regions;
+      if (before && regions && regions.length > 0) {
+        const faces = (await this.detectNow(image, true, regions)) as Face[];
+        if (accept(faces, before.faces))
+          return { faces, regions, tracked: followFace(regions, before.faces, faces), reused: true };
       }
       return this.detectFrameNow(image);
     });
@@ -161,7 +171,8 @@ export class FaceAnalyzer {
 
   private async detectFrameNow(image: RgbImage): Promise<FrameDetection> {
     const faces = (await this.detectNow(image, true)) as Face[];
-    return { faces, regions: structuredClone(this.regionCache.used ?? []), reused: false };
+    const regions = structuredClone(this.regionCache.used ?? []);
+    return { faces, regions, tracked: regions, reused: false };
   }
 
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
@@ -213,6 +224,54 @@ export class FaceAnalyzer {
       input.dispose();
     }
   }
+}
+
+/** A point of Human's face regions: [x, y] in image pixels. */
+type RegionPoint = [number, number];
+interface HumanRegion {
+  startPoint: RegionPoint;
+  endPoint: RegionPoint;
+  /** BlazeFace's keypoints (eyes, nose, mouth, ears): Human turns the crop by them. */
+  landmarks: RegionPoint[];
+}
+
+/**
+ * `regions` moved by how far the face moved from `before` to `after` (the mean of its landmarks),
+ * and their keypoints turned by how far it rolled, so that the next crop is turned as the head
+ * now is (Face Mesh's roll leans towards its crop's). Moved, not refitted around the new mesh
+ * (as Human's own tracking does): the face keeps the place and size in the crop that BlazeFace
+ * gave it; refitted crops drifted several degrees of roll from a full detection over a few frames
+ * on the driving clips. Only a single face is followed; with several the regions stay as they were.
+ */
+function followFace(regions: FaceRegions, before: Face[], after: Face[]): FaceRegions {
+  const [from] = before;
+  const [to] = after;
+  if (regions.length !== 1 || before.length !== 1 || after.length !== 1 || !from || !to) return regions;
+  let dx = 0;
+  let dy = 0;
+  for (let i = 0; i < LANDMARK_COUNT; i++) {
+    dx += (to.landmarks[i * 3]! - from.landmarks[i * 3]!) / LANDMARK_COUNT;
+    dy += (to.landmarks[i * 3 + 1]! - from.landmarks[i * 3 + 1]!) / LANDMARK_COUNT;
+  }
+  let cx = 0;
+  let cy = 0;
+  for (let i = 0; i < LANDMARK_COUNT; i++) {
+    cx += to.landmarks[i * 3]! / LANDMARK_COUNT;
+    cy += to.landmarks[i * 3 + 1]! / LANDMARK_COUNT;
+  }
+  const turn = ((rollDegrees(to) - rollDegrees(from)) * Math.PI) / 180;
+  const [cos, sin] = [Math.cos(turn), Math.sin(turn)];
+  const move = ([x, y]: RegionPoint): RegionPoint => [x + dx, y + dy];
+  const moveAndTurn = (point: RegionPoint): RegionPoint => {
+    const [x, y] = move(point);
+    return [cx + (x - cx) * cos - (y - cy) * sin, cy + (x - cx) * sin + (y - cy) * cos];
+  };
+  return (regions as HumanRegion[]).map((region) => ({
+    ...region,
+    startPoint: move(region.startPoint),
+    endPoint: move(region.endPoint),
+    landmarks: region.landmarks.map(moveAndTurn),
+  }));
 }
 
 /** The @vladmandic/human release the patches below were written against (package.json pins it). */

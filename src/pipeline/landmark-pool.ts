@@ -56,10 +56,10 @@ class LandmarkWorker {
    * The largest face in `frame`. `follows`: the id of the request just before, a frame earlier
    * in the same video, whose face regions this one reuses (see FaceAnalyzer.detectNextFrame).
    */
-  detect(frame: RgbImage, follows?: number): { id: number; found: Promise<Found> } {
+  detect(frame: RgbImage, follows?: number, track = false): { id: number; found: Promise<Found> } {
     const { id, reply } = this.replies.send((id) =>
       // A copy: the caller keeps the frame (the warp and the comparison read it).
-      this.worker.postMessage({ id, width: frame.width, height: frame.height, data: frame.data, follows }),
+      this.worker.postMessage({ id, width: frame.width, height: frame.height, data: frame.data, follows, track }),
     );
     return { id, found: reply.then((message) => ({ face: message.face ?? null, reused: !!message.reused })) };
   }
@@ -71,10 +71,25 @@ class LandmarkWorker {
 }
 
 /**
- * Consecutive frames per group: the first gets a full detection, each later one the mesh on the
- * face regions the frame before it was cropped by (so the first's, or a redone frame's).
+ * How frames are grouped: `size` consecutive frames per group; the first gets a full detection,
+ * each later one the mesh on the face regions of the frame before it: the regions that frame was
+ * cropped by (so the first's, or a redone frame's), or with `track` the boxes around that frame's
+ * meshes (FrameDetection.tracked), which follow the face as it moves.
  */
-const GROUP_SIZE = 3;
+export interface FrameGrouping {
+  size: number;
+  track: boolean;
+}
+
+/** For videos (animate): short groups, so that many threads share one clip. */
+export const VIDEO_GROUPING: FrameGrouping = { size: 3, track: false };
+
+/**
+ * For a live driver on one detection thread: BlazeFace (~60 ms of a ~125 ms full detection here)
+ * runs on the first frame of every 15 (half a second at 30 fps: a second face or a rolled head is
+ * picked up within that), and where the tracked face is lost or its roll jumps (followsPrevious).
+ */
+export const LIVE_GROUPING: FrameGrouping = { size: 15, track: true };
 
 /** The last frame sent of the current group: where it went, so that the next frame follows it there. */
 type GroupTail = { index: number; size: number } & (
@@ -83,10 +98,10 @@ type GroupTail = { index: number; size: number } & (
 
 /**
  * Face landmarks for many frames at once, on the calling thread's analyzer and on worker threads
- * with analyzers of their own. Frames go in groups of GROUP_SIZE consecutive frames (as they
+ * with analyzers of their own. Frames go in groups of consecutive frames (FrameGrouping; as they
  * come: a frame that directly follows the last one sent joins its group until it is full) to one
  * thread each: the first gets a full detection, each later one only the mesh on the face regions
- * of the frame before it (FaceAnalyzer.detectNextFrame, ~25 ms instead of ~59), redone in full
+ * of the frame before it (FaceAnalyzer.detectNextFrame, about half a full detection), redone in full
  * where the roll jumps (followsPrevious). Each frame's landmarks depend only on the frames of
  * its group up to it: not on which thread ran them or when. Detection is most of the mesh mode's
  * time; each worker holds ~100 MB of models.
@@ -99,6 +114,7 @@ export class LandmarkPool {
   private constructor(
     private readonly analyzer: FaceAnalyzer,
     private readonly workers: LandmarkWorker[],
+    private readonly grouping: FrameGrouping,
   ) {}
 
   /**
@@ -109,16 +125,18 @@ export class LandmarkPool {
   static async create(
     analyzer: FaceAnalyzer,
     workers = Math.min(3, availableParallelism() - 1),
+    grouping: FrameGrouping = VIDEO_GROUPING,
   ): Promise<LandmarkPool> {
     return new LandmarkPool(
       analyzer,
       Array.from({ length: Math.max(0, workers) }, () => LandmarkWorker.start()),
+      grouping,
     );
   }
 
   /** How many frames are worth having in flight at once: two groups for each worker, one for the calling thread. */
   get parallelism(): number {
-    return GROUP_SIZE * (2 * this.workers.length + 1);
+    return this.grouping.size * (2 * this.workers.length + 1);
   }
 
   /**
@@ -128,15 +146,16 @@ export class LandmarkPool {
   detect(frame: VideoFrame): Promise<Face | null> {
     const tail = this.tail;
     this.tail = undefined;
-    if (tail && frame.index === tail.index + 1 && tail.size < GROUP_SIZE) {
+    const { size: groupSize, track } = this.grouping;
+    if (tail && frame.index === tail.index + 1 && tail.size < groupSize) {
       // Straight after the frame before, on the same thread, with nothing in between.
       const size = tail.size + 1;
       if (tail.worker) {
-        const { id, found } = tail.worker.detect(frame, tail.id);
+        const { id, found } = tail.worker.detect(frame, tail.id, track);
         this.tail = { index: frame.index, size, worker: tail.worker, id };
         return this.count(found);
       }
-      const detection = this.analyzer.detectNextFrame(frame, tail.detection, followsPrevious);
+      const detection = this.analyzer.detectNextFrame(frame, tail.detection, followsPrevious, track);
       this.tail = { index: frame.index, size, worker: undefined, detection };
       return this.onMain(detection);
     }
@@ -146,7 +165,7 @@ export class LandmarkPool {
     );
     // The calling thread renders every frame as well (~19 ms of ~60 ms CPU a frame at 586x586),
     // so a new group goes to a worker unless even the least busy has two groups queued.
-    if (worker && worker.busy < 2 * GROUP_SIZE) {
+    if (worker && worker.busy < 2 * groupSize) {
       const { id, found } = worker.detect(frame);
       this.tail = { index: frame.index, size: 1, worker, id };
       return this.count(found);

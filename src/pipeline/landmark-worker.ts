@@ -1,8 +1,8 @@
 /**
  * A worker thread with its own face analyzer: detects the largest face of each frame it is sent.
- * Messages in: { id, width, height, data, follows? } (follows: the id of the message just before,
- * the previous frame of the same video, whose face regions this frame reuses; see
- * FaceAnalyzer.detectNextFrame); out: { id, face, reused } or { id, error }. Messages sent while the
+ * Messages in: { id, width, height, data, follows?, track } (follows: the id of the message just
+ * before, the previous frame of the same video, whose face regions this frame reuses, its mesh's
+ * boxes with track; see FaceAnalyzer.detectNextFrame); out: { id, face, reused } or { id, error }. Messages sent while the
  * models load wait in the port's queue.
  */
 import { parentPort } from 'node:worker_threads';
@@ -15,6 +15,7 @@ interface Request {
   height: number;
   data: Uint8Array;
   follows?: number;
+  track: boolean;
 }
 
 const port = parentPort!;
@@ -27,7 +28,7 @@ port.on('message', (request: Request) => {
   // behind its first's.
   const detection =
     request.follows !== undefined && last?.id === request.follows
-      ? analyzer.detectNextFrame(image, last.detection, followsPrevious)
+      ? analyzer.detectNextFrame(image, last.detection, followsPrevious, request.track)
       : analyzer.detectFrame(image);
   last = { id: request.id, detection };
   detection.then(

@@ -1,7 +1,7 @@
 import { LANDMARK_COUNT, type Face, type FaceAnalyzer } from '../face/detector.js';
 import { MeshAnimator, type MeshAnimatorOptions } from '../mesh/animator.js';
 import type { RgbImage } from '../types.js';
-import { LandmarkPool } from './landmark-pool.js';
+import { LandmarkPool, LIVE_GROUPING } from './landmark-pool.js';
 
 /** Faces averaged into the reference: one frame's detector noise would stay in every frame after. */
 const REFERENCE_FRAMES = 5;
@@ -59,7 +59,7 @@ export class LiveAnimator {
     options: LiveAnimatorOptions = {},
   ): Promise<LiveAnimator> {
     const { detectionThreads, ...mesh } = options;
-    return new LiveAnimator(source, await LandmarkPool.create(analyzer, detectionThreads ?? 1), mesh);
+    return new LiveAnimator(source, await LandmarkPool.create(analyzer, detectionThreads ?? 1, LIVE_GROUPING), mesh);
   }
 
   /** True while a frame is being detected: a frame offered now waits (or replaces the one waiting). */
