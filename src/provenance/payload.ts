@@ -65,7 +65,7 @@ export function encodePayload(payload: WatermarkPayload): Uint8Array {
 }
 
 /**
- * Whether the first 8 bits are this format's version and a known model code: 4.4 bits of check
+ * Whether the first 8 bits are this format's version and a known model code: 6.4 bits of check
  * on top of the CRC, for a decoder that tries many corrections.
  */
 export function isCurrentFormat(bits: ArrayLike<number>): boolean {
