@@ -95,6 +95,28 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
     }
   });
 
+  test('still detected after cropping 10% off each side, halving and an H.264 CRF 28 re-encode, all at once', async () => {
+    const attacked = await makeClip(
+      ['-i', marked],
+      [
+        '-vf',
+        'crop=468:468:59:59,scale=234:234:flags=area',
+        '-c:v',
+        'libx264',
+        '-crf',
+        '28',
+        '-pix_fmt',
+        'yuv420p',
+        '-an',
+      ],
+      join(folder, 'combined.mp4'),
+    );
+    const check = await checkWatermark(attacked);
+    assert.ok(check.detected, `score ${check.score.toFixed(1)} < ${check.threshold.toFixed(1)}`);
+    // The crop makes the tile 1.25 times the frame's nominal one.
+    assert.ok(Math.abs(check.scale - 1.25) < 0.01, `scale ${check.scale}`);
+  });
+
   test('unmarked fixtures are not detected', async () => {
     for (const path of [shared('fixtures', 'driving-talking.mp4'), source]) {
       const check = await checkWatermark(path);

@@ -64,6 +64,16 @@ export function encodePayload(payload: WatermarkPayload): Uint8Array {
   return bits;
 }
 
+/**
+ * Whether the first 8 bits are this format's version and a known model code: 6.4 bits of check
+ * on top of the CRC, for a decoder that tries many corrections.
+ */
+export function isCurrentFormat(bits: ArrayLike<number>): boolean {
+  let head = 0;
+  for (let i = 0; i < 8; i++) head = (head << 1) | (bits[i]! & 1);
+  return head >> 4 === FORMAT_VERSION && Object.values(MODEL_CODES).includes(head & 15);
+}
+
 /** The payload of 56 bits, or undefined when the CRC does not match. */
 export function decodePayload(bits: ArrayLike<number>): WatermarkPayload | undefined {
   const bytes = new Uint8Array(PAYLOAD_BITS / 8);
