@@ -113,8 +113,9 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
     );
     const check = await checkWatermark(attacked);
     assert.ok(check.detected, `score ${check.score.toFixed(1)} < ${check.threshold.toFixed(1)}`);
-    // The crop makes the tile 1.25 times the frame's nominal one.
-    assert.ok(Math.abs(check.scale - 1.25) < 0.01, `scale ${check.scale}`);
+    // The crop makes the tile 1.25 times the frame's nominal one; the search steps scales by 1%, so
+    // the grid point on either side of 1.25 is as right (one CI run found 1.263, the next 1.25).
+    assert.ok(Math.abs(check.scale / 1.25 - 1) < 0.015, `scale ${check.scale}`);
   });
 
   test('unmarked fixtures are not detected', async () => {
