@@ -247,15 +247,14 @@ function followFace(regions: FaceRegions, before: Face[], after: Face[]): FaceRe
   const [from] = before;
   const [to] = after;
   if (regions.length !== 1 || before.length !== 1 || after.length !== 1 || !from || !to) return regions;
+  // The mean shift of the landmarks, and their mean now (the centre of the turn).
   let dx = 0;
   let dy = 0;
-  for (let i = 0; i < LANDMARK_COUNT; i++) {
-    dx += (to.landmarks[i * 3]! - from.landmarks[i * 3]!) / LANDMARK_COUNT;
-    dy += (to.landmarks[i * 3 + 1]! - from.landmarks[i * 3 + 1]!) / LANDMARK_COUNT;
-  }
   let cx = 0;
   let cy = 0;
   for (let i = 0; i < LANDMARK_COUNT; i++) {
+    dx += (to.landmarks[i * 3]! - from.landmarks[i * 3]!) / LANDMARK_COUNT;
+    dy += (to.landmarks[i * 3 + 1]! - from.landmarks[i * 3 + 1]!) / LANDMARK_COUNT;
     cx += to.landmarks[i * 3]! / LANDMARK_COUNT;
     cy += to.landmarks[i * 3 + 1]! / LANDMARK_COUNT;
   }

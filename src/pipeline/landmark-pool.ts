@@ -73,8 +73,8 @@ class LandmarkWorker {
 /**
  * How frames are grouped: `size` consecutive frames per group; the first gets a full detection,
  * each later one the mesh on the face regions of the frame before it: the regions that frame was
- * cropped by (so the first's, or a redone frame's), or with `track` the boxes around that frame's
- * meshes (FrameDetection.tracked), which follow the face as it moves.
+ * cropped by (so the first's, or a redone frame's), or with `track` those regions moved and turned
+ * with the face since the frame before (FrameDetection.tracked), which follow it as it moves.
  */
 export interface FrameGrouping {
   size: number;

@@ -1,8 +1,8 @@
 /**
  * A worker thread with its own face analyzer: detects the largest face of each frame it is sent.
  * Messages in: { id, width, height, data, follows?, track } (follows: the id of the message just
- * before, the previous frame of the same video, whose face regions this frame reuses, its mesh's
- * boxes with track; see FaceAnalyzer.detectNextFrame); out: { id, face, reused } or { id, error }. Messages sent while the
+ * before, the previous frame of the same video, whose face regions this frame reuses, moved
+ * with the face where track is set; see FaceAnalyzer.detectNextFrame); out: { id, face, reused } or { id, error }. Messages sent while the
  * models load wait in the port's queue.
  */
 import { parentPort } from 'node:worker_threads';
