@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Config, Human } from '@vladmandic/human';
 import { ReenactError } from '../errors.js';
+import { faceModelRunner, type FaceModelRunner } from './face-models.js';
 import { rollDegrees } from './landmarks.js';
 import type { Box, RgbImage } from '../types.js';
 
@@ -72,11 +73,15 @@ export class FaceAnalyzer {
     registerFileLoader(tf);
     const humanDist = dirname(require.resolve('@vladmandic/human'));
     const wasmDist = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/');
-    const { Human, reenactFaceRegions } = loadHumanWithSubpixelMesh(join(humanDist, 'human.node-wasm.js'));
+    const { Human, reenactFaceRegions, reenactUseModels } = loadHumanWithSubpixelMesh(
+      join(humanDist, 'human.node-wasm.js'),
+    );
+    const modelFolder = join(humanDist, '..', 'models');
+    reenactUseModels(await faceModelRunner(tf, modelFolder));
     const config: Partial<Config> = {
       backend: 'wasm',
       wasmPath: wasmDist,
-      modelBasePath: `file://${join(humanDist, '..', 'models')}/`,
+      modelBasePath: `file://${modelFolder}/`,
       debug: false,
       async: false,
       warmup: 'none',
@@ -301,6 +306,18 @@ const REGION_CACHE = 'var Te={boxes:[],skipped:Number.MAX_SAFE_INTEGER,timestamp
 const REGION_CACHE_EXPORT = '\n;module.exports.reenactFaceRegions=Te;\n';
 
 /**
+ * Human's three face models run through `reenactModels` (a FaceModelRunner: onnxruntime) where
+ * the bundle called their tfjs `execute`; each call site is in an async function, so it awaits.
+ * MODEL_RUNNER_EXPORT hands out the setter.
+ */
+const MODEL_CALLS: [string, string][] = [
+  ['let s=xe==null?void 0:xe.execute(n.normalized);', 'let s=await reenactModels.blazeface(n.normalized);'],
+  ['let N=s0.execute(P.tensor),', 'let N=await reenactModels.facemesh(P.tensor),'],
+  ['let i=K0.execute(d);', 'let i=await reenactModels.iris(d);'],
+];
+const MODEL_RUNNER_EXPORT = '\n;var reenactModels;module.exports.reenactUseModels=m=>{reenactModels=m};\n';
+
+/**
  * Human crops both eyes for the iris model mirrored (MediaPipe mirrors only one, the model being
  * trained on one side) and mirrors back only the other's coordinates: the image-left eye's iris
  * came out mirrored inside its eye box, moving the wrong way as the gaze moved. Its crop is left
@@ -314,11 +331,10 @@ const RIGHT_EYE_CROP = 'N3(e,t,h2.rightBounds[0],h2.rightBounds[1],n,!1,';
  * landmarks are too coarse: 1 px over a 40 px eye distance is 1.4 degrees of roll, and mesh
  * warping would jitter. The patterns are checked so a different Human version fails loudly.
  */
-export function loadHumanWithSubpixelMesh(
-  file: string,
-): typeof import('@vladmandic/human') & { reenactFaceRegions: RegionCache } {
+export function loadHumanWithSubpixelMesh(file: string): Required<PatchedHuman> {
   const source = readFileSync(file, 'utf8');
-  for (const pattern of [TRUNCATED_MESH, REGION_CHOICE, REGION_RETURN, REGION_CACHE, MIRRORED_RIGHT_EYE_CROP]) {
+  const patterns = [TRUNCATED_MESH, REGION_CHOICE, REGION_RETURN, REGION_CACHE, MIRRORED_RIGHT_EYE_CROP];
+  for (const pattern of [...patterns, ...MODEL_CALLS.map(([call]) => call)]) {
     const at = source.indexOf(pattern);
     if (at < 0 || source.indexOf(pattern, at + 1) >= 0) {
       throw unexpectedHuman(file);
@@ -334,16 +350,24 @@ export function loadHumanWithSubpixelMesh(
   const module = new ModuleClass(file);
   module.filename = file;
   module.paths = ModuleClass._nodeModulePaths(dirname(file));
-  const patched = source
-    .replace(TRUNCATED_MESH, SUBPIXEL_MESH)
-    .replace(REGION_CHOICE, REGION_CHOICE_GIVEN)
-    .replace(REGION_RETURN, REGION_RETURN_USED)
-    .replace(MIRRORED_RIGHT_EYE_CROP, RIGHT_EYE_CROP);
-  module._compile(patched + REGION_CACHE_EXPORT, file);
-  const loaded = module.exports as typeof import('@vladmandic/human') & { reenactFaceRegions?: RegionCache };
-  if (!loaded.reenactFaceRegions) throw unexpectedHuman(file);
-  return loaded as typeof loaded & { reenactFaceRegions: RegionCache };
+  const patched = MODEL_CALLS.reduce(
+    (code, [call, replacement]) => code.replace(call, replacement),
+    source
+      .replace(TRUNCATED_MESH, SUBPIXEL_MESH)
+      .replace(REGION_CHOICE, REGION_CHOICE_GIVEN)
+      .replace(REGION_RETURN, REGION_RETURN_USED)
+      .replace(MIRRORED_RIGHT_EYE_CROP, RIGHT_EYE_CROP),
+  );
+  module._compile(patched + REGION_CACHE_EXPORT + MODEL_RUNNER_EXPORT, file);
+  const loaded = module.exports as PatchedHuman;
+  if (!loaded.reenactFaceRegions || !loaded.reenactUseModels) throw unexpectedHuman(file);
+  return loaded as Required<PatchedHuman>;
 }
+
+type PatchedHuman = typeof import('@vladmandic/human') & {
+  reenactFaceRegions?: RegionCache;
+  reenactUseModels?: (runner: FaceModelRunner) => void;
+};
 
 /** The installed Human bundle is not the one the patches fit (another release was installed). */
 function unexpectedHuman(file: string): ReenactError {

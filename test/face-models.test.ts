@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { tfjsGraphToOnnx } from '../src/face/tfjs-onnx.js';
+
+const require = createRequire(import.meta.url);
+const tf = require('@tensorflow/tfjs-core') as typeof import('@tensorflow/tfjs-core');
+const converter = require('@tensorflow/tfjs-converter') as typeof import('@tensorflow/tfjs-converter');
+const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
+const modelFolder = join(dirname(require.resolve('@vladmandic/human')), '..', 'models');
+
+/** The tfjs graph model from Human's folder, loaded as Human loads it (without fetch). */
+async function loadTfjs(file: string) {
+  const { readFile } = await import('node:fs/promises');
+  const json = JSON.parse(await readFile(file, 'utf8')) as {
+    modelTopology: object;
+    weightsManifest: { paths: string[]; weights: import('@tensorflow/tfjs-core').io.WeightsManifestEntry[] }[];
+  };
+  const weights = Buffer.concat(
+    await Promise.all(json.weightsManifest.flatMap((g) => g.paths.map((p) => readFile(join(dirname(file), p))))),
+  );
+  return converter.loadGraphModel({
+    load: async () => ({
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest.flatMap((g) => g.weights),
+      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
+    }),
+  });
+}
+
+/** Uniform values in [-1, 1] (the models' input range), from a fixed seed. */
+function noise(length: number): Float32Array {
+  const data = new Float32Array(length);
+  let seed = 12345;
+  for (let i = 0; i < length; i++) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    data[i] = (seed / 2 ** 32) * 2 - 1;
+  }
+  return data;
+}
+
+describe('face models converted to ONNX', () => {
+  const cases = [
+    { name: 'blazeface', size: 256, batch: 1 },
+    { name: 'facemesh', size: 192, batch: 1 },
+    { name: 'iris', size: 64, batch: 2 },
+  ];
+  for (const { name, size, batch } of cases) {
+    it(`${name}: onnxruntime gives the tfjs graph's outputs on the same input`, async () => {
+      wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/'));
+      await tf.setBackend('wasm');
+      const file = join(modelFolder, `${name}.json`);
+      const model = await loadTfjs(file);
+      const session = await ort.InferenceSession.create(tfjsGraphToOnnx(file), { intraOpNumThreads: 1 });
+      const shape = [batch, size, size, 3];
+      const input = noise(shape.reduce((a, b) => a * b, 1));
+      const executed = model.execute(tf.tensor(input, shape)) as import('@tensorflow/tfjs-core').Tensor[];
+      const expected = (Array.isArray(executed) ? executed : [executed]).map((t) => ({
+        shape: t.shape,
+        data: t.dataSync() as Float32Array,
+      }));
+      const outputs = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', input, shape) });
+      const actual = session.outputNames.map((output) => outputs[output]!);
+      assert.equal(actual.length, expected.length, 'as many outputs as the tfjs graph');
+      let largestOfAll = 0;
+      for (const want of expected) {
+        // Outputs are matched by shape (tfjs lists them in its own order); every shape is distinct.
+        const got = actual.find((t) => t.dims.join() === want.shape.join());
+        assert.ok(got, `an output of shape [${want.shape.join(', ')}]`);
+        const data = got.data as Float32Array;
+        let largest = 0;
+        let worst = 0;
+        for (let i = 0; i < want.data.length; i++) {
+          largest = Math.max(largest, Math.abs(want.data[i]!));
+          worst = Math.max(worst, Math.abs(data[i]! - want.data[i]!));
+        }
+        // Float rounding differs between the two runtimes' kernels; a wrong padding, layout or
+        // weight order moves outputs by a good fraction of their range.
+        assert.ok(worst <= 1e-5 * Math.max(largest, 1), `[${want.shape.join(', ')}]: off by ${worst} of ${largest}`);
+        largestOfAll = Math.max(largestOfAll, largest);
+      }
+      assert.ok(largestOfAll > 1, 'the outputs are not all but zero');
+      await session.release();
+      model.dispose();
+    });
+  }
+
+  it('refuses a graph with an operator it does not know, by name', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'reenact-tfjs-onnx-'));
+    try {
+      const file = join(dir, 'model.json');
+      await writeFile(
+        file,
+        JSON.stringify({
+          modelTopology: {
+            node: [
+              {
+                name: 'input',
+                op: 'Placeholder',
+                attr: { shape: { shape: { dim: [1, 8, 8, 3].map(String).map((size) => ({ size })) } } },
+              },
+              { name: 'soft', op: 'Softmax', input: ['input'] },
+            ],
+          },
+          weightsManifest: [],
+        }),
+      );
+      assert.throws(() => tfjsGraphToOnnx(file), /operator Softmax \(soft\) is not supported/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
