@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import { faceModelRunner } from '../src/face/face-models.js';
 import { tfjsGraphToOnnx } from '../src/face/tfjs-onnx.js';
 
 const require = createRequire(import.meta.url);
@@ -88,6 +89,39 @@ describe('face models converted to ONNX', () => {
       model.dispose();
     });
   }
+
+  it("crops and resizes as tfjs's cropAndResize does, inside and across the image's edges", async () => {
+    wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/'));
+    await tf.setBackend('wasm');
+    const runner = await faceModelRunner(tf, modelFolder);
+    const [height, width] = [48, 64];
+    const pixels = Uint8Array.from(noise(height * width * 3), (v) => Math.round((v + 1) * 127.5));
+    const boxes = [
+      [0.1, 0.2, 0.7, 0.9], // inside
+      [-0.2, 0.5, 0.6, 1.3], // across the top and right edges: those samples read 0
+      [0.3, 0.6, 0.3, 0.6], // a single point (both sizes 1 below)
+      [0.8, 0.9, 0.2, 0.1], // upside down and mirrored
+    ];
+    // As the detector hands a frame to Human: float32, 4-D, the frame's pixels given with it.
+    const frame = tf.tensor4d(new Float32Array(pixels), [1, height, width, 3], 'float32');
+    runner.useFrame(frame, { width, height, data: pixels });
+    for (const size of [
+      [17, 23],
+      [1, 1],
+      [64, 64],
+    ] as [number, number][]) {
+      const want = tf.image.cropAndResize(frame, boxes, [0, 0, 0, 0], size).dataSync();
+      // A clone shares the frame's data, as Human's own copy of its input does.
+      const got = runner.cropAndResize(frame.clone(), boxes, [0, 0, 0, 0], size).dataSync();
+      assert.equal(got.length, want.length);
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+      // Float rounding only (1e-5 of the 0-255 range); a half-pixel slip moves samples by tens.
+      assert.ok(worst <= 255e-5, `${size.join('x')}: off by ${worst}`);
+    }
+    runner.useFrame(undefined);
+    frame.dispose();
+  });
 
   it('refuses a graph with an operator it does not know, by name', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'reenact-tfjs-onnx-'));

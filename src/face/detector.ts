@@ -66,6 +66,8 @@ export class FaceAnalyzer {
     private readonly tf: TfCore,
     /** Human's face region cache, opened by the load patch (see REGION_CACHE). */
     private readonly regionCache: RegionCache,
+    /** What the patched bundle runs the face models and crops with. */
+    private readonly runner: FaceModelRunner,
   ) {}
 
   static async create(options: FaceAnalyzerOptions = {}): Promise<FaceAnalyzer> {
@@ -77,7 +79,8 @@ export class FaceAnalyzer {
       join(humanDist, 'human.node-wasm.js'),
     );
     const modelFolder = join(humanDist, '..', 'models');
-    reenactUseModels(await faceModelRunner(tf, modelFolder));
+    const runner = await faceModelRunner(tf, modelFolder);
+    reenactUseModels(runner);
     const config: Partial<Config> = {
       backend: 'wasm',
       wasmPath: wasmDist,
@@ -116,7 +119,7 @@ export class FaceAnalyzer {
     };
     const human = new Human(config);
     await human.load();
-    return new FaceAnalyzer(human, tf, reenactFaceRegions);
+    return new FaceAnalyzer(human, tf, reenactFaceRegions, runner);
   }
 
   /** Faces in the image with their landmarks, largest box first. Empty when there is none. */
@@ -188,7 +191,10 @@ export class FaceAnalyzer {
 
   /** `regions`: crop the faces by these (from a detectFrame) instead of running BlazeFace. */
   private async detectNow(image: RgbImage, withMesh: boolean, regions?: FaceRegions): Promise<FaceBox[]> {
-    const input = this.tf.tensor3d(image.data, [image.height, image.width, 3], 'int32');
+    // float32 and 3-D: Human works on this tensor's own data (a 4-D view of it, no cast or
+    // copy), so the runner knows a crop of that is a crop of `image`.
+    const input = this.tf.tensor3d(new Float32Array(image.data), [image.height, image.width, 3], 'float32');
+    this.runner.useFrame(input, image);
     // Copies: Human keeps and mutates the boxes it crops by.
     this.regionCache.given = regions ? structuredClone(regions as object[]) : undefined;
     this.regionCache.used = undefined;
@@ -226,6 +232,7 @@ export class FaceAnalyzer {
       return faces.sort((a, b) => b.box.width * b.box.height - a.box.width * a.box.height);
     } finally {
       this.regionCache.given = undefined;
+      this.runner.useFrame(undefined);
       input.dispose();
     }
   }
@@ -307,13 +314,15 @@ const REGION_CACHE_EXPORT = '\n;module.exports.reenactFaceRegions=Te;\n';
 
 /**
  * Human's three face models run through `reenactModels` (a FaceModelRunner: onnxruntime) where
- * the bundle called their tfjs `execute`; each call site is in an async function, so it awaits.
+ * the bundle called their tfjs `execute` (each call site is in an async function, so it awaits),
+ * and the face crop Face Mesh is fed through its cropAndResize.
  * MODEL_RUNNER_EXPORT hands out the setter.
  */
 const MODEL_CALLS: [string, string][] = [
   ['let s=xe==null?void 0:xe.execute(n.normalized);', 'let s=await reenactModels.blazeface(n.normalized);'],
   ['let N=s0.execute(P.tensor),', 'let N=await reenactModels.facemesh(P.tensor),'],
   ['let i=K0.execute(d);', 'let i=await reenactModels.iris(d);'],
+  ['A=Pe.image.cropAndResize(t,[s],[0],n)', 'A=reenactModels.cropAndResize(t,[s],[0],n)'],
 ];
 const MODEL_RUNNER_EXPORT = '\n;var reenactModels;module.exports.reenactUseModels=m=>{reenactModels=m};\n';
 
