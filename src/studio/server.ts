@@ -376,7 +376,9 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         const upload = await uploadOf(id, 'photo');
         const index = Number(url.searchParams.get('face') ?? 0);
         const face = chooseFace(await uploads.faces(upload), Number.isInteger(index) ? index : -1, upload.name);
-        const { crop } = alignSource(await readImage(uploads.path(upload)), face);
+        const photo = await readImage(uploads.path(upload));
+        // The roll measured as `animate --model fomm` measures it, so the preview is its crop.
+        const { crop } = alignSource(photo, face, { roll: await uploads.measureRoll(photo, face) });
         const png = await sharp(crop.data, { raw: { width: crop.width, height: crop.height, channels: 3 } })
           .png()
           .toBuffer();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import sharp from 'sharp';
-import { chooseFace } from '../align/source.js';
+import { chooseFace, measureRoll } from '../align/source.js';
 import { findFaceTracks, longestTrack } from '../driving/tracks.js';
 import { ReenactError } from '../errors.js';
 import type { Face, FaceAnalyzer } from '../face/detector.js';
@@ -13,7 +13,7 @@ import { decodeVideo } from '../media/decode.js';
 import { readImage } from '../media/image.js';
 import { probeVideo, type VideoInfo } from '../media/probe.js';
 import { repairRecording } from '../media/repair.js';
-import type { Box } from '../types.js';
+import type { Box, RgbImage } from '../types.js';
 import { writeJson } from './disk-queue.js';
 import { isId, newId, type JobError } from './jobs.js';
 import { HttpError, toHttpError } from './errors.js';
@@ -186,6 +186,12 @@ export class UploadStore {
   /** Removes what uploads in flight have written; for shutdown. */
   async clearTemporary(): Promise<void> {
     await rm(this.temporary, { recursive: true, force: true });
+  }
+
+  /** The head's roll in a stored photo's face (measureRoll, with the store's detector). */
+  async measureRoll(photo: RgbImage, face: Face): Promise<number> {
+    const analyzer = await this.analyzer();
+    return measureRoll(photo, face, (image) => analyzer.detect(image));
   }
 
   folderOf(id: string): string {
