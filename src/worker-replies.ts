@@ -15,6 +15,7 @@ export class WorkerReplies<Reply extends WorkerReply> {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
   private failure: Error | undefined;
+  private readonly inFlight = new Set<Promise<Reply>>();
 
   /** `onIdle`: called when the last reply in flight has come. */
   constructor(worker: Worker, failed: string, stopped: string, onIdle?: () => void) {
@@ -40,6 +41,15 @@ export class WorkerReplies<Reply extends WorkerReply> {
     return this.pending.size;
   }
 
+  /**
+   * Settles once no request is in flight. A thread must not be terminated while it computes in
+   * onnxruntime: its run, returning into a terminating thread, throws in native code and aborts
+   * the whole process.
+   */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
   /** A new request: `post` sends it to the thread under `id`, unless the thread has failed. */
   send(post: (id: number) => void): { id: number; reply: Promise<Reply> } {
     const id = this.nextId++;
@@ -48,6 +58,9 @@ export class WorkerReplies<Reply extends WorkerReply> {
       post(id);
       this.pending.set(id, { resolve, reject });
     });
+    this.inFlight.add(reply);
+    const settled = () => this.inFlight.delete(reply);
+    reply.then(settled, settled);
     return { id, reply };
   }
 }

@@ -183,6 +183,18 @@ export class FaceAnalyzer {
     return { faces, regions, tracked: regions, reused: false };
   }
 
+  /**
+   * Settles once nothing is queued or running on this analyzer. A worker thread must not be
+   * terminated while it runs a face model (see WorkerReplies.idle): its owner waits for this first.
+   */
+  async idle(): Promise<void> {
+    let queue: Promise<unknown>;
+    do {
+      queue = this.queue;
+      await queue;
+    } while (queue !== this.queue);
+  }
+
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
     const run = this.queue.then(work);
     this.queue = run.catch(() => undefined);

@@ -88,8 +88,9 @@ export class SessionThread {
     };
   }
 
-  /** Ends the thread (sessions not released are freed with it). */
+  /** Ends the thread once no request is in flight (sessions not released are freed with it). */
   async stop(): Promise<void> {
+    await this.replies.idle();
     this.worker.removeAllListeners('exit');
     await this.worker.terminate();
   }

@@ -64,7 +64,9 @@ class LandmarkWorker {
     return { id, found: reply.then((message) => ({ face: message.face ?? null, reused: !!message.reused })) };
   }
 
+  /** Ends the thread, once its detections in flight are done (see WorkerReplies.idle). */
   async stop(): Promise<void> {
+    await this.replies.idle();
     this.worker.removeAllListeners('exit');
     await this.worker.terminate();
   }
@@ -186,7 +188,8 @@ export class LandmarkPool {
     return face;
   }
 
+  /** Stops the workers and settles once no detection of this pool's runs anywhere. */
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((worker) => worker.stop()));
+    await Promise.all([...this.workers.map((worker) => worker.stop()), this.analyzer.idle()]);
   }
 }
