@@ -63,7 +63,10 @@ const LIDS_MEET = 0.75;
  * this much further. Moved down whole (0) that band kept the open eye's thick dark almond of
  * lashes over the shut eye, which read as a narrowed eye (the detector, too, read the output's
  * shut eyes on driving-eyes.mp4 as 0.21-0.25 eye widths open against the real 0.04-0.12); squeezed,
- * the lashes close to a thin line and the skin above the fold stretches over the eye.
+ * the lashes close to a thin line and the skin above the fold stretches over the eye. Only a lid
+ * closing past LINEAR_EYE_GAP squeezes it: squinting and the noise of the driver's lids behind
+ * glasses (driving-head-turns.mp4) leave it whole (eye opening ratio there 1.13, against 1.15 when
+ * any narrowing squeezed).
  */
 const LASH_BAND_SQUEEZE = 0.7;
 
@@ -381,7 +384,7 @@ export class MeshAnimator {
           const gap = ratio * (inReference[3 * lower + c]! - inReference[3 * upper + c]!);
           const newUpper = meet - LIDS_MEET * gap;
           target[3 * lower + c] = meet + (1 - LIDS_MEET) * gap;
-          const band = 1 - LASH_BAND_SQUEEZE * Math.max(0, 1 - ratio);
+          const band = 1 - LASH_BAND_SQUEEZE * Math.max(0, 1 - ratio / LINEAR_EYE_GAP);
           target[3 * fold + c] = newUpper + band * (target[3 * fold + c]! - u);
           target[3 * upper + c] = newUpper;
         }
