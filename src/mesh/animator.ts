@@ -58,11 +58,17 @@ const RESORT_TURN = 0.01;
 const LIDS_MEET = 0.75;
 
 /**
- * How much of the upper lid's movement the fold above it takes: all of it, so the lashes come down
- * with the lid instead of stretching into a band that still reads as an open eye (with 0.4 the
- * fixture's blink read only 18% closed, with 0.8 19% once the iris detection was fixed).
+ * How much of its height the band between the upper lid and the fold above it (the lash line and
+ * the lid margin) loses as the eye shuts, the fold coming down with the lid all the way and then
+ * this much further. Moved down whole (0) that band kept the open eye's thick dark almond of
+ * lashes over the shut eye, which read as a narrowed eye (the detector, too, read the output's
+ * shut eyes on driving-eyes.mp4 as 0.21-0.25 eye widths open against the real 0.04-0.12); squeezed,
+ * the lashes close to a thin line and the skin above the fold stretches over the eye. Only a lid
+ * closing past LINEAR_EYE_GAP squeezes it: squinting and the noise of the driver's lids behind
+ * glasses (driving-head-turns.mp4) leave it whole (eye opening ratio there 1.13, against 1.15 when
+ * any narrowing squeezed).
  */
-const FOLD_FOLLOWS = 1;
+const LASH_BAND_SQUEEZE = 0.7;
 
 /**
  * Farthest the iris moves from its place in the photo: sideways until its edge is `corner` iris
@@ -370,15 +376,16 @@ export class MeshAnimator {
         const fold = EYE_FOLDS[e]![k]!;
         for (let c = 0; c < 3; c++) {
           // A closing eye is mostly the upper lid coming down: the lids meet a quarter of the
-          // gap above the lower lid, and the fold above the upper lid follows it part way, so
-          // the lid's skin stretches over the eye instead of the lashes bunching in a line.
+          // gap above the lower lid, and the fold above the upper lid comes down with it, the
+          // band between them squeezed (LASH_BAND_SQUEEZE) so the lid's skin covers the eye.
           const u = target[3 * upper + c]!,
             l = target[3 * lower + c]!;
           const meet = u + LIDS_MEET * (l - u);
           const gap = ratio * (inReference[3 * lower + c]! - inReference[3 * upper + c]!);
           const newUpper = meet - LIDS_MEET * gap;
           target[3 * lower + c] = meet + (1 - LIDS_MEET) * gap;
-          target[3 * fold + c]! += FOLD_FOLLOWS * (newUpper - u);
+          const band = 1 - LASH_BAND_SQUEEZE * Math.max(0, 1 - ratio / LINEAR_EYE_GAP);
+          target[3 * fold + c] = newUpper + band * (target[3 * fold + c]! - u);
           target[3 * upper + c] = newUpper;
         }
       });

@@ -206,32 +206,48 @@ function anchorPoints(
   const xy: number[] = [];
   const z: number[] = [];
   const follow: number[] = [];
-  // Ring points must stay clear of the border anchors, or triangles there degenerate.
+  // Ring points beyond the image border are kept: where the head is near the border (the hair of
+  // driving-head-turns.mp4 reaches the frame's top), dropping them left only fixed border anchors
+  // above the moving rings, and the hair between stretched into a tall tuft whenever the head moved
+  // down. Kept, the head's rings move the border there too; the frame's edge rows fill what that
+  // uncovers. The border anchors inside the outermost ring that follows the head are left out
+  // (pinned, they would stretch it all the same), and so are any too near a ring point (triangles
+  // there degenerate).
   const margin = 2;
+  let outermost: number[] = [];
   for (const ring of ANCHOR_RINGS) {
+    const ringXy: number[] = [];
     for (const i of FACE_OVAL) {
       const x = cx + (points[2 * i]! - cx) * ring.scale;
       const y = cy + (points[2 * i + 1]! - cy) * ring.scale;
-      if (x < margin || y < margin || x > image.width - margin || y > image.height - margin) continue;
+      ringXy.push(x, y);
       xy.push(x, y);
       z.push(depth[i]! + (Math.max(depth[i]!, silhouette) - depth[i]!) * ring.depth);
       follow.push(ring.follow);
     }
+    if (ring.follow > 0) outermost = ringXy;
   }
+  const headPolygon = Float64Array.from(outermost);
+  const ringValues = xy.length;
+  const clear = (x: number, y: number) => {
+    if (insidePolygon(headPolygon, x, y)) return false;
+    for (let r = 0; r < ringValues; r += 2) if (Math.hypot(xy[r]! - x, xy[r + 1]! - y) < margin) return false;
+    return true;
+  };
   for (let k = 0; k < BORDER_STEPS; k++) {
     const t = k / BORDER_STEPS;
-    xy.push(
-      t * image.width,
-      0,
-      image.width,
-      t * image.height,
-      (1 - t) * image.width,
-      image.height,
-      0,
-      (1 - t) * image.height,
-    );
-    z.push(silhouette, silhouette, silhouette, silhouette);
-    follow.push(0, 0, 0, 0);
+    const border = [
+      [t * image.width, 0],
+      [image.width, t * image.height],
+      [(1 - t) * image.width, image.height],
+      [0, (1 - t) * image.height],
+    ] as const;
+    for (const [x, y] of border) {
+      if (!clear(x, y)) continue;
+      xy.push(x, y);
+      z.push(silhouette);
+      follow.push(0);
+    }
   }
   return { points: Float64Array.from(xy), depth: Float64Array.from(z), follow: Float64Array.from(follow) };
 }
