@@ -40,7 +40,7 @@ function describe(check: WatermarkCheck & { credential?: CredentialCheck }): str
     lines.push(
       check.payload
         ? `  payload: format ${check.payload.version}, model ${check.payload.model}, content id ${check.payload.contentId}`
-        : '  payload: damaged beyond reading (CRC mismatch); the mark itself is present',
+        : '  payload: damaged beyond reading (error correction gave no payload with a matching CRC and format); the mark itself is present',
     );
   }
   lines.push(

@@ -1,4 +1,5 @@
 import type { RgbImage } from '../types.js';
+import { convolutionalEncode } from './code.js';
 import { MODULATION_PERIOD, chipValues, nominalPeriod, renderPattern } from './pattern.js';
 import { encodePayload, type WatermarkPayload } from './payload.js';
 
@@ -47,7 +48,8 @@ export class WatermarkEmbedder {
     readonly height: number,
     readonly payload: WatermarkPayload,
   ) {
-    this.pattern = renderPattern(chipValues(encodePayload(payload)), width, height, nominalPeriod(width, height));
+    const chips = chipValues(convolutionalEncode(encodePayload(payload)));
+    this.pattern = renderPattern(chips, width, height, nominalPeriod(width, height));
     let power = 0;
     for (let i = 0; i < this.pattern.length; i++) {
       this.pattern[i]! *= STRENGTH;
