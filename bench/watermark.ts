@@ -3,7 +3,7 @@
  *
  *   robustness       animate outputs made from the shared fixtures, each attacked (ffmpeg) alone
  *                    and all together, then checked: detected, score, false-positive probability,
- *                    bit accuracy of the 56 payload bits, payload exact.
+ *                    coded bits read right (of 186) and payload bits decoded right (of 56), payload exact.
  *   single-frames    single frames of the same outputs, saved as PNG, each checked on its own (the
  *                    weaker still-image test: no motion to cancel the picture).
  *   false-positives  the detector on >= 1000 unmarked clips and frames: the fixtures' frames as
