@@ -3,7 +3,7 @@
  *
  *   robustness       animate outputs made from the shared fixtures, each attacked (ffmpeg) alone
  *                    and all together, then checked: detected, score, false-positive probability,
- *                    bit accuracy of the 56 payload bits, payload exact.
+ *                    coded bits read right (of 186) and payload bits decoded right (of 56), payload exact.
  *   single-frames    single frames of the same outputs, saved as PNG, each checked on its own (the
  *                    weaker still-image test: no motion to cancel the picture).
  *   false-positives  the detector on >= 1000 unmarked clips and frames: the fixtures' frames as
@@ -32,7 +32,8 @@ import { readImage } from '../src/media/image.js';
 import { animate } from '../src/pipeline/animate.js';
 import { WatermarkDetector } from '../src/provenance/detect.js';
 import { WatermarkEmbedder } from '../src/provenance/embed.js';
-import { encodePayload, newContentId } from '../src/provenance/payload.js';
+import { convolutionalEncode } from '../src/provenance/code.js';
+import { FORMAT_VERSION, encodePayload, newContentId } from '../src/provenance/payload.js';
 import { checkWatermark } from '../src/provenance/verify.js';
 import type { RgbImage } from '../src/types.js';
 import { cpuMs } from './cpu.js';
@@ -103,6 +104,19 @@ const ATTACKS: { name: string; before?: string[]; args: (pixels: number) => stri
     args: () => ['-t', '2', '-vf', `${HALF},${BRIGHT}`, '-c:v', 'libx264', '-crf', '28'],
   },
 ];
+
+/** The payload's 56 bits and its 186 coded bits, as an output with this content id carries them. */
+function truthBits(contentId: string): { bits: string; coded: string } {
+  const bits = encodePayload({ version: FORMAT_VERSION, model: 'mesh', contentId });
+  return { bits: bits.join(''), coded: convolutionalEncode(bits).join('') };
+}
+
+/** "coded bits read right of 186 -> payload bits decoded right of 56". */
+function bitsRead(check: { bits?: string; codedBits?: string }, truth: { bits: string; coded: string }): string {
+  const right = (read: string | undefined, want: string) =>
+    [...(read ?? '')].filter((bit, i) => bit === want[i]).length;
+  return `${right(check.codedBits, truth.coded)}/${truth.coded.length} → ${right(check.bits, truth.bits)}/${truth.bits.length}`;
+}
 
 function row(cells: (string | number)[]): string {
   return `| ${cells.join(' | ')} |`;
@@ -294,12 +308,12 @@ async function singleFrames(): Promise<void> {
     const output = join(folder, `frames-${c.name}.mp4`);
     const contentId = newContentId();
     const result = await animate({ source: fixture(c.source), driving: fixture(c.driving), output, contentId });
-    const truth = encodePayload({ version: 1, model: 'mesh', contentId }).join('');
+    const truth = truthBits(contentId);
     for (let index = 15; index < result.frames; index += 30) {
       const png = join(folder, `frame-${c.name}-${index}.png`);
       await runFfmpeg(['-y', '-i', output, '-vf', `select=eq(n\\,${index})`, '-frames:v', '1', png], 'a frame');
       const check = await checkWatermark(png);
-      const correct = [...(check.bits ?? '')].filter((bit, i) => bit === truth[i]).length;
+      const read = bitsRead(check, truth);
       const exact = check.payload?.contentId === contentId;
       cells++;
       if (check.detected) found++;
@@ -311,7 +325,7 @@ async function singleFrames(): Promise<void> {
           check.detected ? 'yes' : '**no**',
           `${check.score.toFixed(1)} / ${check.threshold.toFixed(1)}`,
           check.falsePositiveProbability.toExponential(1),
-          `${correct}/56`,
+          read,
           exact ? 'exact' : check.detected ? '**unreadable**' : '-',
         ]),
       );
@@ -341,7 +355,7 @@ async function cost(pairs: number): Promise<void> {
   // The embedder alone on the same frames, in CPU time (which other jobs on the cores inflate far less than wall time).
   const photo = cropToEven(await readImage(source));
   const embedder = new WatermarkEmbedder(photo.width, photo.height, {
-    version: 1,
+    version: FORMAT_VERSION,
     model: 'mesh',
     contentId: newContentId(),
   });
@@ -382,7 +396,7 @@ async function cost(pairs: number): Promise<void> {
 try {
   if (parts.has('robustness')) {
     console.log(
-      '\n### Robustness (detected: false-positive probability < 1e-6; bits: of 56 correct; payload: CRC ok and equal)\n',
+      '\n### Robustness (detected: false-positive probability < 1e-6; bits: coded bits read right of 186 → payload bits decoded right of 56; payload: CRC ok and equal)\n',
     );
     console.log(row(['output', 'attack', 'detected', 'score / threshold', 'false-positive p', 'bits', 'payload']));
     console.log(row(['---', '---', '---', '---', '---', '---', '---']));
@@ -392,7 +406,7 @@ try {
       const output = join(folder, `${c.name}.mp4`);
       const contentId = newContentId();
       const result = await animate({ source: fixture(c.source), driving: fixture(c.driving), output, contentId });
-      const truth = encodePayload({ version: 1, model: 'mesh', contentId }).join('');
+      const truth = truthBits(contentId);
       for (const attack of ATTACKS) {
         let path = output;
         if (attack.before || attack.args(0).length) {
@@ -413,7 +427,7 @@ try {
           );
         }
         const check = await checkWatermark(path);
-        const correct = [...(check.bits ?? '')].filter((bit, i) => bit === truth[i]).length;
+        const read = bitsRead(check, truth);
         const exact = check.payload?.contentId === contentId;
         cells++;
         if (check.detected && exact) passed++;
@@ -424,7 +438,7 @@ try {
             check.detected ? 'yes' : '**no**',
             `${check.score.toFixed(1)} / ${check.threshold.toFixed(1)}`,
             check.falsePositiveProbability.toExponential(1),
-            `${correct}/56`,
+            read,
             exact ? 'exact' : check.detected ? '**unreadable**' : '-',
           ]),
         );

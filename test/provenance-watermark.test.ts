@@ -9,7 +9,8 @@ import { readImage } from '../src/media/image.js';
 import { animate, type AnimateResult } from '../src/pipeline/animate.js';
 import { checkCredential, writeCredential } from '../src/provenance/credential.js';
 import { WatermarkEmbedder } from '../src/provenance/embed.js';
-import { PAYLOAD_BITS, decodePayload, encodePayload } from '../src/provenance/payload.js';
+import { convolutionalEncode, viterbiDecode } from '../src/provenance/code.js';
+import { FORMAT_VERSION, PAYLOAD_BITS, decodePayload, encodePayload } from '../src/provenance/payload.js';
 import { checkWatermark } from '../src/provenance/verify.js';
 import { makeClip, probeTags, psnr, scratchFolder } from './animate-measure.js';
 import { reenact } from './cli-run.js';
@@ -17,7 +18,7 @@ import { shared, skipWithoutShared } from './shared.js';
 
 describe('watermark payload', () => {
   test('56 bits round-trip; any single flipped bit fails the CRC instead of decoding wrong', () => {
-    const payload = { version: 1, model: 'fomm' as const, contentId: '9f00c0de' };
+    const payload = { version: FORMAT_VERSION, model: 'fomm' as const, contentId: '9f00c0de' };
     const bits = encodePayload(payload);
     assert.equal(bits.length, PAYLOAD_BITS);
     assert.deepEqual(decodePayload(bits), payload);
@@ -25,6 +26,27 @@ describe('watermark payload', () => {
       const damaged = Uint8Array.from(bits);
       damaged[i] = damaged[i]! ^ 1;
       assert.equal(decodePayload(damaged), undefined, `bit ${i}`);
+    }
+  });
+
+  test('the convolutional code corrects any 7 wrong coded bits (free distance 15), and weak wrong reads beyond that', () => {
+    const bits = encodePayload({ version: FORMAT_VERSION, model: 'mesh', contentId: 'c0ffee42' });
+    const coded = convolutionalEncode(bits);
+    assert.equal(coded.length, 3 * (PAYLOAD_BITS + 6));
+    let seed = 1;
+    const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    for (let trial = 0; trial < 200; trial++) {
+      const soft = Array.from(coded, (bit): number => (bit ? -1 : 1));
+      const wrong = new Set<number>();
+      while (wrong.size < 7) wrong.add(Math.floor(random() * coded.length));
+      for (const i of wrong) soft[i] = -soft[i]!;
+      assert.deepEqual(viterbiDecode(soft, PAYLOAD_BITS), bits, `trial ${trial}: ${[...wrong].join(',')}`);
+      // 30 more wrong reads, each less sure than the right ones: soft decoding still finds the message.
+      for (let n = 0; n < 30; n++) {
+        const i = Math.floor(random() * coded.length);
+        if (!wrong.has(i)) soft[i] = -0.3 * soft[i]!;
+      }
+      assert.deepEqual(viterbiDecode(soft, PAYLOAD_BITS), bits, `trial ${trial} with weak errors`);
     }
   });
 });
@@ -53,7 +75,7 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
   test('invisible: at least 42 dB from the unmarked frame, changing luma only', async () => {
     const photo = cropToEven(await readImage(source));
     const embedder = new WatermarkEmbedder(photo.width, photo.height, {
-      version: 1,
+      version: FORMAT_VERSION,
       model: 'mesh',
       contentId: '01234567',
     });
@@ -77,7 +99,7 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
     assert.equal(tags.reenact_content_id, result.contentId);
     const check = await checkWatermark(marked);
     assert.ok(check.detected, `score ${check.score}`);
-    assert.deepEqual(check.payload, { version: 1, model: 'mesh', contentId: result.contentId });
+    assert.deepEqual(check.payload, { version: FORMAT_VERSION, model: 'mesh', contentId: result.contentId });
   });
 
   test('still detected with the right payload after an H.264 CRF 28 re-encode, and after a 0.5x resize', async () => {
@@ -95,7 +117,7 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
     }
   });
 
-  test('still detected after cropping 10% off each side, halving and an H.264 CRF 28 re-encode, all at once', async () => {
+  test('still detected with the right payload after cropping 10% off each side, halving and an H.264 CRF 28 re-encode, all at once', async () => {
     const attacked = await makeClip(
       ['-i', marked],
       [
@@ -116,6 +138,12 @@ describe('watermark on animate outputs', { skip: skipWithoutShared }, () => {
     // The crop makes the tile 1.25 times the frame's nominal one; the search steps scales by 1%, so
     // the grid point on either side of 1.25 is as right (one CI run found 1.263, the next 1.25).
     assert.ok(Math.abs(check.scale / 1.25 - 1) < 0.015, `scale ${check.scale}`);
+    // The convolutional code reads the payload exactly where the coded bits alone are often wrong.
+    assert.deepEqual(
+      check.payload,
+      { version: FORMAT_VERSION, model: 'mesh', contentId: result.contentId },
+      check.codedBits,
+    );
   });
 
   test('unmarked fixtures are not detected', async () => {

@@ -1,6 +1,7 @@
 import { CommanderError, type Command } from 'commander';
 import { ReenactError } from '../errors.js';
 import { checkCredential, type CredentialCheck } from '../provenance/credential.js';
+import { FORMAT_VERSION } from '../provenance/payload.js';
 import { checkWatermark, type WatermarkCheck } from '../provenance/verify.js';
 import { describeForCli, printJson } from './options.js';
 
@@ -40,7 +41,7 @@ function describe(check: WatermarkCheck & { credential?: CredentialCheck }): str
     lines.push(
       check.payload
         ? `  payload: format ${check.payload.version}, model ${check.payload.model}, content id ${check.payload.contentId}`
-        : '  payload: damaged beyond reading (CRC mismatch); the mark itself is present',
+        : `  payload: unreadable (no error-corrected read with a matching CRC and watermark format ${FORMAT_VERSION}: damaged, or marked in an older format); the mark itself is present`,
     );
   }
   lines.push(

@@ -142,15 +142,16 @@ function manifestStore(signer: Signer, ids: ManifestIds, video: string, assertio
     'dc:title': basename(video),
     'dc:format': MIME[extname(video).toLowerCase()] ?? 'video/mp4',
   });
-  const protectedHeader = encodeCbor(new Map([[1, -7]])); // alg: ES256
+  // alg ES256 and the certificate (x5chain), both under the signature: C2PA 2 readers look for x5chain there.
+  const protectedHeader = encodeCbor(
+    new Map<number, CborValue>([
+      [1, -7],
+      [33, signer.certificate],
+    ]),
+  );
   // ES256 in IEEE P1363 form is always 64 bytes, so stores that differ only in a hash have one size.
   const signature = sign('sha256', toBeSigned(protectedHeader, claim), { key: signer.key, dsaEncoding: 'ieee-p1363' });
-  const cose = new Tagged(18, [
-    protectedHeader,
-    new Map<number, CborValue>([[33, signer.certificate]]),
-    null,
-    new Uint8Array(signature),
-  ]);
+  const cose = new Tagged(18, [protectedHeader, new Map<number, CborValue>(), null, new Uint8Array(signature)]);
   return superbox(c2paUuid('c2pa'), 'c2pa', [
     superbox(c2paUuid('c2ma'), ids.manifestLabel, [
       superbox(c2paUuid('c2as'), 'c2pa.assertions', assertionBoxes),
@@ -275,7 +276,11 @@ export async function checkCredential(video: string): Promise<CredentialCheck | 
       null,
       Uint8Array,
     ];
-    const chain = unprotected instanceof Map ? unprotected.get(33) : undefined;
+    // x5chain in the protected header (C2PA 2), or the unprotected one (C2PA 1 manifests).
+    const signed = decodeCbor(protectedHeader);
+    const chain =
+      (signed instanceof Map ? signed.get(33) : undefined) ??
+      (unprotected instanceof Map ? unprotected.get(33) : undefined);
     const certificate = parseCertificate(Array.isArray(chain) ? (chain[0] as Uint8Array) : (chain as Uint8Array));
     result.signer = certificate.subject.replace(/^CN=/, '');
     result.selfSigned = certificate.issuer === certificate.subject && certificate.verify(certificate.publicKey);

@@ -1,5 +1,14 @@
 import { fft2d } from './fft.js';
-import { CHIPS, MODULATION_PERIOD, axisWeights, chipLayout, nominalPeriod, renderPattern } from './pattern.js';
+import { viterbiDecode } from './code.js';
+import {
+  CHIPS,
+  CODED_BITS,
+  MODULATION_PERIOD,
+  axisWeights,
+  chipLayout,
+  nominalPeriod,
+  renderPattern,
+} from './pattern.js';
 import { PAYLOAD_BITS, decodePayload, isCurrentFormat, type WatermarkPayload } from './payload.js';
 
 /** Bins per tile side in the folded image (4 per chip): the resolution of the shift search. */
@@ -29,9 +38,11 @@ export interface Detection {
   threshold: number;
   /** The chance that an unmarked file scores this high somewhere in the search (Bonferroni over all shifts and scales). */
   falsePositiveProbability: number;
-  /** The 56 payload bits read at the best shift, before the CRC check (for measuring bit accuracy). */
+  /** The 56 payload bits decoded at the best shift, before the CRC check (for measuring bit accuracy). */
   bits?: string;
-  /** The decoded payload when detected and its CRC matches. */
+  /** The 186 coded bits as read at the best shift, before decoding (for measuring the channel's error rate). */
+  codedBits?: string;
+  /** The decoded payload when detected, its CRC matches and its first byte is this format's. */
   payload?: WatermarkPayload;
   /** False for a still image (or a few frames): no temporal cancellation of the picture, a weaker test. */
   temporal: boolean;
@@ -309,10 +320,11 @@ export class WatermarkDetector {
       temporal,
     };
     const soft = bitValues(peak.folded, peak.shift);
-    const bits = soft.map((v) => (v < 0 ? 1 : 0));
+    detection.codedBits = soft.map((v) => (v < 0 ? 1 : 0)).join('');
+    const bits = viterbiDecode(soft, PAYLOAD_BITS);
     detection.bits = bits.join('');
-    if (detected) {
-      const payload = decodePayload(bits) ?? chaseDecode(bits, soft);
+    if (detected && isCurrentFormat(bits)) {
+      const payload = decodePayload(bits);
       if (payload) detection.payload = payload;
     }
     return detection;
@@ -440,42 +452,7 @@ function syncTemplateSpectrum(): { re: Float64Array; im: Float64Array } {
   return templateSpectrum;
 }
 
-/**
- * When the CRC fails, the payload with one, two or three of the CHASE_BITS least reliable bits
- * flipped whose CRC matches and whose first byte is this format's (a version and a known model),
- * the likeliest correction (least total reliability flipped) first: 298 tries, each passing by
- * chance 1 time in 2^16 x 85, so a wrong payload is reported about 1 time in 19,000 when the bits
- * read are wrong. On small or heavily attacked outputs a bit's 13 chips read wrong a few times in
- * 56, often not among the 3 weakest.
- */
-function chaseDecode(bits: number[], soft: number[]): WatermarkPayload | undefined {
-  const weakest = soft
-    .map((v, i) => [Math.abs(v), i] as const)
-    .sort((a, b) => a[0] - b[0])
-    .slice(0, CHASE_BITS)
-    .map(([, i]) => i);
-  const flips: number[][] = [];
-  for (let size = 1; size <= 3; size++) {
-    const grow = (start: number, chosen: number[]) => {
-      if (chosen.length === size) return void flips.push(chosen);
-      for (let a = start; a < weakest.length; a++) grow(a + 1, [...chosen, weakest[a]!]);
-    };
-    grow(0, []);
-  }
-  const cost = (flip: number[]) => flip.reduce((total, i) => total + Math.abs(soft[i]!), 0);
-  flips.sort((a, b) => cost(a) - cost(b));
-  for (const flip of flips) {
-    const trial = [...bits];
-    for (const i of flip) trial[i] = 1 - trial[i]!;
-    const payload = isCurrentFormat(trial) ? decodePayload(trial) : undefined;
-    if (payload) return payload;
-  }
-  return undefined;
-}
-
-const CHASE_BITS = 12;
-
-/** Soft value of each payload bit (positive: 0, negative: 1) from the fold at the sync's shift. */
+/** Soft value of each coded payload bit (positive: 0, negative: 1) from the fold at the sync's shift. */
 function bitValues(folded: Float64Array, shift: number): number[] {
   const { sign, bit } = chipLayout();
   const sy = Math.floor(shift / BINS);
@@ -498,7 +475,7 @@ function bitValues(folded: Float64Array, shift: number): number[] {
       response[r1 * CHIPS + c1]! += v * (1 - wy) * (1 - wx);
     }
   }
-  const soft = new Array<number>(PAYLOAD_BITS).fill(0);
+  const soft = new Array<number>(CODED_BITS).fill(0);
   for (let k = 0; k < response.length; k++) if (bit[k]! >= 0) soft[bit[k]!]! += sign[k]! * response[k]!;
   return soft;
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { codedLength } from './code.js';
 import { PAYLOAD_BITS } from './payload.js';
 
 /**
@@ -7,14 +8,16 @@ import { PAYLOAD_BITS } from './payload.js';
  * shorter side, so the pattern scales with the picture: a resized copy carries the same pattern
  * at the same relative size. Chips are joined by raised-cosine interpolation (no edges, nothing
  * blocky on flat areas). A keyed permutation gives SYNC_CHIPS chips a fixed sign (found by the
- * detector's shift and scale search) and spreads each payload bit over BIT_CHIPS chips.
+ * detector's shift and scale search); the other PAYLOAD_CHIPS carry the payload's CODED_BITS
+ * coded bits (code.ts), each on 3 or 4 chips scattered over the tile.
  */
 export const CHIPS = 32;
 export const TILES_ACROSS = 2;
-export const BIT_CHIPS = 13;
+export const PAYLOAD_CHIPS = 728;
+export const CODED_BITS = codedLength(PAYLOAD_BITS);
 /** Seconds per cycle of the pattern's temporal modulation (see modulation() in embed.ts). */
 export const MODULATION_PERIOD = 1;
-export const SYNC_CHIPS = CHIPS * CHIPS - PAYLOAD_BITS * BIT_CHIPS;
+export const SYNC_CHIPS = CHIPS * CHIPS - PAYLOAD_CHIPS;
 
 /** The key of the reenact watermark: public, like the detector, so anyone can check a file. */
 const KEY = 'reenact watermark v1';
@@ -22,7 +25,7 @@ const KEY = 'reenact watermark v1';
 export interface ChipLayout {
   /** +1 or -1 per chip (row-major, CHIPS x CHIPS). */
   sign: Int8Array;
-  /** The payload bit a chip carries, or -1 for a sync chip. */
+  /** The coded payload bit a chip carries, or -1 for a sync chip. */
   bit: Int16Array;
 }
 
@@ -45,7 +48,7 @@ export function chipLayout(): ChipLayout {
   const stream = keyStream(count * 5);
   const sign = new Int8Array(count);
   for (let i = 0; i < count; i++) sign[i] = stream[i]! & 1 ? 1 : -1;
-  // Fisher-Yates with 32-bit draws: the first PAYLOAD_BITS * BIT_CHIPS chips of the order carry bits.
+  // Fisher-Yates with 32-bit draws: the first PAYLOAD_CHIPS chips of the order carry coded bits, in turn.
   const order = Array.from({ length: count }, (_, i) => i);
   const view = new DataView(stream.buffer, count);
   for (let i = count - 1; i > 0; i--) {
@@ -53,18 +56,18 @@ export function chipLayout(): ChipLayout {
     [order[i], order[j]] = [order[j]!, order[i]!];
   }
   const bit = new Int16Array(count).fill(-1);
-  for (let i = 0; i < PAYLOAD_BITS * BIT_CHIPS; i++) bit[order[i]!] = Math.floor(i / BIT_CHIPS);
+  for (let i = 0; i < PAYLOAD_CHIPS; i++) bit[order[i]!] = i % CODED_BITS;
   layout = { sign, bit };
   return layout;
 }
 
-/** The chip values for a payload: sign * (+1 for sync chips, +1/-1 for bits 0/1). */
-export function chipValues(bits: ArrayLike<number>): Float32Array {
+/** The chip values for the coded payload: sign * (+1 for sync chips, +1/-1 for coded bits 0/1). */
+export function chipValues(codedBits: ArrayLike<number>): Float32Array {
   const { sign, bit } = chipLayout();
   const values = new Float32Array(CHIPS * CHIPS);
   for (let k = 0; k < values.length; k++) {
     const b = bit[k]!;
-    values[k] = sign[k]! * (b < 0 || bits[b] === 0 ? 1 : -1);
+    values[k] = sign[k]! * (b < 0 || codedBits[b] === 0 ? 1 : -1);
   }
   return values;
 }

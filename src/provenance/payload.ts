@@ -4,7 +4,8 @@ import { ReenactError } from '../errors.js';
 /**
  * The 56 bits a watermark carries: a format version (4 bits), the motion model (4 bits), a random
  * content id (32 bits, also written into the file's metadata and its content credential) and a
- * CRC-16 over those 40 bits, so a misread payload is recognised instead of reported.
+ * CRC-16 over those 40 bits, so a misread payload is recognised instead of reported. Format 2 carries
+ * these 56 bits in a convolutional code (code.ts); format 1 spread each bit over its own 13 chips.
  */
 export interface WatermarkPayload {
   version: number;
@@ -16,7 +17,7 @@ export interface WatermarkPayload {
 export type WatermarkModel = 'mesh' | 'fomm' | 'unknown';
 
 export const PAYLOAD_BITS = 56;
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 const MODEL_CODES: Record<WatermarkModel, number> = { unknown: 0, mesh: 1, fomm: 2 };
 
 /** A fresh random content id (8 hex digits). */
@@ -66,7 +67,8 @@ export function encodePayload(payload: WatermarkPayload): Uint8Array {
 
 /**
  * Whether the first 8 bits are this format's version and a known model code: 6.4 bits of check
- * on top of the CRC, for a decoder that tries many corrections.
+ * on top of the CRC (and a mark of format 1, whose layout this decoder misreads, is not reported
+ * with a payload it does not carry).
  */
 export function isCurrentFormat(bits: ArrayLike<number>): boolean {
   let head = 0;
