@@ -15,7 +15,8 @@ export class WorkerReplies<Reply extends WorkerReply> {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
   private failure: Error | undefined;
-  private readonly inFlight = new Set<Promise<Reply>>();
+  /** Callers of idle(), waiting for `pending` to empty. */
+  private readonly idleWaiters: (() => void)[] = [];
 
   /** `onIdle`: called when the last reply in flight has come. */
   constructor(worker: Worker, failed: string, stopped: string, onIdle?: () => void) {
@@ -23,7 +24,10 @@ export class WorkerReplies<Reply extends WorkerReply> {
       const job = this.pending.get(reply.id);
       if (!job) return;
       this.pending.delete(reply.id);
-      if (this.pending.size === 0) onIdle?.();
+      if (this.pending.size === 0) {
+        onIdle?.();
+        this.wakeIdle();
+      }
       if (reply.error !== undefined) job.reject(new Error(`${failed}: ${reply.error}`));
       else job.resolve(reply);
     });
@@ -31,6 +35,7 @@ export class WorkerReplies<Reply extends WorkerReply> {
       this.failure = error;
       for (const job of this.pending.values()) job.reject(error);
       this.pending.clear();
+      this.wakeIdle();
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`${stopped} (exit code ${code})`)));
@@ -46,8 +51,13 @@ export class WorkerReplies<Reply extends WorkerReply> {
    * onnxruntime: its run, returning into a terminating thread, throws in native code and aborts
    * the whole process.
    */
-  async idle(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  idle(): Promise<void> {
+    if (this.pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private wakeIdle(): void {
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   /** A new request: `post` sends it to the thread under `id`, unless the thread has failed. */
@@ -58,9 +68,6 @@ export class WorkerReplies<Reply extends WorkerReply> {
       post(id);
       this.pending.set(id, { resolve, reject });
     });
-    this.inFlight.add(reply);
-    const settled = () => this.inFlight.delete(reply);
-    reply.then(settled, settled);
     return { id, reply };
   }
 }

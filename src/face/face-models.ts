@@ -24,7 +24,13 @@ export type FaceModelRunner = Record<FaceModelName, (input: Tensor) => Promise<T
   useFrame: (input: Tensor | undefined, image?: RgbImage) => void;
 };
 
-/** Converted ONNX bytes per model file, once per process (about half a second for the three). */
+/** One model's run: its input tensor in, its outputs (in the session's order) out. */
+type Run = (input: Tensor) => Promise<Tensor[]>;
+
+/**
+ * Converted ONNX bytes per model file, once per thread (a worker thread loads its own copy of
+ * this module): about half a second for the three.
+ */
 const converted = new Map<string, Uint8Array>();
 
 /**
@@ -48,24 +54,22 @@ export async function faceModelRunner(tf: TfCore, modelFolder: string): Promise<
       });
     }),
   );
-  const run = (session: ort.InferenceSession) => async (input: Tensor) => {
-    const data = input.dataSync() as Float32Array;
-    const outputs = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', data, input.shape) });
-    return session.outputNames.map((name) => {
-      const output = outputs[name]!;
-      return tf.tensor(output.data as Float32Array, output.dims as number[], 'float32');
-    });
-  };
-  const [blazeface, facemesh, iris] = sessions.map(run) as [
-    ReturnType<typeof run>,
-    ReturnType<typeof run>,
-    ReturnType<typeof run>,
-  ];
-  // Human reads the iris model's one output as a tensor, not a list.
+  const run =
+    (session: ort.InferenceSession): Run =>
+    async (input) => {
+      const data = input.dataSync() as Float32Array;
+      const outputs = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', data, input.shape) });
+      return session.outputNames.map((name) => {
+        const output = outputs[name]!;
+        return tf.tensor(output.data as Float32Array, output.dims as number[], 'float32');
+      });
+    };
+  const [blazeface, facemesh, iris] = sessions.map(run) as [Run, Run, Run];
   let frame: { dataId: object; image: RgbImage } | undefined;
   return {
     blazeface,
     facemesh,
+    // Human reads the iris model's one output as a tensor, not a list.
     iris: async (input) => (await iris(input))[0]!,
     useFrame: (input, image) => {
       frame = input && image ? { dataId: input.dataId, image } : undefined;

@@ -19,7 +19,7 @@ export function tfjsGraphToOnnx(modelJsonPath: string): Uint8Array {
     if (!value) throw new Error(`tfjs graph ${modelJsonPath}: ${input} is used before it is made`);
     return value;
   };
-  const constantOf = (input: string): Weight => {
+  const constantOf = (input: string): FloatTensor => {
     const weight = constants.get(input);
     if (!weight) throw new Error(`tfjs graph ${modelJsonPath}: ${input} is not a weight`);
     return weight;
@@ -45,15 +45,15 @@ export function tfjsGraphToOnnx(modelJsonPath: string): Uint8Array {
         const [kh, kw, cin, cout] = filter.dims as [number, number, number, number];
         const stride = strideOf(attr);
         const fused = (attr.fused_ops?.list?.s ?? []).map((s) => Buffer.from(s, 'base64').toString());
+        if (fused[0] !== 'BiasAdd') throw new Error(`tfjs graph ${modelJsonPath}: fused ops ${fused.join('+')}`);
         const weight = transposeFilter(filter.data, kh, kw, cin, cout);
         const [pads, hwc] = window(x.hwc, kh, kw, stride, paddingOf(attr), cout);
-        let y = graph.conv(x.name, weight, { dims: [cout], data: bias.data }, { pads, stride });
+        let y = graph.conv(x.name, weight, bias, { pads, stride });
         for (const op of fused.slice(1)) {
           if (op === 'Relu') y = graph.relu(y);
           else if (op === 'Prelu') y = prelu(graph, y, constantOf(inputs[3]!));
           else throw new Error(`tfjs graph ${modelJsonPath}: fused op ${op} is not supported`);
         }
-        if (fused[0] !== 'BiasAdd') throw new Error(`tfjs graph ${modelJsonPath}: fused ops ${fused.join('+')}`);
         values.set(node.name, { name: y, layout: 'nchw', hwc });
         break;
       }
@@ -144,11 +144,6 @@ interface Value {
   hwc: Hwc;
 }
 
-interface Weight {
-  dims: number[];
-  data: Float32Array;
-}
-
 interface TfjsAttr {
   shape?: { shape?: { dim?: { size: string }[] } };
   strides?: { list?: { i?: string[] } };
@@ -219,14 +214,14 @@ function transposeFilter(data: Float32Array, kh: number, kw: number, cin: number
 }
 
 /** TensorFlow's per-channel PReLU alpha (any shape ending in C) as ONNX's [C, 1, 1] slope. */
-function prelu(graph: OnnxGraph, x: string, alpha: Weight): string {
+function prelu(graph: OnnxGraph, x: string, alpha: FloatTensor): string {
   const slope = graph.constant({ dims: [alpha.data.length, 1, 1], data: alpha.data }, 'prelu');
   return graph.op('PRelu', [x, slope]);
 }
 
 /** The graph's weights, float16-quantized ones widened, int32 ones (shapes, paddings) as floats. */
-function readWeights(model: TfjsModel, folder: string): Map<string, Weight> {
-  const weights = new Map<string, Weight>();
+function readWeights(model: TfjsModel, folder: string): Map<string, FloatTensor> {
+  const weights = new Map<string, FloatTensor>();
   for (const group of model.weightsManifest) {
     const bytes = Buffer.concat(group.paths.map((path) => readFileSync(join(folder, path))));
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
