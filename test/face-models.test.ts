@@ -111,14 +111,71 @@ describe('face models converted to ONNX', () => {
       [64, 64],
     ] as [number, number][]) {
       const want = tf.image.cropAndResize(frame, boxes, [0, 0, 0, 0], size).dataSync();
-      // A clone shares the frame's data, as Human's own copy of its input does.
-      const got = runner.cropAndResize(frame.clone(), boxes, [0, 0, 0, 0], size).dataSync();
+      // A reshape shares the frame's data, as Human's own 4-D view of its input does.
+      const got = runner.cropAndResize(tf.reshape(frame, frame.shape), boxes, [0, 0, 0, 0], size).dataSync();
       assert.equal(got.length, want.length);
       let worst = 0;
       for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
       // Float rounding only (1e-5 of the 0-255 range); a half-pixel slip moves samples by tens.
       assert.ok(worst <= 255e-5, `${size.join('x')}: off by ${worst}`);
     }
+    // The crop above was the runner's own, from the pixels it was given (tfjs's would not change).
+    runner.useFrame(frame, { width, height, data: pixels.map((v) => 255 - v) });
+    const inverted = runner.cropAndResize(tf.reshape(frame, frame.shape), boxes.slice(0, 1), [0], [8, 8]).dataSync();
+    const plain = tf.image.cropAndResize(frame, boxes.slice(0, 1), [0], [8, 8]).dataSync();
+    assert.ok(
+      inverted.every((v, i) => Math.abs(v + plain[i]! - 255) < 1e-3),
+      'the crop reads the frame given to useFrame',
+    );
+    runner.useFrame(undefined);
+    frame.dispose();
+  });
+
+  it("turns and crops a tilted face as tfjs's rotateWithOffset and cropAndResize do", async () => {
+    wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/'));
+    await tf.setBackend('wasm');
+    const runner = await faceModelRunner(tf, modelFolder);
+    const [height, width] = [60, 80];
+    const pixels = Uint8Array.from(noise(height * width * 3), (v) => Math.round((v + 1) * 127.5));
+    const frame = tf.tensor4d(new Float32Array(pixels), [1, height, width, 3], 'float32');
+    runner.useFrame(frame, { width, height, data: pixels });
+    const regions = [
+      { startPoint: [20, 10], endPoint: [60, 50] }, // inside
+      { startPoint: [-15, 30], endPoint: [45, 90] }, // across the left and bottom edges
+    ] as { startPoint: [number, number]; endPoint: [number, number] }[];
+    let compared = 0;
+    for (const radians of [0.25, -0.6, 1.3, -2.9]) {
+      for (const center of [
+        [0.5, 0.5],
+        [0.31, 0.62],
+      ] as [number, number][]) {
+        for (const region of regions) {
+          const size: [number, number] = [33, 33];
+          const turned = tf.image.rotateWithOffset(frame, radians, 0, center);
+          const box = [
+            region.startPoint[1] / height,
+            region.startPoint[0] / width,
+            region.endPoint[1] / height,
+            region.endPoint[0] / width,
+          ];
+          const want = tf.div(tf.image.cropAndResize(turned, [box], [0], size), 255).dataSync();
+          const got = runner.turnedCrop(tf.reshape(frame, frame.shape), radians, center, region, size)!.dataSync();
+          assert.equal(got.length, want.length);
+          let worst = 0;
+          for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+          // Float rounding only; a pixel's nearest neighbour taken on the other side of a half, or
+          // the turn's sign or centre wrong, moves samples by a good part of the 0-1 range.
+          assert.ok(worst <= 1e-5, `${radians} rad about ${center.join(', ')}: off by ${worst}`);
+          compared++;
+          turned.dispose();
+        }
+      }
+    }
+    assert.equal(compared, 16);
+    // A tensor that is not the frame (a copy of it elsewhere) is left to tfjs.
+    const other = tf.add(frame, 0);
+    assert.equal(runner.turnedCrop(other, 0.3, [0.5, 0.5], regions[0]!, [8, 8]), undefined);
+    other.dispose();
     runner.useFrame(undefined);
     frame.dispose();
   });

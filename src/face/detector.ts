@@ -327,7 +327,8 @@ const REGION_CACHE_EXPORT = '\n;module.exports.reenactFaceRegions=Te;\n';
 /**
  * Human's three face models run through `reenactModels` (a FaceModelRunner: onnxruntime) where
  * the bundle called their tfjs `execute` (each call site is in an async function, so it awaits),
- * and the face crop Face Mesh is fed through its cropAndResize.
+ * and the face crop Face Mesh is fed through its cropAndResize, or its turnedCrop where Human
+ * turns a tilted face upright first (with tfjs where that returns nothing).
  * MODEL_RUNNER_EXPORT hands out the setter.
  */
 const MODEL_CALLS: [string, string][] = [
@@ -335,6 +336,10 @@ const MODEL_CALLS: [string, string][] = [
   ['let N=s0.execute(P.tensor),', 'let N=await reenactModels.facemesh(P.tensor),'],
   ['let i=K0.execute(d);', 'let i=await reenactModels.iris(d);'],
   ['A=Pe.image.cropAndResize(t,[s],[0],n)', 'A=reenactModels.cropAndResize(t,[s],[0],n)'],
+  [
+    'i=Pe.image.rotateWithOffset(n,s,0,[d[0],d[1]]);A=v3(-s,c),a=v5(t,i,[o,o]),Pe.dispose(i)',
+    'i=reenactModels.turnedCrop(n,s,d,t,[o,o]);A=v3(-s,c),i?a=i:(i=Pe.image.rotateWithOffset(n,s,0,[d[0],d[1]]),a=v5(t,i,[o,o]),Pe.dispose(i))',
+  ],
 ];
 const MODEL_RUNNER_EXPORT = '\n;var reenactModels;module.exports.reenactUseModels=m=>{reenactModels=m};\n';
 

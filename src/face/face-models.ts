@@ -15,11 +15,25 @@ const MODEL_NAMES: FaceModelName[] = ['blazeface', 'facemesh', 'iris'];
  * `tf.image.cropAndResize` for the face crop Face Mesh is fed. tfjs's wasm kernel takes about
  * 4 ms for a 192x192 crop of a 640x480 frame, and reading the frame back out of wasm as long;
  * where the crop is of the frame being detected (`useFrame`) it is taken from that frame's own
- * pixels instead, in well under a millisecond. Other crops (a turned copy of the frame, the
- * eyes within the face crop) stay with tfjs.
+ * pixels instead, in well under a millisecond. The same goes for the crop of a tilted face
+ * (`turnedCrop`): Human turned the whole frame upright with tfjs's rotateWithOffset (about a
+ * sixth of a live detection thread's time) and cropped that. Other crops (the eyes within the
+ * face crop) stay with tfjs.
  */
 export type FaceModelRunner = Record<FaceModelName, (input: Tensor) => Promise<Tensor | Tensor[]>> & {
   cropAndResize: (image: Tensor, boxes: number[][], boxIndices: number[], size: [number, number]) => Tensor;
+  /**
+   * Human's crop of `region` from `image` turned by `radians` about `center` (fractions of the
+   * width and height), scaled to 0-1: rotateWithOffset with fill 0, then cropAndResize, then /255.
+   * Undefined where `image` is not the frame of `useFrame` (Human then does it with tfjs).
+   */
+  turnedCrop: (
+    image: Tensor,
+    radians: number,
+    center: [number, number],
+    region: { startPoint: [number, number]; endPoint: [number, number] },
+    size: [number, number],
+  ) => Tensor | undefined;
   /** The tensor Human is given for `image` (its data, which Human's own input tensor shares). */
   useFrame: (input: Tensor | undefined, image?: RgbImage) => void;
 };
@@ -85,6 +99,46 @@ export async function faceModelRunner(tf: TfCore, modelFolder: string): Promise<
       });
       return tf.tensor4d(out, [boxes.length, height, width, 3], 'float32');
     },
+    turnedCrop: (image, radians, [centerX, centerY], { startPoint, endPoint }, [height, width]) => {
+      if (!frame || image.dataId !== frame.dataId) return undefined;
+      const { width: imageWidth, height: imageHeight } = frame.image;
+      // v5's box: the region in fractions of the (turned) image's height and width.
+      const box: Box = [
+        startPoint[1] / imageHeight,
+        startPoint[0] / imageWidth,
+        endPoint[1] / imageHeight,
+        endPoint[0] / imageWidth,
+      ];
+      const out = new Float32Array(height * width * 3);
+      cropBilinear(frame.image, box, height, width, out, turnedPixels(frame.image, radians, centerX, centerY));
+      for (let i = 0; i < out.length; i++) out[i] = out[i]! / 255;
+      return tf.tensor4d(out, [1, height, width, 3], 'float32');
+    },
+  };
+}
+
+/** Where pixel (row, col) of a turned image reads the image's data: an offset, or -1 (fill, 0). */
+type PixelAt = (row: number, col: number) => number;
+
+/**
+ * tfjs's rotateWithOffset (its wasm kernel of tfjs 4.22, in float32 as there): pixel (col, row)
+ * of the turned image is the image's pixel nearest to (col, row) turned by `radians` about
+ * (centerX, centerY) (those times the width and height), rounded half away from zero; outside
+ * the image, 0.
+ */
+function turnedPixels({ width, height }: RgbImage, radians: number, centerX: number, centerY: number): PixelAt {
+  const f = Math.fround;
+  const sin = f(Math.sin(radians));
+  const cos = f(Math.cos(-radians));
+  const cx = f(width * centerX);
+  const cy = f(height * centerY);
+  const round = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
+  return (row, col) => {
+    const dx = f(col - cx);
+    const dy = f(row - cy);
+    const x = round(f(f(f(dx * cos) - f(dy * sin)) + cx));
+    const y = round(f(f(f(dx * sin) + f(dy * cos)) + cy));
+    return x >= 0 && x < width && y >= 0 && y < height ? (y * width + x) * 3 : -1;
   };
 }
 
@@ -94,7 +148,8 @@ type Box = [number, number, number, number];
 /**
  * TensorFlow's crop_and_resize, bilinear: output row y samples the image at
  * y1·(H−1) + y·(y2−y1)·(H−1)/(h−1) (the box's middle when h is 1), likewise for columns, and
- * points outside the image read 0 (its extrapolation value).
+ * points outside the image read 0 (its extrapolation value). With `turned`, of the image turned
+ * as that says (the same size, its corners filled with 0).
  */
 function cropBilinear(
   { width: imageWidth, height: imageHeight, data: pixels }: RgbImage,
@@ -102,19 +157,20 @@ function cropBilinear(
   height: number,
   width: number,
   out: Float32Array,
+  turned?: PixelAt,
 ): void {
   const channels = 3;
   const yScale = height > 1 ? ((y2 - y1) * (imageHeight - 1)) / (height - 1) : 0;
   const xScale = width > 1 ? ((x2 - x1) * (imageWidth - 1)) / (width - 1) : 0;
   const rowStride = imageWidth * channels;
+  const at: PixelAt = turned ?? ((row, col) => row * rowStride + col * channels);
+  const read = (offset: number, c: number) => (offset < 0 ? 0 : pixels[offset + c]!);
   for (let y = 0; y < height; y++) {
     const inY = height > 1 ? y1 * (imageHeight - 1) + y * yScale : 0.5 * (y1 + y2) * (imageHeight - 1);
     if (inY < 0 || inY > imageHeight - 1) continue; // stays 0
     const top = Math.floor(inY);
     const bottom = Math.ceil(inY);
     const yLerp = inY - top;
-    const topRow = top * rowStride;
-    const bottomRow = bottom * rowStride;
     for (let x = 0; x < width; x++) {
       const inX = width > 1 ? x1 * (imageWidth - 1) + x * xScale : 0.5 * (x1 + x2) * (imageWidth - 1);
       if (inX < 0 || inX > imageWidth - 1) continue;
@@ -122,11 +178,15 @@ function cropBilinear(
       const right = Math.ceil(inX);
       const xLerp = inX - left;
       const o = (y * width + x) * channels;
+      const topLeftAt = at(top, left);
+      const topRightAt = at(top, right);
+      const bottomLeftAt = at(bottom, left);
+      const bottomRightAt = at(bottom, right);
       for (let c = 0; c < channels; c++) {
-        const topLeft = pixels[topRow + left * channels + c]!;
-        const topRight = pixels[topRow + right * channels + c]!;
-        const bottomLeft = pixels[bottomRow + left * channels + c]!;
-        const bottomRight = pixels[bottomRow + right * channels + c]!;
+        const topLeft = read(topLeftAt, c);
+        const topRight = read(topRightAt, c);
+        const bottomLeft = read(bottomLeftAt, c);
+        const bottomRight = read(bottomRightAt, c);
         const upper = topLeft + (topRight - topLeft) * xLerp;
         const lower = bottomLeft + (bottomRight - bottomLeft) * xLerp;
         out[o + c] = upper + (lower - upper) * yLerp;
