@@ -17,7 +17,7 @@ export interface StudioProcess {
 export async function startStudioProcess(dataDir: string, ...args: string[]): Promise<StudioProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(projectRoot, 'src', 'cli', 'run.ts'), 'studio', '--port', '0', '--data', dataDir, ...args],
+    [...(process.env.STUDIO_NODE_FLAGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', join(projectRoot, 'src', 'cli', 'run.ts'), 'studio', '--port', '0', '--data', dataDir, ...args],
     {
       cwd: projectRoot,
       stdio: ['ignore', 'pipe', 'pipe'],

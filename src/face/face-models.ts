@@ -129,15 +129,27 @@ type PixelAt = (row: number, col: number) => number;
 function turnedPixels({ width, height }: RgbImage, radians: number, centerX: number, centerY: number): PixelAt {
   const f = Math.fround;
   const sin = f(Math.sin(radians));
-  const cos = f(Math.cos(-radians));
+  const cos = f(Math.cos(radians));
   const cx = f(width * centerX);
   const cy = f(height * centerY);
-  const round = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
+  // The products depend on the column or the row alone.
+  const colCos = new Float32Array(width);
+  const colSin = new Float32Array(width);
+  for (let col = 0; col < width; col++) {
+    colCos[col] = f(col - cx) * cos;
+    colSin[col] = f(col - cx) * sin;
+  }
+  const rowCos = new Float32Array(height);
+  const rowSin = new Float32Array(height);
+  for (let row = 0; row < height; row++) {
+    rowCos[row] = f(row - cy) * cos;
+    rowSin[row] = f(row - cy) * sin;
+  }
   return (row, col) => {
-    const dx = f(col - cx);
-    const dy = f(row - cy);
-    const x = round(f(f(f(dx * cos) - f(dy * sin)) + cx));
-    const y = round(f(f(f(dx * sin) + f(dy * cos)) + cy));
+    const u = f(f(colCos[col]! - rowSin[row]!) + cx);
+    const v = f(f(colSin[col]! + rowCos[row]!) + cy);
+    const x = u < 0 ? -Math.floor(0.5 - u) : Math.floor(u + 0.5);
+    const y = v < 0 ? -Math.floor(0.5 - v) : Math.floor(v + 0.5);
     return x >= 0 && x < width && y >= 0 && y < height ? (y * width + x) * 3 : -1;
   };
 }
@@ -163,8 +175,17 @@ function cropBilinear(
   const yScale = height > 1 ? ((y2 - y1) * (imageHeight - 1)) / (height - 1) : 0;
   const xScale = width > 1 ? ((x2 - x1) * (imageWidth - 1)) / (width - 1) : 0;
   const rowStride = imageWidth * channels;
-  const at: PixelAt = turned ?? ((row, col) => row * rowStride + col * channels);
-  const read = (offset: number, c: number) => (offset < 0 ? 0 : pixels[offset + c]!);
+  // Each output column's two source columns and weight, the same on every row (-1: outside, 0).
+  const lefts = new Int32Array(width);
+  const rights = new Int32Array(width);
+  const xLerps = new Float64Array(width);
+  for (let x = 0; x < width; x++) {
+    const inX = width > 1 ? x1 * (imageWidth - 1) + x * xScale : 0.5 * (x1 + x2) * (imageWidth - 1);
+    const outside = inX < 0 || inX > imageWidth - 1;
+    lefts[x] = outside ? -1 : Math.floor(inX);
+    rights[x] = outside ? -1 : Math.ceil(inX);
+    xLerps[x] = inX - Math.floor(inX);
+  }
   for (let y = 0; y < height; y++) {
     const inY = height > 1 ? y1 * (imageHeight - 1) + y * yScale : 0.5 * (y1 + y2) * (imageHeight - 1);
     if (inY < 0 || inY > imageHeight - 1) continue; // stays 0
@@ -172,21 +193,20 @@ function cropBilinear(
     const bottom = Math.ceil(inY);
     const yLerp = inY - top;
     for (let x = 0; x < width; x++) {
-      const inX = width > 1 ? x1 * (imageWidth - 1) + x * xScale : 0.5 * (x1 + x2) * (imageWidth - 1);
-      if (inX < 0 || inX > imageWidth - 1) continue;
-      const left = Math.floor(inX);
-      const right = Math.ceil(inX);
-      const xLerp = inX - left;
+      const left = lefts[x]!;
+      if (left < 0) continue;
+      const right = rights[x]!;
+      const xLerp = xLerps[x]!;
+      const topLeftAt = turned ? turned(top, left) : top * rowStride + left * channels;
+      const topRightAt = turned ? turned(top, right) : top * rowStride + right * channels;
+      const bottomLeftAt = turned ? turned(bottom, left) : bottom * rowStride + left * channels;
+      const bottomRightAt = turned ? turned(bottom, right) : bottom * rowStride + right * channels;
       const o = (y * width + x) * channels;
-      const topLeftAt = at(top, left);
-      const topRightAt = at(top, right);
-      const bottomLeftAt = at(bottom, left);
-      const bottomRightAt = at(bottom, right);
       for (let c = 0; c < channels; c++) {
-        const topLeft = read(topLeftAt, c);
-        const topRight = read(topRightAt, c);
-        const bottomLeft = read(bottomLeftAt, c);
-        const bottomRight = read(bottomRightAt, c);
+        const topLeft = topLeftAt < 0 ? 0 : pixels[topLeftAt + c]!;
+        const topRight = topRightAt < 0 ? 0 : pixels[topRightAt + c]!;
+        const bottomLeft = bottomLeftAt < 0 ? 0 : pixels[bottomLeftAt + c]!;
+        const bottomRight = bottomRightAt < 0 ? 0 : pixels[bottomRightAt + c]!;
         const upper = topLeft + (topRight - topLeft) * xLerp;
         const lower = bottomLeft + (bottomRight - bottomLeft) * xLerp;
         out[o + c] = upper + (lower - upper) * yLerp;
