@@ -20,7 +20,8 @@
  *   npm run bench:live                   # 5 minutes
  *   BENCH_SECONDS=60 npm run bench:live
  *   BENCH_TABS=2 npm run bench:live      # two tabs live at once, figures per tab
- *   BENCH_SEND=640 npm run bench:live    # camera frames sent at 320 px on the long side (default 640)
+ *   BENCH_SEND=320 npm run bench:live    # camera frames sent at 320 px on the long side (default 640)
+ *   STUDIO_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench:live   # the studio's CPU profile, a file per thread
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -15,9 +15,22 @@ export interface StudioProcess {
 }
 
 export async function startStudioProcess(dataDir: string, ...args: string[]): Promise<StudioProcess> {
+  // STUDIO_NODE_FLAGS: node flags for the studio process, e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile a benchmark's studio.
+  const nodeFlags = (process.env.STUDIO_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const child = spawn(
     process.execPath,
-    [...(process.env.STUDIO_NODE_FLAGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', join(projectRoot, 'src', 'cli', 'run.ts'), 'studio', '--port', '0', '--data', dataDir, ...args],
+    [
+      ...nodeFlags,
+      '--import',
+      'tsx',
+      join(projectRoot, 'src', 'cli', 'run.ts'),
+      'studio',
+      '--port',
+      '0',
+      '--data',
+      dataDir,
+      ...args,
+    ],
     {
       cwd: projectRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
