@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { random } from './shared.js';
 import { delaunay } from '../src/mesh/delaunay.js';
 import { OneEuroFilter } from '../src/mesh/one-euro.js';
-import { warpPiecewiseAffine } from '../src/mesh/warp.js';
+import { nativeWarp, warpPiecewiseAffine, warpPiecewiseAffineInJs } from '../src/mesh/warp.js';
 import type { RgbImage } from '../src/types.js';
 
 /** Grid vertices over a width x height image, border included, `steps` cells per side. */
@@ -130,6 +130,70 @@ describe('piecewise-affine warp', () => {
     const holes = out.reduce((n, v) => n + (v === 0 ? 1 : 0), 0);
     assert.equal(holes, 0, `${holes / 3} pixels were not written`);
     assert.ok(out.every((v) => v === 200));
+  });
+});
+
+// CI builds the native warp (npm ci runs the install script) and sets REENACT_REQUIRE_NATIVE, so
+// there this test runs; elsewhere it skips where no compiler built it.
+const noNativeWarp = nativeWarp.module
+  ? false
+  : process.env.REENACT_REQUIRE_NATIVE
+    ? false
+    : `native warp unavailable: ${nativeWarp.reason}`;
+
+describe('native warp', () => {
+  test("writes the JavaScript loop's pixels, byte for byte", { skip: noNativeWarp }, () => {
+    assert.ok(nativeWarp.module, nativeWarp.reason);
+    const next = random(23);
+    const [width, height] = [301, 217];
+    const noise: RgbImage = {
+      width,
+      height,
+      data: Uint8Array.from({ length: width * height * 3 }, () => next() * 256),
+    };
+    const steps = 20;
+    const from = grid(width, height, steps);
+    const cell = width / steps;
+    let compared = 0;
+    for (const strength of [0.05, 0.6, 3]) {
+      // Up to 3 cells: triangles fold and overlap, and vertices leave the image.
+      const to = Float64Array.from(from, (v) => v + (next() - 0.5) * strength * cell);
+      const triangles = delaunay(from);
+      // A degenerate triangle (two corners at one point) and a sliver, and the order reversed:
+      // which of two overlapping triangles is drawn last shows.
+      const extra = Uint32Array.from([...triangles, 5, 5, 30, 7, 8, 9].reverse());
+      for (const order of [triangles, extra]) {
+        const js = noise.data.slice();
+        const native = noise.data.slice();
+        warpPiecewiseAffineInJs(noise, from, to, order, js);
+        nativeWarp.module!.warp(noise.data, width, height, from, to, order, native);
+        let differing = 0;
+        for (let i = 0; i < js.length; i++) if (js[i] !== native[i]) differing++;
+        assert.equal(differing, 0, `strength ${strength}: ${differing} values differ`);
+        assert.ok(!js.every((v, i) => v === noise.data[i]), 'the warp moved pixels');
+        compared++;
+      }
+    }
+    assert.equal(compared, 6);
+  });
+
+  test('refuses arguments that do not fit, by name, instead of reading past them', { skip: noNativeWarp }, () => {
+    const warp = nativeWarp.module!.warp;
+    const image = new Uint8Array(4 * 4 * 3);
+    const xy = grid(4, 4, 1);
+    assert.throws(
+      () => warp(image, 4, 4, xy, xy, Uint32Array.from([0, 1, 9]), image.slice()),
+      /vertex that does not exist/,
+    );
+    assert.throws(() => warp(image, 5, 4, xy, xy, Uint32Array.from([0, 1, 2]), image.slice()), /width x height/);
+    assert.throws(
+      () => warp(image, 4, 4, xy, xy.subarray(2), Uint32Array.from([0, 1, 2]), image.slice()),
+      /same x, y pairs/,
+    );
+    assert.throws(
+      () => warp(image, 4, 4, Float32Array.from(xy) as never, xy, Uint32Array.from([0, 1, 2]), image.slice()),
+      /from must be a Float64Array/,
+    );
   });
 });
 
