@@ -16,16 +16,21 @@
  *   gaze       iris centre from the eye-corner midpoint over eye width, per eye, |output - real|
  *   keypoints  mean distance of the 468 landmarks, output vs real, over the real eye distance
  *   brow       height of each brow over its eye's corner line over eye width, |output - real|
+ *   yaw        the head's turn left or right (degrees) from the first frame's, |output - real|: the
+ *              pose fitted on the rigid landmarks against the first frame's face in 3D
+ * After the table, per clip: on the frames where the real head is turned more than 15 degrees
+ * from the first frame, the mean turn of the real head and of the output's (and their ratio).
  * Landmark columns use full detections on the real and the output frame; frames where either
  * has no face are left out of those (counted in "lost").
  */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FaceAnalyzer, type Face } from '../src/face/detector.js';
+import { FaceAnalyzer, LANDMARK_COUNT, type Face } from '../src/face/detector.js';
 import { decodeVideo } from '../src/media/decode.js';
 import { MeshAnimator, type MeshAnimatorOptions } from '../src/mesh/animator.js';
-import { FACE_OVAL } from '../src/mesh/regions.js';
+import { fitHeadPose, landmarks3d } from '../src/mesh/head.js';
+import { FACE_OVAL, RIGID_POINTS } from '../src/mesh/regions.js';
 import { LandmarkPool } from '../src/pipeline/landmark-pool.js';
 import type { RgbImage } from '../src/types.js';
 
@@ -39,7 +44,7 @@ const { values } = parseArgs({
 const sharedDir = process.env.REENACT_SHARED ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared');
 const step = Math.max(1, Number(values.step));
 
-const COLUMNS = ['l1Whole', 'l1Face', 'l1Ring', 'eye', 'gaze', 'keypoints', 'brow'] as const;
+const COLUMNS = ['l1Whole', 'l1Face', 'l1Ring', 'eye', 'gaze', 'keypoints', 'brow', 'yaw'] as const;
 type Column = (typeof COLUMNS)[number];
 type Sums = Record<Column, { sum: number; n: number }>;
 
@@ -103,6 +108,28 @@ function eyeMeasures(face: Face): EyeMeasure[] {
 
 function eyeDistance(face: Face): number {
   return Math.hypot(px(face, 263) - px(face, 33), py(face, 263) - py(face, 33));
+}
+
+/** Yaw (degrees, signed) of `face` against `reference` (landmarks3d of the first frame's face). */
+function yawDegrees(reference: Float64Array, face: Face): number {
+  const points = new Float64Array(LANDMARK_COUNT * 2);
+  for (let i = 0; i < LANDMARK_COUNT; i++) {
+    points[2 * i] = px(face, i);
+    points[2 * i + 1] = py(face, i);
+  }
+  const pose = fitHeadPose(reference, points, RIGID_POINTS);
+  if (!pose) return 0;
+  const R = pose.rotation;
+  return (Math.atan2(R[2], R[8]) * 180) / Math.PI;
+}
+
+/** Frames where the real head is turned by more than this (degrees) count as big turns. */
+const BIG_TURN = 15;
+
+interface Turns {
+  real: number;
+  output: number;
+  n: number;
 }
 
 function faceBox(face: Face, image: RgbImage, grow = 1): [number, number, number, number] {
@@ -171,7 +198,15 @@ function add(sums: Sums, column: Column, value: number): void {
   sums[column].n++;
 }
 
-function measure(sums: Sums, output: RgbImage, outputFace: Face | undefined, real: RgbImage, realFace: Face): void {
+function measure(
+  sums: Sums,
+  output: RgbImage,
+  outputFace: Face | undefined,
+  real: RgbImage,
+  realFace: Face,
+  reference: Float64Array,
+  turns?: Turns,
+): void {
   const d = l1(output, real, realFace);
   add(sums, 'l1Whole', d.whole);
   add(sums, 'l1Face', d.face);
@@ -188,6 +223,14 @@ function measure(sums: Sums, output: RgbImage, outputFace: Face | undefined, rea
   for (let i = 0; i < 468; i++)
     distance += Math.hypot(px(outputFace, i) - px(realFace, i), py(outputFace, i) - py(realFace, i));
   add(sums, 'keypoints', distance / 468 / eyeDistance(realFace));
+  const realYaw = yawDegrees(reference, realFace);
+  const outputYaw = yawDegrees(reference, outputFace);
+  add(sums, 'yaw', Math.abs(outputYaw - realYaw));
+  if (turns && Math.abs(realYaw) > BIG_TURN) {
+    turns.real += Math.abs(realYaw);
+    turns.output += outputYaw * Math.sign(realYaw);
+    turns.n++;
+  }
 }
 
 interface ClipResult {
@@ -198,6 +241,8 @@ interface ClipResult {
   model: Record<Column, number>;
   static: Record<Column, number>;
   ratio: Record<Column, number>;
+  /** Mean turn (degrees) of the real head and the output on the frames turned past BIG_TURN. */
+  bigTurns: { frames: number; real: number; output: number };
   seconds: number;
 }
 
@@ -210,6 +255,8 @@ async function selfReenact(clip: string, analyzer: FaceAnalyzer, options: MeshAn
   let animator: MeshAnimator | undefined;
   let photo: RgbImage | undefined;
   let photoFace: Face | undefined;
+  let reference: Float64Array | undefined;
+  const turns: Turns = { real: 0, output: 0, n: 0 };
   let frames = 0,
     measured = 0,
     lost = 0;
@@ -221,6 +268,7 @@ async function selfReenact(clip: string, analyzer: FaceAnalyzer, options: MeshAn
         photo = { width: frame.width, height: frame.height, data: frame.data.slice() };
         [photoFace] = await analyzer.detect(photo);
         if (!photoFace || !driving) throw new Error(`no face in the first frame of ${clip}`);
+        reference = landmarks3d(photoFace.landmarks, LANDMARK_COUNT);
         animator = new MeshAnimator({ image: photo, face: photoFace }, driving, options);
       }
       const output = animator!.render({ face: driving, frame, time: frame.time });
@@ -233,8 +281,8 @@ async function selfReenact(clip: string, analyzer: FaceAnalyzer, options: MeshAn
       const [outputFace] = await analyzer.detect(output);
       if (!outputFace) lost++;
       measured++;
-      measure(model, output, outputFace, frame, realFace);
-      measure(still, photo, photoFace, frame, realFace);
+      measure(model, output, outputFace, frame, realFace, reference!, turns);
+      measure(still, photo, photoFace, frame, realFace, reference!);
     }
   } finally {
     await pool.close();
@@ -244,7 +292,22 @@ async function selfReenact(clip: string, analyzer: FaceAnalyzer, options: MeshAn
   const m = mean(model);
   const s = mean(still);
   const ratio = Object.fromEntries(COLUMNS.map((c) => [c, m[c] / s[c]])) as Record<Column, number>;
-  return { clip, frames, measured, lost, model: m, static: s, ratio, seconds: (performance.now() - started) / 1000 };
+  const bigTurns = {
+    frames: turns.n,
+    real: turns.real / Math.max(1, turns.n),
+    output: turns.output / Math.max(1, turns.n),
+  };
+  return {
+    clip,
+    frames,
+    measured,
+    lost,
+    model: m,
+    static: s,
+    ratio,
+    bigTurns,
+    seconds: (performance.now() - started) / 1000,
+  };
 }
 
 const analyzer = await FaceAnalyzer.create();
@@ -266,6 +329,7 @@ if (values.json) {
     'gaze',
     'keypoints',
     'brow',
+    'yaw (deg)',
   ];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`| ${header.map(() => '---').join(' | ')} |`);
@@ -278,5 +342,9 @@ if (values.json) {
       `| | ${r.seconds.toFixed(0)} s | **ratio** | ${COLUMNS.map((c) => `**${r.ratio[c].toFixed(2)}**`).join(' | ')} |`,
     );
   }
+  for (const { clip, bigTurns: t } of results)
+    console.log(
+      `${clip}: ${t.frames} frames turned past ${BIG_TURN} degrees: real ${t.real.toFixed(1)}, output ${t.output.toFixed(1)} (${((100 * t.output) / Math.max(1e-9, t.real)).toFixed(0)}%)`,
+    );
   console.log(`step ${step}: every ${step === 1 ? '' : `${step}th `}frame measured, every frame rendered`);
 }

@@ -11,9 +11,10 @@ import { readImage } from '../src/media/image.js';
 import { animate, type AnimateResult } from '../src/pipeline/animate.js';
 import type { RgbImage } from '../src/types.js';
 import {
-  alignedFacePatch,
   correlation,
   framesAt,
+  frontalFacePatch,
+  frontalFrame,
   makeClip,
   measureVideo,
   patchSimilarity,
@@ -21,6 +22,7 @@ import {
   psnr,
   scratchFolder,
   type FrameMeasure,
+  type FrontalFrame,
 } from './animate-measure.js';
 import { shared, skipWithoutShared } from './shared.js';
 
@@ -30,6 +32,7 @@ describe('animate (mesh) on portrait-outdoor.jpg + driving-talking.mp4', { skip:
   let analyzer: FaceAnalyzer;
   let photo: RgbImage;
   let photoFace: Face;
+  let frontal: FrontalFrame;
   let output: string;
   let result: AnimateResult;
   let out: FrameMeasure[];
@@ -46,9 +49,10 @@ describe('animate (mesh) on portrait-outdoor.jpg + driving-talking.mp4', { skip:
       driving: shared('fixtures', 'driving-talking.mp4'),
       output,
     });
-    // Every 3rd frame: 80 samples of the 8 s clip.
-    out = await measureVideo(output, analyzer, 3);
-    driver = await measureVideo(shared('fixtures', 'driving-talking.mp4'), analyzer, 3);
+    // Every 3rd frame: 80 samples of the 8 s clip, faces compared in the photo's pose.
+    frontal = frontalFrame(photoFace);
+    out = await measureVideo(output, analyzer, 3, { frontal });
+    driver = await measureVideo(shared('fixtures', 'driving-talking.mp4'), analyzer, 3, { frontal });
   });
   after(async () => {
     if (folder) await rm(folder, { recursive: true, force: true });
@@ -121,7 +125,7 @@ describe('animate (mesh) on portrait-outdoor.jpg + driving-talking.mp4', { skip:
   });
 
   test('the person stays the source: at the reference frame the output is the photo, and nearly every frame looks more like the photo than the driver', async () => {
-    const sourcePatch = alignedFacePatch(photo, photoFace);
+    const sourcePatch = frontalFacePatch(photo, photoFace, frontal);
     assert.equal(out[0]!.index, result.startFrame);
     const { box } = photoFace;
     const inFace = (x: number, y: number) =>
@@ -134,8 +138,9 @@ describe('animate (mesh) on portrait-outdoor.jpg + driving-talking.mp4', { skip:
     const matched = pairs();
     const likeSource = matched.map(([o]) => patchSimilarity(o.patch, sourcePatch));
     const likeDriver = matched.map(([o, d]) => patchSimilarity(o.patch, d.patch));
-    // Extreme turns (over 20 degrees of roll with some yaw) make the aligned patches a weak
-    // measure, so a few frames may go either way; nearly all must look like the photo.
+    // Faces are compared with their head pose undone (frontalFacePatch), so a turn the output
+    // shares with the driver does not make it look like the driver; nearly all must look like
+    // the photo.
     const closerToSource = likeSource.filter((v, i) => v > likeDriver[i]!).length;
     assert.ok(
       closerToSource >= 0.9 * matched.length,
@@ -145,6 +150,20 @@ describe('animate (mesh) on portrait-outdoor.jpg + driving-talking.mp4', { skip:
     assert.ok(
       mean(likeSource) > mean(likeDriver) + 0.15,
       `mean similarity ${mean(likeSource).toFixed(2)} to the photo, ${mean(likeDriver).toFixed(2)} to the driver`,
+    );
+  });
+
+  test('the identity measure tells people apart: the driver, turning as it does, looks like itself, not like the photo', () => {
+    // The same comparison on a video that is not the photo's person: the driver's frames against
+    // the photo and against the driver's first frame (another pose of the same person). It must
+    // say "not the source" where the output passes, big turns included.
+    const sourcePatch = frontalFacePatch(photo, photoFace, frontal);
+    const first = driver[0]!.patch;
+    const rest = driver.slice(1);
+    const likeSource = rest.filter((d) => patchSimilarity(d.patch, sourcePatch) > patchSimilarity(d.patch, first));
+    assert.ok(
+      likeSource.length <= 0.1 * rest.length,
+      `${likeSource.length} of ${rest.length} driver frames look more like the photo than the driver's first frame`,
     );
   });
 

@@ -171,6 +171,16 @@ describe('native warp', () => {
         for (let i = 0; i < js.length; i++) if (js[i] !== native[i]) differing++;
         assert.equal(differing, 0, `strength ${strength}: ${differing} values differ`);
         assert.ok(!js.every((v, i) => v === noise.data[i]), 'the warp moved pixels');
+        // With layers: which triangle drew each pixel, 0 leaving the mask alone.
+        const values = Uint8Array.from({ length: order.length / 3 }, () => Math.floor(next() * 3));
+        const masks = [new Uint8Array(width * height), new Uint8Array(width * height)];
+        warpPiecewiseAffineInJs(noise, from, to, order, js, { mask: masks[0]!, values });
+        nativeWarp.module!.warp(noise.data, width, height, from, to, order, native, masks[1], values);
+        assert.deepEqual(masks[1], masks[0], `strength ${strength}: the masks differ`);
+        assert.ok(
+          masks[0]!.some((v) => v === 2),
+          'the mask was written',
+        );
         compared++;
       }
     }
@@ -194,6 +204,9 @@ describe('native warp', () => {
       () => warp(image, 4, 4, Float32Array.from(xy) as never, xy, Uint32Array.from([0, 1, 2]), image.slice()),
       /from must be a Float64Array/,
     );
+    const one = Uint32Array.from([0, 1, 2]);
+    assert.throws(() => warp(image, 4, 4, xy, xy, one, image.slice(), new Uint8Array(15), Uint8Array.of(1)), /mask/);
+    assert.throws(() => warp(image, 4, 4, xy, xy, one, image.slice(), new Uint8Array(16), new Uint8Array(0)), /values/);
   });
 });
 

@@ -48,8 +48,26 @@ const CLOSED_EYE_GAP = 0.45;
  */
 const LINEAR_EYE_GAP = 0.8;
 
-/** Turns out of the image plane follow the driver up to `knee` and ease off towards `limit` (radians; see easeTurn). */
-const TURN = { knee: (12 * Math.PI) / 180, limit: (22 * Math.PI) / 180 };
+/**
+ * Turns out of the image plane follow the driver up to `knee` and ease off towards `limit`
+ * (radians; see easeTurn). At 12 and 22 degrees the head turned two thirds of the driver's on the
+ * big turns of driving-talking.mp4 (18.9 of 28.5 degrees, bench:quality --step 3); at these, 89%.
+ */
+const TURN = { knee: (22 * Math.PI) / 180, limit: (36 * Math.PI) / 180 };
+
+/**
+ * A face triangle drawn at under this share of its area in the photo (relative to the head's
+ * scale) is seen obliquely: the far side of a turn, where the cheek becomes the head's outline.
+ * There the warp draws the skin to a hard, stair-stepped cut against whatever lies behind (the
+ * photo's own edges there are soft: cheek against sky, hair against the ear), so the pixels on
+ * both sides of that cut are softened (see featherOutline).
+ */
+const OBLIQUE = 0.6;
+
+/** Layers in MeshAnimator's mask: drawn by no face triangle, by one seen about as in the photo, by an oblique one. */
+const BEHIND = 0,
+  FACING = 1,
+  SIDEWAYS = 2;
 
 /** Change of any rotation entry (~radians) after which the face triangles are sorted again. */
 const RESORT_TURN = 0.01;
@@ -134,6 +152,11 @@ export class MeshAnimator {
   private readonly unposed = new Float64Array(LANDMARK_COUNT * 3);
   /** Target vertices in the reference's 3D coordinates, before the pose. */
   private readonly target: Float64Array;
+  /** Per output pixel, which layer drew it (BEHIND, FACING, SIDEWAYS), and per triangle in drawing order, its layer. */
+  private readonly layerMask: Uint8Array;
+  private readonly layerValues: Uint8Array;
+  /** Per face triangle (in `faceTriangles` order): twice its signed area on the photo. */
+  private readonly faceAreas: Float64Array;
   /** The last rendered frame, kept for frames without a face (callers may change what they were given). */
   private held: Uint8Array | undefined;
 
@@ -154,6 +177,11 @@ export class MeshAnimator {
     this.triangles = mesh.triangles.slice();
     this.faceOrder = new Uint32Array(mesh.face.length / 3);
     this.faceKeys = new Float64Array(mesh.face.length / 3);
+    this.layerMask = new Uint8Array(this.image.width * this.image.height);
+    this.layerValues = new Uint8Array(mesh.triangles.length / 3);
+    this.faceAreas = new Float64Array(mesh.face.length / 3);
+    for (let t = 0; t < this.faceAreas.length; t++)
+      this.faceAreas[t] = doubleArea(this.from, mesh.face[3 * t]!, mesh.face[3 * t + 1]!, mesh.face[3 * t + 2]!);
     this.to = Float64Array.from(this.from);
     this.toDepth = Float64Array.from(mesh.depth);
     const vertexCount = this.from.length / 2;
@@ -274,7 +302,16 @@ export class MeshAnimator {
     }
 
     const out = copy(this.image);
-    warpPiecewiseAffine(this.image, from, to, this.drawingOrder(R), out.data);
+    const triangles = this.drawingOrder(R);
+    // Most frames see no face triangle sideways (no turn): nothing to mark or soften.
+    if (this.markLayers(s)) {
+      this.layerMask.fill(BEHIND);
+      warpPiecewiseAffine(this.image, from, to, triangles, out.data, {
+        mask: this.layerMask,
+        values: this.layerValues,
+      });
+      featherOutline(out, this.layerMask, to);
+    } else warpPiecewiseAffine(this.image, from, to, triangles, out.data);
     if (this.takeEyes)
       for (let e = 0; e < EYES.length; e++) shiftIris(out, this.image, from, to, this.irises[e]!, this.gazeShift[e]!);
     if (this.mouthFill) {
@@ -408,6 +445,30 @@ export class MeshAnimator {
   }
 
   /**
+   * The layer of every triangle in drawing order (layerValues): the fixed ones BEHIND, the face's
+   * FACING or, drawn at under OBLIQUE of their photo's area (`scale`: the head's scale against the
+   * reference frame), SIDEWAYS. faceOrder holds the drawing order of the face triangles (drawingOrder).
+   * True when any is SIDEWAYS.
+   */
+  private markLayers(scale: number): boolean {
+    const values = this.layerValues;
+    const fixed = this.fixedTriangles.length / 3;
+    values.fill(BEHIND, 0, fixed);
+    const face = this.faceTriangles;
+    const least = OBLIQUE * scale * scale;
+    let sideways = false;
+    for (let k = 0; k < this.faceOrder.length; k++) {
+      const t = this.faceOrder[k]!;
+      const drawn = doubleArea(this.to, face[3 * t]!, face[3 * t + 1]!, face[3 * t + 2]!);
+      const photo = this.faceAreas[t]!;
+      const oblique = drawn * Math.sign(photo) < least * Math.abs(photo);
+      values[fixed + k] = oblique ? SIDEWAYS : FACING;
+      sideways ||= oblique;
+    }
+    return sideways;
+  }
+
+  /**
    * Triangles in drawing order: the fixed ones, then the face's from the farthest posed depth to
    * the nearest. Sorted again only once the head has turned by more than about half a degree
    * since the last sort (`rotation`): the order changes with the turn, not with each frame.
@@ -516,6 +577,59 @@ function distance3(points: Float64Array, i: number, j: number): number {
 
 function clamp(value: number, limit: number): number {
   return Math.max(-limit, Math.min(limit, value));
+}
+
+/** Twice the signed area of triangle (a, b, c) of interleaved x, y points. */
+function doubleArea(points: ArrayLike<number>, a: number, b: number, c: number): number {
+  return (
+    (points[2 * b]! - points[2 * a]!) * (points[2 * c + 1]! - points[2 * a + 1]!) -
+    (points[2 * c]! - points[2 * a]!) * (points[2 * b + 1]! - points[2 * a + 1]!)
+  );
+}
+
+/**
+ * Softens the cut where obliquely seen face triangles (SIDEWAYS: the far side of a turn) meet
+ * pixels no face triangle drew: each pixel on either side of that boundary becomes the mean of
+ * its 3x3 neighbourhood, a two-pixel ramp like the photo's own edges. Only the face's box (from
+ * the posed landmarks in `to`) is scanned.
+ */
+function featherOutline(out: RgbImage, mask: Uint8Array, to: Float64Array): void {
+  const { width, height, data } = out;
+  let x0 = Infinity,
+    y0 = Infinity,
+    x1 = -Infinity,
+    y1 = -Infinity;
+  for (let i = 0; i < MESH_POINTS; i++) {
+    x0 = Math.min(x0, to[2 * i]!);
+    x1 = Math.max(x1, to[2 * i]!);
+    y0 = Math.min(y0, to[2 * i + 1]!);
+    y1 = Math.max(y1, to[2 * i + 1]!);
+  }
+  const left = Math.max(1, Math.floor(x0) - 2),
+    right = Math.min(width - 2, Math.ceil(x1) + 2);
+  const top = Math.max(1, Math.floor(y0) - 2),
+    bottom = Math.min(height - 2, Math.ceil(y1) + 2);
+  const edge: number[] = [];
+  for (let y = top; y <= bottom; y++) {
+    for (let x = left; x <= right; x++) {
+      const p = y * width + x;
+      const m = mask[p]!;
+      if (m === FACING) continue;
+      const other = m === SIDEWAYS ? BEHIND : SIDEWAYS;
+      if (mask[p - 1] === other || mask[p + 1] === other || mask[p - width] === other || mask[p + width] === other)
+        edge.push(p);
+    }
+  }
+  const blended = new Uint8Array(edge.length * 3);
+  edge.forEach((p, k) => {
+    for (let c = 0; c < 3; c++) {
+      let sum = 0;
+      for (let dy = -width; dy <= width; dy += width)
+        for (let dx = -1; dx <= 1; dx++) sum += data[(p + dy + dx) * 3 + c]!;
+      blended[3 * k + c] = (sum + 4.5) / 9;
+    }
+  });
+  edge.forEach((p, k) => data.set(blended.subarray(3 * k, 3 * k + 3), p * 3));
 }
 
 /**

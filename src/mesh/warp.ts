@@ -13,6 +13,8 @@ interface NativeWarp {
     to: Float64Array,
     triangles: Uint32Array,
     out: Uint8Array,
+    mask?: Uint8Array,
+    values?: Uint8Array,
   ): void;
 }
 
@@ -38,6 +40,9 @@ export const nativeWarp: { module?: NativeWarp; reason?: string } = (() => {
  * triangle at its `from` position. Triangles that do not move are skipped, so pixels there stay
  * exact copies. Coordinates are interleaved x, y in pixel units with pixel centres at +0.5.
  * Triangles are drawn in order: a later one covers an earlier one.
+ * With `layers`, every pixel a triangle writes gets that triangle's value (values[t], t counting
+ * triangles) in `mask` (one byte per pixel), so the caller knows which part of the mesh drew it;
+ * triangles of value 0 leave the mask as it was (the caller clears it to 0).
  */
 export function warpPiecewiseAffine(
   source: RgbImage,
@@ -45,9 +50,18 @@ export function warpPiecewiseAffine(
   to: Float64Array,
   triangles: Uint32Array,
   out: Uint8Array,
+  layers?: Layers,
 ): void {
-  if (nativeWarp.module) nativeWarp.module.warp(source.data, source.width, source.height, from, to, triangles, out);
-  else warpPiecewiseAffineInJs(source, from, to, triangles, out);
+  const { width, height, data } = source;
+  if (!nativeWarp.module) warpPiecewiseAffineInJs(source, from, to, triangles, out, layers);
+  else if (layers) nativeWarp.module.warp(data, width, height, from, to, triangles, out, layers.mask, layers.values);
+  else nativeWarp.module.warp(data, width, height, from, to, triangles, out);
+}
+
+/** Which triangle drew each pixel: see warpPiecewiseAffine. */
+export interface Layers {
+  mask: Uint8Array;
+  values: Uint8Array;
 }
 
 /** warpPiecewiseAffine's loop in JavaScript (native/warp.cc is its copy). */
@@ -57,15 +71,18 @@ export function warpPiecewiseAffineInJs(
   to: Float64Array,
   triangles: Uint32Array,
   out: Uint8Array,
+  layers?: Layers,
 ): void {
   const { width, height, data } = source;
   const maxX = width - 1;
   const maxY = height - 1;
   const rowStride = width * 3;
+  const mask = layers?.mask;
   // The hot loop, kept in the compact layout its unpacking reads best in.
   // prettier-ignore
   for (let t = 0; t < triangles.length; t += 3) {
     const i0 = triangles[t]! * 2, i1 = triangles[t + 1]! * 2, i2 = triangles[t + 2]! * 2;
+    const layer = layers ? layers.values[t / 3]! : 0;
     const x0 = to[i0]!, y0 = to[i0 + 1]!, x1 = to[i1]!, y1 = to[i1 + 1]!, x2 = to[i2]!, y2 = to[i2 + 1]!;
     const u0 = from[i0]!, v0 = from[i0 + 1]!, u1 = from[i1]!, v1 = from[i1 + 1]!, u2 = from[i2]!, v2 = from[i2 + 1]!;
     if (
@@ -131,6 +148,7 @@ export function warpPiecewiseAffineInJs(
         out[o] = w00 * data[p00]! + w01 * data[p01]! + w10 * data[p10]! + w11 * data[p11]! + 0.5;
         out[o + 1] = w00 * data[p00 + 1]! + w01 * data[p01 + 1]! + w10 * data[p10 + 1]! + w11 * data[p11 + 1]! + 0.5;
         out[o + 2] = w00 * data[p00 + 2]! + w01 * data[p01 + 2]! + w10 * data[p10 + 2]! + w11 * data[p11 + 2]! + 0.5;
+        if (layer) mask![o / 3] = layer;
       }
     }
   }

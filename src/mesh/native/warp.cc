@@ -35,14 +35,16 @@ int integer(napi_env env, napi_value value, const char *name) {
   return result;
 }
 
+// mask (one byte per pixel) and values (one per triangle) may be null: see warp.ts's layers.
 void warp(const uint8_t *data, int width, int height, const double *from, const double *to, const uint32_t *triangles,
-          size_t triangleValues, uint8_t *out) {
+          size_t triangleValues, uint8_t *out, uint8_t *mask, const uint8_t *values) {
   const int maxX = width - 1;
   const int maxY = height - 1;
   const int rowStride = width * 3;
   const double eps = 1e-6;
   for (size_t t = 0; t < triangleValues; t += 3) {
     const size_t i0 = triangles[t] * 2, i1 = triangles[t + 1] * 2, i2 = triangles[t + 2] * 2;
+    const uint8_t layer = values ? values[t / 3] : 0;
     const double x0 = to[i0], y0 = to[i0 + 1], x1 = to[i1], y1 = to[i1 + 1], x2 = to[i2], y2 = to[i2 + 1];
     const double u0 = from[i0], v0 = from[i0 + 1], u1 = from[i1], v1 = from[i1 + 1], u2 = from[i2], v2 = from[i2 + 1];
     if (std::abs(x0 - u0) < kStill && std::abs(y0 - v0) < kStill && std::abs(x1 - u1) < kStill &&
@@ -101,18 +103,20 @@ void warp(const uint8_t *data, int width, int height, const double *from, const 
           const double value = w00 * data[p00 + c] + w01 * data[p01 + c] + w10 * data[p10 + c] + w11 * data[p11 + c] + 0.5;
           out[o + c] = static_cast<uint8_t>(static_cast<int>(value));
         }
+        if (layer) mask[o / 3] = layer;
       }
     }
   }
 }
 
-// warp(source: Uint8Array, width, height, from: Float64Array, to: Float64Array, triangles: Uint32Array, out: Uint8Array)
+// warp(source: Uint8Array, width, height, from: Float64Array, to: Float64Array, triangles: Uint32Array,
+//      out: Uint8Array[, mask: Uint8Array, values: Uint8Array])
 napi_value Warp(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value args[7];
+  size_t argc = 9;
+  napi_value args[9];
   napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
   try {
-    if (argc != 7) throw ArgError{"warp takes 7 arguments"};
+    if (argc != 7 && argc != 9) throw ArgError{"warp takes 7 arguments, or 9 with mask and values"};
     size_t sourceLength, fromLength, toLength, triangleLength, outLength;
     const auto *data = typed<uint8_t>(env, args[0], napi_uint8_array, "Uint8Array", "source", &sourceLength);
     const int width = integer(env, args[1], "width");
@@ -128,7 +132,16 @@ napi_value Warp(napi_env env, napi_callback_info info) {
     if (triangleLength % 3 != 0) throw ArgError{"triangles must hold vertex triples"};
     for (size_t i = 0; i < triangleLength; i++)
       if (triangles[i] >= fromLength / 2) throw ArgError{"a triangle names a vertex that does not exist"};
-    warp(data, width, height, from, to, triangles, triangleLength, out);
+    uint8_t *mask = nullptr;
+    const uint8_t *values = nullptr;
+    if (argc == 9) {
+      size_t maskLength, valueLength;
+      mask = typed<uint8_t>(env, args[7], napi_uint8_array, "Uint8Array", "mask", &maskLength);
+      values = typed<uint8_t>(env, args[8], napi_uint8_array, "Uint8Array", "values", &valueLength);
+      if (maskLength != pixels / 3) throw ArgError{"mask must hold a byte per pixel"};
+      if (valueLength < triangleLength / 3) throw ArgError{"values must hold a byte per triangle"};
+    }
+    warp(data, width, height, from, to, triangles, triangleLength, out, mask, values);
   } catch (const ArgError &error) {
     napi_throw_type_error(env, nullptr, error.message.c_str());
   }
