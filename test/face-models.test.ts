@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { faceModelRunner } from '../src/face/face-models.js';
+import { faceModelRunner, type Box } from '../src/face/face-models.js';
 import { tfjsGraphToOnnx } from '../src/face/tfjs-onnx.js';
 
 const require = createRequire(import.meta.url);
@@ -90,13 +90,13 @@ describe('face models converted to ONNX', () => {
     });
   }
 
-  it("crops and resizes as tfjs's cropAndResize does, inside and across the image's edges", async () => {
+  it("crops the face and the eyes within it as tfjs's cropAndResize does, inside and across the edges", async () => {
     wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/'));
     await tf.setBackend('wasm');
     const runner = await faceModelRunner(tf, modelFolder);
     const [height, width] = [48, 64];
     const pixels = Uint8Array.from(noise(height * width * 3), (v) => Math.round((v + 1) * 127.5));
-    const boxes = [
+    const boxes: Box[] = [
       [0.1, 0.2, 0.7, 0.9], // inside
       [-0.2, 0.5, 0.6, 1.3], // across the top and right edges: those samples read 0
       [0.3, 0.6, 0.3, 0.6], // a single point (both sizes 1 below)
@@ -105,28 +105,41 @@ describe('face models converted to ONNX', () => {
     // As the detector hands a frame to Human: float32, 4-D, the frame's pixels given with it.
     const frame = tf.tensor4d(new Float32Array(pixels), [1, height, width, 3], 'float32');
     runner.useFrame(frame, { width, height, data: pixels });
+    const worstOf = (got: ArrayLike<number>, want: ArrayLike<number>) => {
+      assert.equal(got.length, want.length);
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+      return worst;
+    };
     for (const size of [
       [17, 23],
       [1, 1],
       [64, 64],
     ] as [number, number][]) {
-      const want = tf.image.cropAndResize(frame, boxes, [0, 0, 0, 0], size).dataSync();
-      // A reshape shares the frame's data, as Human's own 4-D view of its input does.
-      const got = runner.cropAndResize(tf.reshape(frame, frame.shape), boxes, [0, 0, 0, 0], size).dataSync();
-      assert.equal(got.length, want.length);
-      let worst = 0;
-      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
-      // Float rounding only (1e-5 of the 0-255 range); a half-pixel slip moves samples by tens.
-      assert.ok(worst <= 255e-5, `${size.join('x')}: off by ${worst}`);
+      for (const box of boxes) {
+        const want = tf.div(tf.image.cropAndResize(frame, [box], [0], size), 255).dataSync();
+        // A reshape shares the frame's data, as Human's own 4-D view of its input does.
+        const face = runner.faceCrop(tf.reshape(frame, frame.shape), box, size)!;
+        // Float rounding only (1e-5 of the 0-1 range); a half-pixel slip moves samples by a tenth.
+        const worst = worstOf(face.dataSync(), want);
+        assert.ok(worst <= 1e-5, `face ${size.join('x')} of ${box.join(', ')}: off by ${worst}`);
+        // The eyes are cropped from the face crop (two boxes at once, as Human's iris model takes them).
+        const eyes = [boxes[0]!, boxes[3]!];
+        const wantEyes = tf.image.cropAndResize(face as never, eyes, [0, 0], [9, 13]).dataSync();
+        const eyesWorst = worstOf(runner.cropAndResize(face, eyes, [0, 0], [9, 13]).dataSync(), wantEyes);
+        assert.ok(eyesWorst <= 1e-5, `eyes of face ${size.join('x')}: off by ${eyesWorst}`);
+      }
     }
-    // The crop above was the runner's own, from the pixels it was given (tfjs's would not change).
+    // The face crop was the runner's own, from the pixels it was given (tfjs's would not change).
     runner.useFrame(frame, { width, height, data: pixels.map((v) => 255 - v) });
-    const inverted = runner.cropAndResize(tf.reshape(frame, frame.shape), boxes.slice(0, 1), [0], [8, 8]).dataSync();
-    const plain = tf.image.cropAndResize(frame, boxes.slice(0, 1), [0], [8, 8]).dataSync();
+    const inverted = runner.faceCrop(tf.reshape(frame, frame.shape), boxes[0]!, [8, 8])!.dataSync();
+    const plain = tf.image.cropAndResize(frame, [boxes[0]!], [0], [8, 8]).dataSync();
     assert.ok(
-      inverted.every((v, i) => Math.abs(v + plain[i]! - 255) < 1e-3),
+      inverted.every((v, i) => Math.abs(v * 255 + plain[i]! - 255) < 1e-3),
       'the crop reads the frame given to useFrame',
     );
+    // A tensor that is not the frame is left to tfjs.
+    assert.equal(runner.faceCrop(tf.add(frame, 0), boxes[0]!, [8, 8]), undefined);
     runner.useFrame(undefined);
     frame.dispose();
   });

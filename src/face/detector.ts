@@ -327,15 +327,23 @@ const REGION_CACHE_EXPORT = '\n;module.exports.reenactFaceRegions=Te;\n';
 /**
  * Human's three face models run through `reenactModels` (a FaceModelRunner: onnxruntime) where
  * the bundle called their tfjs `execute` (each call site is in an async function, so it awaits),
- * and the face crop Face Mesh is fed through its cropAndResize, or its turnedCrop where Human
- * turns a tilted face upright first (with tfjs where that returns nothing).
+ * and the crops those models are fed through it: the face (faceCrop, or turnedCrop where Human
+ * turns a tilted face upright first; with tfjs where they return nothing) and the eyes within it
+ * (cropAndResize).
  * MODEL_RUNNER_EXPORT hands out the setter.
  */
 const MODEL_CALLS: [string, string][] = [
   ['let s=xe==null?void 0:xe.execute(n.normalized);', 'let s=await reenactModels.blazeface(n.normalized);'],
   ['let N=s0.execute(P.tensor),', 'let N=await reenactModels.facemesh(P.tensor),'],
   ['let i=K0.execute(d);', 'let i=await reenactModels.iris(d);'],
-  ['A=Pe.image.cropAndResize(t,[s],[0],n)', 'A=reenactModels.cropAndResize(t,[s],[0],n)'],
+  [
+    'A=Pe.image.cropAndResize(t,[s],[0],n),a=Pe.div(A,C.tf255);return Pe.dispose(A),a}',
+    'A=reenactModels.faceCrop(t,s,n);if(A)return A;A=Pe.image.cropAndResize(t,[s],[0],n);let a=Pe.div(A,C.tf255);return Pe.dispose(A),a}',
+  ],
+  [
+    'c=ye.image.cropAndResize(t,[[a.startPoint[1]/r,a.startPoint[0]/r,a.endPoint[1]/r,a.endPoint[0]/r]],[0],[We,We])',
+    'c=reenactModels.cropAndResize(t,[[a.startPoint[1]/r,a.startPoint[0]/r,a.endPoint[1]/r,a.endPoint[0]/r]],[0],[We,We])',
+  ],
   [
     'i=Pe.image.rotateWithOffset(n,s,0,[d[0],d[1]]);A=v3(-s,c),a=v5(t,i,[o,o]),Pe.dispose(i)',
     'i=reenactModels.turnedCrop(n,s,d,t,[o,o]);A=v3(-s,c),i?a=i:(i=Pe.image.rotateWithOffset(n,s,0,[d[0],d[1]]),a=v5(t,i,[o,o]),Pe.dispose(i))',

@@ -11,17 +11,21 @@ export type FaceModelName = 'blazeface' | 'facemesh' | 'iris';
 const MODEL_NAMES: FaceModelName[] = ['blazeface', 'facemesh', 'iris'];
 
 /**
- * What Human's patched bundle calls in place of tfjs: each model's `execute`, and
- * `tf.image.cropAndResize` for the face crop Face Mesh is fed. tfjs's wasm kernel takes about
- * 4 ms for a 192x192 crop of a 640x480 frame, and reading the frame back out of wasm as long;
- * where the crop is of the frame being detected (`useFrame`) it is taken from that frame's own
- * pixels instead, in well under a millisecond. The same goes for the crop of a tilted face
- * (`turnedCrop`): Human turned the whole frame upright with tfjs's rotateWithOffset (about a
- * sixth of a live detection thread's time) and cropped that. Other crops (the eyes within the
- * face crop) stay with tfjs.
+ * What Human's patched bundle calls in place of tfjs: each model's `execute`, and the crops of the
+ * face and the eyes its models are fed. tfjs's wasm kernel took about 4 ms for a 192x192 crop of
+ * a 640x480 frame, reading the frame back out of wasm as long, and where the face is tilted it
+ * first turned the whole frame upright (rotateWithOffset: about a sixth of a live detection
+ * thread's time). Here the face crop (`faceCrop`, `turnedCrop`) is taken from the pixels of the
+ * frame being detected (`useFrame`), the eyes' crops from the face crop's own values (kept beside
+ * its tensor), and a model's input is read from those values rather than back out of wasm.
  */
 export type FaceModelRunner = Record<FaceModelName, (input: Tensor) => Promise<Tensor | Tensor[]>> & {
-  cropAndResize: (image: Tensor, boxes: number[][], boxIndices: number[], size: [number, number]) => Tensor;
+  /**
+   * Human's crop of `box` ([y1, x1, y2, x2], fractions of the height and width) from `image`,
+   * scaled to 0-1 (cropAndResize, then /255). Undefined where `image` is not the frame of
+   * `useFrame` (Human then does it with tfjs).
+   */
+  faceCrop: (image: Tensor, box: Box, size: [number, number]) => Tensor | undefined;
   /**
    * Human's crop of `region` from `image` turned by `radians` about `center` (fractions of the
    * width and height), scaled to 0-1: rotateWithOffset with fill 0, then cropAndResize, then /255.
@@ -34,9 +38,18 @@ export type FaceModelRunner = Record<FaceModelName, (input: Tensor) => Promise<T
     region: { startPoint: [number, number]; endPoint: [number, number] },
     size: [number, number],
   ) => Tensor | undefined;
+  /** tf.image.cropAndResize; of a face crop above (the eyes), from its values kept in JS. */
+  cropAndResize: (image: Tensor, boxes: number[][], boxIndices: number[], size: [number, number]) => Tensor;
   /** The tensor Human is given for `image` (its data, which Human's own input tensor shares). */
   useFrame: (input: Tensor | undefined, image?: RgbImage) => void;
 };
+
+/** An image's values in JS, 3 channels interleaved: a frame's pixels, or a crop's 0-1 values. */
+interface Pixels {
+  width: number;
+  height: number;
+  data: ArrayLike<number>;
+}
 
 /** One model's run: its input tensor in, its outputs (in the session's order) out. */
 type Run = (input: Tensor) => Promise<Tensor[]>;
@@ -68,10 +81,17 @@ export async function faceModelRunner(tf: TfCore, modelFolder: string): Promise<
       });
     }),
   );
+  /** The values of the crops made here, by their tensors' data: read without a copy out of wasm. */
+  const crops = new WeakMap<object, Float32Array>();
+  const keep = (values: Float32Array, shape: [number, number, number, number]) => {
+    const tensor = tf.tensor4d(values, shape, 'float32');
+    crops.set(tensor.dataId, values);
+    return tensor;
+  };
   const run =
     (session: ort.InferenceSession): Run =>
     async (input) => {
-      const data = input.dataSync() as Float32Array;
+      const data = crops.get(input.dataId) ?? (input.dataSync() as Float32Array);
       const outputs = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', data, input.shape) });
       return session.outputNames.map((name) => {
         const output = outputs[name]!;
@@ -88,16 +108,12 @@ export async function faceModelRunner(tf: TfCore, modelFolder: string): Promise<
     useFrame: (input, image) => {
       frame = input && image ? { dataId: input.dataId, image } : undefined;
     },
-    cropAndResize: (image, boxes, boxIndices, size) => {
-      if (!frame || image.dataId !== frame.dataId || boxIndices.some((index) => index !== 0))
-        return tf.image.cropAndResize(image as never, boxes, boxIndices, size);
-      const [height, width] = size;
-      const out = new Float32Array(boxes.length * height * width * 3);
-      boxes.forEach((box, i) => {
-        const crop = out.subarray(i * height * width * 3, (i + 1) * height * width * 3);
-        cropBilinear(frame!.image, box as Box, height, width, crop);
-      });
-      return tf.tensor4d(out, [boxes.length, height, width, 3], 'float32');
+    faceCrop: (image, box, [height, width]) => {
+      if (!frame || image.dataId !== frame.dataId) return undefined;
+      const out = new Float32Array(height * width * 3);
+      cropBilinear(frame.image, box, height, width, out);
+      for (let i = 0; i < out.length; i++) out[i] = out[i]! / 255;
+      return keep(out, [1, height, width, 3]);
     },
     turnedCrop: (image, radians, [centerX, centerY], { startPoint, endPoint }, [height, width]) => {
       if (!frame || image.dataId !== frame.dataId) return undefined;
@@ -112,7 +128,25 @@ export async function faceModelRunner(tf: TfCore, modelFolder: string): Promise<
       const out = new Float32Array(height * width * 3);
       cropBilinear(frame.image, box, height, width, out, turnedPixels(frame.image, radians, centerX, centerY));
       for (let i = 0; i < out.length; i++) out[i] = out[i]! / 255;
-      return tf.tensor4d(out, [1, height, width, 3], 'float32');
+      return keep(out, [1, height, width, 3]);
+    },
+    cropAndResize: (image, boxes, boxIndices, size) => {
+      const values = crops.get(image.dataId);
+      if (!values || image.shape.length !== 4 || image.shape[0] !== 1 || boxIndices.some((index) => index !== 0))
+        return tf.image.cropAndResize(image as never, boxes, boxIndices, size);
+      const source = { height: image.shape[1]!, width: image.shape[2]!, data: values };
+      const [height, width] = size;
+      const out = new Float32Array(boxes.length * height * width * 3);
+      boxes.forEach((box, i) => {
+        cropBilinear(
+          source,
+          box as Box,
+          height,
+          width,
+          out.subarray(i * height * width * 3, (i + 1) * height * width * 3),
+        );
+      });
+      return keep(out, [boxes.length, height, width, 3]);
     },
   };
 }
@@ -126,7 +160,7 @@ type PixelAt = (row: number, col: number) => number;
  * (centerX, centerY) (those times the width and height), rounded half away from zero; outside
  * the image, 0.
  */
-function turnedPixels({ width, height }: RgbImage, radians: number, centerX: number, centerY: number): PixelAt {
+function turnedPixels({ width, height }: Pixels, radians: number, centerX: number, centerY: number): PixelAt {
   const f = Math.fround;
   const sin = f(Math.sin(radians));
   const cos = f(Math.cos(radians));
@@ -155,7 +189,7 @@ function turnedPixels({ width, height }: RgbImage, radians: number, centerX: num
 }
 
 /** A crop box as tfjs gives it: [y1, x1, y2, x2], in units of the image's height and width. */
-type Box = [number, number, number, number];
+export type Box = [number, number, number, number];
 
 /**
  * TensorFlow's crop_and_resize, bilinear: output row y samples the image at
@@ -164,7 +198,7 @@ type Box = [number, number, number, number];
  * as that says (the same size, its corners filled with 0).
  */
 function cropBilinear(
-  { width: imageWidth, height: imageHeight, data: pixels }: RgbImage,
+  { width: imageWidth, height: imageHeight, data: pixels }: Pixels,
   [y1, x1, y2, x2]: Box,
   height: number,
   width: number,
