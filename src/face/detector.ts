@@ -60,6 +60,11 @@ type TfCore = typeof import('@tensorflow/tfjs-core');
 export class FaceAnalyzer {
   /** Human is stateful per call; calls are chained so concurrent callers never interleave. */
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * The frame's pixels as float32, reused from call to call (tfjs's wasm backend copies them in when the
+   * tensor is made): a fresh 3.7 MB array per 640x480 frame kept the garbage collector busy.
+   */
+  private frameValues = new Float32Array(0);
 
   private constructor(
     private readonly human: Human,
@@ -205,7 +210,9 @@ export class FaceAnalyzer {
   private async detectNow(image: RgbImage, withMesh: boolean, regions?: FaceRegions): Promise<FaceBox[]> {
     // float32 and 3-D: Human works on this tensor's own data (a 4-D view of it, no cast or
     // copy), so the runner knows a crop of that is a crop of `image`.
-    const input = this.tf.tensor3d(new Float32Array(image.data), [image.height, image.width, 3], 'float32');
+    if (this.frameValues.length !== image.data.length) this.frameValues = new Float32Array(image.data.length);
+    this.frameValues.set(image.data);
+    const input = this.tf.tensor3d(this.frameValues, [image.height, image.width, 3], 'float32');
     this.runner.useFrame(input, image);
     // Copies: Human keeps and mutates the boxes it crops by.
     this.regionCache.given = regions ? structuredClone(regions as object[]) : undefined;

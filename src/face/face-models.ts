@@ -151,22 +151,28 @@ export async function faceModelRunner(tf: TfCore, modelFolder: string): Promise<
   };
 }
 
-/** Where pixel (row, col) of a turned image reads the image's data: an offset, or -1 (fill, 0). */
-type PixelAt = (row: number, col: number) => number;
+/** A turn of an image about a point (see turnedPixels): its products by column and by row. */
+interface Turn {
+  colCos: Float32Array;
+  colSin: Float32Array;
+  rowCos: Float32Array;
+  rowSin: Float32Array;
+  cx: number;
+  cy: number;
+}
 
 /**
  * tfjs's rotateWithOffset (its wasm kernel of tfjs 4.22, in float32 as there): pixel (col, row)
  * of the turned image is the image's pixel nearest to (col, row) turned by `radians` about
  * (centerX, centerY) (those times the width and height), rounded half away from zero; outside
- * the image, 0.
+ * the image, 0. The products depend on the column or the row alone, so they are made once.
  */
-function turnedPixels({ width, height }: Pixels, radians: number, centerX: number, centerY: number): PixelAt {
+function turnedPixels({ width, height }: Pixels, radians: number, centerX: number, centerY: number): Turn {
   const f = Math.fround;
   const sin = f(Math.sin(radians));
   const cos = f(Math.cos(radians));
   const cx = f(width * centerX);
   const cy = f(height * centerY);
-  // The products depend on the column or the row alone.
   const colCos = new Float32Array(width);
   const colSin = new Float32Array(width);
   for (let col = 0; col < width; col++) {
@@ -179,13 +185,7 @@ function turnedPixels({ width, height }: Pixels, radians: number, centerX: numbe
     rowCos[row] = f(row - cy) * cos;
     rowSin[row] = f(row - cy) * sin;
   }
-  return (row, col) => {
-    const u = f(f(colCos[col]! - rowSin[row]!) + cx);
-    const v = f(f(colSin[col]! + rowCos[row]!) + cy);
-    const x = u < 0 ? -Math.floor(0.5 - u) : Math.floor(u + 0.5);
-    const y = v < 0 ? -Math.floor(0.5 - v) : Math.floor(v + 0.5);
-    return x >= 0 && x < width && y >= 0 && y < height ? (y * width + x) * 3 : -1;
-  };
+  return { colCos, colSin, rowCos, rowSin, cx, cy };
 }
 
 /** A crop box as tfjs gives it: [y1, x1, y2, x2], in units of the image's height and width. */
@@ -203,12 +203,22 @@ function cropBilinear(
   height: number,
   width: number,
   out: Float32Array,
-  turned?: PixelAt,
+  turned?: Turn,
 ): void {
   const channels = 3;
   const yScale = height > 1 ? ((y2 - y1) * (imageHeight - 1)) / (height - 1) : 0;
   const xScale = width > 1 ? ((x2 - x1) * (imageWidth - 1)) / (width - 1) : 0;
   const rowStride = imageWidth * channels;
+  const f = Math.fround;
+  // Where pixel (row, col) of the (turned) image is in `pixels`, or -1 (outside: 0).
+  const at = (row: number, col: number): number => {
+    if (!turned) return row * rowStride + col * channels;
+    const u = f(f(turned.colCos[col]! - turned.rowSin[row]!) + turned.cx);
+    const v = f(f(turned.colSin[col]! + turned.rowCos[row]!) + turned.cy);
+    const x = u < 0 ? -Math.floor(0.5 - u) : Math.floor(u + 0.5);
+    const y = v < 0 ? -Math.floor(0.5 - v) : Math.floor(v + 0.5);
+    return x >= 0 && x < imageWidth && y >= 0 && y < imageHeight ? y * rowStride + x * channels : -1;
+  };
   // Each output column's two source columns and weight, the same on every row (-1: outside, 0).
   const lefts = new Int32Array(width);
   const rights = new Int32Array(width);
@@ -231,10 +241,10 @@ function cropBilinear(
       if (left < 0) continue;
       const right = rights[x]!;
       const xLerp = xLerps[x]!;
-      const topLeftAt = turned ? turned(top, left) : top * rowStride + left * channels;
-      const topRightAt = turned ? turned(top, right) : top * rowStride + right * channels;
-      const bottomLeftAt = turned ? turned(bottom, left) : bottom * rowStride + left * channels;
-      const bottomRightAt = turned ? turned(bottom, right) : bottom * rowStride + right * channels;
+      const topLeftAt = at(top, left);
+      const topRightAt = at(top, right);
+      const bottomLeftAt = at(bottom, left);
+      const bottomRightAt = at(bottom, right);
       const o = (y * width + x) * channels;
       for (let c = 0; c < channels; c++) {
         const topLeft = topLeftAt < 0 ? 0 : pixels[topLeftAt + c]!;
