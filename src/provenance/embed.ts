@@ -10,6 +10,17 @@ const FLAT_GAIN = 0.3;
 const BUSY_GAIN = 2.2;
 /** Local standard deviation of luma at which the gain is halfway between the two. */
 const HALF_GAIN_STD = 6;
+/**
+ * Moving blocks get less: the detector weights each pixel by the inverse of its variance over time,
+ * so a mark on moving parts (the face) counts for little there, costs the encoder bits (its motion
+ * compensation drags the fixed pattern along) and takes a share of the frame's PSNR budget that
+ * still parts (the background) then get. A block's motion is the change of its luma's mean and
+ * spread since the previous frame (levels), held with a decay per frame so the gain does not
+ * flicker; at MOTION_HALF the gain is halfway to MOVING_FLOOR of its still value.
+ */
+const MOTION_HALF = 1.5;
+const MOVING_FLOOR = 0.25;
+const MOTION_DECAY = 0.8;
 /** Side in pixels of the blocks over which texture is measured. */
 const BLOCK = 8;
 
@@ -42,7 +53,8 @@ export function modulation(seconds: number): number {
 /**
  * Adds the reenact watermark to frames of one size, in place: a keyed luma pattern (the same in
  * every frame, so a detector accumulates it over time) carrying the payload, scaled by local
- * texture so it hides in detail and nearly vanishes on flat areas. The pattern is rendered once;
+ * texture so it hides in detail and nearly vanishes on flat areas, and weaker where the picture
+ * moves. The pattern is rendered once;
  * each frame then costs one pass to measure texture and one to add the pattern.
  */
 export class WatermarkEmbedder {
@@ -53,6 +65,11 @@ export class WatermarkEmbedder {
   private readonly blocksX: number;
   private readonly blocksY: number;
   private readonly gains: Float32Array;
+  /** Per block: its luma's mean and spread in the previous frame, and its motion (see MOTION_HALF). */
+  private readonly previousMean: Float32Array;
+  private readonly previousSpread: Float32Array;
+  private readonly motion: Float32Array;
+  private frames = 0;
   /** One row's gains at the block centres, in fixed point (GAIN_ONE = 1). */
   private readonly rowGains: Int32Array;
 
@@ -74,6 +91,9 @@ export class WatermarkEmbedder {
     this.blocksX = Math.ceil(width / BLOCK);
     this.blocksY = Math.ceil(height / BLOCK);
     this.gains = new Float32Array(this.blocksX * this.blocksY);
+    this.previousMean = new Float32Array(this.gains.length);
+    this.previousSpread = new Float32Array(this.gains.length);
+    this.motion = new Float32Array(this.gains.length);
     this.rowGains = new Int32Array(this.blocksX);
   }
 
@@ -136,7 +156,8 @@ export class WatermarkEmbedder {
    * mean squared gain.
    */
   private measureTexture(data: Uint8Array): number {
-    const { width, height, blocksX, blocksY, gains } = this;
+    const { width, height, blocksX, blocksY, gains, previousMean, previousSpread, motion } = this;
+    const first = this.frames++ === 0;
     let squares = 0;
     for (let by = 0; by < blocksY; by++) {
       const y1 = Math.min(height, (by + 1) * BLOCK);
@@ -156,9 +177,19 @@ export class WatermarkEmbedder {
             n++;
           }
         }
+        const mean = sum / n / 256;
         const std = Math.sqrt(Math.max(0, sumSquares / n - (sum / n) ** 2)) / 256;
-        const gain = FLAT_GAIN + ((BUSY_GAIN - FLAT_GAIN) * std) / (std + HALF_GAIN_STD);
-        gains[by * blocksX + bx] = gain;
+        const b = by * blocksX + bx;
+        const change = first ? 0 : Math.abs(mean - previousMean[b]!) + Math.abs(std - previousSpread[b]!);
+        const moving = Math.max(change, MOTION_DECAY * motion[b]!);
+        motion[b] = moving;
+        previousMean[b] = mean;
+        previousSpread[b] = std;
+        const still = 1 / (1 + (moving / MOTION_HALF) ** 2);
+        const gain =
+          (FLAT_GAIN + ((BUSY_GAIN - FLAT_GAIN) * std) / (std + HALF_GAIN_STD)) *
+          (MOVING_FLOOR + (1 - MOVING_FLOOR) * still);
+        gains[b] = gain;
         squares += gain * gain;
       }
     }
