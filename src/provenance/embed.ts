@@ -10,8 +10,33 @@ const FLAT_GAIN = 0.3;
 const BUSY_GAIN = 2.2;
 /** Local standard deviation of luma at which the gain is halfway between the two. */
 const HALF_GAIN_STD = 6;
+/**
+ * Moving blocks get less: the detector weights each pixel by the inverse of its variance over time,
+ * so a mark on moving parts (the face) counts for little there, costs the encoder bits (its motion
+ * compensation drags the fixed pattern along) and takes a share of the frame's PSNR budget that
+ * still parts (the background) then get. A block's motion is the change of its luma's mean and
+ * spread since the previous frame (levels), held with a decay per frame so the gain does not
+ * flicker; at MOTION_HALF the gain is halfway to MOVING_FLOOR of its still value.
+ */
+const MOTION_HALF = 1.5;
+const MOVING_FLOOR = 0.25;
+const MOTION_DECAY = 0.8;
 /** Side in pixels of the blocks over which texture is measured. */
 const BLOCK = 8;
+
+/**
+ * Fixed point, so the per-pixel work is integer: the pattern in 1/PATTERN_ONE levels, gains in
+ * 1/GAIN_ONE, and along a row the interpolated gain in sixteenths of that (SHIFT undoes all three).
+ */
+const PATTERN_ONE = 256;
+const GAIN_ONE = 256;
+const SHIFT = 8 + 8 + 4;
+const ROUND = 1 << (SHIFT - 1);
+/** Clamping by table: CLAMP[value + CLAMP_OFFSET] for a value from -CLAMP_OFFSET to 255 + CLAMP_OFFSET. */
+const CLAMP_OFFSET = 256;
+const CLAMP = Uint8Array.from({ length: 256 + 2 * CLAMP_OFFSET }, (_, i) =>
+  Math.max(0, Math.min(255, i - CLAMP_OFFSET)),
+);
 
 /** Mean squared change per pixel allowed in a frame: 42.3 dB PSNR, so every frame stays above 42 dB. */
 const MAX_MSE = (255 * 255) / 10 ** 4.23;
@@ -28,20 +53,25 @@ export function modulation(seconds: number): number {
 /**
  * Adds the reenact watermark to frames of one size, in place: a keyed luma pattern (the same in
  * every frame, so a detector accumulates it over time) carrying the payload, scaled by local
- * texture so it hides in detail and nearly vanishes on flat areas. The pattern is rendered once;
+ * texture so it hides in detail and nearly vanishes on flat areas, and weaker where the picture
+ * moves. The pattern is rendered once;
  * each frame then costs one pass to measure texture and one to add the pattern.
  */
 export class WatermarkEmbedder {
-  private readonly pattern: Float32Array;
+  /** The pattern at gain 1 in fixed point (PATTERN_ONE = 1 level). */
+  private readonly pattern: Int16Array;
   /** Mean square of the pattern at gain 1. */
   private readonly patternPower: number;
   private readonly blocksX: number;
   private readonly blocksY: number;
   private readonly gains: Float32Array;
-  private readonly rowGains: Float32Array;
-  /** Per column: the block to its left (for interpolating gains between block centres) and the weight of the next one. */
-  private readonly column: Int32Array;
-  private readonly columnWeight: Float32Array;
+  /** Per block: its luma's mean and spread in the previous frame, and its motion (see MOTION_HALF). */
+  private readonly previousMean: Float32Array;
+  private readonly previousSpread: Float32Array;
+  private readonly motion: Float32Array;
+  private frames = 0;
+  /** One row's gains at the block centres, in fixed point (GAIN_ONE = 1). */
+  private readonly rowGains: Int32Array;
 
   constructor(
     readonly width: number,
@@ -49,24 +79,22 @@ export class WatermarkEmbedder {
     readonly payload: WatermarkPayload,
   ) {
     const chips = chipValues(convolutionalEncode(encodePayload(payload)));
-    this.pattern = renderPattern(chips, width, height, nominalPeriod(width, height));
+    const pattern = renderPattern(chips, width, height, nominalPeriod(width, height));
+    this.pattern = new Int16Array(pattern.length);
     let power = 0;
-    for (let i = 0; i < this.pattern.length; i++) {
-      this.pattern[i]! *= STRENGTH;
-      power += this.pattern[i]! ** 2;
+    for (let i = 0; i < pattern.length; i++) {
+      const value = Math.round(pattern[i]! * STRENGTH * PATTERN_ONE);
+      this.pattern[i] = value;
+      power += (value / PATTERN_ONE) ** 2;
     }
-    this.patternPower = power / this.pattern.length;
+    this.patternPower = power / pattern.length;
     this.blocksX = Math.ceil(width / BLOCK);
     this.blocksY = Math.ceil(height / BLOCK);
     this.gains = new Float32Array(this.blocksX * this.blocksY);
-    this.rowGains = new Float32Array(this.blocksX + 1);
-    this.column = new Int32Array(width);
-    this.columnWeight = new Float32Array(width);
-    for (let x = 0; x < width; x++) {
-      const bx = Math.min(Math.max((x + 0.5) / BLOCK - 0.5, 0), this.blocksX - 1);
-      this.column[x] = Math.floor(bx);
-      this.columnWeight[x] = bx - Math.floor(bx);
-    }
+    this.previousMean = new Float32Array(this.gains.length);
+    this.previousSpread = new Float32Array(this.gains.length);
+    this.motion = new Float32Array(this.gains.length);
+    this.rowGains = new Int32Array(this.blocksX);
   }
 
   /** Marks a frame shown at `seconds` from the start of the video. */
@@ -77,8 +105,9 @@ export class WatermarkEmbedder {
     // Busy frames get a weaker pattern overall, so none falls below 42 dB.
     const meanSquareGain = this.measureTexture(data);
     const strength = modulation(seconds) * Math.min(1, Math.sqrt(MAX_MSE / (meanSquareGain * this.patternPower)));
-    const { blocksX, blocksY, gains, rowGains, pattern, column, columnWeight } = this;
-    const clamped = new Uint8ClampedArray(data.buffer, data.byteOffset, data.length);
+    const { blocksX, blocksY, gains, rowGains, pattern } = this;
+    const last = blocksX - 1;
+    const scale = strength * GAIN_ONE;
     for (let y = 0; y < height; y++) {
       // Gains interpolated between block centres, first down the column, then along the row.
       const by = Math.min(Math.max((y + 0.5) / BLOCK - 0.5, 0), blocksY - 1);
@@ -86,28 +115,49 @@ export class WatermarkEmbedder {
       const b1 = Math.min(b0 + 1, blocksY - 1);
       const fy = by - b0;
       for (let bx = 0; bx < blocksX; bx++)
-        rowGains[bx] = (gains[b0 * blocksX + bx]! * (1 - fy) + gains[b1 * blocksX + bx]! * fy) * strength;
-      rowGains[blocksX] = rowGains[blocksX - 1]!;
+        rowGains[bx] = Math.round((gains[b0 * blocksX + bx]! * (1 - fy) + gains[b1 * blocksX + bx]! * fy) * scale);
+      // Along the row, in spans between block centres (the first and last span hold their block's
+      // gain): the gain in sixteenths of GAIN_ONE starts a sixteenth of the way to the next centre
+      // and steps an eighth per pixel, all in integers.
       let o = y * width * 3;
       let p = y * width;
-      for (let x = 0; x < width; x++, o += 3, p++) {
-        const c = column[x]!;
-        const g0 = rowGains[c]!;
-        const gain = g0 + (rowGains[c + 1]! - g0) * columnWeight[x]!;
-        // The same offset on R, G and B changes luma only; rounded (the +64 keeps the truncation a
-        // floor), then clamped by the clamped view's stores: the same bytes as branches on the
-        // picture, about 10% faster.
-        const delta = ((pattern[p]! * gain + 64.5) | 0) - 64;
-        clamped[o] = clamped[o]! + delta;
-        clamped[o + 1] = clamped[o + 1]! + delta;
-        clamped[o + 2] = clamped[o + 2]! + delta;
+      let x = 0;
+      let gain = rowGains[0]! * 16;
+      let step = 0;
+      let end = Math.min(width, BLOCK / 2);
+      for (let c = 0; ; c++) {
+        for (; x < end; x++, o += 3, p++, gain = (gain + step) | 0) {
+          // The same offset on R, G and B changes luma only; rounded (an arithmetic shift floors),
+          // then clamped by table: faster than the clamped array's stores or branches.
+          const delta = (Math.imul(pattern[p]!, gain) + ROUND) >> SHIFT;
+          const d = delta + CLAMP_OFFSET;
+          data[o] = CLAMP[data[o]! + d]!;
+          data[o + 1] = CLAMP[data[o + 1]! + d]!;
+          data[o + 2] = CLAMP[data[o + 2]! + d]!;
+        }
+        if (x >= width) break;
+        if (c < last) {
+          const difference = rowGains[c + 1]! - rowGains[c]!;
+          gain = rowGains[c]! * 16 + difference;
+          step = 2 * difference;
+          end = Math.min(width, (c + 1) * BLOCK + BLOCK / 2);
+        } else {
+          gain = rowGains[last]! * 16;
+          step = 0;
+          end = width;
+        }
       }
     }
   }
 
-  /** Per block: the gain from the standard deviation of its luma, sampled on every other row and column. Returns the mean squared gain. */
+  /**
+   * Per block: the gain from the standard deviation of its luma, sampled on a quincunx of 8 pixels
+   * (every other row, every fourth column, shifted by two on alternate sampled rows). Returns the
+   * mean squared gain.
+   */
   private measureTexture(data: Uint8Array): number {
-    const { width, height, blocksX, blocksY, gains } = this;
+    const { width, height, blocksX, blocksY, gains, previousMean, previousSpread, motion } = this;
+    const first = this.frames++ === 0;
     let squares = 0;
     for (let by = 0; by < blocksY; by++) {
       const y1 = Math.min(height, (by + 1) * BLOCK);
@@ -118,17 +168,28 @@ export class WatermarkEmbedder {
         let sumSquares = 0;
         let n = 0;
         for (let y = by * BLOCK; y < y1; y += 2) {
-          let o = (y * width + x0) * 3;
-          for (let x = x0; x < x1; x += 2, o += 6) {
+          const start = x0 + (y & 2);
+          let o = (y * width + start) * 3;
+          for (let x = start; x < x1; x += 4, o += 12) {
             const luma = data[o]! * 77 + data[o + 1]! * 150 + data[o + 2]! * 29;
             sum += luma;
             sumSquares += luma * luma;
             n++;
           }
         }
+        const mean = sum / n / 256;
         const std = Math.sqrt(Math.max(0, sumSquares / n - (sum / n) ** 2)) / 256;
-        const gain = FLAT_GAIN + ((BUSY_GAIN - FLAT_GAIN) * std) / (std + HALF_GAIN_STD);
-        gains[by * blocksX + bx] = gain;
+        const b = by * blocksX + bx;
+        const change = first ? 0 : Math.abs(mean - previousMean[b]!) + Math.abs(std - previousSpread[b]!);
+        const moving = Math.max(change, MOTION_DECAY * motion[b]!);
+        motion[b] = moving;
+        previousMean[b] = mean;
+        previousSpread[b] = std;
+        const still = 1 / (1 + (moving / MOTION_HALF) ** 2);
+        const gain =
+          (FLAT_GAIN + ((BUSY_GAIN - FLAT_GAIN) * std) / (std + HALF_GAIN_STD)) *
+          (MOVING_FLOOR + (1 - MOVING_FLOOR) * still);
+        gains[b] = gain;
         squares += gain * gain;
       }
     }
