@@ -100,6 +100,14 @@ export async function faceModelRunner(tf: TfCore, modelFolder: string): Promise<
     };
   const [blazeface, facemesh, iris] = sessions.map(run) as [Run, Run, Run];
   let frame: { dataId: object; image: RgbImage } | undefined;
+  const isFrame = (image: Tensor) => !!frame && image.dataId === frame.dataId;
+  /** A crop of the frame's pixels, scaled to 0-1 as Human's face crops are (its v5 divides by 255). */
+  const frameCrop = (pixels: RgbImage, box: Box, [height, width]: [number, number], turn?: Turn) => {
+    const out = new Float32Array(height * width * 3);
+    cropBilinear(pixels, box, height, width, out, turn);
+    for (let i = 0; i < out.length; i++) out[i] = out[i]! / 255;
+    return keep(out, [1, height, width, 3]);
+  };
   return {
     blazeface,
     facemesh,
@@ -108,16 +116,10 @@ export async function faceModelRunner(tf: TfCore, modelFolder: string): Promise<
     useFrame: (input, image) => {
       frame = input && image ? { dataId: input.dataId, image } : undefined;
     },
-    faceCrop: (image, box, [height, width]) => {
-      if (!frame || image.dataId !== frame.dataId) return undefined;
-      const out = new Float32Array(height * width * 3);
-      cropBilinear(frame.image, box, height, width, out);
-      for (let i = 0; i < out.length; i++) out[i] = out[i]! / 255;
-      return keep(out, [1, height, width, 3]);
-    },
-    turnedCrop: (image, radians, [centerX, centerY], { startPoint, endPoint }, [height, width]) => {
-      if (!frame || image.dataId !== frame.dataId) return undefined;
-      const { width: imageWidth, height: imageHeight } = frame.image;
+    faceCrop: (image, box, size) => (isFrame(image) ? frameCrop(frame!.image, box, size) : undefined),
+    turnedCrop: (image, radians, [centerX, centerY], { startPoint, endPoint }, size) => {
+      if (!isFrame(image)) return undefined;
+      const { width: imageWidth, height: imageHeight } = frame!.image;
       // v5's box: the region in fractions of the (turned) image's height and width.
       const box: Box = [
         startPoint[1] / imageHeight,
@@ -125,10 +127,7 @@ export async function faceModelRunner(tf: TfCore, modelFolder: string): Promise<
         endPoint[1] / imageHeight,
         endPoint[0] / imageWidth,
       ];
-      const out = new Float32Array(height * width * 3);
-      cropBilinear(frame.image, box, height, width, out, turnedPixels(frame.image, radians, centerX, centerY));
-      for (let i = 0; i < out.length; i++) out[i] = out[i]! / 255;
-      return keep(out, [1, height, width, 3]);
+      return frameCrop(frame!.image, box, size, turnedPixels(frame!.image, radians, centerX, centerY));
     },
     cropAndResize: (image, boxes, boxIndices, size) => {
       const values = crops.get(image.dataId);

@@ -47,7 +47,7 @@ const time = (date: Date) =>
 const commonName = (name: string) =>
   sequence(der(0x31, sequence(oid([0x55, 0x04, 0x03]), der(0x0c, Buffer.from(name, 'utf8')))));
 
-/** The DER of the authority key identifier extension's OID (2.5.29.35). */
+/** The authority key identifier extension's OID (2.5.29.35), its DER content bytes. */
 const AUTHORITY_KEY_IDENTIFIER = [0x55, 0x1d, 0x23];
 
 /**
@@ -150,7 +150,7 @@ export async function localSigner(): Promise<Signer> {
 
 /** Whether a DER certificate carries an authority key identifier (its OID, tagged, appears in it). */
 function hasAuthorityKeyIdentifier(certificate: Uint8Array): boolean {
-  return Buffer.from(certificate).includes(Buffer.from([0x06, 0x03, ...AUTHORITY_KEY_IDENTIFIER]));
+  return Buffer.from(certificate).includes(Buffer.from(oid(AUTHORITY_KEY_IDENTIFIER)));
 }
 
 /** Checks a DER certificate parses; returns it for its public key and subject. */
