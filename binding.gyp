@@ -13,6 +13,13 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++20", "-O3", "-fexceptions", "-ffp-contract=off"],
       "conditions": [["target_arch!='x64'", {"type": "none"}]]
+    },
+    {
+      "target_name": "watermark_embed",
+      "sources": ["src/provenance/native/embed.cc"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++20", "-O3", "-fexceptions", "-ffp-contract=off"],
+      "conditions": [["target_arch!='x64'", {"type": "none"}]]
     }
   ]
 }

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { loadAddon, type Addon } from '../native/addon.js';
 import type { RgbImage } from '../types.js';
 
 /** Vertices moving less than this (px) count as fixed: their triangles keep the copied pixels. */
@@ -23,15 +23,7 @@ interface NativeWarp {
  * the same pixels, byte for byte, in a fraction of the time (about half of a 586x586 frame moves).
  * Without it (no compiler, not x86-64) the JavaScript loop below runs.
  */
-export const nativeWarp: { module?: NativeWarp; reason?: string } = (() => {
-  try {
-    return { module: createRequire(import.meta.url)('../../build/Release/mesh_warp.node') as NativeWarp };
-  } catch (error) {
-    return {
-      reason: `the native warp is not built (${(error as Error).message.split('\n')[0]}); run npm install with a C++ compiler (g++, make, python3)`,
-    };
-  }
-})();
+export const nativeWarp: Addon<NativeWarp> = loadAddon('mesh_warp', 'the native warp');
 
 /**
  * Piecewise-affine warp by inverse mapping. `out` must already hold a copy of `source` (same

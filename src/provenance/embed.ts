@@ -1,3 +1,4 @@
+import { loadAddon, type Addon } from '../native/addon.js';
 import type { RgbImage } from '../types.js';
 import { convolutionalEncode } from './code.js';
 import { MODULATION_PERIOD, chipValues, nominalPeriod, renderPattern } from './pattern.js';
@@ -62,16 +63,14 @@ export class WatermarkEmbedder {
   private readonly pattern: Int16Array;
   /** Mean square of the pattern at gain 1. */
   private readonly patternPower: number;
-  private readonly blocksX: number;
-  private readonly blocksY: number;
+  /** Per block: its gain, and its luma's sum, sum of squares and sample count (blockSums). */
   private readonly gains: Float32Array;
+  private readonly sums: Float64Array;
   /** Per block: its luma's mean and spread in the previous frame, and its motion (see MOTION_HALF). */
   private readonly previousMean: Float32Array;
   private readonly previousSpread: Float32Array;
   private readonly motion: Float32Array;
   private frames = 0;
-  /** One row's gains at the block centres, in fixed point (GAIN_ONE = 1). */
-  private readonly rowGains: Int32Array;
 
   constructor(
     readonly width: number,
@@ -88,13 +87,12 @@ export class WatermarkEmbedder {
       power += (value / PATTERN_ONE) ** 2;
     }
     this.patternPower = power / pattern.length;
-    this.blocksX = Math.ceil(width / BLOCK);
-    this.blocksY = Math.ceil(height / BLOCK);
-    this.gains = new Float32Array(this.blocksX * this.blocksY);
+    const blocks = Math.ceil(width / BLOCK) * Math.ceil(height / BLOCK);
+    this.gains = new Float32Array(blocks);
+    this.sums = new Float64Array(3 * blocks);
     this.previousMean = new Float32Array(this.gains.length);
     this.previousSpread = new Float32Array(this.gains.length);
     this.motion = new Float32Array(this.gains.length);
-    this.rowGains = new Int32Array(this.blocksX);
   }
 
   /** Marks a frame shown at `seconds` from the start of the video. */
@@ -105,94 +103,146 @@ export class WatermarkEmbedder {
     // Busy frames get a weaker pattern overall, so none falls below 42 dB.
     const meanSquareGain = this.measureTexture(data);
     const strength = modulation(seconds) * Math.min(1, Math.sqrt(MAX_MSE / (meanSquareGain * this.patternPower)));
-    const { blocksX, blocksY, gains, rowGains, pattern } = this;
-    const last = blocksX - 1;
     const scale = strength * GAIN_ONE;
-    for (let y = 0; y < height; y++) {
-      // Gains interpolated between block centres, first down the column, then along the row.
-      const by = Math.min(Math.max((y + 0.5) / BLOCK - 0.5, 0), blocksY - 1);
-      const b0 = Math.floor(by);
-      const b1 = Math.min(b0 + 1, blocksY - 1);
-      const fy = by - b0;
-      for (let bx = 0; bx < blocksX; bx++)
-        rowGains[bx] = Math.round((gains[b0 * blocksX + bx]! * (1 - fy) + gains[b1 * blocksX + bx]! * fy) * scale);
-      // Along the row, in spans between block centres (the first and last span hold their block's
-      // gain): the gain in sixteenths of GAIN_ONE starts a sixteenth of the way to the next centre
-      // and steps an eighth per pixel, all in integers.
-      let o = y * width * 3;
-      let p = y * width;
-      let x = 0;
-      let gain = rowGains[0]! * 16;
-      let step = 0;
-      let end = Math.min(width, BLOCK / 2);
-      for (let c = 0; ; c++) {
-        for (; x < end; x++, o += 3, p++, gain = (gain + step) | 0) {
-          // The same offset on R, G and B changes luma only; rounded (an arithmetic shift floors),
-          // then clamped by table: faster than the clamped array's stores or branches.
-          const delta = (Math.imul(pattern[p]!, gain) + ROUND) >> SHIFT;
-          const d = delta + CLAMP_OFFSET;
-          data[o] = CLAMP[data[o]! + d]!;
-          data[o + 1] = CLAMP[data[o + 1]! + d]!;
-          data[o + 2] = CLAMP[data[o + 2]! + d]!;
-        }
-        if (x >= width) break;
-        if (c < last) {
-          const difference = rowGains[c + 1]! - rowGains[c]!;
-          gain = rowGains[c]! * 16 + difference;
-          step = 2 * difference;
-          end = Math.min(width, (c + 1) * BLOCK + BLOCK / 2);
-        } else {
-          gain = rowGains[last]! * 16;
-          step = 0;
-          end = width;
-        }
-      }
-    }
+    if (nativeEmbed.module) nativeEmbed.module.addPattern(data, width, height, this.pattern, this.gains, scale);
+    else addPatternInJs(data, width, height, this.pattern, this.gains, scale);
   }
 
-  /**
-   * Per block: the gain from the standard deviation of its luma, sampled on a quincunx of 8 pixels
-   * (every other row, every fourth column, shifted by two on alternate sampled rows). Returns the
-   * mean squared gain.
-   */
+  /** Per block: the gain from the standard deviation of its luma (see blockSums) and its motion. Returns the mean squared gain. */
   private measureTexture(data: Uint8Array): number {
-    const { width, height, blocksX, blocksY, gains, previousMean, previousSpread, motion } = this;
+    const { width, height, gains, sums, previousMean, previousSpread, motion } = this;
+    if (nativeEmbed.module) nativeEmbed.module.blockSums(data, width, height, sums);
+    else blockSumsInJs(data, width, height, sums);
     const first = this.frames++ === 0;
     let squares = 0;
-    for (let by = 0; by < blocksY; by++) {
-      const y1 = Math.min(height, (by + 1) * BLOCK);
-      for (let bx = 0; bx < blocksX; bx++) {
-        const x0 = bx * BLOCK;
-        const x1 = Math.min(width, x0 + BLOCK);
-        let sum = 0;
-        let sumSquares = 0;
-        let n = 0;
-        for (let y = by * BLOCK; y < y1; y += 2) {
-          const start = x0 + (y & 2);
-          let o = (y * width + start) * 3;
-          for (let x = start; x < x1; x += 4, o += 12) {
-            const luma = data[o]! * 77 + data[o + 1]! * 150 + data[o + 2]! * 29;
-            sum += luma;
-            sumSquares += luma * luma;
-            n++;
-          }
-        }
-        const mean = sum / n / 256;
-        const std = Math.sqrt(Math.max(0, sumSquares / n - (sum / n) ** 2)) / 256;
-        const b = by * blocksX + bx;
-        const change = first ? 0 : Math.abs(mean - previousMean[b]!) + Math.abs(std - previousSpread[b]!);
-        const moving = Math.max(change, MOTION_DECAY * motion[b]!);
-        motion[b] = moving;
-        previousMean[b] = mean;
-        previousSpread[b] = std;
-        const still = 1 / (1 + (moving / MOTION_HALF) ** 2);
-        const gain =
-          (FLAT_GAIN + ((BUSY_GAIN - FLAT_GAIN) * std) / (std + HALF_GAIN_STD)) *
-          (MOVING_FLOOR + (1 - MOVING_FLOOR) * still);
-        gains[b] = gain;
-        squares += gain * gain;
-      }
+    for (let b = 0; b < gains.length; b++) {
+      const sum = sums[3 * b]!;
+      const sumSquares = sums[3 * b + 1]!;
+      const n = sums[3 * b + 2]!;
+      const mean = sum / n / 256;
+      const std = Math.sqrt(Math.max(0, sumSquares / n - (sum / n) ** 2)) / 256;
+      const change = first ? 0 : Math.abs(mean - previousMean[b]!) + Math.abs(std - previousSpread[b]!);
+      const moving = Math.max(change, MOTION_DECAY * motion[b]!);
+      motion[b] = moving;
+      previousMean[b] = mean;
+      previousSpread[b] = std;
+      const still = 1 / (1 + (moving / MOTION_HALF) ** 2);
+      const gain =
+        (FLAT_GAIN + ((BUSY_GAIN - FLAT_GAIN) * std) / (std + HALF_GAIN_STD)) *
+        (MOVING_FLOOR + (1 - MOVING_FLOOR) * still);
+      gains[b] = gain;
+      squares += gain * gain;
     }
     return squares / gains.length;
+  }
+}
+
+interface NativeEmbed {
+  blockSums(frame: Uint8Array, width: number, height: number, sums: Float64Array): void;
+  addPattern(
+    frame: Uint8Array,
+    width: number,
+    height: number,
+    pattern: Int16Array,
+    gains: Float32Array,
+    scale: number,
+  ): void;
+}
+
+/**
+ * The two per-pixel loops below in C++ (native/embed.cc, built by `npm install` where a compiler
+ * is present): the same bytes, several times faster. Without it the JavaScript loops run.
+ */
+export const nativeEmbed: Addon<NativeEmbed> = loadAddon('watermark_embed', 'the native watermark embedder');
+
+/**
+ * Per BLOCK x BLOCK block (row-major), into `sums`: the sum, the sum of squares and the count of
+ * the luma (x256) of a quincunx of 8 of its pixels: every other row, every fourth column, shifted
+ * by two on alternate sampled rows.
+ */
+export function blockSumsInJs(data: Uint8Array, width: number, height: number, sums: Float64Array): void {
+  const blocksX = Math.ceil(width / BLOCK);
+  const blocksY = Math.ceil(height / BLOCK);
+  for (let by = 0; by < blocksY; by++) {
+    const y1 = Math.min(height, (by + 1) * BLOCK);
+    for (let bx = 0; bx < blocksX; bx++) {
+      const x0 = bx * BLOCK;
+      const x1 = Math.min(width, x0 + BLOCK);
+      let sum = 0;
+      let sumSquares = 0;
+      let n = 0;
+      for (let y = by * BLOCK; y < y1; y += 2) {
+        const start = x0 + (y & 2);
+        let o = (y * width + start) * 3;
+        for (let x = start; x < x1; x += 4, o += 12) {
+          const luma = data[o]! * 77 + data[o + 1]! * 150 + data[o + 2]! * 29;
+          sum += luma;
+          sumSquares += luma * luma;
+          n++;
+        }
+      }
+      const b = 3 * (by * blocksX + bx);
+      sums[b] = sum;
+      sums[b + 1] = sumSquares;
+      sums[b + 2] = n;
+    }
+  }
+}
+
+/**
+ * Adds `pattern` (fixed point, PATTERN_ONE = 1 level) to the luma of `data` in place, times the
+ * block `gains` interpolated between block centres, times `scale` (the frame's strength x GAIN_ONE).
+ */
+export function addPatternInJs(
+  data: Uint8Array,
+  width: number,
+  height: number,
+  pattern: Int16Array,
+  gains: Float32Array,
+  scale: number,
+): void {
+  const blocksX = Math.ceil(width / BLOCK);
+  const blocksY = Math.ceil(height / BLOCK);
+  const rowGains = new Int32Array(blocksX);
+  const last = blocksX - 1;
+  for (let y = 0; y < height; y++) {
+    // Gains interpolated between block centres, first down the column, then along the row.
+    const by = Math.min(Math.max((y + 0.5) / BLOCK - 0.5, 0), blocksY - 1);
+    const b0 = Math.floor(by);
+    const b1 = Math.min(b0 + 1, blocksY - 1);
+    const fy = by - b0;
+    for (let bx = 0; bx < blocksX; bx++)
+      rowGains[bx] = Math.round((gains[b0 * blocksX + bx]! * (1 - fy) + gains[b1 * blocksX + bx]! * fy) * scale);
+    // Along the row, in spans between block centres (the first and last span hold their block's
+    // gain): the gain in sixteenths of GAIN_ONE starts a sixteenth of the way to the next centre
+    // and steps an eighth per pixel, all in integers.
+    let o = y * width * 3;
+    let p = y * width;
+    let x = 0;
+    let gain = rowGains[0]! * 16;
+    let step = 0;
+    let end = Math.min(width, BLOCK / 2);
+    for (let c = 0; ; c++) {
+      for (; x < end; x++, o += 3, p++, gain = (gain + step) | 0) {
+        // The same offset on R, G and B changes luma only; rounded (an arithmetic shift floors),
+        // then clamped by table: faster than the clamped array's stores or branches.
+        const delta = (Math.imul(pattern[p]!, gain) + ROUND) >> SHIFT;
+        const d = delta + CLAMP_OFFSET;
+        data[o] = CLAMP[data[o]! + d]!;
+        data[o + 1] = CLAMP[data[o + 1]! + d]!;
+        data[o + 2] = CLAMP[data[o + 2]! + d]!;
+      }
+      if (x >= width) break;
+      if (c < last) {
+        const difference = rowGains[c + 1]! - rowGains[c]!;
+        gain = rowGains[c]! * 16 + difference;
+        step = 2 * difference;
+        end = Math.min(width, (c + 1) * BLOCK + BLOCK / 2);
+      } else {
+        gain = rowGains[last]! * 16;
+        step = 0;
+        end = width;
+      }
+    }
   }
 }

@@ -7,33 +7,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <string>
+
+#include "../../native/args.h"
 
 namespace {
 
+using reenact::ArgError;
+using reenact::integer;
+using reenact::typed;
+
 // warp.ts's STILL: vertices moving less than this (px) count as fixed.
 constexpr double kStill = 1e-3;
-
-struct ArgError {
-  std::string message;
-};
-
-template <typename T>
-T *typed(napi_env env, napi_value value, napi_typedarray_type want, const char *kind, const char *name, size_t *length) {
-  bool isTyped = false;
-  napi_is_typedarray(env, value, &isTyped);
-  napi_typedarray_type type;
-  void *data = nullptr;
-  if (isTyped) napi_get_typedarray_info(env, value, &type, length, &data, nullptr, nullptr);
-  if (!isTyped || type != want) throw ArgError{std::string(name) + " must be a " + kind};
-  return static_cast<T *>(data);
-}
-
-int integer(napi_env env, napi_value value, const char *name) {
-  int32_t result;
-  if (napi_get_value_int32(env, value, &result) != napi_ok) throw ArgError{std::string(name) + " must be a number"};
-  return result;
-}
 
 // mask (one byte per pixel) and values (one per triangle) may be null: see warp.ts's layers.
 void warp(const uint8_t *data, int width, int height, const double *from, const double *to, const uint32_t *triangles,

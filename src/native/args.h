@@ -1,0 +1,38 @@
+// Argument checks shared by reenact's small N-API addons (the mesh warp, the watermark embedder):
+// a wrong argument throws a TypeError naming it instead of reading past a buffer.
+#pragma once
+#include <node_api.h>
+
+#include <cstdint>
+#include <string>
+
+namespace reenact {
+
+struct ArgError {
+  std::string message;
+};
+
+template <typename T>
+T *typed(napi_env env, napi_value value, napi_typedarray_type want, const char *kind, const char *name, size_t *length) {
+  bool isTyped = false;
+  napi_is_typedarray(env, value, &isTyped);
+  napi_typedarray_type type;
+  void *data = nullptr;
+  if (isTyped) napi_get_typedarray_info(env, value, &type, length, &data, nullptr, nullptr);
+  if (!isTyped || type != want) throw ArgError{std::string(name) + " must be a " + kind};
+  return static_cast<T *>(data);
+}
+
+inline int integer(napi_env env, napi_value value, const char *name) {
+  int32_t result;
+  if (napi_get_value_int32(env, value, &result) != napi_ok) throw ArgError{std::string(name) + " must be a number"};
+  return result;
+}
+
+inline double number(napi_env env, napi_value value, const char *name) {
+  double result;
+  if (napi_get_value_double(env, value, &result) != napi_ok) throw ArgError{std::string(name) + " must be a number"};
+  return result;
+}
+
+}  // namespace reenact
