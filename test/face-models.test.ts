@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { faceModelRunner, type Box } from '../src/face/face-models.js';
+import { cropBilinearInJs, faceModelRunner, nativeCrop, turnedPixels, type Box } from '../src/face/face-models.js';
 import { tfjsGraphToOnnx } from '../src/face/tfjs-onnx.js';
 
 const require = createRequire(import.meta.url);
@@ -217,5 +217,89 @@ describe('face models converted to ONNX', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// CI builds the native crop (npm ci runs the install script) and sets REENACT_REQUIRE_NATIVE, so
+// there this test runs; elsewhere it skips where no compiler built it.
+const noNativeCrop = nativeCrop.module
+  ? false
+  : process.env.REENACT_REQUIRE_NATIVE
+    ? false
+    : `native face crop unavailable: ${nativeCrop.reason}`;
+
+describe('native face crop', () => {
+  it(
+    "gives the JavaScript loop's values, bit for bit: of a frame, turned or not, and of a crop's values",
+    { skip: noNativeCrop },
+    () => {
+      assert.ok(nativeCrop.module, nativeCrop.reason);
+      const [height, width] = [61, 83];
+      const bytes = Uint8Array.from(noise(height * width * 3), (v) => Math.round((v + 1) * 127.5));
+      const values = noise(height * width * 3);
+      const boxes: Box[] = [
+        [0.2, 0.1, 0.7, 0.6], // inside
+        [-0.25, 0.3, 0.9, 1.2], // across the edges
+        [0.4, 0.5, 0.4, 0.5], // a point
+      ];
+      let compared = 0;
+      for (const [data, divisor] of [
+        [bytes, 255],
+        [values, 1],
+      ] as const) {
+        const image = { width, height, data };
+        for (const turn of [undefined, turnedPixels(image, 0.37, 0.5, 0.5), turnedPixels(image, -2.6, 0.3, 0.7)]) {
+          for (const box of boxes) {
+            for (const size of [
+              [33, 40],
+              [1, 1],
+            ] as const) {
+              const js = new Float32Array(size[0] * size[1] * 3);
+              const native = js.slice();
+              cropBilinearInJs(image, box, size[0], size[1], js, divisor, turn);
+              nativeCrop.module!.crop(
+                data,
+                width,
+                height,
+                Float64Array.from(box),
+                size[0],
+                size[1],
+                native,
+                divisor,
+                ...(turn
+                  ? ([turn.colCos, turn.colSin, turn.rowCos, turn.rowSin, turn.cx, turn.cy] as const)
+                  : ([] as const)),
+              );
+              const differing = js.filter((v, i) => !Object.is(v, native[i])).length;
+              assert.equal(differing, 0, `box ${box.join(',')} size ${size.join('x')}: ${differing} values differ`);
+              compared++;
+            }
+          }
+        }
+      }
+      assert.equal(compared, 36);
+    },
+  );
+
+  it('refuses arguments that do not fit, by name, instead of reading past them', { skip: noNativeCrop }, () => {
+    const crop = nativeCrop.module!.crop;
+    const pixels = new Uint8Array(4 * 4 * 3);
+    const box = Float64Array.of(0, 0, 1, 1);
+    assert.throws(() => crop(pixels, 5, 4, box, 2, 2, new Float32Array(12), 255), /imageWidth x imageHeight/);
+    assert.throws(() => crop(pixels, 4, 4, box, 2, 2, new Float32Array(11), 255), /width x height/);
+    assert.throws(() => crop(pixels, 4, 4, box.subarray(1), 2, 2, new Float32Array(12), 255), /y1, x1, y2, x2/);
+    assert.throws(
+      () => crop(pixels, 4, 4, Float64Array.of(0, Number.NaN, 1, 1), 2, 2, new Float32Array(12), 255),
+      /finite/,
+    );
+    const line = new Float32Array(4);
+    assert.throws(
+      () => crop(pixels, 4, 4, box, 2, 2, new Float32Array(12), 255, line, line, line.subarray(1), line, 2, 2),
+      /per column and per row/,
+    );
+    assert.throws(
+      () => crop(Array.from(pixels) as never, 4, 4, box, 2, 2, new Float32Array(12), 255),
+      /Uint8Array or Float32Array/,
+    );
   });
 });
