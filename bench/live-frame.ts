@@ -1,7 +1,7 @@
 /**
  * One live frame's work in the studio, part by part, on one thread (no Chromium, no WebSocket):
- * the landmarks of a 640x480 camera frame (the page sends its RGB pixels), the mesh warp of a
- * 512x512 photo, the synthetic marks and the JPEG encode sent back. Landmarks are taken three ways on the same
+ * the camera frame's JPEG decode (640x480), its landmarks, the mesh warp of a 512x512 photo,
+ * the synthetic marks and the JPEG encode sent back. Landmarks are taken three ways on the same
  * frames, interleaved (each frame goes through all three before the next):
  *
  *   full      a full detection (BlazeFace, then Face Mesh and Iris on its box) of every frame
@@ -22,7 +22,6 @@ import sharp from 'sharp';
 import { chooseFace } from '../src/align/source.js';
 import { FaceAnalyzer, LANDMARK_COUNT, type Face, type FrameDetection } from '../src/face/detector.js';
 import { decodeVideo } from '../src/media/decode.js';
-import { displayJpeg } from '../src/media/image.js';
 import { MeshAnimator } from '../src/mesh/animator.js';
 import { followsPrevious, LIVE_GROUPING, VIDEO_GROUPING, type FrameGrouping } from '../src/pipeline/landmark-pool.js';
 import { SyntheticMarks } from '../src/pipeline/synthetic-output.js';
@@ -101,15 +100,24 @@ for (const clip of ['driving-talking.mp4', 'driving-head-turns.mp4']) {
   const chains = [new Chain('video', VIDEO_GROUPING), new Chain('live', LIVE_GROUPING)];
   let animator: MeshAnimator | undefined;
   let index = 0;
-  for await (const frame of decodeVideo(shared('fixtures', clip), { width: 640, height: 480 })) {
+  for await (const decoded of decodeVideo(shared('fixtures', clip), { width: 640, height: 480 })) {
     if (index >= frameCount) break;
+    const jpeg = await sharp(decoded.data, { raw: { width: 640, height: 480, channels: 3 } })
+      .jpeg({ quality: 92 })
+      .toBuffer();
+    const raw = await timed('jpeg decode', () => sharp(jpeg).removeAlpha().raw().toBuffer());
+    const frame: RgbImage = { width: 640, height: 480, data: new Uint8Array(raw.buffer, raw.byteOffset, raw.length) };
     const [truth] = (await timed('full', () => analyzer.detectFrame(frame))).faces;
     for (const chain of chains) await chain.detect(frame, truth);
     if (truth) {
       animator ??= new MeshAnimator({ image: photo, face: photoFace }, truth);
       const image = await timed('mesh warp', () => animator!.render({ face: truth, frame, time: index / 30 }));
       await timed('marks', () => marks.apply(image, index / 30));
-      await timed('jpeg encode', () => displayJpeg(image));
+      await timed('jpeg encode', () =>
+        sharp(image.data, { raw: { width: 512, height: 512, channels: 3 } })
+          .jpeg({ quality: 85 })
+          .toBuffer(),
+      );
     }
     index++;
   }

@@ -11,7 +11,7 @@ import { chooseFace } from '../align/source.js';
 import { cropToEven } from '../compose/even.js';
 import { ReenactError } from '../errors.js';
 import { copyAudio, VideoEncoder } from '../media/encode.js';
-import { displayJpeg, readImage } from '../media/image.js';
+import { readImage } from '../media/image.js';
 import { faceAnalyzer } from '../pipeline/animate.js';
 import { LiveAnimator } from '../pipeline/live.js';
 import { SyntheticMarks } from '../pipeline/synthetic-output.js';
@@ -21,7 +21,7 @@ import { writeThumbnail } from './thumbnail.js';
 
 export type LiveThreadIn =
   | { type: 'photo'; path: string; face: number; name: string }
-  | { type: 'frame'; seq: number; time: number; width: number; height: number; pixels: Uint8Array }
+  | { type: 'frame'; seq: number; time: number; jpeg: Uint8Array }
   | { type: 'reference' }
   | { type: 'record'; time: number; video: string }
   | { type: 'record-stop'; time: number }
@@ -110,9 +110,15 @@ async function loadPhoto(path: string, faceIndex: number, name: string): Promise
   send({ type: 'ready', width: image.width, height: image.height, name });
 }
 
-async function onFrame(seq: number, time: number, frame: RgbImage): Promise<void> {
+async function decodeJpeg(jpeg: Uint8Array): Promise<RgbImage> {
+  const { data, info } = await sharp(jpeg).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}
+
+async function onFrame(seq: number, time: number, jpeg: Uint8Array): Promise<void> {
   if (!animator || !marks) return send({ type: 'dropped', seq });
   started ??= time;
+  const frame = await decodeJpeg(jpeg);
   const live = await animator.offer(frame, time / 1000);
   if (!live || !marks) return send({ type: 'dropped', seq });
   const rec = recording && time >= recording.start && time < (recording.stop ?? Infinity) ? recording : undefined;
@@ -122,7 +128,11 @@ async function onFrame(seq: number, time: number, frame: RgbImage): Promise<void
     rec.last = live.image;
     writeTicks(rec, Math.floor(((time - rec.start) / 1000) * RECORD_FPS) + 1);
   }
-  const bytes = await displayJpeg(live.image);
+  const { width, height } = live.image;
+  const out = await sharp(live.image.data, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 85 })
+    .toBuffer();
+  const bytes = new Uint8Array(out.buffer, out.byteOffset, out.length);
   send({ type: 'frame', seq, time, face: live.face, calibrating: live.calibrating, jpeg: bytes });
 }
 
@@ -194,12 +204,10 @@ port.on('message', (message: LiveThreadIn) => {
       );
       return;
     case 'frame':
-      onFrame(message.seq, message.time, { width: message.width, height: message.height, data: message.pixels }).catch(
-        (error: unknown) => {
-          send({ type: 'dropped', seq: message.seq });
-          send({ type: 'error', ...failure(error) });
-        },
-      );
+      onFrame(message.seq, message.time, message.jpeg).catch((error: unknown) => {
+        send({ type: 'dropped', seq: message.seq });
+        send({ type: 'error', ...failure(error) });
+      });
       return;
     case 'reference':
       animator?.retakeReference();

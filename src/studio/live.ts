@@ -14,16 +14,12 @@ import { receiveBody, type UploadStore } from './uploads.js';
  * The studio's live mode: each page on /live holds a WebSocket to /api/live and gets a session, a
  * thread of its own (live-thread.ts) animating its photo with the page's camera frames. Frames
  * go both ways as binary messages: a 4-byte little-endian length, that many bytes of JSON
- * header, then the frame: from the page its RGB pixels (width and height in the header), to it
- * a JPEG. Output-only pages (/live/output, for OBS) connect with ?view= and get the
+ * header, then a JPEG. Output-only pages (/live/output, for OBS) connect with ?view= and get the
  * rendered frames of the newest session (or the one named), skipped while they fall behind.
  */
 
-/** Largest message a page may send: a camera frame's pixels (the Live page sends at most 1280 px wide, 4.7 MB), or a control message. */
+/** Largest message a page may send: a camera frame as JPEG, or a control message. */
 const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
-/** Smallest and largest camera frame side accepted. */
-const MIN_FRAME_SIDE = 16;
-const MAX_FRAME_SIDE = 1920;
 /** Frames are skipped for a socket with more than this still unsent (a slow viewer, a stalled tab). */
 const MAX_BUFFERED_BYTES = 2 * 1024 * 1024;
 /** Longest recording's microphone audio accepted (Opus at ~32 kbit/s is ~15 MB an hour). */
@@ -42,21 +38,21 @@ export interface LiveSessionInfo {
   recording: boolean;
 }
 
-export function packFrame(header: object, body: Uint8Array): Buffer {
+export function packFrame(header: object, jpeg: Uint8Array): Buffer {
   const json = Buffer.from(JSON.stringify(header));
   const length = Buffer.alloc(4);
   length.writeUInt32LE(json.length);
-  return Buffer.concat([length, json, body]);
+  return Buffer.concat([length, json, jpeg]);
 }
 
-export function unpackFrame(data: Buffer): { header: Record<string, unknown>; body: Uint8Array } | undefined {
+export function unpackFrame(data: Buffer): { header: Record<string, unknown>; jpeg: Uint8Array } | undefined {
   if (data.length < 4) return undefined;
   const length = data.readUInt32LE(0);
   if (4 + length > data.length) return undefined;
   try {
     const header = JSON.parse(data.subarray(4, 4 + length).toString()) as unknown;
     if (!header || typeof header !== 'object') return undefined;
-    return { header: header as Record<string, unknown>, body: new Uint8Array(data.subarray(4 + length)) };
+    return { header: header as Record<string, unknown>, jpeg: new Uint8Array(data.subarray(4 + length)) };
   } catch {
     return undefined;
   }
@@ -139,9 +135,6 @@ class LiveSession {
       const frame = unpackFrame(toBuffer(data));
       const seq = Number(frame?.header.seq);
       const time = Number(frame?.header.time);
-      const width = Number(frame?.header.width);
-      const height = Number(frame?.header.height);
-      const side = (n: number) => Number.isInteger(n) && n >= MIN_FRAME_SIDE && n <= MAX_FRAME_SIDE;
       if (!frame || !Number.isFinite(seq) || !Number.isFinite(time))
         return this.sendJson({
           type: 'error',
@@ -149,18 +142,10 @@ class LiveSession {
           message: 'a camera frame could not be read.',
           hint: 'Reload the page.',
         });
-      if (!side(width) || !side(height) || frame.body.length !== width * height * 3)
-        return this.sendJson({
-          type: 'error',
-          code: 'BAD_MESSAGE',
-          message: `a camera frame should hold width x height RGB pixels (${MIN_FRAME_SIDE} to ${MAX_FRAME_SIDE} on a side); it said ${String(frame.header.width)}x${String(frame.header.height)} and held ${frame.body.length} bytes.`,
-          hint: 'Reload the page.',
-        });
       // A page that sends faster than it is answered (the Live page never does) gets its extra frames dropped here.
       if (!this.ready || this.inThread >= MAX_FRAMES_IN_THREAD) return this.sendJson({ type: 'dropped', seq });
       this.inThread++;
-      const pixels = frame.body;
-      this.post({ type: 'frame', seq, time, width, height, pixels }, [pixels.buffer as ArrayBuffer]);
+      this.post({ type: 'frame', seq, time, jpeg: frame.jpeg }, [frame.jpeg.buffer as ArrayBuffer]);
       return;
     }
     let message: Record<string, unknown>;

@@ -1,15 +1,14 @@
 /**
  * Frames of the live mode's WebSocket (see src/studio/live.ts): a 4-byte little-endian length,
- * that many bytes of JSON header, then the frame: RGB pixels from the page (the header gives the
- * width and height), a JPEG to it.
+ * that many bytes of JSON header, then a JPEG.
  */
 
-export function packFrame(header: object, body: ArrayBuffer): ArrayBuffer {
+export function packFrame(header: object, jpeg: ArrayBuffer): ArrayBuffer {
   const json = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(4 + json.length + body.byteLength);
+  const out = new Uint8Array(4 + json.length + jpeg.byteLength);
   new DataView(out.buffer).setUint32(0, json.length, true);
   out.set(json, 4);
-  out.set(new Uint8Array(body), 4 + json.length);
+  out.set(new Uint8Array(jpeg), 4 + json.length);
   return out.buffer;
 }
 

@@ -5,10 +5,9 @@ import { PhotoPicker, type PhotoChoice } from './photo.js';
 
 /**
  * The Live page: choose a photo, start the camera, and the photo follows the camera's face in
- * real time beside it. Camera frames go to the studio as RGB pixels over a WebSocket (at most
- * IN_FLIGHT at once, so a slow server lowers the frame rate instead of piling frames up; raw
- * pixels spare both sides a JPEG's encode and decode on a local socket), the animated frames
- * come back as JPEG. Re-take the reference, pause, switch the photo,
+ * real time beside it. Camera frames go to the studio as JPEG over a WebSocket (at most
+ * IN_FLIGHT at once, so a slow server lowers the frame rate instead of piling frames up), the
+ * animated frames come back the same way. Re-take the reference, pause, switch the photo,
  * record with the microphone's sound into the history.
  */
 
@@ -20,7 +19,7 @@ const IN_FLIGHT = 2;
  * to the CPU per frame (the face detector's cost does not depend on the frame's size), so the
  * camera's full 640x480 goes, keeping the landmarks' precision.
  */
-const SEND_SIDE = Math.min(Number(new URLSearchParams(location.search).get('send')) || 640, 1280);
+const SEND_SIDE = Number(new URLSearchParams(location.search).get('send')) || 640;
 /** Seconds without a new camera picture after which the camera counts as stopped. */
 const STALLED_SECONDS = 3;
 
@@ -98,9 +97,8 @@ class Session {
   private seq = 0;
   private inFlight = 0;
   /** The JPEGs sent and not yet answered, by seq: kept to pair each camera frame with its animated frame. */
-  /** The camera frames sent and not yet answered, by sequence number. */
-  private readonly sent = new Map<number, ImageData>();
-  private lastPair: { camera: ImageData; output: Blob; header: RenderedHeader } | undefined;
+  private readonly sent = new Map<number, Blob>();
+  private lastPair: { camera: Blob; output: Blob; header: RenderedHeader } | undefined;
   private lastPicture = performance.now();
   private readonly watchdog: number;
   private readonly capture = document.createElement('canvas');
@@ -189,7 +187,7 @@ class Session {
     }
   }
 
-  private answered(seq: number): ImageData | undefined {
+  private answered(seq: number): Blob | undefined {
     const sent = this.sent.get(seq);
     if (this.sent.delete(seq)) this.inFlight--;
     return sent;
@@ -221,21 +219,21 @@ class Session {
     const scale = Math.min(1, SEND_SIDE / Math.max(video.videoWidth, video.videoHeight));
     this.capture.width = Math.round(video.videoWidth * scale);
     this.capture.height = Math.round(video.videoHeight * scale);
-    const { width, height } = this.capture;
-    const context = this.capture.getContext('2d', { willReadFrequently: true })!;
-    context.drawImage(video, 0, 0, width, height);
-    const picture = context.getImageData(0, 0, width, height);
-    const rgba = picture.data;
-    const rgb = new Uint8Array(width * height * 3);
-    for (let i = 0, o = 0; i < rgba.length; i += 4, o += 3) {
-      rgb[o] = rgba[i]!;
-      rgb[o + 1] = rgba[i + 1]!;
-      rgb[o + 2] = rgba[i + 2]!;
-    }
+    this.capture.getContext('2d')!.drawImage(video, 0, 0, this.capture.width, this.capture.height);
     const seq = this.seq++;
     this.inFlight++;
-    this.sent.set(seq, picture);
-    this.socket.send(packFrame({ seq, time: captured, width, height }, rgb.buffer));
+    this.capture.toBlob(
+      (blob) => {
+        if (!blob || this.closed || this.socket.readyState !== WebSocket.OPEN) {
+          this.inFlight--;
+          return;
+        }
+        this.sent.set(seq, blob);
+        void blob.arrayBuffer().then((bytes) => this.socket.send(packFrame({ seq, time: captured }, bytes)));
+      },
+      'image/jpeg',
+      0.85,
+    );
   }
 
   private showStats(): void {
@@ -345,21 +343,18 @@ class Session {
     const pair = async () => {
       const last = this.lastPair;
       if (!last) return undefined;
-      const output = await new Promise<string>((resolve) => {
-        const reader = new FileReader();
-        reader.onload = () => resolve(reader.result as string);
-        reader.readAsDataURL(last.output);
-      });
-      const canvas = document.createElement('canvas');
-      canvas.width = last.camera.width;
-      canvas.height = last.camera.height;
-      canvas.getContext('2d')!.putImageData(last.camera, 0, 0);
+      const url = (blob: Blob) =>
+        new Promise<string>((resolve) => {
+          const reader = new FileReader();
+          reader.onload = () => resolve(reader.result as string);
+          reader.readAsDataURL(blob);
+        });
       return {
         seq: last.header.seq,
         face: last.header.face,
         calibrating: last.header.calibrating,
-        camera: canvas.toDataURL('image/png'),
-        output,
+        camera: await url(last.camera),
+        output: await url(last.output),
       };
     };
     (window as unknown as { reenactLive: unknown }).reenactLive = {
