@@ -22,6 +22,7 @@ import sharp from 'sharp';
 import { chooseFace } from '../src/align/source.js';
 import { FaceAnalyzer, LANDMARK_COUNT, type Face, type FrameDetection } from '../src/face/detector.js';
 import { decodeVideo } from '../src/media/decode.js';
+import { displayJpeg } from '../src/media/image.js';
 import { MeshAnimator } from '../src/mesh/animator.js';
 import { followsPrevious, LIVE_GROUPING, VIDEO_GROUPING, type FrameGrouping } from '../src/pipeline/landmark-pool.js';
 import { SyntheticMarks } from '../src/pipeline/synthetic-output.js';
@@ -113,11 +114,7 @@ for (const clip of ['driving-talking.mp4', 'driving-head-turns.mp4']) {
       animator ??= new MeshAnimator({ image: photo, face: photoFace }, truth);
       const image = await timed('mesh warp', () => animator!.render({ face: truth, frame, time: index / 30 }));
       await timed('marks', () => marks.apply(image, index / 30));
-      await timed('jpeg encode', () =>
-        sharp(image.data, { raw: { width: 512, height: 512, channels: 3 } })
-          .jpeg({ quality: 85 })
-          .toBuffer(),
-      );
+      await timed('jpeg encode', () => displayJpeg(image));
     }
     index++;
   }

