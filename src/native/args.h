@@ -35,4 +35,21 @@ inline double number(napi_env env, napi_value value, const char *name) {
   return result;
 }
 
+// An addon function's body, run so that an ArgError becomes a TypeError for the caller.
+template <typename Body>
+napi_value checked(napi_env env, Body body) {
+  try {
+    body();
+  } catch (const ArgError &error) {
+    napi_throw_type_error(env, nullptr, error.message.c_str());
+  }
+  return nullptr;
+}
+
+inline void exportFunction(napi_env env, napi_value exports, const char *name, napi_callback callback) {
+  napi_value fn;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn);
+  napi_set_named_property(env, exports, name, fn);
+}
+
 }  // namespace reenact

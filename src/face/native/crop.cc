@@ -96,7 +96,7 @@ napi_value Crop(napi_env env, napi_callback_info info) {
   size_t argc = 14;
   napi_value args[14];
   napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  try {
+  return reenact::checked(env, [&] {
     if (argc != 8 && argc != 14) throw ArgError{"crop takes 8 arguments, or 14 with a turn"};
     bool isTyped = false;
     napi_is_typedarray(env, args[0], &isTyped);
@@ -139,16 +139,11 @@ napi_value Crop(napi_env env, napi_callback_info info) {
     const Turn *turned = argc == 14 ? &turn : nullptr;
     if (bytes) crop(bytePixels, imageWidth, imageHeight, box, height, width, out, divisor, turned);
     else crop(floatPixels, imageWidth, imageHeight, box, height, width, out, divisor, turned);
-  } catch (const ArgError &error) {
-    napi_throw_type_error(env, nullptr, error.message.c_str());
-  }
-  return nullptr;
+  });
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "crop", NAPI_AUTO_LENGTH, Crop, nullptr, &fn);
-  napi_set_named_property(env, exports, "crop", fn);
+  reenact::exportFunction(env, exports, "crop", Crop);
   return exports;
 }
 

@@ -99,7 +99,7 @@ napi_value Warp(napi_env env, napi_callback_info info) {
   size_t argc = 9;
   napi_value args[9];
   napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  try {
+  return reenact::checked(env, [&] {
     if (argc != 7 && argc != 9) throw ArgError{"warp takes 7 arguments, or 9 with mask and values"};
     size_t sourceLength, fromLength, toLength, triangleLength, outLength;
     const auto *data = typed<uint8_t>(env, args[0], napi_uint8_array, "Uint8Array", "source", &sourceLength);
@@ -126,16 +126,11 @@ napi_value Warp(napi_env env, napi_callback_info info) {
       if (valueLength < triangleLength / 3) throw ArgError{"values must hold a byte per triangle"};
     }
     warp(data, width, height, from, to, triangles, triangleLength, out, mask, values);
-  } catch (const ArgError &error) {
-    napi_throw_type_error(env, nullptr, error.message.c_str());
-  }
-  return nullptr;
+  });
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "warp", NAPI_AUTO_LENGTH, Warp, nullptr, &fn);
-  napi_set_named_property(env, exports, "warp", fn);
+  reenact::exportFunction(env, exports, "warp", Warp);
   return exports;
 }
 

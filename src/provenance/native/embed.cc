@@ -123,7 +123,7 @@ napi_value BlockSums(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value args[4];
   napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  try {
+  return reenact::checked(env, [&] {
     if (argc != 4) throw ArgError{"blockSums takes 4 arguments"};
     size_t length, sumsLength;
     const auto *data = typed<uint8_t>(env, args[0], napi_uint8_array, "Uint8Array", "frame", &length);
@@ -133,10 +133,7 @@ napi_value BlockSums(napi_env env, napi_callback_info info) {
     if (sumsLength != static_cast<size_t>(blocksAlong(width)) * blocksAlong(height) * 3)
       throw ArgError{"sums must hold 3 values per 8x8 block"};
     blockSums(data, width, height, sums);
-  } catch (const ArgError &error) {
-    napi_throw_type_error(env, nullptr, error.message.c_str());
-  }
-  return nullptr;
+  });
 }
 
 // addPattern(frame: Uint8Array, width, height, pattern: Int16Array, gains: Float32Array, scale)
@@ -144,7 +141,7 @@ napi_value AddPattern(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value args[6];
   napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  try {
+  return reenact::checked(env, [&] {
     if (argc != 6) throw ArgError{"addPattern takes 6 arguments"};
     size_t length, patternLength, gainsLength;
     auto *data = typed<uint8_t>(env, args[0], napi_uint8_array, "Uint8Array", "frame", &length);
@@ -161,18 +158,12 @@ napi_value AddPattern(napi_env env, napi_callback_info info) {
     for (size_t i = 0; i < gainsLength; i++)
       if (!(gains[i] >= 0 && gains[i] <= 4)) throw ArgError{"gains must be from 0 to 4"};
     addPattern(data, width, height, pattern, gains, scale);
-  } catch (const ArgError &error) {
-    napi_throw_type_error(env, nullptr, error.message.c_str());
-  }
-  return nullptr;
+  });
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "blockSums", NAPI_AUTO_LENGTH, BlockSums, nullptr, &fn);
-  napi_set_named_property(env, exports, "blockSums", fn);
-  napi_create_function(env, "addPattern", NAPI_AUTO_LENGTH, AddPattern, nullptr, &fn);
-  napi_set_named_property(env, exports, "addPattern", fn);
+  reenact::exportFunction(env, exports, "blockSums", BlockSums);
+  reenact::exportFunction(env, exports, "addPattern", AddPattern);
   return exports;
 }
 
