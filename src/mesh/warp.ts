@@ -29,7 +29,7 @@ export const nativeWarp: Addon<NativeWarp> = loadAddon('mesh_warp', 'the native 
  * Piecewise-affine warp by inverse mapping. `out` must already hold a copy of `source` (same
  * size): every triangle of the mesh whose vertices move is rasterised at its `to` position, and
  * each covered output pixel samples `source` bilinearly at the matching point of the same
- * triangle at its `from` position. Triangles that do not move are skipped, so pixels there stay
+ * triangle at its `from` position (to 1/256 of a pixel, blended in integers). Triangles that do not move are skipped, so pixels there stay
  * exact copies. Coordinates are interleaved x, y in pixel units with pixel centres at +0.5.
  * Triangles are drawn in order: a later one covers an earlier one.
  * With `layers`, every pixel a triangle writes gets that triangle's value (values[t], t counting
@@ -130,16 +130,22 @@ export function warpPiecewiseAffineInJs(
         const sy = v < 0 ? 0 : v > maxY ? maxY : v;
         const ix = sx | 0;
         const iy = sy | 0;
-        const fx = sx - ix;
-        const fy = sy - iy;
+        // The sample's position within its pixel to the nearest 1/256 px (256: the next pixel), so
+        // the blend is integer arithmetic and a whole-pixel shift copies pixels exactly.
+        const fx = ((sx - ix) * 256 + 0.5) | 0;
+        const fy = ((sy - iy) * 256 + 0.5) | 0;
         const p00 = (iy * width + ix) * 3;
         const p01 = ix < maxX ? p00 + 3 : p00;
         const p10 = iy < maxY ? p00 + rowStride : p00;
         const p11 = ix < maxX ? p10 + 3 : p10;
-        const w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
-        out[o] = w00 * data[p00]! + w01 * data[p01]! + w10 * data[p10]! + w11 * data[p11]! + 0.5;
-        out[o + 1] = w00 * data[p00 + 1]! + w01 * data[p01 + 1]! + w10 * data[p10 + 1]! + w11 * data[p11 + 1]! + 0.5;
-        out[o + 2] = w00 * data[p00 + 2]! + w01 * data[p01 + 2]! + w10 * data[p10 + 2]! + w11 * data[p11 + 2]! + 0.5;
+        // Weights summing to 65536, rounded half up.
+        const w00 = (256 - fx) * (256 - fy),
+          w01 = fx * (256 - fy),
+          w10 = (256 - fx) * fy,
+          w11 = fx * fy;
+        out[o] = (w00 * data[p00]! + w01 * data[p01]! + w10 * data[p10]! + w11 * data[p11]! + 32768) >> 16;
+        out[o + 1] = (w00 * data[p00 + 1]! + w01 * data[p01 + 1]! + w10 * data[p10 + 1]! + w11 * data[p11 + 1]! + 32768) >> 16;
+        out[o + 2] = (w00 * data[p00 + 2]! + w01 * data[p01 + 2]! + w10 * data[p10 + 2]! + w11 * data[p11 + 2]! + 32768) >> 16;
         if (layer) mask![o / 3] = layer;
       }
     }

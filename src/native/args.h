@@ -6,6 +6,11 @@
 #include <cstdint>
 #include <string>
 
+// A hot loop built twice, for x86-64's baseline and for AVX2 (with SSE4.1's rounding instructions
+// and three-operand forms), the one for the CPU at hand chosen when the addon loads. No FMA: the
+// addons are built with -ffp-contract=off, so both give the same bits.
+#define REENACT_HOT_LOOP __attribute__((target_clones("avx2", "default")))
+
 namespace reenact {
 
 struct ArgError {

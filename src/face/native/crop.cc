@@ -36,7 +36,7 @@ long turnedAt(const Turn &turn, int row, int col, int imageWidth, int imageHeigh
 }
 
 template <typename Pixel>
-void crop(const Pixel *pixels, int imageWidth, int imageHeight, const double *box, int height, int width, float *out,
+REENACT_HOT_LOOP void crop(const Pixel *pixels, int imageWidth, int imageHeight, const double *box, int height, int width, float *out,
           double divisor, const Turn *turn) {
   const double y1 = box[0], x1 = box[1], y2 = box[2], x2 = box[3];
   const double yScale = height > 1 ? ((y2 - y1) * (imageHeight - 1)) / (height - 1) : 0;

@@ -63,9 +63,8 @@ void blockSums(const uint8_t *data, int width, int height, double *sums) {
 
 // See WatermarkEmbedder.mark: gains interpolated between block centres down the column, then along
 // the row in sixteenths of GAIN_ONE, in spans between block centres.
-__attribute__((target_clones("avx2", "default"))) void addPattern(uint8_t *data, int width, int height,
-                                                                  const int16_t *pattern, const float *gains,
-                                                                  double scale) {
+REENACT_HOT_LOOP void addPattern(uint8_t *data, int width, int height, const int16_t *pattern, const float *gains,
+                                 double scale) {
   const int blocksX = blocksAlong(width), blocksY = blocksAlong(height);
   const int last = blocksX - 1;
   std::vector<int32_t> rowGains(blocksX), pixelGains(width), offsets(3 * static_cast<size_t>(width));
