@@ -290,10 +290,12 @@ function blend(data: Uint8Array, o: number, sample: ArrayLike<number>, alpha: nu
 }
 
 /**
- * Share of the eye's width by which a shut eye's lash line is drawn: the spread (sigma) of its
- * darkness across the line, and how far above and below the line the lid's skin is redrawn.
+ * Shares of the eye's width by which a shut eye is drawn: how far the lash line's darkness spreads
+ * above the line where the lids meet and below it (a shut eye's lashes point down: on
+ * driving-eyes.mp4 its dark band reaches about twice as far below the line as above), and how far
+ * above and below the line the lid's skin is redrawn.
  */
-const SHUT = { lash: 0.045, above: 0.12, below: 0.16 };
+const SHUT = { lashAbove: 0.035, lashBelow: 0.07, above: 0.12, below: 0.2 };
 
 /** Per eye of the photo: the colour of its upper lash line (the darkest tenth between the upper lid and its fold). */
 export function lashColour(
@@ -363,8 +365,7 @@ export function shutLids(out: RgbImage, meet: Float64Array, lash: readonly numbe
     return height[n - 1]!;
   };
   const above = SHUT.above * width,
-    below = SHUT.below * width,
-    sigma = SHUT.lash * width;
+    below = SHUT.below * width;
   let x0 = Infinity,
     y0 = Infinity,
     x1 = -Infinity,
@@ -411,7 +412,8 @@ export function shutLids(out: RgbImage, meet: Float64Array, lash: readonly numbe
       const t = (d + above) / (above + below);
       // Thinner towards the corners, as the lash line of a shut eye is.
       const centred = 1 - Math.abs((2 * s) / width - 1);
-      const spread = sigma * (0.5 + 0.5 * Math.min(1, Math.max(0, centred * 2)));
+      const spread =
+        (d < 0 ? SHUT.lashAbove : SHUT.lashBelow) * width * (0.5 + 0.5 * Math.min(1, Math.max(0, centred * 2)));
       // Flat across the line's middle, soft at its edges, as a band of lashes is.
       const dark = 0.9 * Math.exp(-0.5 * (d / spread) ** 4);
       const o = (y * out.width + x) * 3;
