@@ -248,8 +248,12 @@ function anchorPoints(
     y0 = top,
     x1 = image.width - right,
     y1 = image.height - bottom;
-  for (let r = 0; r < ringValues; r += 2)
-    if (xy[r]! < x0 || xy[r]! > x1 || xy[r + 1]! < y0 || xy[r + 1]! > y1) follow[r / 2] = 0;
+  // Only on the sides with a bar: beyond a border without one, ring points keep moving (see above).
+  for (let r = 0; r < ringValues; r += 2) {
+    const x = xy[r]!,
+      y = xy[r + 1]!;
+    if ((left && x < x0) || (right && x > x1) || (top && y < y0) || (bottom && y > y1)) follow[r / 2] = 0;
+  }
   const nearRing = (x: number, y: number) => {
     for (let r = 0; r < ringValues; r += 2) if (Math.hypot(xy[r]! - x, xy[r + 1]! - y) < margin) return true;
     return false;
