@@ -2,7 +2,7 @@ import { LANDMARK_COUNT, type Face } from '../face/detector.js';
 import type { RgbImage } from '../types.js';
 import { fitSimilarity, invert, scaleOf, type Affine } from '../align/affine.js';
 import { easeTurn, fitHeadPose, IDENTITY_POSE, landmarks3d, type HeadPose, type Rotation } from './head.js';
-import { shiftIris, sourceIris, type SourceIris } from './eyes.js';
+import { lashColour, shiftIris, shutLids, sourceIris, type SourceIris } from './eyes.js';
 import { faceColourStats, fillMouth, mouthOpeningArea, type ColourStats } from './mouth.js';
 import { OneEuroFilter } from './one-euro.js';
 import { BROWS, EYE_FOLDS, EYE_LID_PAIRS, EYE_OUTER_CORNERS, FACE_OVAL, MESH_POINTS, RIGID_POINTS } from './regions.js';
@@ -39,7 +39,7 @@ const MAX_EYE_OPENING = 1.5;
  * Face Mesh never closes the lid contours: a shut eye still measures about this share of the
  * open gap (0.04 against 0.08-0.09 eye widths on the fixture's blink), so closing maps from it.
  */
-const CLOSED_EYE_GAP = 0.45;
+const CLOSED_EYE_GAP = 0.3;
 
 /**
  * Down to this share of the reference's gap the lids follow the driver's as they are: the small
@@ -71,6 +71,15 @@ const BEHIND = 0,
 
 /** Change of any rotation entry (~radians) after which the face triangles are sorted again. */
 const RESORT_TURN = 0.01;
+
+/**
+ * One Euro speed coefficient of the lid gaps (per relative gap per second): a blink, the gap
+ * falling by about 0.6 in a frame, gets a cutoff near 20 Hz at its first frame.
+ */
+const LID_GAP_BETA = 2.5;
+
+/** Lids closed past this share of the photo's gap start being drawn shut (shutLids), fully once they meet. */
+const SHUT_FROM = 0.55;
 
 /** Where the lids meet as an eye closes, from the upper lid (0) to the lower (1). */
 const LIDS_MEET = 0.75;
@@ -141,6 +150,11 @@ export class MeshAnimator {
     [0, 0],
     [0, 0],
   ];
+  /** Per eye: how far its lids are closed this frame (0 as in the photo, 1 shut), and its lash colour on the photo. */
+  private readonly closing = [0, 0];
+  private readonly lashes: [number, number, number][];
+  /** Per eye: where its lids meet, corner to corner (target px), for shutLids. */
+  private readonly meet = EYES.map(() => new Float64Array((EYE_LID_PAIRS[0].length + 2) * 2));
   private readonly sourceColours: ColourStats;
   private readonly sourceMouthArea: number;
   private readonly filter: OneEuroFilter | undefined;
@@ -148,6 +162,18 @@ export class MeshAnimator {
   private readonly referenceSize: number;
   private readonly mouthFill: boolean;
   private readonly driving = new Float64Array(LANDMARK_COUNT * 2);
+  /** The driving landmarks before the smoothing, and unposed: the lids are measured on these (see gapFilter). */
+  private readonly rawDriving = new Float64Array(LANDMARK_COUNT * 2);
+  private readonly rawUnposed = new Float64Array(LANDMARK_COUNT * 3);
+  /**
+   * Per eye, the driver's lid gap over the reference's, smoothed on its own: smoothed as landmark
+   * coordinates (in face units, where a lid's travel is small and slow) a blink arrived a frame late
+   * and half deep (driving-talking.mp4's at frame 161: lids closed 0.32 of the way while the driver's
+   * gap read 0.34 of open). As a ratio a blink is fast and passes; the detector's jitter of a few
+   * hundredths at rest is smoothed.
+   */
+  private readonly gapFilter: OneEuroFilter | undefined;
+  private readonly lidGaps = new Float64Array(2);
   /** The driver's landmarks with its pose undone, in the reference's 3D coordinates. */
   private readonly unposed = new Float64Array(LANDMARK_COUNT * 3);
   /** Target vertices in the reference's 3D coordinates, before the pose. */
@@ -216,6 +242,14 @@ export class MeshAnimator {
       const radius = this.irises[e]!.radius / frame.width;
       return { ...frame, gap: gap / frame.width, reach: Math.max(0, 0.5 - (1 - MAX_GAZE.corner) * radius) };
     });
+    this.lashes = EYE_LID_PAIRS.map((pairs, e) =>
+      lashColour(
+        this.image,
+        sourcePoints,
+        pairs.map(([upper]) => upper),
+        EYE_FOLDS[e]!,
+      ),
+    );
     this.sourceColours = faceColourStats(this.image, sourcePoints);
     this.sourceMouthArea = mouthOpeningArea(sourcePoints);
     this.mouthFill = (options.mouthFill ?? true) && parts.has('mouth');
@@ -229,6 +263,10 @@ export class MeshAnimator {
             beta: options.beta ?? 8,
             derivativeCutoff: 4,
           });
+    this.gapFilter =
+      options.smoothing === false
+        ? undefined
+        : new OneEuroFilter(2, { minCutoff: 1, beta: LID_GAP_BETA, derivativeCutoff: 4 });
   }
 
   /**
@@ -246,6 +284,7 @@ export class MeshAnimator {
       points[2 * i] = landmarks[3 * i]!;
       points[2 * i + 1] = landmarks[3 * i + 1]!;
     }
+    this.rawDriving.set(points);
     if (this.filter) {
       const size = this.referenceSize;
       for (let i = 0; i < points.length; i++) points[i]! /= size;
@@ -254,7 +293,8 @@ export class MeshAnimator {
     }
 
     const pose = fitHeadPose(this.reference, points, RIGID_POINTS) ?? IDENTITY_POSE;
-    this.unpose(points, pose);
+    this.unpose(points, pose, this.unposed);
+    if (this.takeEyes) this.unpose(this.rawDriving, pose, this.rawUnposed);
     const reference = this.reference;
     const unposed = this.unposed;
     const inReference = this.sourceInReference;
@@ -271,7 +311,7 @@ export class MeshAnimator {
       }
       for (let c = 0; c < 3; c++) target[3 * i + c]! += k * (unposed[3 * i + c]! - reference[3 * i + c]!);
     }
-    if (this.takeEyes) this.transferEyes();
+    if (this.takeEyes) this.transferEyes(driving.time);
 
     // The pose, about the source face (the reference's frame mapped onto the source by a similarity).
     const shown = this.takePose ? easeTurn(pose, TURN.knee, TURN.limit) : IDENTITY_POSE;
@@ -313,7 +353,11 @@ export class MeshAnimator {
       featherOutline(out, this.layerMask, to);
     } else warpPiecewiseAffine(this.image, from, to, triangles, out.data);
     if (this.takeEyes)
-      for (let e = 0; e < EYES.length; e++) shiftIris(out, this.image, from, to, this.irises[e]!, this.gazeShift[e]!);
+      for (let e = 0; e < EYES.length; e++) {
+        shiftIris(out, this.image, from, to, this.irises[e]!, this.gazeShift[e]!);
+        const t = Math.min(1, Math.max(0, (this.closing[e]! - SHUT_FROM) / (1 - SHUT_FROM)));
+        if (t > 0) shutLids(out, this.meetLine(e), this.lashes[e]!, t * t * (3 - 2 * t));
+      }
     if (this.mouthFill) {
       const targetArea = mouthOpeningArea(to);
       // How far the target opening outgrows the (posed) source's own mouth interior.
@@ -341,11 +385,10 @@ export class MeshAnimator {
    * The driver's landmarks in the reference's 3D frame with `pose` undone: the reference point
    * plus what the pose leaves unexplained in the image, turned back into the head's frame.
    */
-  private unpose(points: Float64Array, pose: HeadPose): void {
+  private unpose(points: Float64Array, pose: HeadPose, unposed: Float64Array): void {
     const R = pose.rotation;
     const s = pose.scale;
     const reference = this.reference;
-    const unposed = this.unposed;
     for (let i = 0; i < LANDMARK_COUNT; i++) {
       const x = reference[3 * i]!,
         y = reference[3 * i + 1]!,
@@ -366,20 +409,25 @@ export class MeshAnimator {
    * driver blinks. The iris centre keeps its place between the lids as they open and close; the
    * driver's gaze (its iris against its eye, in eye widths) is kept in `gazeShift` for shiftIris.
    */
-  private transferEyes(): void {
+  private transferEyes(time: number): void {
     const target = this.target;
     const inReference = this.sourceInReference;
     const reference = this.reference;
     const unposed = this.unposed;
     const scale = this.expressionScale;
-    const closing = EYE_LID_PAIRS.map((pairs) => {
+    const gaps = this.lidGaps;
+    EYE_LID_PAIRS.forEach((pairs, e) => {
       let driverGap = 0;
       let referenceGap = 0;
       for (const [upper, lower] of pairs) {
-        driverGap += distance3(unposed, upper, lower);
+        driverGap += distance3(this.rawUnposed, upper, lower);
         referenceGap += distance3(reference, upper, lower);
       }
-      const relative = 1 + scale * (driverGap / Math.max(referenceGap, 1e-6) - 1);
+      gaps[e] = driverGap / Math.max(referenceGap, 1e-6);
+    });
+    this.gapFilter?.filter(gaps, time);
+    const closing = EYE_LID_PAIRS.map((_, e) => {
+      const relative = 1 + scale * (gaps[e]! - 1);
       if (relative >= LINEAR_EYE_GAP) return 1 - Math.min(MAX_EYE_OPENING, relative);
       // Below LINEAR_EYE_GAP the lids close faster, to shut at CLOSED_EYE_GAP.
       return 1 - LINEAR_EYE_GAP * Math.max(0, (relative - CLOSED_EYE_GAP) / (LINEAR_EYE_GAP - CLOSED_EYE_GAP));
@@ -396,6 +444,7 @@ export class MeshAnimator {
         if (closing[e]! > 0) closing[e] = closing[e]! + together * (most - closing[e]!);
     }
     EYE_LID_PAIRS.forEach((pairs, e) => {
+      this.closing[e] = closing[e]!;
       const ratio = 1 - closing[e]!;
       const eye = EYES[e]!;
       const v = IRIS_VERTICES[e]!;
@@ -442,6 +491,24 @@ export class MeshAnimator {
       this.gazeShift[e]![0] = along * frame.u[0] + up * frame.n[0];
       this.gazeShift[e]![1] = along * frame.u[1] + up * frame.n[1];
     });
+  }
+
+  /** Where the lids of eye `e` meet on the target (`to`): its corners and, between them, LIDS_MEET down each lid pair. */
+  private meetLine(e: number): Float64Array {
+    const line = this.meet[e]!;
+    const to = this.to;
+    const contour = EYES[e]!.contour;
+    const pairs = EYE_LID_PAIRS[e]!;
+    const corners = [contour[0]!, contour[contour.length / 2]!];
+    line[0] = to[2 * corners[0]!]!;
+    line[1] = to[2 * corners[0]! + 1]!;
+    pairs.forEach(([upper, lower], k) => {
+      for (let c = 0; c < 2; c++)
+        line[2 * (k + 1) + c] = to[2 * upper + c]! + LIDS_MEET * (to[2 * lower + c]! - to[2 * upper + c]!);
+    });
+    line[line.length - 2] = to[2 * corners[1]!]!;
+    line[line.length - 1] = to[2 * corners[1]! + 1]!;
+    return line;
   }
 
   /**
@@ -533,21 +600,27 @@ const NOSE_BASE = 2;
 
 interface EyeFrame {
   centre: [number, number, number];
-  /** Unit vectors along the eye (from contour[0] to the opposite corner) and across it. */
+  /** Unit vectors along the eye (from contour[0] to the opposite corner) and across it, in the image plane (z 0). */
   u: [number, number, number];
   n: [number, number, number];
+  /** The eye's width in the image plane. */
   width: number;
 }
 
+/**
+ * The eye's frame in the head's image plane (x, y only). Gaze is measured and put back in this
+ * plane: measured along the eye's 3D axis (its outer corner lies deeper than its inner) while the
+ * iris landmark's depth says little, and put back through that axis's image, a sideways glance lost
+ * a fifth of its travel (12.7 px for the driver's 15.8 at frame 84 of driving-eyes.mp4).
+ */
 function eyeFrame(points: Float64Array, contour: readonly number[], a: number, b: number): EyeFrame {
   const centre: [number, number, number] = [0, 0, 0];
   for (const i of contour) for (let c = 0; c < 3; c++) centre[c]! += points[3 * i + c]! / contour.length;
-  const d = [0, 1, 2].map((c) => points[3 * b + c]! - points[3 * a + c]!);
-  const width = Math.max(1e-6, Math.hypot(d[0]!, d[1]!, d[2]!));
-  const u: [number, number, number] = [d[0]! / width, d[1]! / width, d[2]! / width];
-  // Across the eye in the image plane's sense: u turned a quarter in x, y.
-  const across = Math.hypot(u[0], u[1]) || 1;
-  const n: [number, number, number] = [-u[1] / across, u[0] / across, 0];
+  const dx = points[3 * b]! - points[3 * a]!,
+    dy = points[3 * b + 1]! - points[3 * a + 1]!;
+  const width = Math.max(1e-6, Math.hypot(dx, dy));
+  const u: [number, number, number] = [dx / width, dy / width, 0];
+  const n: [number, number, number] = [-u[1], u[0], 0];
   return { centre, u, n, width };
 }
 
@@ -559,10 +632,11 @@ function gazeOf(
   b: number,
 ): { along: number; across: number; width: number } {
   const frame = eyeFrame(points, contour, a, b);
-  const d = [0, 1, 2].map((c) => points[3 * iris + c]! - frame.centre[c]!);
+  const dx = points[3 * iris]! - frame.centre[0],
+    dy = points[3 * iris + 1]! - frame.centre[1];
   return {
-    along: (d[0]! * frame.u[0] + d[1]! * frame.u[1] + d[2]! * frame.u[2]) / frame.width,
-    across: (d[0]! * frame.n[0] + d[1]! * frame.n[1]) / frame.width,
+    along: (dx * frame.u[0] + dy * frame.u[1]) / frame.width,
+    across: (dx * frame.n[0] + dy * frame.n[1]) / frame.width,
     width: frame.width,
   };
 }

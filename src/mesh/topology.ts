@@ -31,6 +31,15 @@ const SILHOUETTE_DEPTH = 0.7;
 /** Fixed anchors per image side, so the mesh covers the whole frame and its border never moves. */
 const BORDER_STEPS = 8;
 
+/**
+ * Letterbox and pillarbox bars: whole columns or rows at the image's edge no brighter than `level`
+ * (8-bit, every channel), at least `least` px of them (driving-eyes.mp4 has a 60 px bar on its
+ * left). The picture's edge along a bar is held still by a fixed anchor every 1/`steps` of it, and
+ * ring points inside a bar stay still: dragged by the head, the bar's straight edge bent into the
+ * picture (in the ring around the face on driving-eyes.mp4, where nothing else does in the clip).
+ */
+const BARS = { level: 8, least: 4, steps: 16 };
+
 /** Per eye (image-left, image-right): its lid contour, closed, and its iris centre landmark. */
 export const EYES = [
   { contour: IMAGE_LEFT_EYE_CONTOUR, iris: LANDMARKS.imageLeftIris },
@@ -234,6 +243,35 @@ function anchorPoints(
     for (let r = 0; r < ringValues; r += 2) if (Math.hypot(xy[r]! - x, xy[r + 1]! - y) < margin) return false;
     return true;
   };
+  const [left, top, right, bottom] = barWidths(image);
+  const x0 = left,
+    y0 = top,
+    x1 = image.width - right,
+    y1 = image.height - bottom;
+  // Only on the sides with a bar: beyond a border without one, ring points keep moving (see above).
+  for (let r = 0; r < ringValues; r += 2) {
+    const x = xy[r]!,
+      y = xy[r + 1]!;
+    if ((left && x < x0) || (right && x > x1) || (top && y < y0) || (bottom && y > y1)) follow[r / 2] = 0;
+  }
+  const nearRing = (x: number, y: number) => {
+    for (let r = 0; r < ringValues; r += 2) if (Math.hypot(xy[r]! - x, xy[r + 1]! - y) < margin) return true;
+    return false;
+  };
+  const edges: [number, number, number, number][] = [];
+  if (left) edges.push([x0, y0, x0, y1]);
+  if (top) edges.push([x0, y0, x1, y0]);
+  if (right) edges.push([x1, y0, x1, y1]);
+  if (bottom) edges.push([x0, y1, x1, y1]);
+  for (const [ax, ay, bx, by] of edges)
+    for (let k = 0; k <= BARS.steps; k++) {
+      const x = ax + ((bx - ax) * k) / BARS.steps,
+        y = ay + ((by - ay) * k) / BARS.steps;
+      if (nearRing(x, y)) continue;
+      xy.push(x, y);
+      z.push(silhouette);
+      follow.push(0);
+    }
   for (let k = 0; k < BORDER_STEPS; k++) {
     const t = k / BORDER_STEPS;
     const border = [
@@ -250,4 +288,28 @@ function anchorPoints(
     }
   }
   return { points: Float64Array.from(xy), depth: Float64Array.from(z), follow: Float64Array.from(follow) };
+}
+
+/** Widths (px) of the bars on the image's left, top, right and bottom edges (0 where none; see BARS). */
+function barWidths(image: RgbImage): [number, number, number, number] {
+  const { width, height, data } = image;
+  const dark = (x0: number, y0: number, dx: number, dy: number, n: number) => {
+    for (let k = 0; k < n; k++) {
+      const o = ((y0 + k * dy) * width + x0 + k * dx) * 3;
+      if (data[o]! > BARS.level || data[o + 1]! > BARS.level || data[o + 2]! > BARS.level) return false;
+    }
+    return true;
+  };
+  const count = (line: (k: number) => boolean, most: number) => {
+    let k = 0;
+    while (k < most && line(k)) k++;
+    return k >= BARS.least && k < most ? k : 0;
+  };
+  const half = (n: number) => Math.floor(n / 2);
+  return [
+    count((k) => dark(k, 0, 0, 1, height), half(width)),
+    count((k) => dark(0, k, 1, 0, width), half(height)),
+    count((k) => dark(width - 1 - k, 0, 0, 1, height), half(width)),
+    count((k) => dark(0, height - 1 - k, 1, 0, width), half(height)),
+  ];
 }
