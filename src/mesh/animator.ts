@@ -5,6 +5,7 @@ import { easeTurn, fitHeadPose, IDENTITY_POSE, landmarks3d, type HeadPose, type 
 import { lashColour, shiftIris, shutLids, sourceIris, type SourceIris } from './eyes.js';
 import { faceColourStats, fillMouth, mouthOpeningArea, type ColourStats } from './mouth.js';
 import { OneEuroFilter } from './one-euro.js';
+import { pointBounds } from './polygon.js';
 import { BROWS, EYE_FOLDS, EYE_LID_PAIRS, EYE_OUTER_CORNERS, FACE_OVAL, MESH_POINTS, RIGID_POINTS } from './regions.js';
 import { EYES, FACE_VERTICES, IRIS_VERTICES, warpMesh } from './topology.js';
 import { warpPiecewiseAffine } from './warp.js';
@@ -669,16 +670,7 @@ function doubleArea(points: ArrayLike<number>, a: number, b: number, c: number):
  */
 function featherOutline(out: RgbImage, mask: Uint8Array, to: Float64Array): void {
   const { width, height, data } = out;
-  let x0 = Infinity,
-    y0 = Infinity,
-    x1 = -Infinity,
-    y1 = -Infinity;
-  for (let i = 0; i < MESH_POINTS; i++) {
-    x0 = Math.min(x0, to[2 * i]!);
-    x1 = Math.max(x1, to[2 * i]!);
-    y0 = Math.min(y0, to[2 * i + 1]!);
-    y1 = Math.max(y1, to[2 * i + 1]!);
-  }
+  const [x0, y0, x1, y1] = pointBounds(to, MESH_POINTS);
   const left = Math.max(1, Math.floor(x0) - 2),
     right = Math.min(width - 2, Math.ceil(x1) + 2);
   const top = Math.max(1, Math.floor(y0) - 2),

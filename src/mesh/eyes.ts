@@ -1,6 +1,6 @@
 import type { RgbImage } from '../types.js';
 import { fitAffine } from '../align/affine.js';
-import { forEachInside, insidePolygon, sampleBilinear } from './polygon.js';
+import { forEachInside, insidePolygon, pointBounds, sampleBilinear } from './polygon.js';
 
 /**
  * The iris landmarks' radius sits inside the visible iris on some faces and on or past its edge on
@@ -366,16 +366,7 @@ export function shutLids(out: RgbImage, meet: Float64Array, lash: readonly numbe
   };
   const above = SHUT.above * width,
     below = SHUT.below * width;
-  let x0 = Infinity,
-    y0 = Infinity,
-    x1 = -Infinity,
-    y1 = -Infinity;
-  for (let k = 0; k < n; k++) {
-    x0 = Math.min(x0, meet[2 * k]!);
-    x1 = Math.max(x1, meet[2 * k]!);
-    y0 = Math.min(y0, meet[2 * k + 1]!);
-    y1 = Math.max(y1, meet[2 * k + 1]!);
-  }
+  const [x0, y0, x1, y1] = pointBounds(meet, n);
   const reach = below + 2;
   const left = Math.max(0, Math.floor(x0 - reach)),
     right = Math.min(out.width - 1, Math.ceil(x1 + reach));

@@ -1,17 +1,23 @@
 import type { RgbImage } from '../types.js';
 
-/** Pixel bounds [x0, y0, x1, y1] of a polygon, clipped to the image. */
-export function polygonBounds(poly: Float64Array, image: RgbImage): [number, number, number, number] {
+/** The bounds [minX, minY, maxX, maxY] of the first `count` points of interleaved x, y coordinates. */
+export function pointBounds(xy: ArrayLike<number>, count = xy.length / 2): [number, number, number, number] {
   let minX = Infinity,
     minY = Infinity,
     maxX = -Infinity,
     maxY = -Infinity;
-  for (let i = 0; i < poly.length; i += 2) {
-    minX = Math.min(minX, poly[i]!);
-    maxX = Math.max(maxX, poly[i]!);
-    minY = Math.min(minY, poly[i + 1]!);
-    maxY = Math.max(maxY, poly[i + 1]!);
+  for (let i = 0; i < count; i++) {
+    minX = Math.min(minX, xy[2 * i]!);
+    maxX = Math.max(maxX, xy[2 * i]!);
+    minY = Math.min(minY, xy[2 * i + 1]!);
+    maxY = Math.max(maxY, xy[2 * i + 1]!);
   }
+  return [minX, minY, maxX, maxY];
+}
+
+/** Pixel bounds [x0, y0, x1, y1] of a polygon, clipped to the image. */
+export function polygonBounds(poly: Float64Array, image: RgbImage): [number, number, number, number] {
+  const [minX, minY, maxX, maxY] = pointBounds(poly);
   return [
     Math.max(0, Math.floor(minX)),
     Math.max(0, Math.floor(minY)),
