@@ -29,8 +29,8 @@ export const nativeWarp: Addon<NativeWarp> = loadAddon('mesh_warp', 'the native 
  * Piecewise-affine warp by inverse mapping. `out` must already hold a copy of `source` (same
  * size): every triangle of the mesh whose vertices move is rasterised at its `to` position, and
  * each covered output pixel samples `source` bilinearly at the matching point of the same
- * triangle at its `from` position (to 1/256 of a pixel, blended in integers). Triangles that do not move are skipped, so pixels there stay
- * exact copies. Coordinates are interleaved x, y in pixel units with pixel centres at +0.5.
+ * triangle at its `from` position (to 1/256 of a pixel, blended in integers). Triangles that do
+ * not move are skipped, so pixels there stay exact copies. Coordinates are interleaved x, y in pixel units with pixel centres at +0.5.
  * Triangles are drawn in order: a later one covers an earlier one.
  * With `layers`, every pixel a triangle writes gets that triangle's value (values[t], t counting
  * triangles) in `mask` (one byte per pixel), so the caller knows which part of the mesh drew it;

@@ -1,5 +1,5 @@
-// Argument checks shared by reenact's small N-API addons (the mesh warp, the watermark embedder):
-// a wrong argument throws a TypeError naming it instead of reading past a buffer.
+// Argument checks shared by reenact's small N-API addons (the mesh warp, the face crop, the
+// watermark embedder): a wrong argument throws a TypeError naming it instead of reading past a buffer.
 #pragma once
 #include <node_api.h>
 

@@ -36,8 +36,8 @@ long turnedAt(const Turn &turn, int row, int col, int imageWidth, int imageHeigh
 }
 
 template <typename Pixel>
-REENACT_HOT_LOOP void crop(const Pixel *pixels, int imageWidth, int imageHeight, const double *box, int height, int width, float *out,
-          double divisor, const Turn *turn) {
+REENACT_HOT_LOOP void crop(const Pixel *pixels, int imageWidth, int imageHeight, const double *box, int height,
+                           int width, float *out, double divisor, const Turn *turn) {
   const double y1 = box[0], x1 = box[1], y2 = box[2], x2 = box[3];
   const double yScale = height > 1 ? ((y2 - y1) * (imageHeight - 1)) / (height - 1) : 0;
   const double xScale = width > 1 ? ((x2 - x1) * (imageWidth - 1)) / (width - 1) : 0;
@@ -55,7 +55,9 @@ REENACT_HOT_LOOP void crop(const Pixel *pixels, int imageWidth, int imageHeight,
     if (!turn) return row * rowStride + col * 3;
     return turnedAt(*turn, static_cast<int>(row), static_cast<int>(col), imageWidth, imageHeight);
   };
-  const auto value = [&](long offset, int c) -> double { return offset < 0 ? 0.0 : static_cast<double>(pixels[offset + c]); };
+  const auto value = [&](long offset, int c) -> double {
+    return offset < 0 ? 0.0 : static_cast<double>(pixels[offset + c]);
+  };
   for (int y = 0; y < height; y++) {
     float *row = out + static_cast<long>(y) * width * 3;
     const double inY = height > 1 ? y1 * (imageHeight - 1) + y * yScale : 0.5 * (y1 + y2) * (imageHeight - 1);
@@ -106,8 +108,9 @@ napi_value Crop(napi_env env, napi_callback_info info) {
     const bool bytes = type == napi_uint8_array;
     const uint8_t *bytePixels = nullptr;
     const float *floatPixels = nullptr;
-    if (bytes) bytePixels = typed<uint8_t>(env, args[0], napi_uint8_array, "Uint8Array or Float32Array", "pixels", &pixelLength);
-    else floatPixels = typed<float>(env, args[0], napi_float32_array, "Uint8Array or Float32Array", "pixels", &pixelLength);
+    const char *kinds = "Uint8Array or Float32Array";
+    if (bytes) bytePixels = typed<uint8_t>(env, args[0], napi_uint8_array, kinds, "pixels", &pixelLength);
+    else floatPixels = typed<float>(env, args[0], napi_float32_array, kinds, "pixels", &pixelLength);
     const int imageWidth = integer(env, args[1], "imageWidth");
     const int imageHeight = integer(env, args[2], "imageHeight");
     const auto *box = typed<double>(env, args[3], napi_float64_array, "Float64Array", "box", &boxLength);
