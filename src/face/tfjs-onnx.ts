@@ -213,10 +213,19 @@ function transposeFilter(data: Float32Array, kh: number, kw: number, cin: number
   return { dims: [cout, cin, kh, kw], data: out };
 }
 
-/** TensorFlow's per-channel PReLU alpha (any shape ending in C) as ONNX's [C, 1, 1] slope. */
+/**
+ * TensorFlow's PReLU with per-channel alpha (any shape ending in C), as alpha * x + (1 - alpha) *
+ * relu(x): two 1x1 depthwise convolutions and a Relu, which onnxruntime keeps in its blocked
+ * (NCHWc) layout and fuses with the Add. Its PRelu kernel broadcasts element by element and takes
+ * the maps out of that layout and back: with it Face Mesh took 8.1 ms and Iris 16.9 on one
+ * thread, this way 3.4 and 7.6. The outputs differ from PRelu's by float rounding only.
+ */
 function prelu(graph: OnnxGraph, x: string, alpha: FloatTensor): string {
-  const slope = graph.constant({ dims: [alpha.data.length, 1, 1], data: alpha.data }, 'prelu');
-  return graph.op('PRelu', [x, slope]);
+  const channels = alpha.data.length;
+  const scaled = (input: string, factors: Float32Array) =>
+    graph.conv(input, { dims: [channels, 1, 1, 1], data: factors }, undefined, { group: channels });
+  const positive = alpha.data.map((slope) => 1 - slope);
+  return graph.add(scaled(graph.relu(x), positive), scaled(x, alpha.data));
 }
 
 /** The graph's weights, float16-quantized ones widened, int32 ones (shapes, paddings) as floats. */
