@@ -17,6 +17,7 @@ import { PendingOutput } from '../output.js';
 import { checkContentId } from '../provenance/payload.js';
 import type { ProgressCallback, RgbImage } from '../types.js';
 import { prepareFommMotion } from './fomm-motion.js';
+import { LandmarkThreads } from './landmark-pool.js';
 import { prepareMeshMotion } from './mesh-motion.js';
 import type { MotionSession } from './motion.js';
 import { mapAhead, noTrack } from './motion.js';
@@ -213,17 +214,22 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
   throwIfAborted(signal);
   // The output folder is checked before any work (PendingOutput checks it exists and is writable).
   await (await PendingOutput.create(options.output)).discard();
-  const drivingInfo = await probeVideo(options.driving);
-  const photo = await readImage(options.source);
-  onProgress?.({ stage: 'prepare', done: 0 });
-
-  const analyzer = await faceAnalyzer();
-  throwIfAborted(signal);
-  const face = chooseFace(await analyzer.detect(photo), options.face, options.source);
+  // The mesh mode's landmark threads load their models (~1 s each) while this thread reads and
+  // detects the photo: the first frames no longer wait for them.
+  const landmarkThreads = fomm
+    ? undefined
+    : LandmarkThreads.start(options.threads === undefined ? undefined : options.threads - 1);
   let model: FommModel | undefined;
   let opened: OpenedVideo | undefined;
   let session: MotionSession | undefined;
   try {
+    const drivingInfo = await probeVideo(options.driving);
+    const photo = await readImage(options.source);
+    onProgress?.({ stage: 'prepare', done: 0 });
+
+    const analyzer = await faceAnalyzer();
+    throwIfAborted(signal);
+    const face = chooseFace(await analyzer.detect(photo), options.face, options.source);
     if (fomm) {
       model = await FommModel.load({
         config: fomm.config,
@@ -247,7 +253,7 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
       signal,
       onProgress,
     };
-    session = model ? await prepareFommMotion(context, model) : await prepareMeshMotion(context);
+    session = model ? await prepareFommMotion(context, model) : await prepareMeshMotion(context, landmarkThreads!);
     throwIfAborted(signal);
 
     const drivingSize = { width: session.decode.width ?? info.width, height: session.decode.height ?? info.height };
@@ -322,6 +328,7 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
     };
   } finally {
     await session?.close();
+    await landmarkThreads?.stop();
     await model?.dispose();
     await opened?.cleanup();
   }

@@ -36,8 +36,16 @@ interface Found {
 class LandmarkWorker {
   private readonly replies: WorkerReplies<{ id: number; face?: Face | null; reused?: boolean; error?: string }>;
 
+  /** Settles once the thread has loaded its models, or has failed or stopped. */
+  private readonly settled: Promise<void>;
+
   private constructor(private readonly worker: Worker) {
     this.replies = new WorkerReplies(worker, 'face detection failed in a worker', 'the face detection worker stopped');
+    this.settled = new Promise((resolve) => {
+      worker.on('message', (message: { ready?: boolean }) => message.ready && resolve());
+      worker.once('error', () => resolve());
+      worker.once('exit', () => resolve());
+    });
   }
 
   /**
@@ -64,11 +72,39 @@ class LandmarkWorker {
     return { id, found: reply.then((message) => ({ face: message.face ?? null, reused: !!message.reused })) };
   }
 
-  /** Ends the thread, once its detections in flight are done (see WorkerReplies.idle). */
+  /** Settles once no detection sent to this thread is in flight (see WorkerReplies.idle). */
+  idle(): Promise<void> {
+    return this.replies.idle();
+  }
+
+  /**
+   * Ends the thread, once it has loaded its models and its detections in flight are done: like a
+   * run, a model load that returns into a terminating thread aborts the whole process.
+   */
   async stop(): Promise<void> {
-    await this.replies.idle();
+    await this.settled;
+    await this.idle();
     this.worker.removeAllListeners('exit');
     await this.worker.terminate();
+  }
+}
+
+/**
+ * Worker threads for LandmarkPools, started ahead of them: each loads its models (~1 s on two
+ * cores) while the caller does other work, such as animate reading and detecting the photo.
+ * Whoever starts them stops them; a pool given them leaves them running when it closes.
+ */
+export class LandmarkThreads {
+  private constructor(readonly workers: readonly LandmarkWorker[]) {}
+
+  /** Starts `count` threads (default: one fewer than the cores, at most 3). */
+  static start(count = Math.min(3, availableParallelism() - 1)): LandmarkThreads {
+    return new LandmarkThreads(Array.from({ length: Math.max(0, count) }, () => LandmarkWorker.start()));
+  }
+
+  /** Ends the threads, once their detections in flight are done. */
+  async stop(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.stop()));
   }
 }
 
@@ -113,27 +149,31 @@ export class LandmarkPool {
   /** Frames detected so far, and how many of them on the previous frame's regions. */
   readonly stats = { frames: 0, reused: 0 };
 
+  private readonly workers: readonly LandmarkWorker[];
+
   private constructor(
     private readonly analyzer: FaceAnalyzer,
-    private readonly workers: LandmarkWorker[],
+    private readonly threads: LandmarkThreads,
+    /** Whether the pool started `threads` itself, and so stops them when it closes. */
+    private readonly ownsThreads: boolean,
     private readonly grouping: FrameGrouping,
-  ) {}
+  ) {
+    this.workers = threads.workers;
+  }
 
   /**
-   * Starts `workers` worker threads (default: one fewer than the cores, at most 3). They load
-   * their models while the first frames are sent (on two cores the calling thread meanwhile
-   * prepares the output and detects the groups the workers' queues leave over).
+   * A pool on `threads`: threads started earlier (LandmarkThreads.start), or how many to start
+   * now (default: one fewer than the cores, at most 3). Threads still loading their models get
+   * the first frames queued meanwhile (on two cores the calling thread meanwhile prepares the
+   * output and detects the groups the workers' queues leave over).
    */
   static async create(
     analyzer: FaceAnalyzer,
-    workers = Math.min(3, availableParallelism() - 1),
+    threads?: number | LandmarkThreads,
     grouping: FrameGrouping = VIDEO_GROUPING,
   ): Promise<LandmarkPool> {
-    return new LandmarkPool(
-      analyzer,
-      Array.from({ length: Math.max(0, workers) }, () => LandmarkWorker.start()),
-      grouping,
-    );
+    if (threads instanceof LandmarkThreads) return new LandmarkPool(analyzer, threads, false, grouping);
+    return new LandmarkPool(analyzer, LandmarkThreads.start(threads), true, grouping);
   }
 
   /** How many frames are worth having in flight at once: two groups for each worker, one for the calling thread. */
@@ -188,8 +228,9 @@ export class LandmarkPool {
     return face;
   }
 
-  /** Stops the workers and settles once no detection of this pool's runs anywhere. */
+  /** Settles once no detection of this pool's runs anywhere, and stops the threads it started. */
   async close(): Promise<void> {
-    await Promise.all([...this.workers.map((worker) => worker.stop()), this.analyzer.idle()]);
+    const threads = this.ownsThreads ? this.threads.stop() : Promise.all(this.workers.map((worker) => worker.idle()));
+    await Promise.all([threads, this.analyzer.idle()]);
   }
 }

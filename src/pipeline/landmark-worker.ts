@@ -2,8 +2,8 @@
  * A worker thread with its own face analyzer: detects the largest face of each frame it is sent.
  * Messages in: { id, width, height, data, follows?, track } (follows: the id of the message just
  * before, the previous frame of the same video, whose face regions this frame reuses, moved
- * with the face where track is set; see FaceAnalyzer.detectNextFrame); out: { id, face, reused } or { id, error }. Messages sent while the
- * models load wait in the port's queue.
+ * with the face where track is set; see FaceAnalyzer.detectNextFrame); out: { ready } once the models are loaded, then { id, face, reused } or { id, error }.
+ * Messages sent while the models load wait in the port's queue.
  */
 import { parentPort } from 'node:worker_threads';
 import { FaceAnalyzer, type FrameDetection } from '../face/detector.js';
@@ -20,6 +20,7 @@ interface Request {
 
 const port = parentPort!;
 const analyzer = await FaceAnalyzer.create();
+port.postMessage({ ready: true });
 /** The last message's detection. */
 let last: { id: number; detection: Promise<FrameDetection> } | undefined;
 port.on('message', (request: Request) => {

@@ -3,7 +3,7 @@ import type { Face } from '../face/detector.js';
 import { decodeVideo, type DecodeOptions } from '../media/decode.js';
 import { MeshAnimator } from '../mesh/animator.js';
 import type { RgbImage, VideoFrame } from '../types.js';
-import { LandmarkPool } from './landmark-pool.js';
+import { LandmarkPool, type LandmarkThreads } from './landmark-pool.js';
 import { BestFrameSearch } from './best-frame.js';
 import { mapAhead, meshPoints, noTrack, type MotionContext, type MotionSession } from './motion.js';
 
@@ -18,9 +18,13 @@ export const MAX_DRIVING_SIDE = 720;
  * photo. The reference frame, whose pose and expression map onto the photo's as they are, is the
  * first frame with a face, a chosen frame, or (best) the frame whose landmarks are closest to the
  * photo's. Choosing a later or best frame needs a first pass over the landmarks; only landmarks
- * are kept from it (~6 KB a frame), never frames, and the second pass reuses them.
+ * are kept from it (~6 KB a frame), never frames, and the second pass reuses them. The
+ * landmarks are detected on `threads` (the caller's, which it stops) and the calling thread.
  */
-export async function prepareMeshMotion(context: MotionContext): Promise<MotionSession<Face | null>> {
+export async function prepareMeshMotion(
+  context: MotionContext,
+  threads: LandmarkThreads,
+): Promise<MotionSession<Face | null>> {
   const { analyzer, driving, background, face, signal } = context;
   const { info } = driving;
   const scale = Math.min(1, MAX_DRIVING_SIDE / Math.max(info.width, info.height));
@@ -36,7 +40,7 @@ export async function prepareMeshMotion(context: MotionContext): Promise<MotionS
   // before's mesh lagged 10-13 degrees of roll on fast turns of driving-talking.mp4); each frame's
   // landmarks depend only on its group of three up to it, so groups run several at once on worker
   // threads and the result does not depend on the scheduling.
-  const pool = await LandmarkPool.create(analyzer, context.threads === undefined ? undefined : context.threads - 1);
+  const pool = await LandmarkPool.create(analyzer, threads);
   try {
     return await prepareWithPool(context, pool, decode, source);
   } catch (error) {
