@@ -333,10 +333,24 @@ describe('VideoEncoder', { skip: skipWithoutShared }, () => {
     assert.ok(dark < 30 && light > 220, `rotation ${info.rotation}: green top ${topGreen}, bottom ${bottomGreen}`);
   });
 
+  test('threads reach x264 (its settings, written into the stream, say so)', async () => {
+    const settings = async (threads?: number) => {
+      const path = join(folder, `threads-${threads}.mp4`);
+      await encodeTestClip(path, 5, threads ? { threads } : {});
+      return / threads=(\d+) /.exec((await readFile(path)).toString('latin1'))?.[1];
+    };
+    assert.equal(await settings(1), '1');
+    assert.notEqual(await settings(), '1');
+  });
+
   test('odd sizes and mismatched frames are refused; abort leaves no file', async () => {
     const odd = join(folder, 'odd.mp4');
     await assert.rejects(VideoEncoder.create(odd, { width: 97, height: 64, fps: 25 }), { code: 'BAD_ARGUMENT' });
     await assert.rejects(VideoEncoder.create(odd, { width: 96, height: 63, fps: 25 }), { code: 'BAD_ARGUMENT' });
+    await assert.rejects(VideoEncoder.create(odd, { width: 96, height: 64, fps: 25, threads: 0 }), {
+      code: 'BAD_ARGUMENT',
+      message: /threads/,
+    });
 
     const aborted = join(folder, 'aborted.mp4');
     const encoder = await VideoEncoder.create(aborted, { width: 96, height: 64, fps: 25 });

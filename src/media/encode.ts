@@ -27,6 +27,12 @@ export interface EncoderOptions {
   crf?: number;
   /** x264 preset. Default "medium". */
   preset?: string;
+  /**
+   * x264's threads. Default: x264's own choice (1.5 per core, frames encoded in parallel). One
+   * thread costs ~10% less CPU a frame (no frame threads to synchronise) and still encodes
+   * ~50 frames a second at 586x586 "veryfast", for callers that keep the other cores busy.
+   */
+  threads?: number;
 }
 
 const PRESETS = new Set([
@@ -75,6 +81,13 @@ function checkOptions(options: EncoderOptions): void {
       'BAD_ARGUMENT',
       `crf must be between 0 and 51, not ${options.crf}.`,
       'Use 18 for visually lossless, 23 for smaller files.',
+    );
+  }
+  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
+    throw new ReenactError(
+      'BAD_ARGUMENT',
+      `The encoder's threads must be a whole number of 1 or more, not ${options.threads}.`,
+      "Leave it out for x264's own choice.",
     );
   }
   if (options.preset !== undefined && !PRESETS.has(options.preset)) {
@@ -190,6 +203,7 @@ export class VideoEncoder {
       options.preset ?? 'medium',
       '-crf',
       String(options.crf ?? 18),
+      ...(options.threads ? ['-threads', String(options.threads)] : []),
       '-pix_fmt',
       'yuv420p',
       // Full-range RGB in, limited-range BT.601 out: the tags say so, so players convert back correctly.

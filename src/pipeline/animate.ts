@@ -273,9 +273,10 @@ export async function animate(options: AnimateOptions): Promise<AnimateResult> {
       fps: info.fps,
       ...(info.hasAudio ? { audioFrom: { path: opened.path } } : {}),
       metadata: marks.metadata(),
-      // Half the CPU of "medium" at the same visually lossless crf 18 (slightly larger files):
-      // on 2 cores the encoder competes with the landmark detection for time.
+      // Half the CPU of "medium" at the same visually lossless crf 18 (slightly larger files),
+      // and one thread: on 2 cores the encoder competes with the landmark detection for time.
       preset: 'veryfast',
+      threads: 1,
     });
     let frames = 0;
     try {

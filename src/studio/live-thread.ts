@@ -152,7 +152,9 @@ async function startRecording(time: number, video: string): Promise<void> {
     height,
     fps: RECORD_FPS,
     metadata: recordMarks.metadata(),
+    // One thread: the live animator keeps the other cores busy (see VideoEncoder's threads).
     preset: 'veryfast',
+    threads: 1,
   });
   recording = { encoder, video, start: time, marks: recordMarks, ticks: 0, writing: Promise.resolve() };
 }
