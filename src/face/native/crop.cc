@@ -6,6 +6,7 @@
 // four crops a detection; in JavaScript they took ~10 ms of each frame's detection here.
 #include <node_api.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -51,9 +52,23 @@ REENACT_HOT_LOOP void crop(const Pixel *pixels, int imageWidth, int imageHeight,
     rights[x] = outside ? -1 : static_cast<long>(std::ceil(inX));
     xLerps[x] = inX - std::floor(inX);
   }
-  const auto at = [&](long row, long col) -> long {
-    if (!turn) return row * rowStride + col * 3;
-    return turnedAt(*turn, static_cast<int>(row), static_cast<int>(col), imageWidth, imageHeight);
+  // A turned image's pixel offsets, a source row at a time over the columns the crop reads:
+  // successive output rows mostly read the same two source rows, so each position is turned once.
+  long colMin = imageWidth, colMax = -1;
+  for (int x = 0; x < width; x++)
+    if (lefts[x] >= 0) colMin = std::min(colMin, lefts[x]), colMax = std::max(colMax, rights[x]);
+  const size_t span = colMax >= colMin ? static_cast<size_t>(colMax - colMin + 1) : 0;
+  long cachedRows[2] = {-1, -1};
+  std::vector<long> cached[2] = {std::vector<long>(turn ? span : 0), std::vector<long>(turn ? span : 0)};
+  int recent = 0;
+  const auto turnedRow = [&](long row) -> const long * {
+    for (int slot = 0; slot < 2; slot++)
+      if (cachedRows[slot] == row) return cached[recent = slot].data();
+    recent ^= 1;
+    cachedRows[recent] = row;
+    for (long col = colMin; col <= colMax; col++)
+      cached[recent][col - colMin] = turnedAt(*turn, static_cast<int>(row), static_cast<int>(col), imageWidth, imageHeight);
+    return cached[recent].data();
   };
   const auto value = [&](long offset, int c) -> double {
     return offset < 0 ? 0.0 : static_cast<double>(pixels[offset + c]);
@@ -68,6 +83,11 @@ REENACT_HOT_LOOP void crop(const Pixel *pixels, int imageWidth, int imageHeight,
     const long top = static_cast<long>(std::floor(inY));
     const long bottom = static_cast<long>(std::ceil(inY));
     const double yLerp = inY - top;
+    const long *topTurned = turn ? turnedRow(top) : nullptr;
+    const long *bottomTurned = turn ? turnedRow(bottom) : nullptr;
+    const auto at = [&](const long *turned, long row, long col) -> long {
+      return turned ? turned[col - colMin] : row * rowStride + col * 3;
+    };
     for (int x = 0; x < width; x++) {
       float *o = row + x * 3;
       const long left = lefts[x];
@@ -77,8 +97,8 @@ REENACT_HOT_LOOP void crop(const Pixel *pixels, int imageWidth, int imageHeight,
       }
       const long right = rights[x];
       const double xLerp = xLerps[x];
-      const long topLeftAt = at(top, left), topRightAt = at(top, right);
-      const long bottomLeftAt = at(bottom, left), bottomRightAt = at(bottom, right);
+      const long topLeftAt = at(topTurned, top, left), topRightAt = at(topTurned, top, right);
+      const long bottomLeftAt = at(bottomTurned, bottom, left), bottomRightAt = at(bottomTurned, bottom, right);
       for (int c = 0; c < 3; c++) {
         const double topLeft = value(topLeftAt, c), topRight = value(topRightAt, c);
         const double bottomLeft = value(bottomLeftAt, c), bottomRight = value(bottomRightAt, c);
