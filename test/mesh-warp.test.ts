@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { random } from './shared.js';
 import { delaunay } from '../src/mesh/delaunay.js';
+import { rotationFromVector, rotationVector } from '../src/mesh/head.js';
 import { OneEuroFilter } from '../src/mesh/one-euro.js';
 import { nativeWarp, warpPiecewiseAffine, warpPiecewiseAffineInJs } from '../src/mesh/warp.js';
 import type { RgbImage } from '../src/types.js';
@@ -235,5 +236,29 @@ describe('One Euro filter', () => {
       reached = value[0];
     }
     assert.ok(reached > 1.45, `after 4 frames at 1.5 the output is ${reached}`);
+  });
+});
+
+describe('head rotation as a rotation vector', () => {
+  test('rotationFromVector undoes rotationVector, and a vector turns by its length about itself', () => {
+    const next = random(11);
+    for (let k = 0; k < 50; k++) {
+      // Angles up to ~2.5 rad, a few near zero.
+      const length = k < 5 ? k * 1e-7 : next() * 2.5;
+      const axis = [next() - 0.5, next() - 0.5, next() - 0.5];
+      const norm = Math.hypot(...axis);
+      const w = axis.map((v) => (v / norm) * length) as [number, number, number];
+      const R = rotationFromVector(...w);
+      // Orthonormal with determinant 1.
+      const det =
+        R[0] * (R[4] * R[8] - R[5] * R[7]) - R[1] * (R[3] * R[8] - R[5] * R[6]) + R[2] * (R[3] * R[7] - R[4] * R[6]);
+      assert.ok(Math.abs(det - 1) < 1e-12, `det ${det}`);
+      // The axis stays put; the trace gives the angle.
+      const Rw = [0, 1, 2].map((r) => R[3 * r]! * w[0] + R[3 * r + 1]! * w[1] + R[3 * r + 2]! * w[2]);
+      for (let c = 0; c < 3; c++) assert.ok(Math.abs(Rw[c]! - w[c]) < 1e-12);
+      assert.ok(Math.abs(Math.acos(Math.min(1, (R[0] + R[4] + R[8] - 1) / 2)) - length) < 1e-6);
+      const back = rotationVector(R);
+      for (let c = 0; c < 3; c++) assert.ok(Math.abs(back[c]! - w[c]) < 1e-7, `${back} vs ${w}`);
+    }
   });
 });

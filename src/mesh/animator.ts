@@ -1,7 +1,16 @@
 import { LANDMARK_COUNT, type Face } from '../face/detector.js';
 import type { RgbImage } from '../types.js';
 import { fitSimilarity, invert, scaleOf, type Affine } from '../align/affine.js';
-import { easeTurn, fitHeadPose, IDENTITY_POSE, landmarks3d, type HeadPose, type Rotation } from './head.js';
+import {
+  easeTurn,
+  fitHeadPose,
+  IDENTITY_POSE,
+  landmarks3d,
+  rotationFromVector,
+  rotationVector,
+  type HeadPose,
+  type Rotation,
+} from './head.js';
 import { lashColour, shiftIris, shutLids, sourceIris, type SourceIris } from './eyes.js';
 import { faceColourStats, fillMouth, mouthOpeningArea, type ColourStats } from './mouth.js';
 import { OneEuroFilter } from './one-euro.js';
@@ -15,11 +24,11 @@ export const ANIMATE_PARTS = ['pose', 'expression', 'eyes', 'mouth'] as const;
 export type AnimatePart = (typeof ANIMATE_PARTS)[number];
 
 export interface MeshAnimatorOptions {
-  /** One Euro smoothing of the driving landmarks against detector jitter. Default true. */
+  /** One Euro smoothing of the driver's expression and head pose against detector jitter. Default true. */
   smoothing?: boolean;
-  /** One Euro cutoff at rest, Hz. Default 1. */
+  /** One Euro cutoff at rest of the expression, Hz. Default 1. */
   minCutoff?: number;
-  /** One Euro speed coefficient, per face size per second. Default 8. */
+  /** One Euro speed coefficient of the expression, per face size per second. Default 8. */
   beta?: number;
   /** Paint the driver's mouth interior where the source's mouth has none. Default true. */
   mouthFill?: boolean;
@@ -78,6 +87,25 @@ const RESORT_TURN = 0.01;
  * falling by about 0.6 in a frame, gets a cutoff near 20 Hz at its first frame.
  */
 const LID_GAP_BETA = 2.5;
+
+/**
+ * One Euro smoothing of the head's pose (the image place of the face's centre and its scale, in
+ * face sizes and log scale; the rotation as a rotation vector, radians). The pose is fitted on
+ * ~100 rigid landmarks, so it is far less noisy than any one landmark and takes a quicker filter
+ * than the expression: smoothed as landmarks (1 Hz, beta 8, speed at 4 Hz) the face trailed a
+ * fast turn (driving-head-turns.mp4 moves 30-60 px a frame) and lost 0.013 of its face-box L1
+ * ratio to the lag, for median frame-to-frame jitter at rest 0.08-0.09 px lower (driving-talking,
+ * driving-eyes).
+ */
+const POSE_SMOOTHING = { minCutoff: 1, beta: 16, derivativeCutoff: 8 };
+
+/**
+ * One Euro smoothing of the gaze (eye widths): a glance moves the iris a tenth of the eye in a
+ * frame or two, and a high beta lets it through. Smoothed with the expression (face units, where
+ * a glance is a small, slow move) the iris lagged the driver's glances: bench:quality's gaze
+ * ratio on driving-eyes.mp4 0.53, against 0.46 with these (0.46 unsmoothed).
+ */
+const GAZE_SMOOTHING = { minCutoff: 1, beta: 20, derivativeCutoff: 8 };
 
 /** Lids closed past this share of the photo's gap start being drawn shut (shutLids), fully once they meet. */
 const SHUT_FROM = 0.55;
@@ -158,13 +186,16 @@ export class MeshAnimator {
   private readonly meet = EYES.map(() => new Float64Array((EYE_LID_PAIRS[0].length + 2) * 2));
   private readonly sourceColours: ColourStats;
   private readonly sourceMouthArea: number;
-  private readonly filter: OneEuroFilter | undefined;
+  /** Smoothing of `unposed` (the expression) and of the pose, each on its own. */
+  private readonly expressionFilter: OneEuroFilter | undefined;
+  private readonly poseFilter: OneEuroFilter | undefined;
+  private readonly poseValues = new Float64Array(6);
   /** Coordinates are filtered divided by this (the reference face size), so the filter's units are faces. */
   private readonly referenceSize: number;
   private readonly mouthFill: boolean;
+  /** The driving landmarks (x, y), as detected. */
   private readonly driving = new Float64Array(LANDMARK_COUNT * 2);
-  /** The driving landmarks before the smoothing, and unposed: the lids are measured on these (see gapFilter). */
-  private readonly rawDriving = new Float64Array(LANDMARK_COUNT * 2);
+  /** The driving landmarks unposed before the smoothing: the lids are measured on these (see gapFilter). */
   private readonly rawUnposed = new Float64Array(LANDMARK_COUNT * 3);
   /**
    * Per eye, the driver's lid gap over the reference's, smoothed on its own: smoothed as landmark
@@ -175,7 +206,13 @@ export class MeshAnimator {
    */
   private readonly gapFilter: OneEuroFilter | undefined;
   private readonly lidGaps = new Float64Array(2);
-  /** The driver's landmarks with its pose undone, in the reference's 3D coordinates. */
+  /**
+   * Per eye, the driver's gaze against the reference's (along and across the eye, in eye widths),
+   * smoothed on its own (GAZE_SMOOTHING).
+   */
+  private readonly gazeFilter: OneEuroFilter | undefined;
+  private readonly gazes = new Float64Array(4);
+  /** The driver's landmarks with its pose undone, in the reference's 3D coordinates, smoothed. */
   private readonly unposed = new Float64Array(LANDMARK_COUNT * 3);
   /** Target vertices in the reference's 3D coordinates, before the pose. */
   private readonly target: Float64Array;
@@ -254,20 +291,21 @@ export class MeshAnimator {
     this.sourceColours = faceColourStats(this.image, sourcePoints);
     this.sourceMouthArea = mouthOpeningArea(sourcePoints);
     this.mouthFill = (options.mouthFill ?? true) && parts.has('mouth');
-    this.filter =
-      options.smoothing === false
-        ? undefined
-        : // A quick speed estimate (4 Hz) and a high beta let a two-frame blink through: the
-          // fixture's blink keeps 90% of its depth, against 68% with 1 Hz, beta 4.
-          new OneEuroFilter(LANDMARK_COUNT * 2, {
-            minCutoff: options.minCutoff ?? 1,
-            beta: options.beta ?? 8,
-            derivativeCutoff: 4,
-          });
-    this.gapFilter =
-      options.smoothing === false
-        ? undefined
-        : new OneEuroFilter(2, { minCutoff: 1, beta: LID_GAP_BETA, derivativeCutoff: 4 });
+    const smoothing = options.smoothing !== false;
+    // A quick speed estimate (4 Hz) and a high beta let fast expression through (a blink's lids
+    // are measured before it, see gapFilter).
+    this.expressionFilter = smoothing
+      ? new OneEuroFilter(LANDMARK_COUNT * 3, {
+          minCutoff: options.minCutoff ?? 1,
+          beta: options.beta ?? 8,
+          derivativeCutoff: 4,
+        })
+      : undefined;
+    this.poseFilter = smoothing ? new OneEuroFilter(6, POSE_SMOOTHING) : undefined;
+    this.gapFilter = smoothing
+      ? new OneEuroFilter(2, { minCutoff: 1, beta: LID_GAP_BETA, derivativeCutoff: 4 })
+      : undefined;
+    this.gazeFilter = smoothing ? new OneEuroFilter(4, GAZE_SMOOTHING) : undefined;
   }
 
   /**
@@ -285,17 +323,19 @@ export class MeshAnimator {
       points[2 * i] = landmarks[3 * i]!;
       points[2 * i + 1] = landmarks[3 * i + 1]!;
     }
-    this.rawDriving.set(points);
-    if (this.filter) {
-      const size = this.referenceSize;
-      for (let i = 0; i < points.length; i++) points[i]! /= size;
-      this.filter.filter(points, driving.time);
-      for (let i = 0; i < points.length; i++) points[i]! *= size;
+    // The pose and the expression (the landmarks with the pose undone) are smoothed apart: a turn
+    // is never smoothed as an expression, nor the expression's jitter as a turn.
+    const detected = fitHeadPose(this.reference, points, RIGID_POINTS) ?? IDENTITY_POSE;
+    this.unpose(points, detected, this.rawUnposed);
+    this.unposed.set(this.rawUnposed);
+    const size = this.referenceSize;
+    if (this.expressionFilter) {
+      const unposed = this.unposed;
+      for (let i = 0; i < unposed.length; i++) unposed[i]! /= size;
+      this.expressionFilter.filter(unposed, driving.time);
+      for (let i = 0; i < unposed.length; i++) unposed[i]! *= size;
     }
-
-    const pose = fitHeadPose(this.reference, points, RIGID_POINTS) ?? IDENTITY_POSE;
-    this.unpose(points, pose, this.unposed);
-    if (this.takeEyes) this.unpose(this.rawDriving, pose, this.rawUnposed);
+    const pose = this.poseFilter ? this.smoothPose(detected, driving.time) : detected;
     const reference = this.reference;
     const unposed = this.unposed;
     const inReference = this.sourceInReference;
@@ -382,6 +422,30 @@ export class MeshAnimator {
     return out;
   }
 
+  /** `pose` through poseFilter (see POSE_SMOOTHING); its fitted centre stays the same point of the reference. */
+  private smoothPose(pose: HeadPose, time: number): HeadPose {
+    const size = this.referenceSize;
+    const values = this.poseValues;
+    const turn = rotationVector(pose.rotation);
+    values[0] = pose.image[0] / size;
+    values[1] = pose.image[1] / size;
+    values[2] = Math.log(pose.scale);
+    values.set(turn, 3);
+    this.poseFilter!.filter(values, time);
+    const rotation = rotationFromVector(values[3]!, values[4]!, values[5]!);
+    const scale = Math.exp(values[2]!);
+    const image: [number, number] = [values[0]! * size, values[1]! * size];
+    const [mx, my, mz] = pose.centre;
+    return {
+      rotation,
+      scale,
+      image,
+      centre: pose.centre,
+      tx: image[0] - scale * (rotation[0] * mx + rotation[1] * my + rotation[2] * mz),
+      ty: image[1] - scale * (rotation[3] * mx + rotation[4] * my + rotation[5] * mz),
+    };
+  }
+
   /**
    * The driver's landmarks in the reference's 3D frame with `pose` undone: the reference point
    * plus what the pose leaves unexplained in the image, turned back into the head's frame.
@@ -414,7 +478,6 @@ export class MeshAnimator {
     const target = this.target;
     const inReference = this.sourceInReference;
     const reference = this.reference;
-    const unposed = this.unposed;
     const scale = this.expressionScale;
     const gaps = this.lidGaps;
     EYE_LID_PAIRS.forEach((pairs, e) => {
@@ -427,6 +490,16 @@ export class MeshAnimator {
       gaps[e] = driverGap / Math.max(referenceGap, 1e-6);
     });
     this.gapFilter?.filter(gaps, time);
+    // The gaze is measured before the expression's smoothing too, and smoothed on its own (see gazeFilter).
+    const gazes = this.gazes;
+    EYES.forEach((eye, e) => {
+      const [a, b] = [eye.contour[0]!, eye.contour[eye.contour.length / 2]!];
+      const driverGaze = gazeOf(this.rawUnposed, eye.contour, eye.iris, a, b);
+      const referenceGaze = gazeOf(reference, eye.contour, eye.iris, a, b);
+      gazes[2 * e] = driverGaze.along - referenceGaze.along;
+      gazes[2 * e + 1] = driverGaze.across - referenceGaze.across;
+    });
+    this.gazeFilter?.filter(gazes, time);
     const closing = EYE_LID_PAIRS.map((_, e) => {
       const relative = 1 + scale * (gaps[e]! - 1);
       if (relative >= LINEAR_EYE_GAP) return 1 - Math.min(MAX_EYE_OPENING, relative);
@@ -482,13 +555,9 @@ export class MeshAnimator {
         target[3 * v + c] = centre[c]! + offset[c]! + ((ratio - 1) * across * gap[c]!) / gapLength;
 
       // Gaze: how far the driver's iris moved from the reference's, along and across the eye.
-      const [a, b] = [eye.contour[0]!, eye.contour[eye.contour.length / 2]!];
-      const driverGaze = gazeOf(unposed, eye.contour, eye.iris, a, b);
-      const referenceGaze = gazeOf(reference, eye.contour, eye.iris, a, b);
       const frame = this.sourceEyes[e]!;
-      const along = clamp(scale * (driverGaze.along - referenceGaze.along), frame.reach) * frame.width;
-      const up =
-        clamp(scale * (driverGaze.across - referenceGaze.across), MAX_GAZE.across * frame.gap) * frame.width * ratio;
+      const along = clamp(scale * gazes[2 * e]!, frame.reach) * frame.width;
+      const up = clamp(scale * gazes[2 * e + 1]!, MAX_GAZE.across * frame.gap) * frame.width * ratio;
       this.gazeShift[e]![0] = along * frame.u[0] + up * frame.n[0];
       this.gazeShift[e]![1] = along * frame.u[1] + up * frame.n[1];
     });

@@ -161,6 +161,35 @@ export function easeTurn(pose: HeadPose, knee: number, limit: number): HeadPose 
   return { ...pose, rotation, tx, ty };
 }
 
+/** The rotation vector of `R` (its axis times its angle, radians): three numbers a filter can smooth. */
+export function rotationVector(R: Rotation): [number, number, number] {
+  const angle = Math.acos(Math.min(1, Math.max(-1, (R[0] + R[4] + R[8] - 1) / 2)));
+  // The skew part of R is sin(angle) times the axis' cross-product matrix.
+  const k = angle < 1e-9 ? 0.5 : angle / (2 * Math.sin(angle));
+  return [(R[7] - R[5]) * k, (R[2] - R[6]) * k, (R[3] - R[1]) * k];
+}
+
+/** The rotation of a rotation vector (Rodrigues' formula). */
+export function rotationFromVector(x: number, y: number, z: number): Rotation {
+  const angle = Math.hypot(x, y, z);
+  if (angle < 1e-12) return [1, 0, 0, 0, 1, 0, 0, 0, 1];
+  const [a, b, c] = [x / angle, y / angle, z / angle];
+  const cos = Math.cos(angle),
+    sin = Math.sin(angle),
+    v = 1 - cos;
+  return [
+    a * a * v + cos,
+    a * b * v - c * sin,
+    a * c * v + b * sin,
+    a * b * v + c * sin,
+    b * b * v + cos,
+    b * c * v - a * sin,
+    a * c * v - b * sin,
+    b * c * v + a * sin,
+    c * c * v + cos,
+  ];
+}
+
 function transpose(m: Rotation): Rotation {
   return [m[0], m[3], m[6], m[1], m[4], m[7], m[2], m[5], m[8]];
 }
