@@ -188,6 +188,44 @@ describe('native warp', () => {
     assert.equal(compared, 6);
   });
 
+  test(
+    'a vertex that is not a finite number draws none of its triangles, in both loops',
+    { skip: noNativeWarp },
+    () => {
+      const next = random(29);
+      const [width, height] = [120, 90];
+      const noise: RgbImage = {
+        width,
+        height,
+        data: Uint8Array.from({ length: width * height * 3 }, () => next() * 256),
+      };
+      const from = grid(width, height, 6);
+      const triangles = delaunay(from);
+      const moved = Float64Array.from(from, (v) => v + (next() - 0.5) * 8);
+      // One target vertex NaN, one source vertex Infinity: before, the native loop indexed the
+      // image with them and could crash the process.
+      const bad = [moved.length / 2 + 4, 2 * 9];
+      const to = moved.slice();
+      to[bad[0]!] = NaN;
+      const fromBad = from.slice();
+      fromBad[bad[1]!] = Infinity;
+      const js = noise.data.slice();
+      const native = noise.data.slice();
+      warpPiecewiseAffineInJs(noise, fromBad, to, triangles, js);
+      nativeWarp.module!.warp(noise.data, width, height, fromBad, to, triangles, native);
+      assert.deepEqual(native, js);
+      // The rest is drawn as with finite vertices: triangles not touching the two are the same.
+      const good = triangles.filter((_, k) => {
+        const t = k - (k % 3);
+        return ![0, 1, 2].some((c) => [bad[0]! >> 1, bad[1]! >> 1].includes(triangles[t + c]!));
+      });
+      const drawnAlone = noise.data.slice();
+      warpPiecewiseAffineInJs(noise, from, moved, good, drawnAlone);
+      assert.deepEqual(js, drawnAlone);
+      assert.ok(!js.every((v, i) => v === noise.data[i]), 'the warp moved pixels');
+    },
+  );
+
   test('refuses arguments that do not fit, by name, instead of reading past them', { skip: noNativeWarp }, () => {
     const warp = nativeWarp.module!.warp;
     const image = new Uint8Array(4 * 4 * 3);

@@ -82,6 +82,8 @@ export function warpPiecewiseAffineInJs(
       Math.abs(x1 - u1) < STILL && Math.abs(y1 - v1) < STILL &&
       Math.abs(x2 - u2) < STILL && Math.abs(y2 - v2) < STILL
     ) continue;
+    // A vertex that is not a finite number draws nothing (as in native/warp.cc, where NaN would index the image at random).
+    if (!Number.isFinite(x0 + y0 + x1 + y1 + x2 + y2 + u0 + v0 + u1 + v1 + u2 + v2)) continue;
     const dx1 = x1 - x0, dy1 = y1 - y0, dx2 = x2 - x0, dy2 = y2 - y0;
     const det = dx1 * dy2 - dx2 * dy1;
     if (Math.abs(det) < 1e-9) continue;

@@ -35,6 +35,8 @@ REENACT_HOT_LOOP void warp(const uint8_t *data, int width, int height, const dou
     if (std::abs(x0 - u0) < kStill && std::abs(y0 - v0) < kStill && std::abs(x1 - u1) < kStill &&
         std::abs(y1 - v1) < kStill && std::abs(x2 - u2) < kStill && std::abs(y2 - v2) < kStill)
       continue;
+    // A vertex that is not a finite number draws nothing (NaN would index the image at random).
+    if (!std::isfinite(x0 + y0 + x1 + y1 + x2 + y2 + u0 + v0 + u1 + v1 + u2 + v2)) continue;
     const double dx1 = x1 - x0, dy1 = y1 - y0, dx2 = x2 - x0, dy2 = y2 - y0;
     const double det = dx1 * dy2 - dx2 * dy1;
     if (std::abs(det) < 1e-9) continue;
