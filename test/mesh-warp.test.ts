@@ -293,10 +293,10 @@ describe('head rotation as a rotation vector', () => {
       assert.ok(Math.abs(det - 1) < 1e-12, `det ${det}`);
       // The axis stays put; the trace gives the angle.
       const Rw = [0, 1, 2].map((r) => R[3 * r]! * w[0] + R[3 * r + 1]! * w[1] + R[3 * r + 2]! * w[2]);
-      for (let c = 0; c < 3; c++) assert.ok(Math.abs(Rw[c]! - w[c]) < 1e-12);
+      for (let c = 0; c < 3; c++) assert.ok(Math.abs(Rw[c]! - w[c]!) < 1e-12);
       assert.ok(Math.abs(Math.acos(Math.min(1, (R[0] + R[4] + R[8] - 1) / 2)) - length) < 1e-6);
       const back = rotationVector(R);
-      for (let c = 0; c < 3; c++) assert.ok(Math.abs(back[c]! - w[c]) < 1e-7, `${back} vs ${w}`);
+      for (let c = 0; c < 3; c++) assert.ok(Math.abs(back[c]! - w[c]!) < 1e-7, `${back} vs ${w}`);
     }
   });
 });
