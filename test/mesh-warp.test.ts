@@ -27,6 +27,11 @@ function texture(width: number, height: number): RgbImage {
   return { width, height, data };
 }
 
+/** Random pixels from `next`. */
+function noiseImage(width: number, height: number, next: () => number): RgbImage {
+  return { width, height, data: Uint8Array.from({ length: width * height * 3 }, () => next() * 256) };
+}
+
 describe('delaunay', () => {
   test('no point lies inside any triangle circumcircle, and the triangles tile the hull', () => {
     const next = random(7);
@@ -147,11 +152,7 @@ describe('native warp', () => {
     assert.ok(nativeWarp.module, nativeWarp.reason);
     const next = random(23);
     const [width, height] = [301, 217];
-    const noise: RgbImage = {
-      width,
-      height,
-      data: Uint8Array.from({ length: width * height * 3 }, () => next() * 256),
-    };
+    const noise = noiseImage(width, height, next);
     const steps = 20;
     const from = grid(width, height, steps);
     const cell = width / steps;
@@ -194,11 +195,7 @@ describe('native warp', () => {
     () => {
       const next = random(29);
       const [width, height] = [120, 90];
-      const noise: RgbImage = {
-        width,
-        height,
-        data: Uint8Array.from({ length: width * height * 3 }, () => next() * 256),
-      };
+      const noise = noiseImage(width, height, next);
       const from = grid(width, height, 6);
       const triangles = delaunay(from);
       const moved = Float64Array.from(from, (v) => v + (next() - 0.5) * 8);
