@@ -91,7 +91,7 @@ const LID_GAP_BETA = 2.5;
 /**
  * One Euro smoothing of the head's pose (the image place of the face's centre and its scale, in
  * face sizes and log scale; the rotation as a rotation vector, radians). The pose is fitted on
- * ~100 rigid landmarks, so it is far less noisy than any one landmark and takes a quicker filter
+ * 24 rigid landmarks, so it is less noisy than any one landmark and takes a quicker filter
  * than the expression: smoothed as landmarks (1 Hz, beta 8, speed at 4 Hz) the face trailed a
  * fast turn (driving-head-turns.mp4 moves 30-60 px a frame) and lost 0.013 of its face-box L1
  * ratio to the lag, for median frame-to-frame jitter at rest 0.08-0.09 px lower (driving-talking,
