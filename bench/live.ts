@@ -19,7 +19,7 @@
  *
  *   npm run bench:live                   # 5 minutes
  *   BENCH_SECONDS=60 npm run bench:live
- *   BENCH_TABS=2 npm run bench:live      # two tabs live at once, figures per tab
+ *   BENCH_TABS=2 npm run bench:live      # two pages live at once (a window each), figures per tab
  *   BENCH_SEND=320 npm run bench:live    # camera frames sent at 320 px on the long side (default 640)
  *   STUDIO_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench:live   # the studio's CPU profile, a file per thread
  */
@@ -97,9 +97,11 @@ const browser = await chromium.launch({
   args: chromiumArgs(camera, microphone),
 });
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const pages: Page[] = [];
   for (let tab = 0; tab < tabs; tab++) {
+    // A window each: Chromium stops drawing a tab hidden behind another in its window, and with it
+    // the camera frames the page sends (requestVideoFrameCallback).
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     await page.goto(
       new URL(`/live${process.env.BENCH_SEND ? `?send=${process.env.BENCH_SEND}` : ''}`, studio.url).href,
