@@ -4,26 +4,39 @@ import type { RgbImage } from '../types.js';
 import { delaunay } from './delaunay.js';
 import { insidePolygon } from './polygon.js';
 import { landmarks3d } from './head.js';
-import { FACE_OVAL, INNER_LIP_PAIRS, MESH_POINTS } from './regions.js';
+import { EYE_OUTER_CORNERS, FACE_OVAL, INNER_LIP_PAIRS, MESH_POINTS } from './regions.js';
 import { FACE_MESH_TRIANGLES } from './tessellation.js';
 
 /**
  * Rings of anchor points around the face outline (scaled from the face centre): the head proxy.
- * `follow` is how much of the head's motion each follows: forehead, crown, hair, ears and jaw
- * move with the head as one body; the outer ring (neck, shoulders, what lies beside the head)
- * follows weakly, and beyond the last ring the background stays exactly still. `depth` places a
- * ring on the head's 3D surface: from the outline point's own depth (0) to the depth of the
- * head's silhouette (1), where the skull turns away from the camera, so a turn swings the face
- * across the head, not the head's outline with it. The depth grows gradually ring by ring: a
- * jump between neighbouring rings shears the band between them on a turn, and hair lying
- * across the outline kinks there.
+ * `follow` is how much of the head's motion each follows: forehead, crown, hair and ears move
+ * with the head as one body, the neck below the jaw by `neckFollow` (see NECK); the outer ring
+ * (neck, shoulders, what lies beside the head) follows weakly, and beyond the last ring the
+ * background stays exactly still. `depth` places a ring on the head's 3D surface: from the
+ * outline point's own depth (0) to the depth of the head's silhouette (1), where the skull turns
+ * away from the camera, so a turn swings the face across the head, not the head's outline with
+ * it. The depth grows gradually ring by ring: a jump between neighbouring rings shears the band
+ * between them on a turn, and hair lying across the outline kinks there.
  */
 const ANCHOR_RINGS = [
-  { scale: 1.15, follow: 1, depth: 0.3 },
-  { scale: 1.4, follow: 1, depth: 0.7 },
-  { scale: 2, follow: 0.45, depth: 1 },
-  { scale: 2.8, follow: 0, depth: 1 },
+  { scale: 1.15, follow: 1, neckFollow: 0.8, depth: 0.3 },
+  { scale: 1.4, follow: 1, neckFollow: 0.5, depth: 0.7 },
+  { scale: 2, follow: 0.45, neckFollow: 0.2, depth: 1 },
+  { scale: 2.8, follow: 0, neckFollow: 0, depth: 1 },
 ] as const;
+
+/**
+ * Below the jaw the rings lie on the neck and collar, and beside the chin on what is behind
+ * them: these follow the head by `neckFollow`, not `follow`, as a real neck takes only part of a
+ * nod or a turn. The share goes from `follow` to `neckFollow` as the ring point's direction from
+ * the face centre turns downwards (the cosine of its angle to the face's down axis going from
+ * `from` to `to`), so the ears and the hair beside the cheeks still move with the head. Moving
+ * fully, the neck and the wall beside the chin swung with every turn: on driving-head-turns.mp4
+ * the face box's lower corners differed from the real frames more than the photo held still did.
+ * bench:quality --step 3, face box / ring L1 ratios: head-turns 0.527 / 0.685 -> 0.491 / 0.679,
+ * eyes 0.405 / 0.689 -> 0.405 / 0.658, talking 0.489 / 0.578 -> 0.492 / 0.591.
+ */
+const NECK = { from: 0.1, to: 0.6 };
 
 /** Depth of the head's silhouette behind the nose tip, per face width (the sides of the outline sit at ~0.6). */
 const SILHOUETTE_DEPTH = 0.7;
@@ -224,16 +237,30 @@ function anchorPoints(
   // there degenerate).
   const margin = 2;
   let outermost: number[] = [];
+  // Down the face: perpendicular to the line through the outer eye corners.
+  const [a, b] = EYE_OUTER_CORNERS;
+  const eyeX = points[2 * b]! - points[2 * a]!,
+    eyeY = points[2 * b + 1]! - points[2 * a + 1]!;
+  const eyeLength = Math.max(1e-6, Math.hypot(eyeX, eyeY));
+  const downX = -eyeY / eyeLength,
+    downY = eyeX / eyeLength;
+  const neckShare = FACE_OVAL.map((i) => {
+    const dx = points[2 * i]! - cx,
+      dy = points[2 * i + 1]! - cy;
+    const cosine = (dx * downX + dy * downY) / Math.max(1e-6, Math.hypot(dx, dy));
+    const t = Math.min(1, Math.max(0, (cosine - NECK.from) / (NECK.to - NECK.from)));
+    return t * t * (3 - 2 * t);
+  });
   for (const ring of ANCHOR_RINGS) {
     const ringXy: number[] = [];
-    for (const i of FACE_OVAL) {
+    FACE_OVAL.forEach((i, k) => {
       const x = cx + (points[2 * i]! - cx) * ring.scale;
       const y = cy + (points[2 * i + 1]! - cy) * ring.scale;
       ringXy.push(x, y);
       xy.push(x, y);
       z.push(depth[i]! + (Math.max(depth[i]!, silhouette) - depth[i]!) * ring.depth);
-      follow.push(ring.follow);
-    }
+      follow.push(ring.follow + neckShare[k]! * (ring.neckFollow - ring.follow));
+    });
     if (ring.follow > 0) outermost = ringXy;
   }
   const headPolygon = Float64Array.from(outermost);
