@@ -19,22 +19,25 @@ import { FACE_MESH_TRIANGLES } from './tessellation.js';
  * between them on a turn, and hair lying across the outline kinks there.
  */
 const ANCHOR_RINGS = [
-  { scale: 1.15, follow: 1, neckFollow: 0.8, depth: 0.3 },
-  { scale: 1.4, follow: 1, neckFollow: 0.5, depth: 0.7 },
+  { scale: 1.15, follow: 1, neckFollow: 1, depth: 0.3 },
+  { scale: 1.4, follow: 1, neckFollow: 0.7, depth: 0.7 },
   { scale: 2, follow: 0.45, neckFollow: 0.2, depth: 1 },
   { scale: 2.8, follow: 0, neckFollow: 0, depth: 1 },
 ] as const;
 
 /**
- * Below the jaw the rings lie on the neck and collar, and beside the chin on what is behind
+ * Below the jaw the outer rings lie on the neck and collar, and beside the chin on what is behind
  * them: these follow the head by `neckFollow`, not `follow`, as a real neck takes only part of a
  * nod or a turn. The share goes from `follow` to `neckFollow` as the ring point's direction from
  * the face centre turns downwards (the cosine of its angle to the face's down axis going from
  * `from` to `to`), so the ears and the hair beside the cheeks still move with the head. Moving
  * fully, the neck and the wall beside the chin swung with every turn: on driving-head-turns.mp4
  * the face box's lower corners differed from the real frames more than the photo held still did.
- * bench:quality --step 3, face box / ring L1 ratios: head-turns 0.527 / 0.685 -> 0.491 / 0.679,
- * eyes 0.405 / 0.689 -> 0.405 / 0.658, talking 0.489 / 0.578 -> 0.492 / 0.591.
+ * The ring nearest the jaw still follows it fully: held back too (0.8), the band between it and
+ * the jaw stretched on a turn, and on portrait-outdoor.jpg the sky beside the jaw showed as a
+ * light wedge under it where the neck's shadow was. bench:quality --step 3, face box / ring L1
+ * ratios: head-turns 0.527 / 0.685 -> 0.505 / 0.672, talking 0.489 / 0.578 -> 0.489 / 0.586,
+ * eyes 0.405 / 0.689 -> 0.405 / 0.665.
  */
 const NECK = { from: 0.1, to: 0.6 };
 
