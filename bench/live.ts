@@ -20,6 +20,7 @@
  *   npm run bench:live                   # 5 minutes
  *   BENCH_SECONDS=60 npm run bench:live
  *   BENCH_TABS=2 npm run bench:live      # two pages live at once (a window each), figures per tab
+ *   BENCH_TABS=2 BENCH_ONE_WINDOW=1 npm run bench:live   # the two as tabs of one window, the first behind
  *   BENCH_SEND=320 npm run bench:live    # camera frames sent at 320 px on the long side (default 640)
  *   STUDIO_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench:live   # the studio's CPU profile, a file per thread
  */
@@ -34,6 +35,7 @@ import { CHROMIUM, chromiumArgs, LAPTOP_CAMERA, makeFakeDevices, startStudioProc
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 300);
 const tabs = Number(process.env.BENCH_TABS ?? 1);
+const oneWindow = process.env.BENCH_ONE_WINDOW === '1';
 const WINDOW_S = 10;
 
 function rssMB(pid: number): number {
@@ -98,11 +100,11 @@ const browser = await chromium.launch({
 });
 try {
   const pages: Page[] = [];
+  const newWindow = async () => browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const shared = oneWindow ? await newWindow() : undefined;
   for (let tab = 0; tab < tabs; tab++) {
-    // A window each: Chromium stops drawing a tab hidden behind another in its window, and with it
-    // the camera frames the page sends (requestVideoFrameCallback).
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
+    // A window each, unless BENCH_ONE_WINDOW: Chromium does not draw a tab behind another.
+    const page = await (shared ?? (await newWindow())).newPage();
     await page.goto(
       new URL(`/live${process.env.BENCH_SEND ? `?send=${process.env.BENCH_SEND}` : ''}`, studio.url).href,
     );

@@ -14,6 +14,7 @@ await build({
   entryPoints: [
     { in: join(source, 'main.ts'), out: 'app' },
     { in: join(source, 'live.ts'), out: 'live' },
+    { in: join(source, 'live-encoder.ts'), out: 'live-encoder' },
     { in: join(source, 'output.ts'), out: 'output' },
   ],
   outdir: output,

@@ -30,8 +30,9 @@ import {
  * The studio's Live page in real Chromium: the fake camera plays driving-talking.mp4 at 640x480,
  * 30 fps (converted here to y4m), the fake microphone its sound. The animated photo must follow
  * the driver's mouth, a recording must become a labelled MP4 with sound in the history, the
- * output-only page must show the frames, and each failure (camera refused or stopped, a photo
- * without a face, a closed tab, two tabs) must be told in the page with the server serving on.
+ * output-only page must show the frames, each failure (camera refused or stopped, a photo
+ * without a face, a closed tab, two tabs) must be told in the page with the server serving on,
+ * and a tab behind another must go on animating.
  */
 const skip = browserSuiteSkip('live browser tests');
 
@@ -92,6 +93,13 @@ async function startLive(page: Page, studio: StudioProcess, photo: string): Prom
 async function framesShown(page: Page): Promise<number> {
   return page.evaluate(
     () => (window as unknown as { reenactLive?: { stats(): { frames: number } } }).reenactLive?.stats().frames ?? 0,
+  );
+}
+
+/** Camera frames the page sent from the track's reader, not being drawn. */
+async function framesFromTrack(page: Page): Promise<number> {
+  return page.evaluate(
+    () => (window as unknown as { reenactLive: { stats(): { fromTrack: number } } }).reenactLive.stats().fromTrack,
   );
 }
 
@@ -257,6 +265,14 @@ describe('studio live mode in Chromium', { skip }, () => {
       60_000,
     );
     assert.equal((await liveSessions(studio)).length, 2);
+    // The first tab is now behind the second, and Chromium does not draw it: its frames come from
+    // the camera track's reader (without it such a tab sent one or two frames a second).
+    await waitFor(
+      'frames from the camera track in the tab behind',
+      async () => ((await framesFromTrack(page)) >= 10 ? true : undefined),
+      60_000,
+    );
+    assert.equal(await framesFromTrack(second), 0, 'the tab in front sends the frames it draws');
 
     // The camera stops in the first tab: the page says so and its session ends.
     await page.evaluate(() =>

@@ -62,6 +62,7 @@ const PAGE_FILES: Record<string, [string, string]> = {
   '/live/output': ['output.html', 'text/html; charset=utf-8'],
   '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
   '/live.js': ['live.js', 'text/javascript; charset=utf-8'],
+  '/live-encoder.js': ['live-encoder.js', 'text/javascript; charset=utf-8'],
   '/output.js': ['output.js', 'text/javascript; charset=utf-8'],
   '/style.css': ['style.css', 'text/css; charset=utf-8'],
 };

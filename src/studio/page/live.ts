@@ -22,6 +22,23 @@ const IN_FLIGHT = 2;
 const SEND_SIDE = Number(new URLSearchParams(location.search).get('send')) || 640;
 /** Seconds without a new camera picture after which the camera counts as stopped. */
 const STALLED_SECONDS = 3;
+/**
+ * Camera frames are taken as the page draws them (requestVideoFrameCallback), but a page the
+ * browser does not draw (a hidden tab, a minimised window, a tab behind another) gets no such
+ * callbacks: without a drawn picture for this long, frames are read from the camera track itself
+ * (MediaStreamTrackProcessor, where the browser has it), so the session, and the output page OBS
+ * shows, goes on while the Live page is out of sight. Behind another tab of its window the page
+ * got 1.3-1.8 animated frames a second; with the track read, 19.0 against 23.4 for the tab in
+ * front (bench:live, BENCH_TABS=2 BENCH_ONE_WINDOW=1).
+ */
+const UNDRAWN_MS = 200;
+
+/** Quality of the camera frames' JPEGs. */
+const JPEG_QUALITY = 0.85;
+
+/** Chromium's reader of a video track's frames (not yet in TypeScript's DOM types). */
+declare const MediaStreamTrackProcessor:
+  (new (init: { track: MediaStreamTrack }) => { readable: ReadableStream<VideoFrame> }) | undefined;
 
 interface RenderedHeader {
   seq: number;
@@ -56,6 +73,8 @@ class Stats {
   private drained: number[] = [];
   frames = 0;
   dropped = 0;
+  /** Camera frames sent from the track's reader, the page not being drawn (see UNDRAWN_MS). */
+  fromTrack = 0;
 
   add(latency: number): void {
     const now = performance.now();
@@ -87,6 +106,35 @@ class Stats {
   }
 }
 
+/** JPEGs of camera frames made on a worker thread (live-encoder.ts), for a page out of sight. */
+class FrameEncoder {
+  private readonly worker = new Worker('/live-encoder.js', { type: 'module' });
+  private next = 0;
+  private readonly waiting = new Map<number, (blob: Blob | null) => void>();
+
+  constructor() {
+    this.worker.addEventListener('message', (event: MessageEvent<{ id: number; blob?: Blob }>) => {
+      this.waiting.get(event.data.id)?.(event.data.blob ?? null);
+      this.waiting.delete(event.data.id);
+    });
+  }
+
+  /** The frame's JPEG at `width` x `height`; the frame goes to the worker, which closes it. */
+  encode(frame: VideoFrame, width: number, height: number): Promise<Blob | null> {
+    const id = this.next++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.worker.postMessage({ id, frame, width, height, quality: JPEG_QUALITY }, [frame]);
+    });
+  }
+
+  close(): void {
+    this.worker.terminate();
+    for (const resolve of this.waiting.values()) resolve(null);
+    this.waiting.clear();
+  }
+}
+
 class Session {
   private readonly socket: WebSocket;
   private id: string | undefined;
@@ -99,9 +147,13 @@ class Session {
   /** The JPEGs sent and not yet answered, by seq: kept to pair each camera frame with its animated frame. */
   private readonly sent = new Map<number, Blob>();
   private lastPair: { camera: Blob; output: Blob; header: RenderedHeader } | undefined;
+  /** When the camera last gave a picture, and when the page last drew one (requestVideoFrameCallback). */
   private lastPicture = performance.now();
+  private lastDrawn = performance.now();
   private readonly watchdog: number;
+  /** Where a drawn camera picture is scaled and encoded; the track's frames go to `encoder` (see live-encoder.ts). */
   private readonly capture = document.createElement('canvas');
+  private encoder: FrameEncoder | undefined;
   private recorder: { media: MediaRecorder | undefined; chunks: Blob[]; started: number; timer: number } | undefined;
   private closed = false;
   readonly stats = new Stats();
@@ -123,15 +175,44 @@ class Session {
     });
     const track = camera.stream.getVideoTracks()[0];
     track?.addEventListener('ended', () => this.cameraStopped());
+    const readsTrack = !!track && typeof MediaStreamTrackProcessor === 'function';
+    if (readsTrack) void this.readTrack(track);
     this.watchdog = window.setInterval(() => {
-      if (
-        track?.readyState === 'ended' ||
-        (!this.paused && performance.now() - this.lastPicture > STALLED_SECONDS * 1000)
-      )
-        this.cameraStopped();
+      // Without the track's own frames a page out of sight cannot tell a stalled camera from its own
+      // missing callbacks.
+      const stalled =
+        !this.paused &&
+        (readsTrack || !document.hidden) &&
+        performance.now() - this.lastPicture > STALLED_SECONDS * 1000;
+      if (track?.readyState === 'ended' || stalled) this.cameraStopped();
       this.showStats();
     }, 500);
     video.requestVideoFrameCallback((now, metadata) => this.onPicture(now, metadata));
+  }
+
+  /** Reads the camera track's frames, sending them while the page is not drawn (see UNDRAWN_MS). */
+  private async readTrack(track: MediaStreamTrack): Promise<void> {
+    const reader = new MediaStreamTrackProcessor!({ track }).readable.getReader();
+    try {
+      while (!this.closed) {
+        const { value: frame, done } = await reader.read();
+        if (done) return;
+        const now = performance.now();
+        this.lastPicture = now;
+        const sent =
+          now - this.lastDrawn > UNDRAWN_MS &&
+          this.send(frame.displayWidth, frame.displayHeight, now, (width, height) =>
+            (this.encoder ??= new FrameEncoder()).encode(frame, width, height),
+          );
+        // A frame sent is the encoder's to close.
+        if (sent) this.stats.fromTrack++;
+        else frame.close();
+      }
+    } catch {
+      // The track ended or failed: the watchdog tells the user.
+    } finally {
+      reader.releaseLock();
+    }
   }
 
   sendPhoto(choice: PhotoChoice): void {
@@ -208,32 +289,45 @@ class Session {
 
   private onPicture(now: number, metadata: VideoFrameCallbackMetadata): void {
     if (this.closed) return;
-    this.lastPicture = performance.now();
+    this.lastPicture = this.lastDrawn = performance.now();
     video.requestVideoFrameCallback((next, data) => this.onPicture(next, data));
-    if (!this.ready || this.paused || this.inFlight >= IN_FLIGHT || this.socket.readyState !== WebSocket.OPEN) return;
     // When the camera says when it took the picture, latency counts from then.
     const captured =
       metadata.captureTime !== undefined && metadata.captureTime <= now && metadata.captureTime > now - 1000
         ? metadata.captureTime
         : now;
-    const scale = Math.min(1, SEND_SIDE / Math.max(video.videoWidth, video.videoHeight));
-    this.capture.width = Math.round(video.videoWidth * scale);
-    this.capture.height = Math.round(video.videoHeight * scale);
-    this.capture.getContext('2d')!.drawImage(video, 0, 0, this.capture.width, this.capture.height);
+    this.send(video.videoWidth, video.videoHeight, captured, (width, height) => {
+      this.capture.width = width;
+      this.capture.height = height;
+      this.capture.getContext('2d')!.drawImage(video, 0, 0, width, height);
+      return new Promise((resolve) => this.capture.toBlob(resolve, 'image/jpeg', JPEG_QUALITY));
+    });
+  }
+
+  /**
+   * Sends a camera picture (`width` x `height`, taken at `captured`) to be animated, unless the
+   * session waits; `encode` makes its JPEG at the size sent. True when sent.
+   */
+  private send(
+    width: number,
+    height: number,
+    captured: number,
+    encode: (width: number, height: number) => Promise<Blob | null>,
+  ): boolean {
+    if (!this.ready || this.paused || this.inFlight >= IN_FLIGHT || this.socket.readyState !== WebSocket.OPEN)
+      return false;
+    const scale = Math.min(1, SEND_SIDE / Math.max(width, height));
     const seq = this.seq++;
     this.inFlight++;
-    this.capture.toBlob(
-      (blob) => {
-        if (!blob || this.closed || this.socket.readyState !== WebSocket.OPEN) {
-          this.inFlight--;
-          return;
-        }
-        this.sent.set(seq, blob);
-        void blob.arrayBuffer().then((bytes) => this.socket.send(packFrame({ seq, time: captured }, bytes)));
-      },
-      'image/jpeg',
-      0.85,
-    );
+    void encode(Math.round(width * scale), Math.round(height * scale)).then(async (blob) => {
+      if (!blob || this.closed || this.socket.readyState !== WebSocket.OPEN) {
+        this.inFlight--;
+        return;
+      }
+      this.sent.set(seq, blob);
+      this.socket.send(packFrame({ seq, time: captured }, await blob.arrayBuffer()));
+    });
+    return true;
   }
 
   private showStats(): void {
@@ -321,6 +415,7 @@ class Session {
     if (this.closed) return;
     this.closed = true;
     window.clearInterval(this.watchdog);
+    this.encoder?.close();
     if (this.recorder) {
       window.clearInterval(this.recorder.timer);
       if (this.recorder.media?.state === 'recording') this.recorder.media.stop();
@@ -358,7 +453,13 @@ class Session {
       };
     };
     (window as unknown as { reenactLive: unknown }).reenactLive = {
-      stats: () => ({ frames: stats.frames, fps: stats.fps, p50: stats.percentile(0.5), p95: stats.percentile(0.95) }),
+      stats: () => ({
+        frames: stats.frames,
+        fromTrack: stats.fromTrack,
+        fps: stats.fps,
+        p50: stats.percentile(0.5),
+        p95: stats.percentile(0.95),
+      }),
       drain: () => stats.drain(),
       pair,
     };
