@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { assertRefused, reenact } from './cli-run.js';
-import { shared, skipWithoutShared } from './shared.js';
+import { projectRoot, shared, skipWithoutShared } from './shared.js';
 
 describe('reenact align and inspect', { skip: skipWithoutShared }, () => {
   let folder: string;
@@ -115,6 +116,19 @@ describe('reenact align and inspect', { skip: skipWithoutShared }, () => {
     assert.ok(changed > 500, `${changed} changed values`);
     const text = await reenact('inspect', studio);
     assert.match(text.stdout, /256x256, 1 face\n {2}face 0: box \d+,\d+ \d+x\d+, score 0\.\d\d, roll -?\d+\.\d deg/);
+  });
+
+  test('a reader that closes the pipe early (reenact --help | head) ends the command quietly', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, 'src', 'cli', 'run.ts'), '--help'], {
+      cwd: projectRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    assert.equal(stderr, '');
+    assert.equal(code, 0);
   });
 
   test('--help describes each command', async () => {

@@ -49,7 +49,13 @@ export function buildProgram(signal: AbortSignal, releaseSignals: () => void): C
   return program;
 }
 
+/** A reader that stops early (`reenact --help | head`) closes the pipe: nothing more to say, not a crash. */
+function ignoreClosedPipe(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE') throw error;
+}
+
 export async function main(argv: string[]): Promise<number> {
+  process.stdout.on('error', ignoreClosedPipe);
   const interruption = listenForInterrupts();
   try {
     await buildProgram(interruption.signal, () => interruption.dispose()).parseAsync(argv);
