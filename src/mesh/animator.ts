@@ -682,20 +682,18 @@ function faceParts(reference: Float64Array): Uint8Array {
     (reference[3 * i]! - reference[3 * NOSE_BASE]!) * nx + (reference[3 * i + 1]! - reference[3 * NOSE_BASE + 1]!) * ny;
   for (let i = 0; i < MESH_POINTS; i++) if (below(i) > 0) part[i] = 2;
   for (const i of FACE_OVAL) if (part[i] === 2) part[i] = 3;
-  for (let i = 0; i < MESH_POINTS; i++) if (part[i] === 4) part[i] = MIDFACE;
-  for (const i of [...FACE_OVAL, ...RIGID_POINTS]) if (part[i] === MIDFACE) part[i] = 4;
-  // The skin around the eyes stays with the head too: moved by its offsets while the lids move by
-  // ratio (transferEyes), it pulled the lids out of shape.
-  for (let i = 0; i < MESH_POINTS; i++) {
-    if (part[i] !== MIDFACE) continue;
-    for (const eye of EYES)
-      for (const j of eye.contour)
-        if (
+  // The outline and the rigid points stay with the head, and so does the skin around the eyes:
+  // moved by its offsets while the lids move by ratio (transferEyes), it pulled the lids out of shape.
+  const head = new Set<number>([...FACE_OVAL, ...RIGID_POINTS]);
+  const nearEye = (i: number) =>
+    EYES.some((eye) =>
+      eye.contour.some(
+        (j) =>
           Math.hypot(reference[3 * i]! - reference[3 * j]!, reference[3 * i + 1]! - reference[3 * j + 1]!) <
-          EYE_SURROUND * length
-        )
-          part[i] = 4;
-  }
+          EYE_SURROUND * length,
+      ),
+    );
+  for (let i = 0; i < MESH_POINTS; i++) if (part[i] === 4 && !head.has(i) && !nearEye(i)) part[i] = MIDFACE;
   for (const brow of BROWS) for (const i of brow) part[i] = 0;
   for (const eye of EYES) for (const i of eye.contour) part[i] = 1;
   return part;
