@@ -17,10 +17,17 @@ const canvas = new OffscreenCanvas(1, 1);
 
 self.addEventListener('message', (event: MessageEvent<EncodeRequest>) => {
   const { id, frame, width, height, quality } = event.data;
-  canvas.width = width;
-  canvas.height = height;
-  canvas.getContext('2d')!.drawImage(frame, 0, 0, width, height);
-  frame.close();
+  // Every request is answered, with no blob when it failed: the page waits for each.
+  try {
+    canvas.width = width;
+    canvas.height = height;
+    canvas.getContext('2d')!.drawImage(frame, 0, 0, width, height);
+  } catch {
+    self.postMessage({ id });
+    return;
+  } finally {
+    frame.close();
+  }
   canvas.convertToBlob({ type: 'image/jpeg', quality }).then(
     (blob) => self.postMessage({ id, blob }),
     () => self.postMessage({ id }),

@@ -111,16 +111,23 @@ class FrameEncoder {
   private readonly worker = new Worker('/live-encoder.js', { type: 'module' });
   private next = 0;
   private readonly waiting = new Map<number, (blob: Blob | null) => void>();
+  /** Set once the worker failed (its script did not load, say): frames then get no JPEG, and the session no stuck frames. */
+  private failed = false;
 
   constructor() {
     this.worker.addEventListener('message', (event: MessageEvent<{ id: number; blob?: Blob }>) => {
       this.waiting.get(event.data.id)?.(event.data.blob ?? null);
       this.waiting.delete(event.data.id);
     });
+    this.worker.addEventListener('error', () => this.close());
   }
 
-  /** The frame's JPEG at `width` x `height`; the frame goes to the worker, which closes it. */
+  /** The frame's JPEG at `width` x `height` (null if it could not be made); the frame is closed for the caller. */
   encode(frame: VideoFrame, width: number, height: number): Promise<Blob | null> {
+    if (this.failed) {
+      frame.close();
+      return Promise.resolve(null);
+    }
     const id = this.next++;
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
@@ -129,6 +136,7 @@ class FrameEncoder {
   }
 
   close(): void {
+    this.failed = true;
     this.worker.terminate();
     for (const resolve of this.waiting.values()) resolve(null);
     this.waiting.clear();
