@@ -100,7 +100,7 @@ const browser = await chromium.launch({
 });
 try {
   const pages: Page[] = [];
-  const newWindow = async () => browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const newWindow = () => browser.newContext({ viewport: { width: 1280, height: 900 } });
   const shared = oneWindow ? await newWindow() : undefined;
   for (let tab = 0; tab < tabs; tab++) {
     // A window each, unless BENCH_ONE_WINDOW: Chromium does not draw a tab behind another.
