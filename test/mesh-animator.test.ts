@@ -164,6 +164,54 @@ describe('mesh animator', { skip: skipWithoutShared }, () => {
     assert.deepEqual(out.data, source.image.data);
   });
 
+  test('a fast move is blurred along its path, as a camera shows it; a slow one to the same place is not', () => {
+    const source = sources['portrait-studio.png']!;
+    const eyes = (() => {
+      const a = landmark(source.face, LANDMARKS.imageLeftEyeOuter),
+        b = landmark(source.face, LANDMARKS.imageRightEyeOuter);
+      return Math.hypot(b.x - a.x, b.y - a.y);
+    })();
+    // The photo's own landmarks moved sideways by `share` of the eye-corner distance.
+    const moved = (share: number): Face => {
+      const landmarks = Float32Array.from(source.face.landmarks);
+      for (let i = 0; i < landmarks.length; i += 3) landmarks[i]! += share * eyes;
+      return { ...source.face, landmarks };
+    };
+    const render = (steps: number[], options: { motionBlur?: boolean } = {}) => {
+      const animator = new MeshAnimator(source, source.face, { smoothing: false, ...options });
+      let out = animator.render({ face: source.face, frame: source.image, time: 0 });
+      steps.forEach(
+        (share, k) => (out = animator.render({ face: moved(share), frame: source.image, time: (k + 1) / 25 })),
+      );
+      return out;
+    };
+    const fast = render([0.15]);
+    const slow = render(Array.from({ length: 30 }, (_, k) => (0.15 * (k + 1)) / 30));
+    const unblurred = render([0.15], { motionBlur: false });
+    // At the same place the slow move and the fast one without blur are the same frame.
+    assert.deepEqual(unblurred.data, slow.data);
+    assert.notDeepEqual(fast.data, slow.data);
+    // Blurred sideways: across the face the fast frame's steps from pixel to pixel shrink
+    // sideways much more than up and down.
+    const face = faceExtent(moved(0.15));
+    const steps = (image: RgbImage, dx: number, dy: number) => {
+      let sum = 0;
+      for (let y = Math.round(face.y - face.radius); y < face.y + face.radius; y++)
+        for (let x = Math.round(face.x - face.radius); x < face.x + face.radius; x++) {
+          const o = (y * image.width + x) * 3,
+            q = ((y + dy) * image.width + x + dx) * 3;
+          for (let c = 0; c < 3; c++) sum += Math.abs(image.data[o + c]! - image.data[q + c]!);
+        }
+      return sum;
+    };
+    const sideways = steps(fast, 1, 0) / steps(slow, 1, 0),
+      upDown = steps(fast, 0, 1) / steps(slow, 0, 1);
+    assert.ok(
+      sideways < 0.85 && sideways < upDown - 0.05,
+      `sideways ${sideways.toFixed(3)}, up and down ${upDown.toFixed(3)}`,
+    );
+  });
+
   for (const name of ['portrait-outdoor.jpg', 'portrait-studio.png']) {
     test(`${name}: the mouth of the output opens and closes with the driver, and the background stays still`, async () => {
       const source = sources[name]!;
