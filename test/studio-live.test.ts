@@ -138,6 +138,9 @@ describe('studio live mode in Chromium', { skip }, () => {
     await page.waitForSelector('text=Animate only faces you have the right to use');
     await startLive(page, studio, photo);
     await page.waitForSelector('#live-output-caption:has-text("Animated photo")', { timeout: 60_000 });
+    // Once the reference is taken the status stops asking for a neutral face.
+    await page.waitForSelector('#live-status:has-text("Press R to take the reference again")', { timeout: 5000 });
+    assert.doesNotMatch((await page.textContent('#live-status')) ?? '', /neutral face/);
 
     const output = await context.newPage();
     await output.goto(new URL('/live/output', studio.url).href);

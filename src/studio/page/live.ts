@@ -150,6 +150,9 @@ class Session {
   /** Whether a photo has been animated in this session (one that fails to load then leaves it on). */
   private animating = false;
   private paused = false;
+  /** The photo being animated, and whether the reference was being taken at the last frame shown (the status says so). */
+  private photoName = '';
+  private calibrating = true;
   private seq = 0;
   private inFlight = 0;
   /** The JPEGs sent and not yet answered, by seq: kept to pair each camera frame with its animated frame. */
@@ -258,7 +261,8 @@ class Session {
         this.ready = true;
         this.animating = true;
         showProblem(problem, undefined);
-        status.textContent = `Live: ${message.name}. Hold a neutral face for a moment.`;
+        this.photoName = message.name ?? '';
+        this.showCalibrating(true);
         for (const button of [referenceButton, pauseButton, recordButton]) button.hidden = false;
         return;
       case 'dropped':
@@ -276,6 +280,14 @@ class Session {
     }
   }
 
+  /** The status line: the photo, and while the reference is taken, what to do meanwhile. */
+  private showCalibrating(calibrating: boolean): void {
+    this.calibrating = calibrating;
+    status.textContent = calibrating
+      ? `Live: ${this.photoName}. Hold a neutral face for a moment.`
+      : `Live: ${this.photoName}. Press R to take the reference again.`;
+  }
+
   private answered(seq: number): Blob | undefined {
     const sent = this.sent.get(seq);
     if (this.sent.delete(seq)) this.inFlight--;
@@ -288,6 +300,7 @@ class Session {
     await drawJpeg(output, jpeg);
     this.stats.add(performance.now() - header.time);
     if (camera) this.lastPair = { camera, output: jpeg, header };
+    if (header.calibrating !== this.calibrating) this.showCalibrating(header.calibrating);
     byId('live-output-caption').textContent = header.calibrating
       ? 'Taking the reference: hold a neutral face…'
       : header.face
