@@ -86,10 +86,16 @@ export function fillMouth(fill: MouthFill): void {
   const mouthWidth = Math.hypot(inner[20]! - inner[0]!, inner[21]! - inner[1]!);
   const feather = Math.max(1, 0.06 * mouthWidth);
   // A per-channel gain rather than a mean/std shift: the interior is much darker than the
-  // face, and an offset would lift the dark of an open mouth towards skin colour.
-  const gain = [0, 1, 2].map((c) =>
-    Math.min(1.6, Math.max(0.6, sourceColours.mean[c]! / Math.max(1, driverColours.mean[c]!))),
-  );
+  // face, and an offset would lift the dark of an open mouth towards skin colour. The faces'
+  // brightness is matched whole, their tint half: the face means differ by skin as well as by
+  // light, and taken whole, warm-lit tan skin against pale skin in cool light turned the
+  // driver's pink mouth violet (portrait-studio.png driven by driving-head-turns.mp4).
+  const brightness = (mean: readonly number[]) => Math.max(1, (mean[0]! + mean[1]! + mean[2]!) / 3);
+  const light = brightness(sourceColours.mean) / brightness(driverColours.mean);
+  const gain = [0, 1, 2].map((c) => {
+    const tint = sourceColours.mean[c]! / Math.max(1, driverColours.mean[c]!) / light;
+    return Math.min(1.6, Math.max(0.6, light * Math.sqrt(tint)));
+  });
   const data = out.data;
   const sample = new Float64Array(3);
   forEachInside(inner, out, (px, py, o) => {
