@@ -84,11 +84,13 @@ const BEHIND = 0,
 
 /**
  * See MeshAnimator's blurMotion. Face sizes are the photo's px between the outer eye corners;
+ * `carry` is the share of the move so far that a frame's move keeps;
  * `spacing` is px; `most` the draws on each side. bench:quality --step 3, face box L1 ratios:
- * head-turns 0.498 -> 0.486, talking 0.472 -> 0.466, eyes 0.387 (to 0.001); a `longest` of 0.08
- * measured lower still (0.484) but blurred a fast turn past what the real frames show.
+ * head-turns 0.498 -> 0.487, talking 0.472 -> 0.467, eyes 0.387 (to 0.001); with every frame,
+ * head-turns 0.508 -> 0.498. A `longest` of 0.08 measured lower still but blurred a fast turn
+ * past what the real frames show.
  */
-const MOTION_BLUR = { from: 0.02, reach: 0.3, longest: 0.04, spacing: 2, most: 3 };
+const MOTION_BLUR = { from: 0.02, reach: 0.3, longest: 0.04, spacing: 2, most: 3, carry: 0.5 };
 
 /** Change of any rotation entry (~radians) after which the face triangles are sorted again. */
 const RESORT_TURN = 0.01;
@@ -243,9 +245,9 @@ export class MeshAnimator {
   private readonly motion:
     | {
         previous: Float64Array;
+        velocity: Float64Array;
         time?: number;
         at: Float64Array;
-        back?: Float64Array;
         sum?: Uint16Array;
         frame?: Uint8Array;
       }
@@ -278,7 +280,11 @@ export class MeshAnimator {
       this.faceAreas[t] = doubleArea(this.from, mesh.face[3 * t]!, mesh.face[3 * t + 1]!, mesh.face[3 * t + 2]!);
     this.to = Float64Array.from(this.from);
     if (options.motionBlur !== false)
-      this.motion = { previous: Float64Array.from(this.from), at: new Float64Array(this.from.length) };
+      this.motion = {
+        previous: Float64Array.from(this.from),
+        velocity: new Float64Array(this.from.length),
+        at: new Float64Array(this.from.length),
+      };
     this.toDepth = Float64Array.from(mesh.depth);
     const vertexCount = this.from.length / 2;
     this.sourceInReference = new Float64Array(vertexCount * 3);
@@ -641,29 +647,30 @@ export class MeshAnimator {
   /**
    * A camera's shutter stays open for part of each frame, and real frames of a fast move are
    * blurred along it (driving-head-turns.mp4's turns are soft); warped from a still photo they
-   * came out sharp, and strobed. Where the face moved more than MOTION_BLUR.from face sizes since
-   * the frame before, the frame becomes the mean of the warp at its place and at places up to
+   * came out sharp, and strobed. Where the face moves more than MOTION_BLUR.from face sizes a
+   * frame, the frame becomes the mean of the warp at its place and at places up to
    * MOTION_BLUR.reach of that move either way (ahead too, from the move so far: no frame is waited
    * for), but no farther than MOTION_BLUR.longest face sizes, as blurred as the real frames look.
+   * The move is each vertex's step from the frame before, carried over by MOTION_BLUR.carry: that
+   * clip repeats a frame every 5 to 7, and a repeated frame, not moving, came out sharp between
+   * blurred ones, a flicker of sharpness the real frames do not have.
    */
   private blurMotion(out: RgbImage, triangles: Uint32Array, time: number): void {
     const motion = this.motion;
     if (!motion) return;
     const { to } = this;
-    const { previous, at } = motion;
-    const fresh = motion.time === undefined || time <= motion.time;
+    const { previous, velocity, at } = motion;
+    if (motion.time === undefined || time <= motion.time) velocity.fill(0);
+    else
+      for (let i = 0; i < to.length; i++)
+        velocity[i] = MOTION_BLUR.carry * velocity[i]! + (1 - MOTION_BLUR.carry) * (to[i]! - previous[i]!);
     motion.time = time;
-    let moved = 0;
-    for (let v = 0; v < FACE_VERTICES; v++)
-      moved += Math.hypot(to[2 * v]! - previous[2 * v]!, to[2 * v + 1]! - previous[2 * v + 1]!) / FACE_VERTICES;
-    // `at` holds the frame before's place while `previous` takes this one's.
-    at.set(previous);
     previous.set(to);
-    if (fresh || moved < MOTION_BLUR.from * this.sourceSize) return;
+    let moved = 0;
+    for (let v = 0; v < FACE_VERTICES; v++) moved += Math.hypot(velocity[2 * v]!, velocity[2 * v + 1]!) / FACE_VERTICES;
+    if (moved < MOTION_BLUR.from * this.sourceSize) return;
     const sum = (motion.sum ??= new Uint16Array(out.data.length));
     const frame = (motion.frame ??= new Uint8Array(out.data.length));
-    const back = (motion.back ??= new Float64Array(to.length));
-    back.set(at);
     sum.set(out.data);
     // As many draws each side as keep them MOTION_BLUR.spacing px apart (a few copies far apart
     // read as a double image, not as blur), up to MOTION_BLUR.most.
@@ -672,7 +679,7 @@ export class MeshAnimator {
     for (let j = -side; j <= side; j++) {
       if (j === 0) continue;
       const share = (reach * j) / side;
-      for (let i = 0; i < to.length; i++) at[i] = to[i]! + share * (back[i]! - to[i]!);
+      for (let i = 0; i < to.length; i++) at[i] = to[i]! - share * velocity[i]!;
       frame.set(this.image.data);
       warpPiecewiseAffine(this.image, this.from, at, triangles, frame);
       for (let i = 0; i < sum.length; i++) sum[i]! += frame[i]!;
