@@ -4,6 +4,7 @@ import type { RgbImage } from '../types.js';
 import { fitSimilarity, invert, scaleOf, type Affine } from '../align/affine.js';
 import {
   easeTurn,
+  faceDown,
   fitHeadPose,
   IDENTITY_POSE,
   landmarks3d,
@@ -639,12 +640,6 @@ export class MeshAnimator {
   }
 
   /**
-   * The layer of every triangle in drawing order (layerValues): the fixed ones BEHIND, the face's
-   * FACING or, drawn at under OBLIQUE of their photo's area (`scale`: the head's scale against the
-   * reference frame), SIDEWAYS. faceOrder holds the drawing order of the face triangles (drawingOrder).
-   * True when any is SIDEWAYS.
-   */
-  /**
    * A camera's shutter stays open for part of each frame, and real frames of a fast move are
    * blurred along it (driving-head-turns.mp4's turns are soft); warped from a still photo they
    * came out sharp, and strobed. Where the face moves more than MOTION_BLUR.from face sizes a
@@ -688,6 +683,12 @@ export class MeshAnimator {
     for (let i = 0; i < sum.length; i++) out.data[i] = (sum[i]! + (n >> 1)) / n;
   }
 
+  /**
+   * The layer of every triangle in drawing order (layerValues): the fixed ones BEHIND, the face's
+   * FACING or, drawn at under OBLIQUE of their photo's area (`scale`: the head's scale against the
+   * reference frame), SIDEWAYS. faceOrder holds the drawing order of the face triangles (drawingOrder).
+   * True when any is SIDEWAYS.
+   */
   private markLayers(scale: number): boolean {
     const values = this.layerValues;
     const fixed = this.fixedTriangles.length / 3;
@@ -751,13 +752,7 @@ export class MeshAnimator {
  */
 function faceParts(reference: Float64Array): Uint8Array {
   const part = new Uint8Array(MESH_POINTS).fill(4);
-  const [a, b] = EYE_OUTER_CORNERS;
-  const ux = reference[3 * b]! - reference[3 * a]!,
-    uy = reference[3 * b + 1]! - reference[3 * a + 1]!;
-  const length = Math.hypot(ux, uy);
-  // Down the face, perpendicular to the eye line.
-  const nx = -uy / length,
-    ny = ux / length;
+  const { x: nx, y: ny, eyes: length } = faceDown(reference, 3);
   const below = (i: number) =>
     (reference[3 * i]! - reference[3 * NOSE_BASE]!) * nx + (reference[3 * i + 1]! - reference[3 * NOSE_BASE + 1]!) * ny;
   for (let i = 0; i < MESH_POINTS; i++) if (below(i) > 0) part[i] = 2;

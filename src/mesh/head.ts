@@ -4,6 +4,21 @@
  * landmarks of a driving frame, under a scaled orthographic camera.
  */
 
+import { EYE_OUTER_CORNERS } from './regions.js';
+
+/**
+ * Down the face on the image: the unit vector (x, y) perpendicular to the line through the outer
+ * eye corners, and that line's length (`eyes`, px). `points` holds `stride` values a landmark
+ * (x, y first).
+ */
+export function faceDown(points: ArrayLike<number>, stride: number): { x: number; y: number; eyes: number } {
+  const [a, b] = EYE_OUTER_CORNERS;
+  const eyeX = points[stride * b]! - points[stride * a]!,
+    eyeY = points[stride * b + 1]! - points[stride * a + 1]!;
+  const eyes = Math.max(1e-6, Math.hypot(eyeX, eyeY));
+  return { x: -eyeY / eyes, y: eyeX / eyes, eyes };
+}
+
 /** A row-major 3x3 rotation. */
 export type Rotation = [number, number, number, number, number, number, number, number, number];
 

@@ -3,8 +3,8 @@ import { IMAGE_LEFT_EYE_CONTOUR, IMAGE_RIGHT_EYE_CONTOUR, LANDMARKS } from '../f
 import type { RgbImage } from '../types.js';
 import { delaunay } from './delaunay.js';
 import { insidePolygon } from './polygon.js';
-import { landmarks3d } from './head.js';
-import { EYE_OUTER_CORNERS, FACE_OVAL, INNER_LIP_PAIRS, MESH_POINTS } from './regions.js';
+import { faceDown, landmarks3d } from './head.js';
+import { FACE_OVAL, INNER_LIP_PAIRS, MESH_POINTS } from './regions.js';
 import { FACE_MESH_TRIANGLES } from './tessellation.js';
 
 /**
@@ -247,13 +247,7 @@ function anchorPoints(
   // there degenerate).
   const margin = 2;
   let outermost: number[] = [];
-  // Down the face: perpendicular to the line through the outer eye corners.
-  const [a, b] = EYE_OUTER_CORNERS;
-  const eyeX = points[2 * b]! - points[2 * a]!,
-    eyeY = points[2 * b + 1]! - points[2 * a + 1]!;
-  const eyeLength = Math.max(1e-6, Math.hypot(eyeX, eyeY));
-  const downX = -eyeY / eyeLength,
-    downY = eyeX / eyeLength;
+  const { x: downX, y: downY } = faceDown(points, 2);
   const neckShare = FACE_OVAL.map((i) => {
     const dx = points[2 * i]! - cx,
       dy = points[2 * i + 1]! - cy;
